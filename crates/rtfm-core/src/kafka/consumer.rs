@@ -1,0 +1,400 @@
+//! At-least-once typed consumer with a dead-letter topic.
+//!
+//! Delivery guarantee: an offset is stored only when the caller says its side effect is durable
+//! ([`Consumer::store`]); librdkafka auto-commits *stored* offsets in the background
+//! (`enable.auto.commit=true`, `enable.auto.offset.store=false` — the rust-rdkafka
+//! `at_least_once` pattern). A crash before `store` re-delivers the record, so effects must be
+//! idempotent (the processor's Chroma upsert is keyed by message id).
+//!
+//! A record that does not decode never blocks its partition and is never dropped: it is written
+//! to `<topic>.dlq` with the error and its origin in headers, then its offset is stored.
+
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerGroupMetadata, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::kafka::config::{KafkaConfig, OffsetReset};
+use crate::kafka::context::LoggingContext;
+use crate::kafka::dlq_headers;
+use crate::kafka::producer::Producer;
+use crate::schema::{Record, SchemaError};
+use crate::telemetry::metrics;
+
+/// How a consumer joins its group.
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    /// Base group name (the topic suffix is appended).
+    pub group: String,
+    pub offset_reset: OffsetReset,
+    /// Offsets are committed inside a producer transaction instead of by auto-commit.
+    pub transactional: bool,
+    /// Role for logs and the Kafka `client.id`.
+    pub role: String,
+}
+
+impl ConsumerOptions {
+    pub fn new(group: &str, role: &str) -> Self {
+        Self {
+            group: group.to_string(),
+            offset_reset: OffsetReset::Earliest,
+            transactional: false,
+            role: role.to_string(),
+        }
+    }
+
+    pub fn offset_reset(mut self, offset_reset: OffsetReset) -> Self {
+        self.offset_reset = offset_reset;
+        self
+    }
+
+    pub fn transactional(mut self) -> Self {
+        self.transactional = true;
+        self
+    }
+}
+
+/// A decoded record and where it came from.
+#[derive(Debug, Clone)]
+pub struct Received<T> {
+    pub record: T,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("could not create the Kafka consumer for {bootstrap}: {source}")]
+    Create {
+        bootstrap: String,
+        source: KafkaError,
+    },
+    #[error("could not subscribe to `{topic}`: {source}")]
+    Subscribe { topic: String, source: KafkaError },
+    /// Usually transient (broker restarting); librdkafka reconnects by itself.
+    #[error("kafka consumer error: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+/// Typed consumer of the topic of `T`.
+pub struct Consumer<T> {
+    inner: StreamConsumer<LoggingContext>,
+    topic: String,
+    dead_letter_topic: String,
+    dead_letters: Producer,
+    role: String,
+    _record: PhantomData<fn() -> T>,
+}
+
+impl<T: Record> Consumer<T> {
+    pub fn new(
+        config: &KafkaConfig,
+        options: &ConsumerOptions,
+        dead_letters: Producer,
+    ) -> Result<Self, ConsumeError> {
+        let topics = config.topics();
+        let topic = topics.name(T::TOPIC);
+        let inner: StreamConsumer<LoggingContext> = config
+            .client_config(&options.role)
+            .set("group.id", topics.group(&options.group))
+            .set("enable.auto.commit", (!options.transactional).to_string())
+            .set("enable.auto.offset.store", "false")
+            .set("auto.commit.interval.ms", "1000")
+            .set("auto.offset.reset", options.offset_reset.as_str())
+            // Never see records of aborted or open transactions (bot-responses is transactional).
+            .set("isolation.level", "read_committed")
+            // A killed member's partitions move to the survivors within this bound.
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("enable.partition.eof", "false")
+            .create_with_context(LoggingContext::new(options.role.clone()))
+            .map_err(|source| ConsumeError::Create {
+                bootstrap: config.bootstrap_servers.clone(),
+                source,
+            })?;
+        inner
+            .subscribe(&[&topic])
+            .map_err(|source| ConsumeError::Subscribe {
+                topic: topic.clone(),
+                source,
+            })?;
+        info!(role = %options.role, topic, group = %topics.group(&options.group), "consumer subscribed");
+        Ok(Self {
+            inner,
+            dead_letter_topic: topics.dead_letter(T::TOPIC),
+            topic,
+            dead_letters,
+            role: options.role.clone(),
+            _record: PhantomData,
+        })
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The next valid record, or `None` once `shutdown` is cancelled. Invalid records are
+    /// dead-lettered on the way (and their offsets stored).
+    ///
+    /// Cancel-safe: `StreamConsumer::recv` is, and a dead letter in flight when `shutdown`
+    /// fires leaves its offset unstored, so the record comes back after a restart.
+    pub async fn recv(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Received<T>>, ConsumeError> {
+        loop {
+            let message = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => return Ok(None),
+                message = self.inner.recv() => message?.detach(),
+            };
+            let payload = message.payload().unwrap_or_default();
+            match T::decode(payload) {
+                Ok(record) => {
+                    return Ok(Some(Received {
+                        record,
+                        topic: message.topic().to_string(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                    }))
+                }
+                Err(err) => {
+                    if !self.dead_letter(&message, &err, shutdown).await {
+                        return Ok(None);
+                    }
+                    self.store_position(message.topic(), message.partition(), message.offset());
+                }
+            }
+        }
+    }
+
+    /// Up to `max` records: waits for the first, then collects more for at most `linger`.
+    /// Empty only when `shutdown` is cancelled.
+    pub async fn recv_batch(
+        &self,
+        max: usize,
+        linger: Duration,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<Received<T>>, ConsumeError> {
+        let mut batch = Vec::with_capacity(max);
+        match self.recv(shutdown).await? {
+            Some(first) => batch.push(first),
+            None => return Ok(batch),
+        }
+        let deadline = tokio::time::Instant::now() + linger;
+        while batch.len() < max {
+            match tokio::time::timeout_at(deadline, self.recv(shutdown)).await {
+                Ok(Ok(Some(next))) => batch.push(next),
+                Ok(Ok(None)) | Err(_) => break,
+                // Keep what we have; the error will show again on the next call if it persists.
+                Ok(Err(err)) => {
+                    warn!(role = %self.role, error = %err, "kafka error while filling a batch");
+                    break;
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Marks `received` as done: its offset (+1) will be committed. Call only after the
+    /// record's effect is durable.
+    pub fn store(&self, received: &Received<T>) {
+        self.store_position(&received.topic, received.partition, received.offset);
+    }
+
+    fn store_position(&self, topic: &str, partition: i32, offset: i64) {
+        if let Err(err) = self.inner.store_offset(topic, partition, offset) {
+            // The partition was revoked meanwhile; its new owner re-reads the record
+            // (at-least-once), so this is only worth a warning.
+            warn!(role = %self.role, topic, partition, offset, error = %err, "could not store offset");
+        }
+    }
+
+    /// Commits stored offsets now (used at shutdown so a restart re-reads nothing).
+    pub fn commit(&self) -> Result<(), KafkaError> {
+        match self.inner.commit_consumer_state(CommitMode::Sync) {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Rewinds a partition to `offset` so that record is read again (after an aborted
+    /// transaction).
+    pub fn rewind(&self, topic: &str, partition: i32, offset: i64) -> Result<(), KafkaError> {
+        self.inner.seek(
+            topic,
+            partition,
+            Offset::Offset(offset),
+            Timeout::After(Duration::from_secs(10)),
+        )
+    }
+
+    pub(crate) fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        self.inner.group_metadata()
+    }
+
+    /// Committed offsets of our topic's partitions that this member owns (tests, lag).
+    pub fn assigned_partitions(&self) -> Vec<i32> {
+        match self.inner.assignment() {
+            Ok(list) => list.elements().iter().map(|e| e.partition()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Total records between our committed position and the end of each assigned partition.
+    pub fn lag(&self, timeout: Duration) -> Option<i64> {
+        let assignment = self.inner.assignment().ok()?;
+        let mut lag = 0;
+        let positions = self.inner.position().ok()?;
+        for element in assignment.elements() {
+            let (_low, high) = self
+                .inner
+                .fetch_watermarks(element.topic(), element.partition(), timeout)
+                .ok()?;
+            let position = positions
+                .find_partition(element.topic(), element.partition())
+                .and_then(|p| p.offset().to_raw())
+                .filter(|offset| *offset >= 0)
+                .unwrap_or(high);
+            lag += (high - position).max(0);
+        }
+        // Drop the lists before returning: a TopicPartitionList that outlives its consumer makes
+        // rd_kafka_destroy hang (see notes/rdkafka.md).
+        drop(positions);
+        drop(assignment);
+        Some(lag)
+    }
+
+    /// Writes one undecodable record to the DLQ, retrying until the broker acks it. Returns
+    /// false if `shutdown` fired first (the offset is then left unstored).
+    async fn dead_letter(
+        &self,
+        message: &OwnedMessage,
+        err: &SchemaError,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let reason = err.to_string();
+        warn!(
+            role = %self.role,
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset(),
+            error = %reason,
+            "undecodable record sent to the dead-letter topic"
+        );
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        let key = message
+            .key()
+            .map(|key| String::from_utf8_lossy(key).into_owned());
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let headers = OwnedHeaders::new()
+                .insert(Header {
+                    key: dlq_headers::ERROR,
+                    value: Some(reason.as_str()),
+                })
+                .insert(Header {
+                    key: dlq_headers::ORIGIN_TOPIC,
+                    value: Some(message.topic()),
+                })
+                .insert(Header {
+                    key: dlq_headers::ORIGIN_PARTITION,
+                    value: Some(partition.as_str()),
+                })
+                .insert(Header {
+                    key: dlq_headers::ORIGIN_OFFSET,
+                    value: Some(offset.as_str()),
+                });
+            let payload = message.payload().unwrap_or_default();
+            let sent = tokio::select! {
+                _ = shutdown.cancelled() => return false,
+                sent = self.dead_letters.send_raw(&self.dead_letter_topic, key.as_deref(), payload, Some(headers)) => sent,
+            };
+            match sent {
+                Ok(_) => {
+                    metrics::DEAD_LETTERED
+                        .with_label_values(&[self.topic.as_str()])
+                        .inc();
+                    return true;
+                }
+                Err(err) => {
+                    error!(role = %self.role, error = %err, "could not write to the dead-letter topic; retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}
+
+/// Builds the offsets to commit for one input record (the *next* offset to read).
+pub(crate) fn next_offsets(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<TopicPartitionList, KafkaError> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
+    Ok(list)
+}
+
+/// Reads the record at `partition`/`offset` of `T`'s topic with a throw-away consumer (no group
+/// commits). Used by `kafka-smoke` and tests to read back exactly what was produced.
+pub async fn fetch_at<T: Record>(
+    config: &KafkaConfig,
+    partition: i32,
+    offset: i64,
+    timeout: Duration,
+) -> Result<T, FetchError> {
+    let topic = config.topics().name(T::TOPIC);
+    let consumer: StreamConsumer<LoggingContext> = config
+        .client_config("fetch-at")
+        .set("group.id", format!("rtfm-fetch-{}", uuid::Uuid::new_v4()))
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create_with_context(LoggingContext::new("fetch-at"))
+        .map_err(FetchError::Kafka)?;
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&topic, partition, Offset::Offset(offset))
+        .map_err(FetchError::Kafka)?;
+    consumer.assign(&assignment).map_err(FetchError::Kafka)?;
+    drop(assignment);
+    let message = tokio::time::timeout(timeout, consumer.recv())
+        .await
+        .map_err(|_| FetchError::Timeout {
+            topic: topic.clone(),
+            partition,
+            offset,
+            timeout,
+        })?
+        .map_err(FetchError::Kafka)?
+        .detach();
+    T::decode(message.payload().unwrap_or_default()).map_err(FetchError::Decode)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("kafka error: {0}")]
+    Kafka(KafkaError),
+    #[error("nothing arrived from {topic}[{partition}]@{offset} within {timeout:?}")]
+    Timeout {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        timeout: Duration,
+    },
+    #[error("the record read back does not decode: {0}")]
+    Decode(SchemaError),
+}

@@ -1,0 +1,19 @@
+//! `rtfm-core`: what every RTFM binary shares.
+//!
+//! - [`schema`]: the wire schemas of `discord-messages`, `bot-queries`, `bot-responses`
+//!   (the contract with the Python bot), with validation;
+//! - [`topics`]: the topic table — names, partitions, retention, dead-letter topics, groups;
+//! - [`kafka`]: typed producer, at-least-once consumer with dead-lettering, transactions,
+//!   topic administration (the only module that uses `rdkafka`);
+//! - [`telemetry`]: tracing, Prometheus metrics, `/healthz` `/readyz` `/metrics`, shutdown
+//!   signals;
+//! - [`config`]: `.env` loading and secret handling helpers for the binaries' clap structs.
+
+pub mod config;
+pub mod kafka;
+pub mod schema;
+pub mod telemetry;
+pub mod topics;
+
+pub use schema::{BotQuery, BotResponse, DiscordMessage, MessageEvent, Record, ResponseMetadata};
+pub use topics::{TopicKind, Topics};

@@ -1,0 +1,62 @@
+//! Where the real services are. `scripts/test.sh` starts them and exports their addresses; when
+//! a developer runs `cargo test` by hand, the address files the scripts write under
+//! `.rtfm/run/` are read instead. A missing or dead service is a test failure that says how to
+//! start it.
+
+use std::path::PathBuf;
+
+use rtfm_core::kafka::admin::Admin;
+use rtfm_core::kafka::KafkaConfig;
+
+const HOW_TO_START: &str = "start the services with `scripts/kafka.sh start` and \
+`scripts/chroma.sh start` (or run the whole suite with `scripts/test.sh`)";
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("."))
+}
+
+/// `KEY` from the environment, else from `.rtfm/run/<file>` written by the start scripts.
+fn address(key: &str, file: &str) -> Option<String> {
+    if let Ok(value) = std::env::var(key) {
+        if !value.is_empty() {
+            return Some(value);
+        }
+    }
+    let run_dir = std::env::var("RTFM_RUN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace_root().join(".rtfm/run"));
+    let text = std::fs::read_to_string(run_dir.join(file)).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")))
+        .map(str::to_string)
+}
+
+/// The bootstrap address of the real broker.
+pub fn kafka_bootstrap() -> String {
+    address("KAFKA_BOOTSTRAP_SERVERS", "kafka.env").unwrap_or_else(|| {
+        panic!("KAFKA_BOOTSTRAP_SERVERS is not set and no broker was started: {HOW_TO_START}")
+    })
+}
+
+/// The URL of the real Chroma server.
+pub fn chroma_url() -> String {
+    address("CHROMA_URL", "chroma.env").unwrap_or_else(|| {
+        panic!("CHROMA_URL is not set and no Chroma server was started: {HOW_TO_START}")
+    })
+}
+
+/// A config with a private topic suffix whose topics (and DLQs) exist on the real broker.
+pub async fn kafka_with_topics() -> KafkaConfig {
+    let config = KafkaConfig::new(kafka_bootstrap()).with_topic_suffix(crate::unique_suffix());
+    let admin = Admin::connect(&config)
+        .await
+        .unwrap_or_else(|err| panic!("cannot reach the Kafka broker: {err}; {HOW_TO_START}"));
+    admin
+        .create(1, false)
+        .await
+        .unwrap_or_else(|err| panic!("cannot create test topics: {err}"));
+    config
+}

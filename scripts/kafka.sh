@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# A real single-node Apache Kafka broker (KRaft, combined broker+controller) on 127.0.0.1,
+# resolved from Maven Central — no Docker, no tarball.
+#
+#   scripts/kafka.sh start     resolve jars (cached), format, start, wait for a metadata answer
+#   scripts/kafka.sh stop      SIGTERM to the broker's own pid
+#   scripts/kafka.sh restart   stop + start on the same port and data (for fault tests)
+#   scripts/kafka.sh status    running or not, and where
+#   scripts/kafka.sh env       prints KAFKA_BOOTSTRAP_SERVERS=... of the running broker
+#
+# KAFKA_PORT picks the client port (default: a free one; `scripts/up.sh` asks for 29092).
+# The bootstrap address is written to $RTFM_RUN_DIR/kafka.env for tests and other scripts.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$ROOT/scripts/kafka/pom.xml")"
+LIB_DIR="$ROOT/.rtfm/kafka-$KAFKA_VERSION/lib"
+STATE="$RTFM_RUN_DIR/kafka"
+PIDFILE="$STATE/kafka.pid"
+ENVFILE="$RTFM_RUN_DIR/kafka.env"
+
+resolve() {
+  if [ -f "$LIB_DIR/.complete" ]; then return; fi
+  log "resolving Apache Kafka $KAFKA_VERSION from Maven Central (cached in ~/.m2 after the first time)"
+  rm -rf "$LIB_DIR"; mkdir -p "$LIB_DIR"
+  mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$LIB_DIR" >&2 \
+    || die "could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION with Maven (is Maven Central reachable?)"
+  touch "$LIB_DIR/.complete"
+}
+
+java_run() { java -cp "$LIB_DIR/*" -Dlog4j2.configurationFile="$STATE/log4j2.properties" "$@"; }
+
+write_config() {
+  local port="$1" controller_port="$2"
+  mkdir -p "$STATE/data"
+  cat > "$STATE/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$controller_port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$STATE/data
+auto.create.topics.enable=false
+num.partitions=3
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=6
+group.initial.rebalance.delay.ms=0
+log.retention.check.interval.ms=10000
+PROPS
+  cat > "$STATE/log4j2.properties" <<'PROPS'
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.kafka.name = kafka.server.KafkaRaftServer
+logger.kafka.level = INFO
+logger.broker.name = kafka.server.BrokerServer
+logger.broker.level = INFO
+PROPS
+}
+
+current_port() { sed -n 's/^advertised.listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$STATE/server.properties" 2>/dev/null; }
+
+start() {
+  if [ -f "$PIDFILE" ] && pid_alive "$(cat "$PIDFILE")"; then
+    log "already running (pid $(cat "$PIDFILE")), $(cat "$ENVFILE")"; return
+  fi
+  command -v java >/dev/null || die "java not found: install a JDK 17+ (Debian: openjdk-17-jre-headless)"
+  resolve
+  local port controller_port reuse="${1:-}"
+  if [ "$reuse" = reuse ] && [ -f "$STATE/server.properties" ]; then
+    port="$(current_port)"
+    controller_port="$(sed -n 's/^controller.quorum.voters=1@127.0.0.1:\([0-9]*\)$/\1/p' "$STATE/server.properties")"
+  else
+    rm -rf "$STATE"; mkdir -p "$STATE"
+    port="${KAFKA_PORT:-$(free_port)}"
+    port_is_free "$port" || die "port $port is taken; set KAFKA_PORT to a free port"
+    controller_port="$(free_port)"
+    write_config "$port" "$controller_port"
+    local cluster_id
+    cluster_id="$(java_run kafka.tools.StorageTool random-uuid)"
+    java_run kafka.tools.StorageTool format -t "$cluster_id" -c "$STATE/server.properties" \
+      --ignore-formatted >"$STATE/format.log" 2>&1 \
+      || { cat "$STATE/format.log" >&2; die "formatting the KRaft log dir failed"; }
+  fi
+  log "starting Kafka $KAFKA_VERSION on 127.0.0.1:$port (log: $STATE/kafka.log)"
+  # setsid: the broker gets its own session so a Ctrl-C in the caller's terminal does not hit it.
+  setsid java -Xms256m -Xmx512m -XX:+UseG1GC -Djava.awt.headless=true \
+    -Dlog4j2.configurationFile="$STATE/log4j2.properties" \
+    -cp "$LIB_DIR/*" kafka.Kafka "$STATE/server.properties" >>"$STATE/kafka.log" 2>&1 < /dev/null &
+  echo $! > "$PIDFILE"
+  echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port" > "$ENVFILE"
+  for _ in $(seq 1 600); do
+    pid_alive "$(cat "$PIDFILE")" || { tail -30 "$STATE/kafka.log" >&2; die "the broker exited during start-up"; }
+    if python3 "$ROOT/scripts/kafka_metadata.py" 127.0.0.1 "$port" 2>/dev/null; then
+      log "ready: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port"; return
+    fi
+    sleep 0.2
+  done
+  tail -30 "$STATE/kafka.log" >&2
+  die "the broker did not answer a metadata request within 120 s"
+}
+
+stop() { stop_pidfile "$PIDFILE" 30; log "stopped"; }
+
+status() {
+  if [ -f "$PIDFILE" ] && pid_alive "$(cat "$PIDFILE")"; then
+    echo "kafka: running (pid $(cat "$PIDFILE")), $(cat "$ENVFILE")"
+  else
+    echo "kafka: not running"; return 1
+  fi
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  restart) stop_pidfile "$PIDFILE" 30; start reuse ;;
+  status) status ;;
+  env) cat "$ENVFILE" ;;
+  *) echo "usage: $0 start|stop|restart|status|env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,44 @@
+# Shared shell functions for the scripts in this folder. Sourced, never run.
+# Layout: caches that survive a fresh clone live under $RTFM_CACHE_DIR (default ~/.cache/rtfm);
+# the state of locally running services lives under $RTFM_RUN_DIR (default <repo>/.rtfm/run).
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RTFM_CACHE_DIR="${RTFM_CACHE_DIR:-$HOME/.cache/rtfm}"
+RTFM_RUN_DIR="${RTFM_RUN_DIR:-$ROOT/.rtfm/run}"
+mkdir -p "$RTFM_CACHE_DIR" "$RTFM_RUN_DIR"
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# A TCP port on 127.0.0.1 that nothing listens on right now.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+port_is_free() {
+  python3 - "$1" <<'PY'
+import socket, sys
+s = socket.socket()
+try:
+    s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError:
+    sys.exit(1)
+finally:
+    s.close()
+PY
+}
+
+pid_alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+
+# Stops the process whose pid is in file $1: SIGTERM, then SIGKILL after $2 seconds.
+stop_pidfile() {
+  local pidfile="$1" grace="${2:-30}" pid
+  [ -f "$pidfile" ] || return 0
+  pid="$(cat "$pidfile")"
+  if pid_alive "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 $((grace * 10))); do pid_alive "$pid" || break; sleep 0.1; done
+    if pid_alive "$pid"; then log "pid $pid ignored SIGTERM for ${grace}s; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+  fi
+  rm -f "$pidfile"
+}
