@@ -1,0 +1,2 @@
+//! processor (work in progress)
+pub mod embedding;
