@@ -61,7 +61,10 @@ pub async fn ensure_model_files(dir: &Path, explicit: bool) -> Result<(), EmbedE
         reason,
     };
     if explicit {
-        return Err(missing(format!("expected {} there", MODEL_FILES.join(", "))));
+        return Err(missing(format!(
+            "expected {} there",
+            MODEL_FILES.join(", ")
+        )));
     }
     tracing::info!(path = %dir.display(), "embedding model not cached; downloading it from the model hub");
     std::fs::create_dir_all(dir).map_err(|err| missing(err.to_string()))?;
@@ -128,8 +131,8 @@ impl LocalModel {
         let device = Device::Cpu;
         let vars = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
             .map_err(|err| bad(format!("model.safetensors: {err}")))?;
-        let model =
-            BertModel::load(vars, &config).map_err(|err| bad(format!("model.safetensors: {err}")))?;
+        let model = BertModel::load(vars, &config)
+            .map_err(|err| bad(format!("model.safetensors: {err}")))?;
         Ok(Self {
             model,
             tokenizer,
@@ -159,7 +162,9 @@ impl LocalModel {
             .tokenizer
             .encode_batch(batch.to_vec(), true)
             .map_err(|err| EmbedError::Inference(err.to_string()))?;
-        let length = encodings.first().map_or(0, |encoding| encoding.get_ids().len());
+        let length = encodings
+            .first()
+            .map_or(0, |encoding| encoding.get_ids().len());
         let rows = encodings.len();
         let mut ids = Vec::with_capacity(rows * length);
         let mut mask = Vec::with_capacity(rows * length);
@@ -255,7 +260,10 @@ impl HostedEmbedder {
         let api = |err: reqwest::Error| EmbedError::Api(err.without_url().to_string());
         let vectors = match self.provider {
             EmbeddingProvider::Gemini => {
-                let url = format!("{}/v1beta/models/{}:batchEmbedContents", self.base_url, self.model);
+                let url = format!(
+                    "{}/v1beta/models/{}:batchEmbedContents",
+                    self.base_url, self.model
+                );
                 let requests: Vec<_> = texts
                     .iter()
                     .map(|text| {
@@ -270,11 +278,22 @@ impl HostedEmbedder {
                 if let Some(key) = &self.api_key {
                     request = request.header("x-goog-api-key", key.expose_secret());
                 }
-                let body: serde_json::Value =
-                    request.send().await.map_err(api)?.error_for_status().map_err(api)?.json().await.map_err(api)?;
+                let body: serde_json::Value = request
+                    .send()
+                    .await
+                    .map_err(api)?
+                    .error_for_status()
+                    .map_err(api)?
+                    .json()
+                    .await
+                    .map_err(api)?;
                 body["embeddings"]
                     .as_array()
-                    .map(|list| list.iter().map(|item| floats(&item["values"])).collect::<Vec<_>>())
+                    .map(|list| {
+                        list.iter()
+                            .map(|item| floats(&item["values"]))
+                            .collect::<Vec<_>>()
+                    })
                     .unwrap_or_default()
             }
             EmbeddingProvider::Openai | EmbeddingProvider::Local => {
@@ -286,11 +305,22 @@ impl HostedEmbedder {
                 if let Some(key) = &self.api_key {
                     request = request.bearer_auth(key.expose_secret());
                 }
-                let body: serde_json::Value =
-                    request.send().await.map_err(api)?.error_for_status().map_err(api)?.json().await.map_err(api)?;
+                let body: serde_json::Value = request
+                    .send()
+                    .await
+                    .map_err(api)?
+                    .error_for_status()
+                    .map_err(api)?
+                    .json()
+                    .await
+                    .map_err(api)?;
                 body["data"]
                     .as_array()
-                    .map(|list| list.iter().map(|item| floats(&item["embedding"])).collect::<Vec<_>>())
+                    .map(|list| {
+                        list.iter()
+                            .map(|item| floats(&item["embedding"]))
+                            .collect::<Vec<_>>()
+                    })
                     .unwrap_or_default()
             }
         };
@@ -308,7 +338,12 @@ impl HostedEmbedder {
 fn floats(value: &serde_json::Value) -> Vec<f32> {
     value
         .as_array()
-        .map(|list| list.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect())
+        .map(|list| {
+            list.iter()
+                .filter_map(|x| x.as_f64())
+                .map(|x| x as f32)
+                .collect()
+        })
         .unwrap_or_default()
 }
 

@@ -1,2 +1,353 @@
-//! processor (work in progress)
+//! The RTFM processor: indexes every Discord message and answers questions.
+//!
+//! ```text
+//! discord-messages ──▶ ingest ──▶ embedding ──▶ store (Chroma)
+//! bot-queries ──▶ queries ──▶ answer ──▶ retrieval ──▶ model | extractive ──▶ bot-responses
+//! ```
+//!
+//! - [`ingest`]: at-least-once, idempotent indexing in batches (offsets stored after the upsert);
+//! - [`queries`]: exactly-once answering (Kafka transaction with the input offsets);
+//! - [`answer`]: retrieval → model → response, with the extractive fallback;
+//! - [`retrieval`]: scoped vector search + neighbour expansion;
+//! - [`prompt`]: prompt building and reply rendering (pure);
+//! - [`model`]: Gemini / OpenAI-compatible clients, retries, circuit breaker;
+//! - [`embedding`]: all-MiniLM-L6-v2 in-process (candle) or a hosted API;
+//! - [`store`]: the Chroma collection;
+//! - [`metrics`]: Prometheus metrics.
+//!
+//! [`run`] is the whole service; `main.rs` only parses the config and calls it.
+
+pub mod answer;
 pub mod embedding;
+pub mod ingest;
+pub mod metrics;
+pub mod model;
+pub mod prompt;
+pub mod queries;
+pub mod retrieval;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use rtfm_core::kafka::{
+    Consumer, ConsumerOptions, KafkaConfig, OffsetReset, Producer, TransactionalProducer,
+};
+use rtfm_core::telemetry::{self, Readiness};
+use rtfm_core::topics::{GROUP_MESSAGE_PROCESSOR, GROUP_QUERY_PROCESSOR};
+use rtfm_core::{BotQuery, DiscordMessage};
+use secrecy::SecretString;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::answer::{Answerer, StalePolicy};
+use crate::embedding::{Embedder, EmbeddingProvider, HostedEmbedder, LocalModel};
+use crate::ingest::{Indexer, IngestSettings};
+use crate::model::{ModelClient, ModelSettings};
+use crate::retrieval::{RetrievalSettings, Retriever};
+use crate::store::{MessageStore, StoreConfig};
+
+/// Embedding settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EmbeddingSettings {
+    /// local (all-MiniLM-L6-v2 in-process) | gemini | openai.
+    #[arg(long, env = "EMBEDDING_PROVIDER", value_enum, default_value = "local")]
+    pub embedding_provider: EmbeddingProvider,
+    /// Directory with config.json, tokenizer.json, model.safetensors. Unset: the default cache
+    /// (~/.cache/rtfm/models/all-MiniLM-L6-v2), filled from the model hub if empty.
+    #[arg(long, env = "EMBEDDING_MODEL_DIR")]
+    pub embedding_model_dir: Option<PathBuf>,
+    /// Sentences per forward pass of the local model.
+    #[arg(long, env = "EMBEDDING_BATCH_SIZE", default_value_t = 32)]
+    pub embedding_batch_size: usize,
+    /// Hosted embedding model name (gemini-embedding-001, text-embedding-3-small, …).
+    #[arg(long, env = "EMBEDDING_MODEL", default_value = "gemini-embedding-001")]
+    pub embedding_model: String,
+    /// Hosted embedding API base URL; default GEMINI_BASE_URL or OPENAI_BASE_URL.
+    #[arg(long, env = "EMBEDDING_BASE_URL")]
+    pub embedding_base_url: Option<String>,
+    /// Hosted embedding API key; default GEMINI_API_KEY or OPENAI_API_KEY.
+    #[arg(long, env = "EMBEDDING_API_KEY", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
+    pub embedding_api_key: Option<SecretString>,
+    /// Vector size requested from a hosted API (must match the collection).
+    #[arg(long, env = "EMBEDDING_DIMENSIONS", default_value_t = 384)]
+    pub embedding_dimensions: usize,
+}
+
+/// Everything the processor service needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+    #[command(flatten)]
+    pub store: StoreConfig,
+    #[command(flatten)]
+    pub embedding: EmbeddingSettings,
+    #[command(flatten)]
+    pub retrieval: RetrievalSettings,
+    #[command(flatten)]
+    pub model: ModelSettings,
+    #[command(flatten)]
+    pub ingest: IngestSettings,
+    /// Questions older than this are answered with an apology (or skipped).
+    #[arg(long, env = "QUERY_MAX_AGE_SECS", default_value_t = 3600)]
+    pub query_max_age_secs: i64,
+    #[arg(long, env = "QUERY_STALE_POLICY", value_enum, default_value = "answer")]
+    pub query_stale_policy: StalePolicy,
+    /// Where a new ingestion group starts reading discord-messages.
+    #[arg(
+        long,
+        env = "INGEST_OFFSET_RESET",
+        value_enum,
+        default_value = "earliest"
+    )]
+    pub ingest_offset_reset: OffsetReset,
+    /// /healthz, /readyz and /metrics.
+    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8081")]
+    pub http_addr: SocketAddr,
+    /// Stable id of this instance (its Kafka transactional id); default: the host name.
+    #[arg(long, env = "PROCESSOR_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+}
+
+/// Loads the configured embedder (downloading the local model into the default cache if needed).
+pub async fn build_embedder(
+    settings: &EmbeddingSettings,
+    model: &ModelSettings,
+) -> anyhow::Result<Embedder> {
+    match settings.embedding_provider {
+        EmbeddingProvider::Local => {
+            let explicit = settings.embedding_model_dir.is_some();
+            let dir = settings
+                .embedding_model_dir
+                .clone()
+                .unwrap_or_else(embedding::default_model_dir);
+            embedding::ensure_model_files(&dir, explicit).await?;
+            let batch_size = settings.embedding_batch_size;
+            let loaded = tokio::task::spawn_blocking(move || LocalModel::load(&dir, batch_size))
+                .await
+                .context("while loading the embedding model")??;
+            Ok(Embedder::Local(Arc::new(loaded)))
+        }
+        provider => {
+            let (base, key) = if provider == EmbeddingProvider::Gemini {
+                (model.gemini_base_url.clone(), model.gemini_api_key.clone())
+            } else {
+                (model.openai_base_url.clone(), model.openai_api_key.clone())
+            };
+            let hosted = HostedEmbedder::new(
+                provider,
+                settings.embedding_base_url.as_deref().unwrap_or(&base),
+                &settings.embedding_model,
+                settings.embedding_api_key.clone().or(key),
+                settings.embedding_dimensions,
+            )?;
+            Ok(Embedder::Hosted(hosted))
+        }
+    }
+}
+
+/// Connects to Chroma, retrying until it answers or `shutdown` fires.
+pub async fn connect_store(
+    config: &StoreConfig,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<MessageStore>> {
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        match MessageStore::connect(config).await {
+            Ok(store) => {
+                readiness.set("chroma", true);
+                metrics::CHROMA_UP.set(1);
+                return Ok(Some(store));
+            }
+            Err(store::StoreError::Rejected(reason)) => {
+                anyhow::bail!(
+                    "Chroma at {} refused the collection `{}`: {reason}",
+                    config.chroma_url,
+                    config.chroma_collection
+                )
+            }
+            Err(err) => {
+                readiness.set("chroma", false);
+                warn!(error = %err, "waiting for Chroma");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ok(None),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+fn instance_id(config: &Config) -> String {
+    config
+        .instance_id
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| "processor-0".to_string())
+}
+
+/// Runs the processor until `shutdown` is cancelled or a part of it fails.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let readiness = Readiness::new();
+    readiness.set("kafka", false);
+    readiness.set("chroma", false);
+    // A failing task cancels this child token so its siblings stop too; the caller's token
+    // stays untouched.
+    let stop = shutdown.child_token();
+    let (http_addr, http_task) =
+        telemetry::serve(config.http_addr, readiness.clone(), stop.clone())
+            .await
+            .with_context(|| format!("while binding HTTP_ADDR {}", config.http_addr))?;
+    info!(%http_addr, provider = config.model.effective_provider().as_str(), "processor starting");
+
+    let embedder = build_embedder(&config.embedding, &config.model).await?;
+    let Some(store) = connect_store(&config.store, &readiness, &stop).await? else {
+        return Ok(());
+    };
+    let store = Arc::new(store);
+    let model = ModelClient::new(&config.model)?;
+    let producer =
+        Producer::new(&config.kafka, "processor").context("while creating the Kafka producer")?;
+    let ingest_consumer: Arc<Consumer<DiscordMessage>> = Arc::new(Consumer::new(
+        &config.kafka,
+        &ConsumerOptions::new(GROUP_MESSAGE_PROCESSOR, "ingest")
+            .offset_reset(config.ingest_offset_reset),
+        producer.clone(),
+    )?);
+    let query_consumer: Arc<Consumer<BotQuery>> = Arc::new(Consumer::new(
+        &config.kafka,
+        &ConsumerOptions::new(GROUP_QUERY_PROCESSOR, "queries").transactional(),
+        producer.clone(),
+    )?);
+    let transactional_id = format!(
+        "{}-{}",
+        config.kafka.topics().group(GROUP_QUERY_PROCESSOR),
+        instance_id(&config)
+    );
+    let transactional = TransactionalProducer::new(&config.kafka, &transactional_id)
+        .await
+        .context("while registering the transactional producer")?;
+    readiness.set("kafka", true);
+
+    let answerer = Arc::new(Answerer {
+        retriever: Retriever {
+            store: Arc::clone(&store),
+            embedder: embedder.clone(),
+            settings: config.retrieval.clone(),
+        },
+        model,
+        max_age_secs: config.query_max_age_secs,
+        stale_policy: config.query_stale_policy,
+    });
+    let indexer = Indexer {
+        store: Arc::clone(&store),
+        embedder,
+    };
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(ingest::run(
+        Arc::clone(&ingest_consumer),
+        indexer,
+        config.ingest.clone(),
+        readiness.clone(),
+        stop.clone(),
+    ));
+    tasks.spawn(queries::run(
+        Arc::clone(&query_consumer),
+        transactional,
+        Arc::clone(&answerer),
+        stop.clone(),
+    ));
+    tasks.spawn(monitor(
+        producer.clone(),
+        Arc::clone(&store),
+        ingest_consumer,
+        query_consumer,
+        answerer,
+        readiness.clone(),
+        stop.clone(),
+    ));
+
+    let mut outcome = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined
+            .map_err(anyhow::Error::from)
+            .and_then(|result| result);
+        if let Err(err) = result {
+            error!(error = %format!("{err:#}"), "a processor task failed; shutting down");
+            stop.cancel();
+            if outcome.is_ok() {
+                outcome = Err(err);
+            }
+        } else if !stop.is_cancelled() {
+            // A loop ended without being asked to: treat it as a failure, don't limp on.
+            stop.cancel();
+        }
+    }
+    stop.cancel();
+    let _ = http_task.await;
+    if let Err(err) = producer.flush(Duration::from_secs(10)) {
+        warn!(error = %err, "producer flush at shutdown failed");
+    }
+    info!("processor stopped");
+    outcome
+}
+
+/// Every few seconds: Kafka reachability, Chroma heartbeat, breaker state, consumer lag.
+async fn monitor(
+    producer: Producer,
+    store: Arc<MessageStore>,
+    ingest_consumer: Arc<Consumer<DiscordMessage>>,
+    query_consumer: Arc<Consumer<BotQuery>>,
+    answerer: Arc<Answerer>,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = interval.tick() => {}
+        }
+        let probe = producer.clone();
+        let kafka_up =
+            tokio::task::spawn_blocking(move || probe.broker_reachable(Duration::from_secs(3)))
+                .await
+                .unwrap_or(false);
+        readiness.set("kafka", kafka_up);
+        let chroma_up = store.heartbeat().await;
+        readiness.set("chroma", chroma_up);
+        metrics::CHROMA_UP.set(i64::from(chroma_up));
+        if let Some(model) = &answerer.model {
+            readiness.set("model", model.breaker_state() != model::BreakerState::Open);
+        }
+        let ingest = Arc::clone(&ingest_consumer);
+        let queries = Arc::clone(&query_consumer);
+        let lags = tokio::task::spawn_blocking(move || {
+            (
+                ingest.lag(Duration::from_secs(2)),
+                queries.lag(Duration::from_secs(2)),
+            )
+        })
+        .await
+        .unwrap_or((None, None));
+        if let Some(lag) = lags.0 {
+            metrics::CONSUMER_LAG
+                .with_label_values(&[GROUP_MESSAGE_PROCESSOR])
+                .set(lag);
+        }
+        if let Some(lag) = lags.1 {
+            metrics::CONSUMER_LAG
+                .with_label_values(&[GROUP_QUERY_PROCESSOR])
+                .set(lag);
+        }
+    }
+}

@@ -20,12 +20,15 @@ fn load() -> LocalModel {
 
 #[test]
 fn vectors_match_sentence_transformers_reference() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/eval/minilm-reference.json");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/eval/minilm-reference.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|err| panic!("reference vectors at {}: {err}", path.display()));
     let reference: serde_json::Value = serde_json::from_str(&text).expect("reference json");
-    let sentences: Vec<String> = serde_json::from_value(reference["sentences"].clone()).expect("sentences");
-    let expected: Vec<Vec<f32>> = serde_json::from_value(reference["embeddings"].clone()).expect("embeddings");
+    let sentences: Vec<String> =
+        serde_json::from_value(reference["sentences"].clone()).expect("sentences");
+    let expected: Vec<Vec<f32>> =
+        serde_json::from_value(reference["embeddings"].clone()).expect("embeddings");
     assert_eq!(sentences.len(), expected.len());
 
     let model = load();
@@ -47,7 +50,10 @@ fn missing_model_files_are_a_clear_error_naming_the_path() {
         Ok(_) => panic!("an empty directory cannot load"),
         Err(err) => err.to_string(),
     };
-    assert!(err.contains("EMBEDDING_MODEL_DIR") && err.contains(&dir.path().display().to_string()), "{err}");
+    assert!(
+        err.contains("EMBEDDING_MODEL_DIR") && err.contains(&dir.path().display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -57,7 +63,11 @@ fn corrupt_weights_are_a_clear_error() {
     for file in ["config.json", "tokenizer.json"] {
         std::fs::copy(source.join(file), dir.path().join(file)).expect("copy");
     }
-    std::fs::write(dir.path().join("model.safetensors"), b"not a safetensors file").expect("write");
+    std::fs::write(
+        dir.path().join("model.safetensors"),
+        b"not a safetensors file",
+    )
+    .expect("write");
     let err = match LocalModel::load(dir.path(), 32) {
         Ok(_) => panic!("corrupt weights cannot load"),
         Err(err) => err.to_string(),

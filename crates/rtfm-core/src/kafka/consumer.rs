@@ -272,6 +272,31 @@ impl<T: Record> Consumer<T> {
         Some(lag)
     }
 
+    /// Writes a decoded record that its consumer cannot process (e.g. the store rejects it for
+    /// good) to the DLQ with `reason`. Returns false if `shutdown` fired first; then the caller
+    /// must not store its offset.
+    pub async fn dead_letter_record(
+        &self,
+        received: &Received<T>,
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let payload = received.record.encode();
+        let origin = Origin {
+            topic: &received.topic,
+            partition: received.partition,
+            offset: received.offset,
+        };
+        self.write_dead_letter(
+            origin,
+            Some(received.record.key()),
+            &payload,
+            reason,
+            shutdown,
+        )
+        .await
+    }
+
     /// Writes one undecodable record to the DLQ, retrying until the broker acks it. Returns
     /// false if `shutdown` fired first (the offset is then left unstored).
     async fn dead_letter(
@@ -280,30 +305,47 @@ impl<T: Record> Consumer<T> {
         err: &SchemaError,
         shutdown: &CancellationToken,
     ) -> bool {
-        let reason = err.to_string();
-        warn!(
-            role = %self.role,
-            topic = message.topic(),
-            partition = message.partition(),
-            offset = message.offset(),
-            error = %reason,
-            "undecodable record sent to the dead-letter topic"
-        );
-        let partition = message.partition().to_string();
-        let offset = message.offset().to_string();
         let key = message
             .key()
             .map(|key| String::from_utf8_lossy(key).into_owned());
+        let origin = Origin {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        let payload = message.payload().unwrap_or_default();
+        self.write_dead_letter(origin, key.as_deref(), payload, &err.to_string(), shutdown)
+            .await
+    }
+
+    async fn write_dead_letter(
+        &self,
+        origin: Origin<'_>,
+        key: Option<&str>,
+        payload: &[u8],
+        reason: &str,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        warn!(
+            role = %self.role,
+            topic = origin.topic,
+            partition = origin.partition,
+            offset = origin.offset,
+            error = %reason,
+            "record sent to the dead-letter topic"
+        );
+        let partition = origin.partition.to_string();
+        let offset = origin.offset.to_string();
         let mut backoff = Duration::from_millis(200);
         loop {
             let headers = OwnedHeaders::new()
                 .insert(Header {
                     key: dlq_headers::ERROR,
-                    value: Some(reason.as_str()),
+                    value: Some(reason),
                 })
                 .insert(Header {
                     key: dlq_headers::ORIGIN_TOPIC,
-                    value: Some(message.topic()),
+                    value: Some(origin.topic),
                 })
                 .insert(Header {
                     key: dlq_headers::ORIGIN_PARTITION,
@@ -313,10 +355,9 @@ impl<T: Record> Consumer<T> {
                     key: dlq_headers::ORIGIN_OFFSET,
                     value: Some(offset.as_str()),
                 });
-            let payload = message.payload().unwrap_or_default();
             let sent = tokio::select! {
                 _ = shutdown.cancelled() => return false,
-                sent = self.dead_letters.send_raw(&self.dead_letter_topic, key.as_deref(), payload, Some(headers)) => sent,
+                sent = self.dead_letters.send_raw(&self.dead_letter_topic, key, payload, Some(headers)) => sent,
             };
             match sent {
                 Ok(_) => {
@@ -336,6 +377,14 @@ impl<T: Record> Consumer<T> {
             }
         }
     }
+}
+
+/// Where a dead-lettered record came from.
+#[derive(Clone, Copy)]
+struct Origin<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
 }
 
 /// Builds the offsets to commit for one input record (the *next* offset to read).

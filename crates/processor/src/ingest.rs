@@ -1,0 +1,353 @@
+//! `discord-messages` → embeddings → Chroma, at least once and idempotent.
+//!
+//! A batch (up to `INGEST_BATCH_SIZE` records or `INGEST_BATCH_LINGER_MS`) is embedded in one
+//! call and written to Chroma in one upsert keyed by `message_id` (plus one delete for delete
+//! events); only then are its offsets stored. A crash anywhere re-delivers the batch and the
+//! upsert makes the retry harmless.
+//!
+//! While Chroma is down the loop keeps the batch in hand and retries with capped exponential
+//! backoff: no offsets stored, nothing dropped, no busy loop, and `/readyz` says not ready. A
+//! record Chroma rejects for good (4xx) is isolated and dead-lettered with the reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rtfm_core::kafka::{Consumer, Received};
+use rtfm_core::telemetry::Readiness;
+use rtfm_core::{DiscordMessage, MessageEvent};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::embedding::Embedder;
+use crate::metrics;
+use crate::retrieval::metadata_for;
+use crate::store::{MessageStore, StoreError, StoredMessage};
+
+/// Batching knobs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestSettings {
+    /// Records per embed + upsert (Chroma's guidance: 50–250).
+    #[arg(long, env = "INGEST_BATCH_SIZE", default_value_t = 128)]
+    pub batch_size: usize,
+    /// How long to wait for a batch to fill.
+    #[arg(long, env = "INGEST_BATCH_LINGER_MS", default_value_t = 200)]
+    pub linger_ms: u64,
+    /// Longest pause between retries while Chroma is down.
+    #[arg(long, env = "INGEST_MAX_BACKOFF_SECS", default_value_t = 10)]
+    pub max_backoff_secs: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 128,
+            linger_ms: 200,
+            max_backoff_secs: 10,
+        }
+    }
+}
+
+/// What a batch does to the index after collapsing repeated ids (last event wins).
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Index into the batch of each record to upsert.
+    pub upserts: Vec<usize>,
+    pub deletes: Vec<String>,
+    pub skipped: usize,
+}
+
+/// Pure: decides per message id what the batch amounts to. An edit that empties a message
+/// removes it; a new empty message is skipped.
+pub fn plan(batch: &[&DiscordMessage]) -> Plan {
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (index, message) in batch.iter().enumerate() {
+        last.insert(message.message_id.as_str(), index);
+    }
+    let mut plan = Plan::default();
+    for (index, message) in batch.iter().enumerate() {
+        if last.get(message.message_id.as_str()) != Some(&index) {
+            plan.skipped += 1;
+            continue;
+        }
+        let empty = message.content.trim().is_empty();
+        match (message.event, empty) {
+            (MessageEvent::Delete, _) | (MessageEvent::Edit, true) => {
+                plan.deletes.push(message.message_id.clone())
+            }
+            (MessageEvent::Create, true) => plan.skipped += 1,
+            _ => plan.upserts.push(index),
+        }
+    }
+    plan
+}
+
+pub fn stored_message(message: &DiscordMessage) -> StoredMessage {
+    StoredMessage {
+        id: message.message_id.clone(),
+        document: message.content.clone(),
+        metadata: metadata_for(message),
+    }
+}
+
+/// Why a batch could not be made durable.
+enum Interrupted {
+    Shutdown,
+}
+
+/// Embeds and writes messages; shared by the service loop and `processor eval`.
+#[derive(Clone)]
+pub struct Indexer {
+    pub store: Arc<MessageStore>,
+    pub embedder: Embedder,
+}
+
+impl Indexer {
+    /// Embeds and upserts `messages` in one call each.
+    pub async fn upsert(&self, messages: &[&DiscordMessage]) -> Result<(), IndexError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let texts: Vec<String> = messages
+            .iter()
+            .map(|message| message.content.clone())
+            .collect();
+        let started = Instant::now();
+        let vectors = self
+            .embedder
+            .embed(texts)
+            .await
+            .map_err(|err| IndexError::Embed(err.to_string()))?;
+        metrics::EMBED_SECONDS.observe(started.elapsed().as_secs_f64());
+        let records: Vec<StoredMessage> = messages
+            .iter()
+            .map(|message| stored_message(message))
+            .collect();
+        let started = Instant::now();
+        self.store.upsert(&records, vectors).await?;
+        metrics::UPSERT_SECONDS.observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("embedding failed: {0}")]
+    Embed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl IndexError {
+    fn is_rejection(&self) -> bool {
+        matches!(self, IndexError::Store(StoreError::Rejected(_)))
+    }
+}
+
+/// The ingestion loop. Returns when `shutdown` is cancelled, after committing what is durable.
+pub async fn run(
+    consumer: Arc<Consumer<DiscordMessage>>,
+    indexer: Indexer,
+    settings: IngestSettings,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let linger = Duration::from_millis(settings.linger_ms);
+    loop {
+        let batch = match consumer
+            .recv_batch(settings.batch_size.max(1), linger, &shutdown)
+            .await
+        {
+            Ok(batch) => batch,
+            Err(err) => {
+                warn!(error = %err, "kafka error while consuming discord-messages");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        if batch.is_empty() {
+            break; // shut down while idle
+        }
+        match apply(
+            &consumer, &indexer, &batch, &settings, &readiness, &shutdown,
+        )
+        .await
+        {
+            Ok(()) => {
+                for received in &batch {
+                    consumer.store(received);
+                }
+                metrics::BATCHES.inc();
+            }
+            Err(Interrupted::Shutdown) => {
+                info!(records = batch.len(), "shutdown while the index was unavailable; the batch will be re-read after restart");
+                break;
+            }
+        }
+    }
+    if let Err(err) = consumer.commit() {
+        warn!(error = %err, "final offset commit failed; the last records may be re-read (harmless)");
+    }
+    Ok(())
+}
+
+/// Makes one batch durable in Chroma, retrying through outages.
+async fn apply(
+    consumer: &Consumer<DiscordMessage>,
+    indexer: &Indexer,
+    batch: &[Received<DiscordMessage>],
+    settings: &IngestSettings,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> Result<(), Interrupted> {
+    let records: Vec<&DiscordMessage> = batch.iter().map(|received| &received.record).collect();
+    let plan = plan(&records);
+    debug!(
+        upserts = plan.upserts.len(),
+        deletes = plan.deletes.len(),
+        skipped = plan.skipped,
+        "applying batch"
+    );
+    let mut backoff = Duration::from_millis(250);
+    let max_backoff = Duration::from_secs(settings.max_backoff_secs.max(1));
+    loop {
+        let upserts: Vec<&DiscordMessage> =
+            plan.upserts.iter().map(|&index| records[index]).collect();
+        let result = match indexer.upsert(&upserts).await {
+            Ok(()) => indexer
+                .store
+                .delete(&plan.deletes)
+                .await
+                .map_err(IndexError::from),
+            Err(err) => Err(err),
+        };
+        match result {
+            Ok(()) => {
+                readiness.set("chroma", true);
+                metrics::CHROMA_UP.set(1);
+                metrics::INGESTED
+                    .with_label_values(&["upserted"])
+                    .inc_by(plan.upserts.len() as u64);
+                metrics::INGESTED
+                    .with_label_values(&["deleted"])
+                    .inc_by(plan.deletes.len() as u64);
+                metrics::INGESTED
+                    .with_label_values(&["skipped"])
+                    .inc_by(plan.skipped as u64);
+                info!(
+                    records = batch.len(),
+                    upserted = plan.upserts.len(),
+                    deleted = plan.deletes.len(),
+                    "batch indexed"
+                );
+                return Ok(());
+            }
+            Err(err) if err.is_rejection() => {
+                warn!(error = %err, "Chroma rejected the batch; isolating the bad records");
+                return isolate(consumer, indexer, batch, &plan, shutdown).await;
+            }
+            Err(err) => {
+                readiness.set("chroma", false);
+                metrics::CHROMA_UP.set(0);
+                warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "index unavailable; holding the batch and retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Err(Interrupted::Shutdown),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(max_backoff);
+            }
+        }
+    }
+}
+
+/// Retries a rejected batch record by record; each one Chroma still rejects goes to the DLQ.
+async fn isolate(
+    consumer: &Consumer<DiscordMessage>,
+    indexer: &Indexer,
+    batch: &[Received<DiscordMessage>],
+    plan: &Plan,
+    shutdown: &CancellationToken,
+) -> Result<(), Interrupted> {
+    for &index in &plan.upserts {
+        let received = &batch[index];
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            match indexer.upsert(&[&received.record]).await {
+                Ok(()) => break,
+                Err(err) if err.is_rejection() => {
+                    if !consumer
+                        .dead_letter_record(received, &err.to_string(), shutdown)
+                        .await
+                    {
+                        return Err(Interrupted::Shutdown);
+                    }
+                    metrics::INGESTED
+                        .with_label_values(&["dead_lettered"])
+                        .inc();
+                    break;
+                }
+                Err(_) => {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return Err(Interrupted::Shutdown),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+    loop {
+        match indexer.store.delete(&plan.deletes).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Rejected(reason)) => {
+                warn!(reason, "Chroma rejected a delete; nothing left to remove");
+                return Ok(());
+            }
+            Err(_) => tokio::select! {
+                _ = shutdown.cancelled() => return Err(Interrupted::Shutdown),
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Map;
+
+    fn message(id: &str, content: &str, event: MessageEvent) -> DiscordMessage {
+        DiscordMessage {
+            message_id: id.into(),
+            content: content.into(),
+            username: "u".into(),
+            user_id: "1".into(),
+            channel_id: "2".into(),
+            timestamp: "2025-11-02T12:34:56Z".into(),
+            metadata: Map::new(),
+            guild_id: None,
+            event,
+            reply_to_message_id: None,
+            extra: Map::new(),
+        }
+    }
+
+    #[test]
+    fn the_last_event_per_id_wins_and_empty_messages_are_skipped() {
+        let batch = [
+            message("1", "hello", MessageEvent::Create),
+            message("2", "  ", MessageEvent::Create),
+            message("1", "hello, edited", MessageEvent::Edit),
+            message("3", "bye", MessageEvent::Create),
+            message("3", "", MessageEvent::Delete),
+            message("4", "", MessageEvent::Edit),
+        ];
+        let refs: Vec<&DiscordMessage> = batch.iter().collect();
+        let plan = plan(&refs);
+        assert_eq!(plan.upserts, vec![2]);
+        assert_eq!(plan.deletes, vec!["3".to_string(), "4".to_string()]);
+        assert_eq!(plan.skipped, 3);
+    }
+}

@@ -1,0 +1,86 @@
+//! The processor's Prometheus metrics (served on `/metrics` with rtfm-core's shared ones).
+
+use std::sync::LazyLock;
+
+use prometheus::{
+    register_histogram, register_histogram_vec, register_int_counter, register_int_counter_vec,
+    register_int_gauge, register_int_gauge_vec, Histogram, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec,
+};
+
+// Each `expect` below can only fail on a duplicate metric name, which these single statics rule out.
+
+/// Records handled by ingestion, by outcome: upserted, deleted, skipped (empty), dead_lettered.
+pub static INGESTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "rtfm_messages_ingested_total",
+        "discord-messages records applied to the index",
+        &["outcome"]
+    )
+    .expect("metric registers once")
+});
+pub static BATCHES: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "rtfm_ingest_batches_total",
+        "Ingestion batches made durable"
+    )
+    .expect("metric registers once")
+});
+pub static EMBED_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!("rtfm_embed_seconds", "Time to embed one batch")
+        .expect("metric registers once")
+});
+pub static UPSERT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    register_histogram!(
+        "rtfm_chroma_write_seconds",
+        "Time to upsert/delete one batch in Chroma"
+    )
+    .expect("metric registers once")
+});
+/// Answers produced, by provider (gemini, openai, extractive, none).
+pub static QUERIES_ANSWERED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "rtfm_queries_answered_total",
+        "bot-queries answered",
+        &["provider"]
+    )
+    .expect("metric registers once")
+});
+pub static DEGRADED_ANSWERS: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "rtfm_degraded_answers_total",
+        "Answers that fell back because the model or the index failed"
+    )
+    .expect("metric registers once")
+});
+pub static MODEL_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "rtfm_model_call_seconds",
+        "Latency of one model API call",
+        &["provider"]
+    )
+    .expect("metric registers once")
+});
+/// 0 closed, 1 half-open, 2 open.
+pub static BREAKER_STATE: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "rtfm_model_breaker_state",
+        "Model circuit breaker: 0 closed, 1 half-open, 2 open"
+    )
+    .expect("metric registers once")
+});
+pub static CONSUMER_LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "rtfm_consumer_lag",
+        "Records behind the end of the assigned partitions",
+        &["group"]
+    )
+    .expect("metric registers once")
+});
+pub static CHROMA_UP: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "rtfm_chroma_up",
+        "1 when the last Chroma call or heartbeat succeeded"
+    )
+    .expect("metric registers once")
+});

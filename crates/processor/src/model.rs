@@ -1,0 +1,456 @@
+//! Calls to a language model: Gemini `generateContent` or any OpenAI-compatible
+//! `/chat/completions`, with a timeout per call, retries with jittered exponential backoff on
+//! 429/5xx/timeouts (honouring `Retry-After`), and a circuit breaker that stops calling a model
+//! that keeps failing (open after N consecutive failures, one half-open probe after a cooldown).
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+
+use crate::prompt::Prompt;
+
+/// Which model API answers questions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProviderKind {
+    Gemini,
+    Openai,
+    /// No model: quote the best messages.
+    Extractive,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::Openai => "openai",
+            ProviderKind::Extractive => "extractive",
+        }
+    }
+}
+
+/// Model settings. Secrets are `SecretString` (their `Debug` prints `[REDACTED]`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelSettings {
+    /// gemini | openai | extractive. Default: gemini when GEMINI_API_KEY is set, else extractive.
+    #[arg(long = "llm-provider", env = "LLM_PROVIDER", value_enum)]
+    pub provider: Option<ProviderKind>,
+    /// Gemini API key (sent as the x-goog-api-key header).
+    #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
+    pub gemini_api_key: Option<SecretString>,
+    #[arg(
+        long,
+        env = "GEMINI_BASE_URL",
+        default_value = "https://generativelanguage.googleapis.com"
+    )]
+    pub gemini_base_url: String,
+    #[arg(long, env = "GEMINI_MODEL", default_value = "gemini-2.5-flash")]
+    pub gemini_model: String,
+    /// Base URL of an OpenAI-compatible API, including `/v1` (Ollama: http://localhost:11434/v1).
+    #[arg(
+        long,
+        env = "OPENAI_BASE_URL",
+        default_value = "http://localhost:11434/v1"
+    )]
+    pub openai_base_url: String,
+    /// Optional bearer key for the OpenAI-compatible API.
+    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
+    pub openai_api_key: Option<SecretString>,
+    #[arg(long, env = "OPENAI_MODEL", default_value = "llama3.1")]
+    pub openai_model: String,
+    /// Upper bound for one model call.
+    #[arg(long, env = "LLM_TIMEOUT_SECS", default_value_t = 30)]
+    pub timeout_secs: u64,
+    /// Retries after the first attempt on 429/5xx/timeouts.
+    #[arg(long, env = "LLM_MAX_RETRIES", default_value_t = 2)]
+    pub max_retries: u32,
+    /// Consecutive failed answers that open the circuit breaker.
+    #[arg(long, env = "LLM_BREAKER_THRESHOLD", default_value_t = 3)]
+    pub breaker_threshold: u32,
+    /// How long the breaker stays open before one probe call.
+    #[arg(long, env = "LLM_BREAKER_COOLDOWN_SECS", default_value_t = 30)]
+    pub breaker_cooldown_secs: u64,
+    /// First retry delay; doubles per retry, with jitter.
+    #[arg(long, env = "LLM_RETRY_BASE_MS", default_value_t = 250)]
+    pub retry_base_ms: u64,
+}
+
+impl Default for ModelSettings {
+    fn default() -> Self {
+        Self {
+            provider: None,
+            gemini_api_key: None,
+            gemini_base_url: "https://generativelanguage.googleapis.com".into(),
+            gemini_model: "gemini-2.5-flash".into(),
+            openai_base_url: "http://localhost:11434/v1".into(),
+            openai_api_key: None,
+            openai_model: "llama3.1".into(),
+            timeout_secs: 30,
+            max_retries: 2,
+            breaker_threshold: 3,
+            breaker_cooldown_secs: 30,
+            retry_base_ms: 250,
+        }
+    }
+}
+
+impl ModelSettings {
+    /// The provider in effect: explicit, else gemini with a key, else extractive.
+    pub fn effective_provider(&self) -> ProviderKind {
+        self.provider.unwrap_or(if self.gemini_api_key.is_some() {
+            ProviderKind::Gemini
+        } else {
+            ProviderKind::Extractive
+        })
+    }
+
+    pub fn model_name(&self) -> &str {
+        match self.effective_provider() {
+            ProviderKind::Gemini => &self.gemini_model,
+            ProviderKind::Openai => &self.openai_model,
+            ProviderKind::Extractive => "extractive",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ModelError {
+    #[error("circuit breaker open: the model failed repeatedly, not calling it for now")]
+    BreakerOpen,
+    #[error("model call timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("model API answered HTTP {0}")]
+    Status(u16),
+    #[error("model API unreachable: {0}")]
+    Transport(String),
+    #[error("model API answer not understood: {0}")]
+    BadResponse(String),
+}
+
+impl ModelError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            ModelError::Timeout(_) | ModelError::Transport(_) => true,
+            ModelError::Status(code) => *code == 429 || *code >= 500,
+            ModelError::BreakerOpen | ModelError::BadResponse(_) => false,
+        }
+    }
+}
+
+/// Breaker state, also exported as a metric (0 closed, 1 half-open, 2 open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    Closed,
+    HalfOpen,
+    Open,
+}
+
+/// Consecutive-failure circuit breaker with a single half-open probe.
+#[derive(Debug)]
+pub struct Breaker {
+    threshold: u32,
+    cooldown: Duration,
+    consecutive_failures: u32,
+    open_until: Option<Instant>,
+    probe_in_flight: bool,
+}
+
+impl Breaker {
+    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+        Self {
+            threshold: threshold.max(1),
+            cooldown,
+            consecutive_failures: 0,
+            open_until: None,
+            probe_in_flight: false,
+        }
+    }
+
+    pub fn state(&self, now: Instant) -> BreakerState {
+        match self.open_until {
+            None => BreakerState::Closed,
+            Some(until) if now < until => BreakerState::Open,
+            Some(_) => BreakerState::HalfOpen,
+        }
+    }
+
+    /// Whether a call may go out now. In half-open state only one probe is allowed.
+    pub fn allow(&mut self, now: Instant) -> bool {
+        match self.state(now) {
+            BreakerState::Closed => true,
+            BreakerState::Open => false,
+            BreakerState::HalfOpen if self.probe_in_flight => false,
+            BreakerState::HalfOpen => {
+                self.probe_in_flight = true;
+                true
+            }
+        }
+    }
+
+    pub fn on_success(&mut self) {
+        self.consecutive_failures = 0;
+        self.open_until = None;
+        self.probe_in_flight = false;
+    }
+
+    pub fn on_failure(&mut self, now: Instant) {
+        self.consecutive_failures += 1;
+        self.probe_in_flight = false;
+        if self.consecutive_failures >= self.threshold {
+            self.open_until = Some(now + self.cooldown);
+        }
+    }
+}
+
+/// A configured model API client.
+pub struct ModelClient {
+    kind: ProviderKind,
+    settings: ModelSettings,
+    http: reqwest::Client,
+    breaker: Mutex<Breaker>,
+}
+
+impl ModelClient {
+    /// `None` for the extractive provider.
+    pub fn new(settings: &ModelSettings) -> anyhow::Result<Option<Self>> {
+        let kind = settings.effective_provider();
+        if kind == ProviderKind::Extractive {
+            return Ok(None);
+        }
+        if kind == ProviderKind::Gemini && settings.gemini_api_key.is_none() {
+            anyhow::bail!("LLM_PROVIDER=gemini needs GEMINI_API_KEY");
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(settings.timeout_secs.max(1)))
+            .build()?;
+        Ok(Some(Self {
+            kind,
+            settings: settings.clone(),
+            http,
+            breaker: Mutex::new(Breaker::new(
+                settings.breaker_threshold,
+                Duration::from_secs(settings.breaker_cooldown_secs),
+            )),
+        }))
+    }
+
+    pub fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    pub fn model_name(&self) -> &str {
+        self.settings.model_name()
+    }
+
+    pub fn breaker_state(&self) -> BreakerState {
+        self.breaker
+            .lock()
+            .map(|breaker| breaker.state(Instant::now()))
+            .unwrap_or(BreakerState::Open)
+    }
+
+    /// Answers `prompt`, retrying transient failures; every failure that survives the retries
+    /// counts against the breaker.
+    pub async fn complete(&self, prompt: &Prompt) -> Result<String, ModelError> {
+        let allowed = self
+            .breaker
+            .lock()
+            .map(|mut breaker| breaker.allow(Instant::now()))
+            .unwrap_or(false);
+        if !allowed {
+            return Err(ModelError::BreakerOpen);
+        }
+        let mut attempt = 0;
+        let result = loop {
+            let started = Instant::now();
+            let outcome = self.call_once(prompt).await;
+            crate::metrics::MODEL_LATENCY
+                .with_label_values(&[self.kind.as_str()])
+                .observe(started.elapsed().as_secs_f64());
+            match outcome {
+                Ok(text) => break Ok(text),
+                Err((err, retry_after))
+                    if err.is_retryable() && attempt < self.settings.max_retries =>
+                {
+                    attempt += 1;
+                    let delay = retry_after.unwrap_or_else(|| self.backoff(attempt));
+                    tracing::warn!(error = %err, attempt, delay_ms = delay.as_millis() as u64, "model call failed; retrying");
+                    tokio::time::sleep(delay).await;
+                }
+                Err((err, _)) => break Err(err),
+            }
+        };
+        if let Ok(mut breaker) = self.breaker.lock() {
+            match &result {
+                Ok(_) => breaker.on_success(),
+                Err(_) => breaker.on_failure(Instant::now()),
+            }
+        }
+        result
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self
+            .settings
+            .retry_base_ms
+            .saturating_mul(1 << attempt.min(10));
+        let jittered = rand::rng().random_range(base / 2..=base.max(1));
+        Duration::from_millis(jittered.min(10_000))
+    }
+
+    async fn call_once(&self, prompt: &Prompt) -> Result<String, (ModelError, Option<Duration>)> {
+        let timeout = Duration::from_secs(self.settings.timeout_secs.max(1));
+        let request = match self.kind {
+            ProviderKind::Gemini => {
+                let url = format!(
+                    "{}/v1beta/models/{}:generateContent",
+                    self.settings.gemini_base_url.trim_end_matches('/'),
+                    self.settings.gemini_model
+                );
+                let mut request = self.http.post(url).json(&json!({
+                    "systemInstruction": {"parts": [{"text": prompt.system}]},
+                    "contents": [{"role": "user", "parts": [{"text": prompt.user}]}],
+                    "generationConfig": {"temperature": 0.2},
+                }));
+                if let Some(key) = &self.settings.gemini_api_key {
+                    request = request.header("x-goog-api-key", key.expose_secret());
+                }
+                request
+            }
+            ProviderKind::Openai | ProviderKind::Extractive => {
+                let url = format!(
+                    "{}/chat/completions",
+                    self.settings.openai_base_url.trim_end_matches('/')
+                );
+                let mut request = self.http.post(url).json(&json!({
+                    "model": self.settings.openai_model,
+                    "messages": [
+                        {"role": "system", "content": prompt.system},
+                        {"role": "user", "content": prompt.user},
+                    ],
+                    "temperature": 0.2,
+                }));
+                if let Some(key) = &self.settings.openai_api_key {
+                    request = request.bearer_auth(key.expose_secret());
+                }
+                request
+            }
+        };
+        let response = request.send().await.map_err(|err| {
+            if err.is_timeout() {
+                (ModelError::Timeout(timeout), None)
+            } else {
+                // `without_url`: the URL may carry a key in query form for some gateways.
+                (ModelError::Transport(err.without_url().to_string()), None)
+            }
+        })?;
+        let status = response.status();
+        if !status.is_success() {
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<f64>().ok())
+                .map(|secs| Duration::from_secs_f64(secs.clamp(0.0, 10.0)));
+            return Err((ModelError::Status(status.as_u16()), retry_after));
+        }
+        let body: Value = response.json().await.map_err(|err| {
+            if err.is_timeout() {
+                (ModelError::Timeout(timeout), None)
+            } else {
+                (ModelError::BadResponse(err.without_url().to_string()), None)
+            }
+        })?;
+        let text = match self.kind {
+            ProviderKind::Gemini => {
+                body["candidates"][0]["content"]["parts"]
+                    .as_array()
+                    .map(|parts| {
+                        parts
+                            .iter()
+                            .filter_map(|part| part["text"].as_str())
+                            .collect::<String>()
+                    })
+            }
+            _ => body["choices"][0]["message"]["content"]
+                .as_str()
+                .map(str::to_string),
+        };
+        match text {
+            Some(text) if !text.trim().is_empty() => Ok(text),
+            _ => Err((
+                ModelError::BadResponse("no text in the answer".into()),
+                None,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn breaker_opens_after_threshold_and_probes_once_after_cooldown() {
+        let start = Instant::now();
+        let mut breaker = Breaker::new(2, Duration::from_secs(10));
+        assert!(breaker.allow(start));
+        breaker.on_failure(start);
+        assert_eq!(breaker.state(start), BreakerState::Closed);
+        breaker.on_failure(start);
+        assert_eq!(breaker.state(start), BreakerState::Open);
+        assert!(!breaker.allow(start + Duration::from_secs(5)));
+        let later = start + Duration::from_secs(11);
+        assert_eq!(breaker.state(later), BreakerState::HalfOpen);
+        assert!(breaker.allow(later), "one probe");
+        assert!(!breaker.allow(later), "only one probe at a time");
+        breaker.on_success();
+        assert_eq!(breaker.state(later), BreakerState::Closed);
+    }
+
+    #[test]
+    fn a_failed_probe_reopens_the_breaker() {
+        let start = Instant::now();
+        let mut breaker = Breaker::new(1, Duration::from_secs(10));
+        breaker.on_failure(start);
+        let later = start + Duration::from_secs(11);
+        assert!(breaker.allow(later));
+        breaker.on_failure(later);
+        assert_eq!(
+            breaker.state(later + Duration::from_secs(1)),
+            BreakerState::Open
+        );
+    }
+
+    #[test]
+    fn provider_defaults_to_gemini_only_with_a_key() {
+        let mut settings = ModelSettings::default();
+        assert_eq!(settings.effective_provider(), ProviderKind::Extractive);
+        settings.gemini_api_key = Some(SecretString::from("k".to_string()));
+        assert_eq!(settings.effective_provider(), ProviderKind::Gemini);
+        settings.provider = Some(ProviderKind::Openai);
+        assert_eq!(settings.effective_provider(), ProviderKind::Openai);
+    }
+
+    #[test]
+    fn settings_debug_redacts_keys() {
+        let settings = ModelSettings {
+            gemini_api_key: Some(SecretString::from("AIza-very-secret".to_string())),
+            openai_api_key: Some(SecretString::from("sk-very-secret".to_string())),
+            ..Default::default()
+        };
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("very-secret"), "{debug}");
+    }
+
+    #[test]
+    fn only_transient_errors_are_retried() {
+        assert!(ModelError::Status(429).is_retryable());
+        assert!(ModelError::Status(503).is_retryable());
+        assert!(ModelError::Timeout(Duration::from_secs(1)).is_retryable());
+        assert!(!ModelError::Status(401).is_retryable());
+        assert!(!ModelError::BadResponse(String::new()).is_retryable());
+    }
+}

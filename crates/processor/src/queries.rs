@@ -1,0 +1,65 @@
+//! `bot-queries` → answer → `bot-responses`, exactly once.
+//!
+//! Each query is answered and its response produced in a Kafka transaction that also commits
+//! the query's offset (`send_offsets_to_transaction`). A crash before the commit aborts the
+//! transaction — the response never becomes visible to the bot's `read_committed` consumer —
+//! and the query is read again; after the commit it is never read again. So every query gets
+//! exactly one visible response.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rtfm_core::kafka::{Consumer, TransactionError, TransactionalProducer};
+use rtfm_core::{BotQuery, BotResponse};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::answer::Answerer;
+
+/// The answering loop. Returns `Ok` on shutdown, `Err` when the transactional producer is
+/// fenced or broken (the process must restart to recover).
+pub async fn run(
+    consumer: Arc<Consumer<BotQuery>>,
+    producer: TransactionalProducer,
+    answerer: Arc<Answerer>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    loop {
+        let received = match consumer.recv(&shutdown).await {
+            Ok(Some(received)) => received,
+            Ok(None) => break,
+            Err(err) => {
+                warn!(error = %err, "kafka error while consuming bot-queries");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        info!(query_id = %received.record.query_id, partition = received.partition, offset = received.offset, "query received");
+        let responses: Vec<BotResponse> = answerer
+            .respond(&received.record)
+            .await
+            .into_iter()
+            .collect();
+        match producer
+            .send_with_offset(&consumer, &received, &responses)
+            .await
+        {
+            Ok(()) => {}
+            Err(TransactionError::Aborted(err)) => {
+                warn!(query_id = %received.record.query_id, error = %err, "transaction aborted; the query will be answered again");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+            Err(err) => {
+                return Err(
+                    anyhow::Error::new(err).context("while committing a response transaction")
+                )
+            }
+        }
+    }
+    Ok(())
+}
