@@ -28,13 +28,25 @@ use crate::store::{MessageStore, StoreError, StoredMessage};
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestSettings {
     /// Records per embed + upsert (Chroma's guidance: 50–250).
-    #[arg(long, env = "INGEST_BATCH_SIZE", default_value_t = 128)]
+    #[arg(
+        long = "ingest-batch-size",
+        env = "INGEST_BATCH_SIZE",
+        default_value_t = 128
+    )]
     pub batch_size: usize,
     /// How long to wait for a batch to fill.
-    #[arg(long, env = "INGEST_BATCH_LINGER_MS", default_value_t = 200)]
+    #[arg(
+        long = "ingest-batch-linger-ms",
+        env = "INGEST_BATCH_LINGER_MS",
+        default_value_t = 200
+    )]
     pub linger_ms: u64,
     /// Longest pause between retries while Chroma is down.
-    #[arg(long, env = "INGEST_MAX_BACKOFF_SECS", default_value_t = 10)]
+    #[arg(
+        long = "ingest-max-backoff-secs",
+        env = "INGEST_MAX_BACKOFF_SECS",
+        default_value_t = 10
+    )]
     pub max_backoff_secs: u64,
 }
 

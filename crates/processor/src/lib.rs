@@ -55,26 +55,43 @@ use crate::store::{MessageStore, StoreConfig};
 #[derive(Debug, Clone, clap::Args)]
 pub struct EmbeddingSettings {
     /// local (all-MiniLM-L6-v2 in-process) | gemini | openai.
-    #[arg(long, env = "EMBEDDING_PROVIDER", value_enum, default_value = "local")]
+    #[arg(
+        long = "embedding-provider",
+        env = "EMBEDDING_PROVIDER",
+        value_enum,
+        default_value = "local"
+    )]
     pub embedding_provider: EmbeddingProvider,
     /// Directory with config.json, tokenizer.json, model.safetensors. Unset: the default cache
     /// (~/.cache/rtfm/models/all-MiniLM-L6-v2), filled from the model hub if empty.
-    #[arg(long, env = "EMBEDDING_MODEL_DIR")]
+    #[arg(long = "embedding-model-dir", env = "EMBEDDING_MODEL_DIR")]
     pub embedding_model_dir: Option<PathBuf>,
     /// Sentences per forward pass of the local model.
-    #[arg(long, env = "EMBEDDING_BATCH_SIZE", default_value_t = 32)]
+    #[arg(
+        long = "embedding-batch-size",
+        env = "EMBEDDING_BATCH_SIZE",
+        default_value_t = 32
+    )]
     pub embedding_batch_size: usize,
     /// Hosted embedding model name (gemini-embedding-001, text-embedding-3-small, …).
-    #[arg(long, env = "EMBEDDING_MODEL", default_value = "gemini-embedding-001")]
+    #[arg(
+        long = "embedding-model",
+        env = "EMBEDDING_MODEL",
+        default_value = "gemini-embedding-001"
+    )]
     pub embedding_model: String,
     /// Hosted embedding API base URL; default GEMINI_BASE_URL or OPENAI_BASE_URL.
-    #[arg(long, env = "EMBEDDING_BASE_URL")]
+    #[arg(long = "embedding-base-url", env = "EMBEDDING_BASE_URL")]
     pub embedding_base_url: Option<String>,
     /// Hosted embedding API key; default GEMINI_API_KEY or OPENAI_API_KEY.
-    #[arg(long, env = "EMBEDDING_API_KEY", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
+    #[arg(long = "embedding-api-key", env = "EMBEDDING_API_KEY", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
     pub embedding_api_key: Option<SecretString>,
     /// Vector size requested from a hosted API (must match the collection).
-    #[arg(long, env = "EMBEDDING_DIMENSIONS", default_value_t = 384)]
+    #[arg(
+        long = "embedding-dimensions",
+        env = "EMBEDDING_DIMENSIONS",
+        default_value_t = 384
+    )]
     pub embedding_dimensions: usize,
 }
 
@@ -94,9 +111,18 @@ pub struct Config {
     #[command(flatten)]
     pub ingest: IngestSettings,
     /// Questions older than this are answered with an apology (or skipped).
-    #[arg(long, env = "QUERY_MAX_AGE_SECS", default_value_t = 3600)]
+    #[arg(
+        long = "query-max-age-secs",
+        env = "QUERY_MAX_AGE_SECS",
+        default_value_t = 3600
+    )]
     pub query_max_age_secs: i64,
-    #[arg(long, env = "QUERY_STALE_POLICY", value_enum, default_value = "answer")]
+    #[arg(
+        long = "query-stale-policy",
+        env = "QUERY_STALE_POLICY",
+        value_enum,
+        default_value = "answer"
+    )]
     pub query_stale_policy: StalePolicy,
     /// Where a new ingestion group starts reading discord-messages.
     #[arg(
@@ -107,10 +133,14 @@ pub struct Config {
     )]
     pub ingest_offset_reset: OffsetReset,
     /// /healthz, /readyz and /metrics.
-    #[arg(long, env = "HTTP_ADDR", default_value = "127.0.0.1:8081")]
+    #[arg(
+        long = "http-addr",
+        env = "HTTP_ADDR",
+        default_value = "127.0.0.1:8081"
+    )]
     pub http_addr: SocketAddr,
     /// Stable id of this instance (its Kafka transactional id); default: the host name.
-    #[arg(long, env = "PROCESSOR_INSTANCE_ID")]
+    #[arg(long = "processor-instance-id", env = "PROCESSOR_INSTANCE_ID")]
     pub instance_id: Option<String>,
 }
 

@@ -38,7 +38,7 @@ pub struct ModelSettings {
     #[arg(long = "llm-provider", env = "LLM_PROVIDER", value_enum)]
     pub provider: Option<ProviderKind>,
     /// Gemini API key (sent as the x-goog-api-key header).
-    #[arg(long, env = "GEMINI_API_KEY", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
+    #[arg(long = "gemini-api-key", env = "GEMINI_API_KEY", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
     pub gemini_api_key: Option<SecretString>,
     #[arg(
         long,
@@ -46,7 +46,11 @@ pub struct ModelSettings {
         default_value = "https://generativelanguage.googleapis.com"
     )]
     pub gemini_base_url: String,
-    #[arg(long, env = "GEMINI_MODEL", default_value = "gemini-2.5-flash")]
+    #[arg(
+        long = "gemini-model",
+        env = "GEMINI_MODEL",
+        default_value = "gemini-2.5-flash"
+    )]
     pub gemini_model: String,
     /// Base URL of an OpenAI-compatible API, including `/v1` (Ollama: http://localhost:11434/v1).
     #[arg(
@@ -56,24 +60,44 @@ pub struct ModelSettings {
     )]
     pub openai_base_url: String,
     /// Optional bearer key for the OpenAI-compatible API.
-    #[arg(long, env = "OPENAI_API_KEY", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
+    #[arg(long = "openai-api-key", env = "OPENAI_API_KEY", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
     pub openai_api_key: Option<SecretString>,
-    #[arg(long, env = "OPENAI_MODEL", default_value = "llama3.1")]
+    #[arg(
+        long = "openai-model",
+        env = "OPENAI_MODEL",
+        default_value = "llama3.1"
+    )]
     pub openai_model: String,
     /// Upper bound for one model call.
-    #[arg(long, env = "LLM_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(
+        long = "llm-timeout-secs",
+        env = "LLM_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
     pub timeout_secs: u64,
     /// Retries after the first attempt on 429/5xx/timeouts.
-    #[arg(long, env = "LLM_MAX_RETRIES", default_value_t = 2)]
+    #[arg(long = "llm-max-retries", env = "LLM_MAX_RETRIES", default_value_t = 2)]
     pub max_retries: u32,
     /// Consecutive failed answers that open the circuit breaker.
-    #[arg(long, env = "LLM_BREAKER_THRESHOLD", default_value_t = 3)]
+    #[arg(
+        long = "llm-breaker-threshold",
+        env = "LLM_BREAKER_THRESHOLD",
+        default_value_t = 3
+    )]
     pub breaker_threshold: u32,
     /// How long the breaker stays open before one probe call.
-    #[arg(long, env = "LLM_BREAKER_COOLDOWN_SECS", default_value_t = 30)]
+    #[arg(
+        long = "llm-breaker-cooldown-secs",
+        env = "LLM_BREAKER_COOLDOWN_SECS",
+        default_value_t = 30
+    )]
     pub breaker_cooldown_secs: u64,
     /// First retry delay; doubles per retry, with jitter.
-    #[arg(long, env = "LLM_RETRY_BASE_MS", default_value_t = 250)]
+    #[arg(
+        long = "llm-retry-base-ms",
+        env = "LLM_RETRY_BASE_MS",
+        default_value_t = 250
+    )]
     pub retry_base_ms: u64,
 }
 

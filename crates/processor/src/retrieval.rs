@@ -32,22 +32,47 @@ pub enum Scope {
 #[derive(Debug, Clone, clap::Args)]
 pub struct RetrievalSettings {
     /// channel: only the asking channel; guild: the whole guild. DMs only ever see their DM.
-    #[arg(long, env = "RETRIEVAL_SCOPE", value_enum, default_value = "channel")]
+    #[arg(
+        long = "retrieval-scope",
+        env = "RETRIEVAL_SCOPE",
+        value_enum,
+        default_value = "channel"
+    )]
     pub scope: Scope,
     /// Nearest messages fetched per question.
-    #[arg(long, env = "RETRIEVAL_CANDIDATES", default_value_t = 10)]
+    #[arg(
+        long = "retrieval-candidates",
+        env = "RETRIEVAL_CANDIDATES",
+        default_value_t = 10
+    )]
     pub candidates: usize,
     /// Cosine similarity below which a hit is ignored.
-    #[arg(long, env = "RETRIEVAL_MIN_SIMILARITY", default_value_t = 0.3)]
+    #[arg(
+        long = "retrieval-min-similarity",
+        env = "RETRIEVAL_MIN_SIMILARITY",
+        default_value_t = 0.3
+    )]
     pub min_similarity: f32,
     /// Hits kept as sources.
-    #[arg(long, env = "RETRIEVAL_MAX_SOURCES", default_value_t = 5)]
+    #[arg(
+        long = "retrieval-max-sources",
+        env = "RETRIEVAL_MAX_SOURCES",
+        default_value_t = 5
+    )]
     pub max_sources: usize,
     /// Messages before and after a hit added as its context.
-    #[arg(long, env = "RETRIEVAL_NEIGHBORS", default_value_t = 3)]
+    #[arg(
+        long = "retrieval-neighbors",
+        env = "RETRIEVAL_NEIGHBORS",
+        default_value_t = 3
+    )]
     pub neighbors: usize,
     /// Only neighbours within this many seconds of the hit.
-    #[arg(long, env = "RETRIEVAL_NEIGHBOR_WINDOW_SECS", default_value_t = 600)]
+    #[arg(
+        long = "retrieval-neighbor-window-secs",
+        env = "RETRIEVAL_NEIGHBOR_WINDOW_SECS",
+        default_value_t = 600
+    )]
     pub neighbor_window_secs: u64,
 }
 

@@ -19,19 +19,35 @@ use serde_json::{json, Map, Value};
 #[derive(Clone, clap::Args)]
 pub struct StoreConfig {
     /// Chroma server URL.
-    #[arg(long, env = "CHROMA_URL", default_value = "http://localhost:8000")]
+    #[arg(
+        long = "chroma-url",
+        env = "CHROMA_URL",
+        default_value = "http://localhost:8000"
+    )]
     pub chroma_url: String,
     /// Collection holding the messages (created with cosine distance if missing).
-    #[arg(long, env = "CHROMA_COLLECTION", default_value = "rtfm_messages")]
+    #[arg(
+        long = "chroma-collection",
+        env = "CHROMA_COLLECTION",
+        default_value = "rtfm_messages"
+    )]
     pub chroma_collection: String,
     /// Bearer token for a Chroma server with token auth.
-    #[arg(long, env = "CHROMA_AUTH_TOKEN", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
+    #[arg(long = "chroma-auth-token", env = "CHROMA_AUTH_TOKEN", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
     pub chroma_auth_token: Option<SecretString>,
     /// Database in the token's tenant.
-    #[arg(long, env = "CHROMA_DATABASE", default_value = "default_database")]
+    #[arg(
+        long = "chroma-database",
+        env = "CHROMA_DATABASE",
+        default_value = "default_database"
+    )]
     pub chroma_database: String,
     /// Upper bound for one Chroma request.
-    #[arg(long, env = "CHROMA_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(
+        long = "chroma-timeout-secs",
+        env = "CHROMA_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
     pub chroma_timeout_secs: u64,
 }
 

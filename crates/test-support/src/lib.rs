@@ -3,8 +3,11 @@
 //! - [`services`]: reach the **real** Kafka broker and Chroma server started by
 //!   `scripts/test.sh` (fails loudly with how to start them — never skips);
 //! - [`eventually`]: bounded polling instead of sleeps;
-//! - fakes for the third-party HTTP APIs only (added by the processor and bot work).
+//! - [`fake_model`]: a fake Gemini/OpenAI HTTP API (third-party APIs are the only fakes);
+//! - [`chroma`]: a private Chroma server for tests that must stop and restart it.
 
+pub mod chroma;
+pub mod fake_model;
 pub mod services;
 
 use std::future::Future;

@@ -1,0 +1,195 @@
+//! Shared helpers of the processor's integration tests: real Kafka, real Chroma, fake model.
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::time::Duration;
+
+use clap::Parser;
+use futures::future::join_all;
+use processor::store::{MessageStore, StoreConfig};
+use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, Producer};
+use rtfm_core::schema::now_timestamp;
+use rtfm_core::{BotQuery, BotResponse, DiscordMessage, MessageEvent};
+use serde_json::{json, Map};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const WAIT: Duration = Duration::from_secs(90);
+
+#[derive(Parser)]
+struct TestCli {
+    #[command(flatten)]
+    config: processor::Config,
+}
+
+/// A processor config for private topics and a private collection; `extra` adds flags.
+pub fn config(
+    kafka: &KafkaConfig,
+    chroma_url: &str,
+    collection: &str,
+    extra: &[&str],
+) -> processor::Config {
+    let mut args = vec![
+        "processor".to_string(),
+        "--bootstrap-servers".into(),
+        kafka.bootstrap_servers.clone(),
+        // `=`: the suffix starts with a dash.
+        format!("--topic-suffix={}", kafka.topic_suffix),
+        "--chroma-url".into(),
+        chroma_url.into(),
+        "--chroma-collection".into(),
+        collection.into(),
+        "--http-addr".into(),
+        "127.0.0.1:0".into(),
+        "--processor-instance-id".into(),
+        uuid::Uuid::new_v4().to_string(),
+        "--ingest-batch-linger-ms".into(),
+        "50".into(),
+    ];
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    TestCli::try_parse_from(args)
+        .expect("test config parses")
+        .config
+}
+
+/// The processor running in-process.
+pub struct Running {
+    pub shutdown: CancellationToken,
+    pub handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub fn start(config: processor::Config) -> Self {
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(processor::run(config, shutdown.clone()));
+        Self { shutdown, handle }
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let result = tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("processor stops within 30 s")
+            .expect("task not panicked");
+        result.expect("processor ends cleanly");
+    }
+}
+
+pub fn collection_name() -> String {
+    format!("test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+pub async fn store(chroma_url: &str, collection: &str) -> MessageStore {
+    MessageStore::connect(&StoreConfig::new(chroma_url, collection))
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "cannot reach Chroma at {chroma_url}: {err}; start it with scripts/chroma.sh start"
+            )
+        })
+}
+
+pub fn message(
+    id: u64,
+    guild: Option<&str>,
+    channel: &str,
+    content: &str,
+    minute: u32,
+) -> DiscordMessage {
+    DiscordMessage {
+        message_id: id.to_string(),
+        content: content.to_string(),
+        username: format!("user{}", id % 7),
+        user_id: (1000 + id % 7).to_string(),
+        channel_id: channel.to_string(),
+        timestamp: format!(
+            "2025-11-02T{:02}:{:02}:00.000Z",
+            10 + minute / 60,
+            minute % 60
+        ),
+        metadata: Map::from_iter([("channel_name".to_string(), json!("general"))]),
+        guild_id: guild.map(str::to_string),
+        event: MessageEvent::Create,
+        reply_to_message_id: None,
+        extra: Map::new(),
+    }
+}
+
+pub fn query(id: u64, guild: Option<&str>, channel: &str, question: &str) -> BotQuery {
+    BotQuery {
+        query_id: uuid::Uuid::new_v4().to_string(),
+        original_message_id: id.to_string(),
+        question: question.to_string(),
+        username: "asker".into(),
+        user_id: "4242".into(),
+        channel_id: channel.to_string(),
+        timestamp: now_timestamp(),
+        context: Map::new(),
+        guild_id: guild.map(str::to_string),
+        extra: Map::new(),
+    }
+}
+
+/// Publishes concurrently (in chunks) and waits for every ack.
+pub async fn publish<T: rtfm_core::Record>(producer: &Producer, records: &[T]) {
+    for chunk in records.chunks(500) {
+        for result in join_all(chunk.iter().map(|record| producer.send(record))).await {
+            result.expect("record acknowledged");
+        }
+    }
+}
+
+/// Reads committed responses (fresh group, from the beginning) until `done` holds.
+pub struct ResponseReader {
+    consumer: Consumer<BotResponse>,
+    pub seen: Vec<BotResponse>,
+}
+
+impl ResponseReader {
+    pub fn new(kafka: &KafkaConfig) -> Self {
+        let producer = Producer::new(kafka, "test-reader").expect("producer");
+        let group = format!("test-reader-{}", uuid::Uuid::new_v4());
+        let consumer = Consumer::new(
+            kafka,
+            &ConsumerOptions::new(&group, "test-reader"),
+            producer,
+        )
+        .expect("consumer");
+        Self {
+            consumer,
+            seen: Vec::new(),
+        }
+    }
+
+    pub async fn until(&mut self, what: &str, done: impl Fn(&[BotResponse]) -> bool) {
+        let shutdown = CancellationToken::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !done(&self.seen) {
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match tokio::time::timeout(remaining, self.consumer.recv(&shutdown)).await {
+                Ok(Ok(Some(received))) => self.seen.push(received.record),
+                Ok(other) => panic!("response consumer failed: {other:?}"),
+                Err(_) => panic!(
+                    "timed out waiting for {what}; responses so far: {:#?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Whatever else arrives within `quiet` (to prove nothing more does).
+    pub async fn drain(&mut self, quiet: Duration) {
+        let shutdown = CancellationToken::new();
+        while let Ok(Ok(Some(received))) =
+            tokio::time::timeout(quiet, self.consumer.recv(&shutdown)).await
+        {
+            self.seen.push(received.record);
+        }
+    }
+
+    pub fn for_query(&self, query_id: &str) -> Vec<&BotResponse> {
+        self.seen
+            .iter()
+            .filter(|response| response.query_id == query_id)
+            .collect()
+    }
+}

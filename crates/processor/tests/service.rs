@@ -1,0 +1,482 @@
+//! The processor end to end against the real Kafka broker and the real Chroma server, with a
+//! fake model API. Each test has its own topics, groups and collection.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use rtfm_core::kafka::Producer;
+use rtfm_core::MessageEvent;
+use test_support::fake_model::{Behaviour, FakeModel};
+use test_support::{eventually, services};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection_name();
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let messages: Vec<_> = (0..1000u64)
+        .map(|i| {
+            message(
+                5_000_000 + i,
+                Some("77"),
+                &format!("{}", 100 + i % 4),
+                &format!("message {i} about topic {}", i % 13),
+                (i % 600) as u32,
+            )
+        })
+        .collect();
+    publish(&producer, &messages).await;
+    let running = Running::start(config(&kafka, &chroma, &collection, &[]));
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "1000 messages in Chroma", || async {
+        (store.count().await.ok()? == 1000).then_some(())
+    })
+    .await;
+
+    let stored = store
+        .get(None, vec!["5000007".into()], None)
+        .await
+        .expect("get");
+    assert_eq!(stored.len(), 1);
+    let metadata = &stored[0].metadata;
+    assert_eq!(stored[0].document, "message 7 about topic 7");
+    assert_eq!(metadata["guild_id"], "77");
+    assert_eq!(metadata["channel_id"], "103");
+    assert_eq!(metadata["user_id"], messages[7].user_id.as_str());
+    assert_eq!(metadata["username"], messages[7].username.as_str());
+    assert_eq!(metadata["message_id"], "5000007");
+    assert_eq!(metadata["channel_name"], "general");
+    assert_eq!(metadata["timestamp"], "2025-11-02T10:07:00.000Z");
+    assert_eq!(metadata["timestamp_epoch"].as_f64(), Some(1_762_078_020.0));
+
+    // The same 1000 again, then a sentinel: once the sentinel is in, the repeats were applied.
+    publish(&producer, &messages).await;
+    let sentinel = message(5_999_999, Some("77"), "100", "sentinel", 0);
+    publish(&producer, std::slice::from_ref(&sentinel)).await;
+    eventually(WAIT, "the sentinel", || async {
+        (store.count().await.ok()? == 1001).then_some(())
+    })
+    .await;
+
+    let mut edit = messages[7].clone();
+    edit.event = MessageEvent::Edit;
+    edit.content = "message 7, edited".into();
+    let mut delete = messages[8].clone();
+    delete.event = MessageEvent::Delete;
+    delete.content = String::new();
+    publish(&producer, &[edit, delete]).await;
+    eventually(WAIT, "the edit and the delete", || async {
+        let edited = store.get(None, vec!["5000007".into()], None).await.ok()?;
+        let deleted = store.get(None, vec!["5000008".into()], None).await.ok()?;
+        (edited.first()?.document == "message 7, edited" && deleted.is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(store.count().await.expect("count"), 1000);
+    running.stop().await;
+    store.drop_collection().await.expect("cleanup");
+}
+
+/// A small conversation: a question in guild 1 / channel A and its answer right after it.
+async fn seed_conversation(producer: &Producer) {
+    let conversation = [
+        message(
+            7_000_001,
+            Some("1"),
+            "11",
+            "hey all, how do I rotate the deploy key for the bot?",
+            0,
+        ),
+        message(
+            7_000_002,
+            Some("1"),
+            "11",
+            "run `vaultctl rotate --key deploy --force` and restart the bot",
+            1,
+        ),
+        message(7_000_003, Some("1"), "11", "thanks, that worked", 2),
+        message(7_000_004, Some("1"), "12", "lunch anyone?", 3),
+        message(
+            7_000_005,
+            Some("2"),
+            "21",
+            "our wiki moved to the new domain",
+            4,
+        ),
+    ];
+    publish(producer, &conversation).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answers_cite_their_source_and_never_cross_a_guild_or_channel() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection_name();
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    seed_conversation(&producer).await;
+    let running = Running::start(config(
+        &kafka,
+        &chroma,
+        &collection,
+        &["--llm-provider", "extractive"],
+    ));
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "the conversation indexed", || async {
+        (store.count().await.ok()? == 5).then_some(())
+    })
+    .await;
+
+    let question = "how can I rotate the deploy key?";
+    let same_channel = query(7_100_001, Some("1"), "11", question);
+    // Guild 2 asking, even naming guild 1's channel: a forged pair must not widen the scope.
+    let other_guild = query(7_100_002, Some("2"), "11", question);
+    let other_guild_own_channel = query(7_100_003, Some("2"), "21", question);
+    let other_channel = query(7_100_004, Some("1"), "12", question);
+    let dm_naming_guild_channel = query(7_100_005, None, "11", question);
+    let queries = [
+        &same_channel,
+        &other_guild,
+        &other_guild_own_channel,
+        &other_channel,
+        &dm_naming_guild_channel,
+    ];
+    for query in queries {
+        producer.send(query).await.expect("acked");
+    }
+    let mut reader = ResponseReader::new(&kafka);
+    reader.until("five responses", |seen| seen.len() >= 5).await;
+
+    let answer = reader.for_query(&same_channel.query_id)[0];
+    assert!(
+        answer.response_text.contains("vaultctl rotate"),
+        "{}",
+        answer.response_text
+    );
+    assert!(
+        answer
+            .response_text
+            .contains("https://discord.com/channels/1/11/7000002"),
+        "{}",
+        answer.response_text
+    );
+    assert!(answer
+        .metadata
+        .source_message_ids
+        .contains(&"7000002".to_string()));
+    assert_eq!(answer.metadata.provider.as_deref(), Some("extractive"));
+    assert!(!answer.metadata.degraded);
+    assert!(answer.metadata.confidence > 0.5);
+    assert_eq!(
+        answer.metadata.sources_count as usize,
+        answer.metadata.source_message_ids.len()
+    );
+    assert_eq!(answer.original_message_id, "7100001");
+    assert_eq!(answer.guild_id.as_deref(), Some("1"));
+
+    for query in &queries[1..] {
+        let response = reader.for_query(&query.query_id)[0];
+        assert!(
+            response.response_text.starts_with("I couldn't find this"),
+            "{query:?} → {}",
+            response.response_text
+        );
+        assert!(!response.response_text.contains("vaultctl"));
+        assert!(response.metadata.source_message_ids.is_empty());
+    }
+    running.stop().await;
+    store.drop_collection().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gemini_receives_key_model_and_quoted_sources_and_its_answer_is_published() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection_name();
+    let fake = FakeModel::start().await;
+    fake.always(Behaviour::Answer("Rotate it with vaultctl [2].".into()));
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    seed_conversation(&producer).await;
+    let base = fake.gemini_base_url();
+    let running = Running::start(config(
+        &kafka,
+        &chroma,
+        &collection,
+        &[
+            "--gemini-api-key",
+            "test-gemini-key-123",
+            "--gemini-base-url",
+            &base,
+        ],
+    ));
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "indexed", || async {
+        (store.count().await.ok()? == 5).then_some(())
+    })
+    .await;
+
+    let question = query(
+        7_200_001,
+        Some("1"),
+        "11",
+        "how do I rotate the deploy key?",
+    );
+    producer.send(&question).await.expect("acked");
+    let mut reader = ResponseReader::new(&kafka);
+    reader.until("the answer", |seen| !seen.is_empty()).await;
+    let answer = &reader.seen[0];
+    assert!(
+        answer
+            .response_text
+            .starts_with("Rotate it with vaultctl [2]."),
+        "{}",
+        answer.response_text
+    );
+    assert_eq!(answer.metadata.provider.as_deref(), Some("gemini"));
+    assert_eq!(answer.metadata.model, "gemini-2.5-flash");
+    assert!(!answer.metadata.degraded);
+    assert_eq!(answer.metadata.source_message_ids.len(), 1);
+    assert!(
+        answer
+            .response_text
+            .contains("<https://discord.com/channels/1/11/"),
+        "{}",
+        answer.response_text
+    );
+
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(
+        request.path,
+        "/v1beta/models/gemini-2.5-flash:generateContent"
+    );
+    assert_eq!(
+        request
+            .headers
+            .get("x-goog-api-key")
+            .and_then(|v| v.to_str().ok()),
+        Some("test-gemini-key-123")
+    );
+    let prompt = request.body["contents"][0]["parts"][0]["text"]
+        .as_str()
+        .expect("prompt text");
+    assert!(
+        prompt.contains("vaultctl rotate --key deploy --force"),
+        "{prompt}"
+    );
+    assert!(
+        prompt.contains("Question: \"how do I rotate the deploy key?\""),
+        "{prompt}"
+    );
+    assert!(request.body["systemInstruction"]["parts"][0]["text"]
+        .as_str()
+        .expect("system")
+        .contains("chat history"));
+    running.stop().await;
+    store.drop_collection().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_openai_compatible_model_is_called_with_bearer_key_and_model_name() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection_name();
+    let fake = FakeModel::start().await;
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    seed_conversation(&producer).await;
+    let base = fake.openai_base_url();
+    let running = Running::start(config(
+        &kafka,
+        &chroma,
+        &collection,
+        &[
+            "--llm-provider",
+            "openai",
+            "--openai-base-url",
+            &base,
+            "--openai-model",
+            "qwen2.5",
+            "--openai-api-key",
+            "sk-test-openai",
+        ],
+    ));
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "indexed", || async {
+        (store.count().await.ok()? == 5).then_some(())
+    })
+    .await;
+    producer
+        .send(&query(7_300_001, Some("1"), "11", "deploy key rotation?"))
+        .await
+        .expect("acked");
+    let mut reader = ResponseReader::new(&kafka);
+    reader.until("the answer", |seen| !seen.is_empty()).await;
+    assert_eq!(reader.seen[0].metadata.provider.as_deref(), Some("openai"));
+    assert_eq!(reader.seen[0].metadata.model, "qwen2.5");
+    let request = &fake.requests()[0];
+    assert_eq!(request.path, "/v1/chat/completions");
+    assert_eq!(request.body["model"], "qwen2.5");
+    assert_eq!(
+        request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer sk-test-openai")
+    );
+    assert_eq!(request.body["messages"][0]["role"], "system");
+    running.stop().await;
+    store.drop_collection().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_model_trips_the_breaker_and_users_get_labelled_extractive_answers() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection_name();
+    let fake = FakeModel::start().await;
+    fake.always(Behaviour::Fail(500));
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    seed_conversation(&producer).await;
+    let base = fake.gemini_base_url();
+    let running = Running::start(config(
+        &kafka,
+        &chroma,
+        &collection,
+        &[
+            "--gemini-api-key",
+            "k",
+            "--gemini-base-url",
+            &base,
+            "--llm-max-retries",
+            "1",
+            "--llm-retry-base-ms",
+            "10",
+            "--llm-breaker-threshold",
+            "2",
+            "--llm-breaker-cooldown-secs",
+            "3600",
+        ],
+    ));
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "indexed", || async {
+        (store.count().await.ok()? == 5).then_some(())
+    })
+    .await;
+    for i in 0..4 {
+        producer
+            .send(&query(
+                7_400_001 + i,
+                Some("1"),
+                "11",
+                "how do I rotate the deploy key?",
+            ))
+            .await
+            .expect("acked");
+    }
+    let mut reader = ResponseReader::new(&kafka);
+    reader.until("four answers", |seen| seen.len() >= 4).await;
+    for answer in &reader.seen {
+        assert!(answer.metadata.degraded, "{answer:?}");
+        assert_eq!(answer.metadata.provider.as_deref(), Some("extractive"));
+        assert!(
+            answer
+                .response_text
+                .starts_with("⚠️ The language model is unavailable"),
+            "{}",
+            answer.response_text
+        );
+        assert!(answer.response_text.contains("vaultctl"));
+    }
+    // Two answers × (1 try + 1 retry) reach the model; then the breaker is open.
+    assert_eq!(
+        fake.requests().len(),
+        4,
+        "the breaker stops calls after the threshold"
+    );
+    running.stop().await;
+    store.drop_collection().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_model_that_recovers_is_used_again_after_the_breaker_cooldown() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection_name();
+    let fake = FakeModel::start().await;
+    fake.then(Behaviour::RateLimit(0));
+    fake.then(Behaviour::Stall(Duration::from_secs(5)));
+    fake.always(Behaviour::Answer("Use vaultctl [2].".into()));
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    seed_conversation(&producer).await;
+    let base = fake.gemini_base_url();
+    let running = Running::start(config(
+        &kafka,
+        &chroma,
+        &collection,
+        &[
+            "--gemini-api-key",
+            "k",
+            "--gemini-base-url",
+            &base,
+            "--llm-max-retries",
+            "1",
+            "--llm-retry-base-ms",
+            "10",
+            "--llm-timeout-secs",
+            "1",
+            "--llm-breaker-threshold",
+            "1",
+            "--llm-breaker-cooldown-secs",
+            "2",
+        ],
+    ));
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "indexed", || async {
+        (store.count().await.ok()? == 5).then_some(())
+    })
+    .await;
+    let mut reader = ResponseReader::new(&kafka);
+    // 429 then a stall past the 1 s timeout: the answer falls back and the breaker opens.
+    let first = query(
+        7_500_001,
+        Some("1"),
+        "11",
+        "how do I rotate the deploy key?",
+    );
+    producer.send(&first).await.expect("acked");
+    reader
+        .until("the degraded answer", |seen| !seen.is_empty())
+        .await;
+    assert!(reader.seen[0].metadata.degraded);
+    // While open: no model call.
+    let second = query(
+        7_500_002,
+        Some("1"),
+        "11",
+        "how do I rotate the deploy key?",
+    );
+    producer.send(&second).await.expect("acked");
+    reader
+        .until("the second answer", |seen| seen.len() >= 2)
+        .await;
+    assert!(reader.seen[1].metadata.degraded);
+    assert_eq!(fake.requests().len(), 2);
+    // After the cooldown the half-open probe succeeds and the breaker closes.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let third = query(
+        7_500_003,
+        Some("1"),
+        "11",
+        "how do I rotate the deploy key?",
+    );
+    producer.send(&third).await.expect("acked");
+    reader
+        .until("the third answer", |seen| seen.len() >= 3)
+        .await;
+    assert!(!reader.seen[2].metadata.degraded, "{:?}", reader.seen[2]);
+    assert_eq!(reader.seen[2].metadata.provider.as_deref(), Some("gemini"));
+    running.stop().await;
+    store.drop_collection().await.expect("cleanup");
+}

@@ -1,0 +1,160 @@
+//! A fake model API speaking Gemini's `generateContent` and OpenAI's `/chat/completions`
+//! shapes. It records every request and can be told to answer, fail with a status, rate-limit
+//! with `Retry-After`, or stall.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Value};
+
+/// What the fake does with the next request.
+#[derive(Debug, Clone)]
+pub enum Behaviour {
+    /// Answer with this text.
+    Answer(String),
+    /// Answer with this HTTP status and an error body.
+    Fail(u16),
+    /// 429 with `Retry-After: secs`.
+    RateLimit(u64),
+    /// Wait this long, then answer (to trip client timeouts).
+    Stall(Duration),
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Recorded>,
+    script: VecDeque<Behaviour>,
+    default: Option<Behaviour>,
+}
+
+#[derive(Clone)]
+pub struct FakeModel {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeModel {
+    /// Starts on a free port; by default answers "You can find it in the settings [1]."
+    pub async fn start() -> Self {
+        let state = Arc::new(Mutex::new(State {
+            default: Some(Behaviour::Answer(
+                "You can find it in the settings [1].".into(),
+            )),
+            ..Default::default()
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake model");
+        let addr = listener.local_addr().expect("addr");
+        let shared = Arc::clone(&state);
+        let app = Router::new().fallback(move |uri: Uri, headers: HeaderMap, body: Bytes| {
+            let state = Arc::clone(&shared);
+            async move { handle(state, uri, headers, body).await }
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, state }
+    }
+
+    /// Base URL for `GEMINI_BASE_URL`.
+    pub fn gemini_base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Base URL for `OPENAI_BASE_URL`.
+    pub fn openai_base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Behaviour for every request not covered by [`FakeModel::then`].
+    pub fn always(&self, behaviour: Behaviour) {
+        self.lock().default = Some(behaviour);
+    }
+
+    /// Behaviour for the next request only (queued in order).
+    pub fn then(&self, behaviour: Behaviour) {
+        self.lock().script.push_back(behaviour);
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.lock().requests.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let path = uri.path().to_string();
+    let behaviour = {
+        let mut state = state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.requests.push(Recorded {
+            path: path.clone(),
+            headers,
+            body,
+        });
+        state
+            .script
+            .pop_front()
+            .or_else(|| state.default.clone())
+            .unwrap_or(Behaviour::Fail(500))
+    };
+    let text = match behaviour {
+        Behaviour::Answer(text) => text,
+        Behaviour::Fail(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            return (
+                status,
+                axum::Json(json!({"error": {"message": "fake failure"}})),
+            )
+                .into_response();
+        }
+        Behaviour::RateLimit(secs) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", secs.to_string())],
+                "slow down",
+            )
+                .into_response();
+        }
+        Behaviour::Stall(duration) => {
+            tokio::time::sleep(duration).await;
+            "late answer".to_string()
+        }
+    };
+    if path.ends_with(":generateContent") {
+        axum::Json(json!({
+            "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}]
+        }))
+        .into_response()
+    } else if path.ends_with("/chat/completions") {
+        axum::Json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]
+        }))
+        .into_response()
+    } else {
+        (StatusCode::NOT_FOUND, "unknown fake route").into_response()
+    }
+}
