@@ -115,10 +115,16 @@ pub struct Indexer {
 }
 
 impl Indexer {
-    /// Embeds and upserts `messages` in one call each.
+    /// Embeds and upserts `messages` (one embedding call, one upsert).
     pub async fn upsert(&self, messages: &[&DiscordMessage]) -> Result<(), IndexError> {
+        let vectors = self.embed(messages).await?;
+        self.write(messages, vectors).await
+    }
+
+    /// Embeds the messages' contents, in order.
+    pub async fn embed(&self, messages: &[&DiscordMessage]) -> Result<Vec<Vec<f32>>, IndexError> {
         if messages.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let texts: Vec<String> = messages
             .iter()
@@ -131,6 +137,18 @@ impl Indexer {
             .await
             .map_err(|err| IndexError::Embed(err.to_string()))?;
         metrics::EMBED_SECONDS.observe(started.elapsed().as_secs_f64());
+        Ok(vectors)
+    }
+
+    /// Upserts already embedded messages.
+    pub async fn write(
+        &self,
+        messages: &[&DiscordMessage],
+        vectors: Vec<Vec<f32>>,
+    ) -> Result<(), IndexError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
         let records: Vec<StoredMessage> = messages
             .iter()
             .map(|message| stored_message(message))

@@ -341,7 +341,7 @@ async fn monitor(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    let mut interval = tokio::time::interval(Duration::from_secs(2));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
@@ -359,6 +359,12 @@ async fn monitor(
         if let Some(model) = &answerer.model {
             readiness.set("model", model.breaker_state() != model::BreakerState::Open);
         }
+        metrics::ASSIGNED_PARTITIONS
+            .with_label_values(&[GROUP_MESSAGE_PROCESSOR])
+            .set(ingest_consumer.assigned_partitions().len() as i64);
+        metrics::ASSIGNED_PARTITIONS
+            .with_label_values(&[GROUP_QUERY_PROCESSOR])
+            .set(query_consumer.assigned_partitions().len() as i64);
         let ingest = Arc::clone(&ingest_consumer);
         let queries = Arc::clone(&query_consumer);
         let lags = tokio::task::spawn_blocking(move || {

@@ -84,3 +84,12 @@ pub static CHROMA_UP: LazyLock<IntGauge> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+/// Partitions this instance owns, by consumer group.
+pub static ASSIGNED_PARTITIONS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "rtfm_assigned_partitions",
+        "Partitions assigned to this instance",
+        &["group"]
+    )
+    .expect("metric registers once")
+});

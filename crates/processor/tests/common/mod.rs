@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 pub const WAIT: Duration = Duration::from_secs(90);
 
 #[derive(Parser)]
+#[command(args_override_self = true)] // `extra` may override the defaults below
 struct TestCli {
     #[command(flatten)]
     config: processor::Config,
@@ -101,11 +102,11 @@ pub fn message(
         username: format!("user{}", id % 7),
         user_id: (1000 + id % 7).to_string(),
         channel_id: channel.to_string(),
-        timestamp: format!(
-            "2025-11-02T{:02}:{:02}:00.000Z",
-            10 + minute / 60,
-            minute % 60
-        ),
+        timestamp: (chrono::DateTime::parse_from_rfc3339("2025-11-02T10:00:00.000Z")
+            .expect("base time")
+            + chrono::Duration::minutes(i64::from(minute)))
+        .to_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         metadata: Map::from_iter([("channel_name".to_string(), json!("general"))]),
         guild_id: guild.map(str::to_string),
         event: MessageEvent::Create,

@@ -1,0 +1,269 @@
+//! The processor under failure: killed with SIGKILL mid-query, Chroma down mid-ingestion, and
+//! two instances sharing the work. The processor runs as a real process where it gets killed.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use rtfm_core::kafka::{KafkaConfig, Producer};
+use test_support::chroma::ChromaProcess;
+use test_support::fake_model::{Behaviour, FakeModel};
+use test_support::{eventually, free_port, http_get, metric_value, services};
+
+/// The `processor` binary as a child process, logging to a file (printed if a test fails).
+struct ProcessorProcess {
+    child: Child,
+    pub http_port: u16,
+    log: PathBuf,
+}
+
+impl ProcessorProcess {
+    fn spawn(
+        kafka: &KafkaConfig,
+        chroma_url: &str,
+        collection: &str,
+        instance: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let http_port = free_port();
+        let log = std::env::temp_dir().join(format!("rtfm-processor-{}.log", uuid::Uuid::new_v4()));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_processor"));
+        command
+            .env("KAFKA_BOOTSTRAP_SERVERS", &kafka.bootstrap_servers)
+            .env("KAFKA_TOPIC_SUFFIX", &kafka.topic_suffix)
+            .env("CHROMA_URL", chroma_url)
+            .env("CHROMA_COLLECTION", collection)
+            .env("HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+            .env("PROCESSOR_INSTANCE_ID", instance)
+            .env("INGEST_BATCH_LINGER_MS", "50")
+            .env("RUST_LOG", "info")
+            .env_remove("GEMINI_API_KEY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log_file));
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("processor binary starts");
+        Self {
+            child,
+            http_port,
+            log,
+        }
+    }
+
+    fn kill_9(&mut self) {
+        // std's kill() is SIGKILL on Unix: no destructor, no flush, no abort of transactions.
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reaped");
+    }
+
+    async fn metrics(&self) -> String {
+        http_get(&format!("http://127.0.0.1:{}/metrics", self.http_port))
+            .await
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ProcessorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- processor log {} ---\n{}",
+                self.log.display(),
+                self.log_text()
+            );
+        }
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_processor_killed_mid_query_still_yields_exactly_one_response() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection_name();
+    let fake = FakeModel::start().await;
+    // The first call hangs, so the process is killed with the query consumed but uncommitted.
+    fake.then(Behaviour::Stall(Duration::from_secs(120)));
+    fake.always(Behaviour::Answer("Use vaultctl [2].".into()));
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    publish(
+        &producer,
+        &[
+            message(
+                8_000_001,
+                Some("1"),
+                "11",
+                "how do I rotate the deploy key?",
+                0,
+            ),
+            message(
+                8_000_002,
+                Some("1"),
+                "11",
+                "vaultctl rotate --key deploy",
+                1,
+            ),
+        ],
+    )
+    .await;
+    let base = fake.gemini_base_url();
+    let env = [
+        ("GEMINI_API_KEY", "test-key"),
+        ("GEMINI_BASE_URL", base.as_str()),
+        ("LLM_TIMEOUT_SECS", "300"),
+    ];
+    let mut first = ProcessorProcess::spawn(&kafka, &chroma, &collection, "kill-test", &env);
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "indexed", || async {
+        (store.count().await.ok()? == 2).then_some(())
+    })
+    .await;
+    let question = query(8_100_001, Some("1"), "11", "rotate the deploy key?");
+    producer.send(&question).await.expect("acked");
+    eventually(WAIT, "the model call in flight", || async {
+        (!fake.requests().is_empty()).then_some(())
+    })
+    .await;
+    first.kill_9();
+
+    // Same instance id → same transactional id: the restart fences whatever the first left.
+    let _second = ProcessorProcess::spawn(&kafka, &chroma, &collection, "kill-test", &env);
+    let mut reader = ResponseReader::new(&kafka);
+    reader
+        .until("the response after the restart", |seen| !seen.is_empty())
+        .await;
+    reader.drain(Duration::from_secs(8)).await;
+    let responses = reader.for_query(&question.query_id);
+    assert_eq!(responses.len(), 1, "exactly one response: {responses:#?}");
+    assert!(responses[0].response_text.starts_with("Use vaultctl [2]."));
+    assert_eq!(
+        fake.requests().len(),
+        2,
+        "the query was processed again after the kill"
+    );
+    store.drop_collection().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chroma_down_for_twenty_seconds_pauses_ingestion_and_loses_nothing() {
+    let kafka = services::kafka_with_topics().await;
+    let mut chroma = ChromaProcess::start();
+    let collection = collection_name();
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let total = 2_000u64;
+    let messages: Vec<_> = (0..total)
+        .map(|i| {
+            message(
+                9_000_000 + i,
+                Some("5"),
+                &format!("{}", 50 + i % 5),
+                &format!(
+                    "note {i}: the build of module {} failed with error {}",
+                    i % 17,
+                    i % 29
+                ),
+                (i % 900) as u32,
+            )
+        })
+        .collect();
+    publish(&producer, &messages).await;
+    let http_port = free_port();
+    let http = format!("127.0.0.1:{http_port}");
+    let running = Running::start(config(
+        &kafka,
+        &chroma.url(),
+        &collection,
+        &["--http-addr", &http, "--ingest-max-backoff-secs", "2"],
+    ));
+    let store = store(&chroma.url(), &collection).await;
+    eventually(WAIT, "ingestion under way", || async {
+        (store.count().await.ok()? >= 200).then_some(())
+    })
+    .await;
+
+    chroma.stop();
+    let readyz = format!("http://{http}/readyz");
+    eventually(
+        Duration::from_secs(30),
+        "/readyz to report chroma not ready",
+        || async {
+            let (status, body) = http_get(&readyz).await?;
+            (status == 503 && body.contains("chroma: not ready")).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert!(
+        !running.handle.is_finished(),
+        "the processor survives the outage"
+    );
+    chroma.resume();
+
+    eventually(
+        Duration::from_secs(180),
+        "all 2000 messages after the outage",
+        || async { (store.count().await.ok()? == total as usize).then_some(()) },
+    )
+    .await;
+    eventually(Duration::from_secs(30), "/readyz ready again", || async {
+        let (status, _) = http_get(&readyz).await?;
+        (status == 200).then_some(())
+    })
+    .await;
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processors_in_one_group_share_the_partitions() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection_name();
+    let first = ProcessorProcess::spawn(&kafka, &chroma, &collection, "share-a", &[]);
+    let second = ProcessorProcess::spawn(&kafka, &chroma, &collection, "share-b", &[]);
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let messages: Vec<_> = (0..300u64)
+        .map(|i| {
+            message(
+                9_500_000 + i,
+                Some("6"),
+                &format!("{}", 60 + i % 30),
+                &format!("shared work item {i}"),
+                (i % 300) as u32,
+            )
+        })
+        .collect();
+    publish(&producer, &messages).await;
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "all 300 indexed", || async {
+        (store.count().await.ok()? == 300).then_some(())
+    })
+    .await;
+    let sample = r#"rtfm_assigned_partitions{group="discord-message-processor"}"#;
+    let (a, b) = eventually(WAIT, "both instances to own partitions", || async {
+        let a = metric_value(&first.metrics().await, sample)?;
+        let b = metric_value(&second.metrics().await, sample)?;
+        (a >= 1.0 && b >= 1.0 && a + b == 3.0).then_some((a, b))
+    })
+    .await;
+    assert_eq!(a + b, 3.0);
+    let ingested = r#"rtfm_messages_ingested_total{outcome="upserted"}"#;
+    let a = metric_value(&first.metrics().await, ingested).unwrap_or(0.0);
+    let b = metric_value(&second.metrics().await, ingested).unwrap_or(0.0);
+    assert!(
+        a + b >= 300.0,
+        "together they indexed everything: {a} + {b}"
+    );
+    store.drop_collection().await.expect("cleanup");
+}
