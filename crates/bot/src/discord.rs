@@ -1,0 +1,333 @@
+//! The Discord edge: serenity's gateway client and its event handler. Everything here converts
+//! serenity types to plain ones and calls [`Pipeline`]; the logic lives elsewhere.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use rtfm_core::kafka::Producer;
+use rtfm_core::telemetry::Readiness;
+use rtfm_core::MessageEvent;
+use serenity::all::{
+    ChannelId, Command, CommandDataOptionValue, CommandOptionType, Context, CreateCommand,
+    CreateCommandOption, EventHandler, GatewayIntents, GuildId, Http, HttpBuilder, Interaction,
+    Message, MessageId, MessageUpdateEvent, Ready, ResumedEvent, User,
+};
+use serenity::async_trait;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::metrics;
+use crate::outbox::{Outbox, Target};
+use crate::pipeline::{Pipeline, Via};
+use crate::records::{self, Incoming};
+
+/// Intents RTFM needs: guild and DM messages with their content.
+pub fn intents() -> GatewayIntents {
+    GatewayIntents::GUILD_MESSAGES
+        | GatewayIntents::DIRECT_MESSAGES
+        | GatewayIntents::MESSAGE_CONTENT
+}
+
+/// The REST client. `api_url` points serenity at a fake Discord; serenity only rewrites URLs
+/// through its proxy setting with the rate limiter off, so tests turn it off. Production keeps
+/// the rate limiter on and no proxy.
+pub fn http_client(token: &str, api_url: Option<&str>) -> Http {
+    let mut builder = HttpBuilder::new(token);
+    if let Some(url) = api_url {
+        builder = builder.proxy(url).ratelimiter_disabled(true);
+    }
+    builder.build()
+}
+
+pub struct Handler {
+    pub pipeline: Arc<Pipeline>,
+    pub producer: Producer,
+    pub readiness: Readiness,
+    pub shutdown: CancellationToken,
+    pub bot_id: AtomicU64,
+    pub connected_before: AtomicBool,
+    /// Channel names, fetched once per channel (no serenity cache).
+    pub channel_names: Mutex<HashMap<u64, Option<String>>>,
+}
+
+impl Handler {
+    pub fn new(
+        pipeline: Arc<Pipeline>,
+        producer: Producer,
+        readiness: Readiness,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            pipeline,
+            producer,
+            readiness,
+            shutdown,
+            bot_id: AtomicU64::new(0),
+            connected_before: AtomicBool::new(false),
+            channel_names: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn bot_id(&self) -> Option<u64> {
+        Some(self.bot_id.load(Ordering::Relaxed)).filter(|id| *id != 0)
+    }
+
+    /// Ignore our own messages and other bots' (no loops).
+    fn is_ignored(&self, author: &User) -> bool {
+        author.bot || Some(author.id.get()) == self.bot_id()
+    }
+
+    async fn channel_name(
+        &self,
+        http: &Http,
+        channel_id: ChannelId,
+        guild_id: Option<GuildId>,
+    ) -> Option<String> {
+        guild_id?;
+        if let Some(known) = self
+            .channel_names
+            .lock()
+            .ok()
+            .and_then(|names| names.get(&channel_id.get()).cloned())
+        {
+            return known;
+        }
+        let name = match http.get_channel(channel_id).await {
+            Ok(channel) => channel.guild().map(|guild_channel| guild_channel.name),
+            Err(err) => {
+                warn!(channel_id = channel_id.get(), error = %err, "could not fetch the channel name");
+                None
+            }
+        };
+        if let Ok(mut names) = self.channel_names.lock() {
+            names.insert(channel_id.get(), name.clone());
+        }
+        name
+    }
+
+    async fn incoming(&self, ctx: &Context, message: &Message) -> Incoming {
+        Incoming {
+            message_id: message.id.get(),
+            channel_id: message.channel_id.get(),
+            guild_id: message.guild_id.map(GuildId::get),
+            channel_name: self
+                .channel_name(&ctx.http, message.channel_id, message.guild_id)
+                .await,
+            author_id: message.author.id.get(),
+            author_name: message.author.name.clone(),
+            author_discriminator: message.author.discriminator.map(|d| d.get()),
+            content: message.content.clone(),
+            timestamp: message.timestamp.to_rfc3339().unwrap_or_default(),
+            reply_to: message
+                .message_reference
+                .as_ref()
+                .and_then(|reference| reference.message_id)
+                .map(MessageId::get),
+        }
+    }
+}
+
+#[async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        self.bot_id.store(ready.user.id.get(), Ordering::Relaxed);
+        if self.connected_before.swap(true, Ordering::Relaxed) {
+            metrics::GATEWAY_RECONNECTS.inc();
+        }
+        self.readiness.set("discord", true);
+        info!(
+            bot_id = ready.user.id.get(),
+            guilds = ready.guilds.len(),
+            "connected to the Discord gateway"
+        );
+        let command = CreateCommand::new("rtfm")
+            .description("Find the answer in what this channel already said")
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "question",
+                    "What do you want to know?",
+                )
+                .required(true),
+            );
+        if let Err(err) = Command::set_global_commands(&ctx.http, vec![command]).await {
+            error!(error = %err, "could not register the /rtfm slash command");
+        }
+    }
+
+    async fn resume(&self, _ctx: Context, _event: ResumedEvent) {
+        metrics::GATEWAY_RECONNECTS.inc();
+        self.readiness.set("discord", true);
+        info!("gateway session resumed");
+    }
+
+    async fn message(&self, ctx: Context, message: Message) {
+        if self.is_ignored(&message.author) {
+            return;
+        }
+        let incoming = self.incoming(&ctx, &message).await;
+        let outbox = Outbox::Discord(Arc::clone(&ctx.http));
+        if let Err(err) = self
+            .pipeline
+            .on_message(&incoming, self.bot_id(), &outbox, &self.shutdown)
+            .await
+        {
+            // The producer retries for its whole delivery timeout; failing here means Kafka has
+            // been unreachable that long. The message is lost to the index, so say so loudly.
+            error!(message_id = incoming.message_id, error = %format!("{err:#}"), "could not publish a message");
+        }
+    }
+
+    async fn message_update(
+        &self,
+        ctx: Context,
+        _old: Option<Message>,
+        new: Option<Message>,
+        event: MessageUpdateEvent,
+    ) {
+        let (Some(author), Some(content)) = (
+            event
+                .author
+                .clone()
+                .or_else(|| new.as_ref().map(|m| m.author.clone())),
+            event.content.clone(),
+        ) else {
+            return; // embed-only updates carry no text
+        };
+        if self.is_ignored(&author) {
+            return;
+        }
+        let incoming = Incoming {
+            message_id: event.id.get(),
+            channel_id: event.channel_id.get(),
+            guild_id: event.guild_id.map(GuildId::get),
+            channel_name: self
+                .channel_name(&ctx.http, event.channel_id, event.guild_id)
+                .await,
+            author_id: author.id.get(),
+            author_name: author.name.clone(),
+            author_discriminator: author.discriminator.map(|d| d.get()),
+            content,
+            timestamp: event
+                .timestamp
+                .and_then(|t| t.to_rfc3339())
+                .unwrap_or_else(rtfm_core::schema::now_timestamp),
+            reply_to: None,
+        };
+        let record = records::discord_message(&incoming, MessageEvent::Edit);
+        match self.producer.send(&record).await {
+            Ok(_) => {
+                metrics::PUBLISHED.with_label_values(&["edit"]).inc();
+                info!(message_id = incoming.message_id, "edit published");
+            }
+            Err(err) => {
+                error!(message_id = incoming.message_id, error = %err, "could not publish an edit")
+            }
+        }
+    }
+
+    async fn message_delete(
+        &self,
+        _ctx: Context,
+        channel_id: ChannelId,
+        deleted: MessageId,
+        guild_id: Option<GuildId>,
+    ) {
+        self.publish_deletions(channel_id, &[deleted], guild_id)
+            .await;
+    }
+
+    async fn message_delete_bulk(
+        &self,
+        _ctx: Context,
+        channel_id: ChannelId,
+        deleted: Vec<MessageId>,
+        guild_id: Option<GuildId>,
+    ) {
+        self.publish_deletions(channel_id, &deleted, guild_id).await;
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        let Interaction::Command(command) = interaction else {
+            return;
+        };
+        if command.data.name != "rtfm" {
+            return;
+        }
+        // Acknowledge within Discord's 3 s; the answer arrives as a follow-up.
+        if let Err(err) = command.defer(&ctx.http).await {
+            error!(error = %err, "could not acknowledge /rtfm");
+            return;
+        }
+        let question = command
+            .data
+            .options
+            .iter()
+            .find(|option| option.name == "question")
+            .and_then(|option| match &option.value {
+                CommandDataOptionValue::String(text) => Some(text.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let incoming = Incoming {
+            message_id: command.id.get(),
+            channel_id: command.channel_id.get(),
+            guild_id: command.guild_id.map(GuildId::get),
+            channel_name: None,
+            author_id: command.user.id.get(),
+            author_name: command.user.name.clone(),
+            author_discriminator: command.user.discriminator.map(|d| d.get()),
+            content: question.clone(),
+            timestamp: rtfm_core::schema::now_timestamp(),
+            reply_to: None,
+        };
+        let detected = if question.trim().is_empty() {
+            crate::trigger::Detected::Empty
+        } else {
+            crate::trigger::Detected::Question(question.trim().to_string())
+        };
+        let target = Target {
+            channel_id: command.channel_id.get(),
+            reply_to: None,
+            interaction_token: Some(command.token.clone()),
+        };
+        let outbox = Outbox::Discord(Arc::clone(&ctx.http));
+        if let Err(err) = self
+            .pipeline
+            .on_trigger(
+                &incoming,
+                detected,
+                target,
+                Via::Slash,
+                &outbox,
+                &self.shutdown,
+            )
+            .await
+        {
+            error!(error = %format!("{err:#}"), "could not publish a /rtfm question");
+        }
+    }
+}
+
+impl Handler {
+    async fn publish_deletions(
+        &self,
+        channel_id: ChannelId,
+        deleted: &[MessageId],
+        guild_id: Option<GuildId>,
+    ) {
+        for id in deleted {
+            let record = records::deletion(id.get(), channel_id.get(), guild_id.map(GuildId::get));
+            match self.producer.send(&record).await {
+                Ok(_) => {
+                    metrics::PUBLISHED.with_label_values(&["delete"]).inc();
+                    info!(message_id = id.get(), "delete published");
+                }
+                Err(err) => {
+                    error!(message_id = id.get(), error = %err, "could not publish a delete")
+                }
+            }
+        }
+    }
+}

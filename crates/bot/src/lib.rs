@@ -1,0 +1,276 @@
+//! The RTFM bot: the Discord-facing side.
+//!
+//! ```text
+//! Discord gateway ──▶ discord (handler) ──▶ pipeline ──▶ discord-messages / bot-queries
+//! terminal ─────────▶ console ────────────▶ pipeline
+//! bot-responses ──▶ responder ──▶ reply (split) ──▶ outbox ──▶ Discord REST | terminal
+//! ```
+//!
+//! - [`trigger`]: trigger phrases, mentions, question extraction (pure);
+//! - [`reply`]: splitting answers under 2 000 characters, code blocks intact (pure);
+//! - [`ratelimit`]: per-user trigger limit (pure);
+//! - [`records`]: Discord events → wire records (pure);
+//! - [`pipeline`]: what happens to a message or trigger, pending questions;
+//! - [`responder`]: `bot-responses` → one reply per query;
+//! - [`outbox`]: posting with retries, nonces and safe `allowed_mentions`;
+//! - [`discord`]: serenity handler (the only module that sees gateway events);
+//! - [`console`]: terminal chat when there is no `DISCORD_TOKEN`;
+//! - [`backfill`]: publishing a channel's history;
+//! - [`metrics`].
+
+pub mod backfill;
+pub mod console;
+pub mod discord;
+pub mod metrics;
+pub mod outbox;
+pub mod pipeline;
+pub mod ratelimit;
+pub mod records;
+pub mod reply;
+pub mod responder;
+pub mod trigger;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, OffsetReset, Producer};
+use rtfm_core::telemetry::{self, Readiness};
+use rtfm_core::topics::GROUP_RESPONSE_SENDER;
+use rtfm_core::BotResponse;
+use secrecy::{ExposeSecret, SecretString};
+use serenity::all::ClientBuilder;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::outbox::Outbox;
+use crate::pipeline::Pipeline;
+use crate::ratelimit::RateLimiter;
+use crate::trigger::Triggers;
+
+/// Everything the bot needs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Config {
+    #[command(flatten)]
+    pub kafka: KafkaConfig,
+    /// Discord bot token. Unset: console mode.
+    #[arg(long = "discord-token", env = "DISCORD_TOKEN", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
+    pub discord_token: Option<SecretString>,
+    /// Run the terminal chat even if a token is set.
+    #[arg(long)]
+    pub console: bool,
+    /// Trigger phrases, comma-separated, matched as whole words in any case.
+    #[arg(long = "rtfm-triggers", env = "RTFM_TRIGGERS", default_value = trigger::DEFAULT_TRIGGERS)]
+    pub triggers: String,
+    /// Triggers per user per minute.
+    #[arg(
+        long = "rate-limit-per-minute",
+        env = "RATE_LIMIT_PER_MINUTE",
+        default_value_t = 5
+    )]
+    pub rate_limit_per_minute: usize,
+    /// Seconds without an answer before the asker is told it is delayed.
+    #[arg(
+        long = "response-timeout-secs",
+        env = "RESPONSE_TIMEOUT_SECS",
+        default_value_t = 60
+    )]
+    pub response_timeout_secs: u64,
+    /// Where a new bot-responses consumer group starts.
+    #[arg(
+        long = "responses-offset-reset",
+        env = "RESPONSES_OFFSET_RESET",
+        value_enum,
+        default_value = "earliest"
+    )]
+    pub responses_offset_reset: OffsetReset,
+    /// /healthz, /readyz and /metrics.
+    #[arg(
+        long = "http-addr",
+        env = "HTTP_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub http_addr: SocketAddr,
+    /// Base URL of a fake Discord (tests); turns serenity's rate limiter off, as a proxy needs.
+    #[arg(long = "discord-api-url", env = "DISCORD_API_URL", hide = true)]
+    pub discord_api_url: Option<String>,
+}
+
+impl Config {
+    pub fn console_mode(&self) -> bool {
+        self.console || self.discord_token.is_none()
+    }
+
+    fn pipeline(&self, producer: Producer) -> anyhow::Result<Pipeline> {
+        let triggers = Triggers::new(&self.triggers).map_err(anyhow::Error::msg)?;
+        Ok(Pipeline {
+            producer,
+            triggers,
+            limiter: Mutex::new(RateLimiter::new(
+                self.rate_limit_per_minute,
+                Duration::from_secs(60),
+            )),
+            rate_limit: self.rate_limit_per_minute,
+            pending: Mutex::new(HashMap::new()),
+            response_timeout: Duration::from_secs(self.response_timeout_secs.max(1)),
+        })
+    }
+}
+
+/// Runs the bot (gateway, or console mode without a token) until `shutdown` or a failure.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let readiness = Readiness::new();
+    readiness.set("kafka", false);
+    let stop = shutdown.child_token();
+    let (http_addr, http_task) =
+        telemetry::serve(config.http_addr, readiness.clone(), stop.clone())
+            .await
+            .with_context(|| format!("while binding HTTP_ADDR {}", config.http_addr))?;
+    let console = config.console_mode();
+    info!(%http_addr, console, "bot starting");
+
+    let producer =
+        Producer::new(&config.kafka, "bot").context("while creating the Kafka producer")?;
+    let pipeline = Arc::new(config.pipeline(producer.clone())?);
+    let group = if console {
+        format!("{GROUP_RESPONSE_SENDER}-console")
+    } else {
+        GROUP_RESPONSE_SENDER.to_string()
+    };
+    let responses: Arc<Consumer<BotResponse>> = Arc::new(Consumer::new(
+        &config.kafka,
+        &ConsumerOptions::new(&group, "responses").offset_reset(config.responses_offset_reset),
+        producer.clone(),
+    )?);
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(watch_kafka(
+        producer.clone(),
+        readiness.clone(),
+        stop.clone(),
+    ));
+    if console {
+        readiness.set("discord", true);
+        let outbox = Outbox::Console(outbox::Console);
+        tasks.spawn(responder::run(
+            Arc::clone(&responses),
+            outbox.clone(),
+            Arc::clone(&pipeline),
+            stop.clone(),
+            true,
+        ));
+        let console_pipeline = Arc::clone(&pipeline);
+        let console_stop = stop.clone();
+        tasks.spawn(async move {
+            let result = console::run(console_pipeline, console_stop.clone()).await;
+            // End of input ends the session.
+            console_stop.cancel();
+            result
+        });
+    } else {
+        readiness.set("discord", false);
+        let token = config
+            .discord_token
+            .as_ref()
+            .map(|token| token.expose_secret().to_string())
+            .unwrap_or_default();
+        let http = discord::http_client(&token, config.discord_api_url.as_deref());
+        let handler = discord::Handler::new(
+            Arc::clone(&pipeline),
+            producer.clone(),
+            readiness.clone(),
+            stop.clone(),
+        );
+        let mut client = ClientBuilder::new_with_http(http, discord::intents())
+            .event_handler(handler)
+            .await
+            .context("while creating the Discord client")?;
+        let outbox = Outbox::Discord(Arc::clone(&client.http));
+        let shard_manager = Arc::clone(&client.shard_manager);
+        tasks.spawn(responder::run(
+            Arc::clone(&responses),
+            outbox.clone(),
+            Arc::clone(&pipeline),
+            stop.clone(),
+            false,
+        ));
+        let watcher = Arc::clone(&pipeline);
+        let watcher_stop = stop.clone();
+        tasks.spawn(async move { watcher.watch_pending(outbox, watcher_stop).await });
+        let gateway_stop = stop.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                result = client.start() => result.context("Discord gateway client stopped"),
+                _ = gateway_stop.cancelled() => {
+                    shard_manager.shutdown_all().await;
+                    Ok(())
+                }
+            }
+        });
+    }
+
+    let mut outcome = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined
+            .map_err(anyhow::Error::from)
+            .and_then(|result| result);
+        if let Err(err) = result {
+            error!(error = %format!("{err:#}"), "a bot task failed; shutting down");
+            if outcome.is_ok() {
+                outcome = Err(err);
+            }
+        }
+        stop.cancel();
+    }
+    let _ = http_task.await;
+    if let Err(err) = producer.flush(Duration::from_secs(10)) {
+        warn!(error = %err, "producer flush at shutdown failed");
+    }
+    info!("bot stopped");
+    outcome
+}
+
+/// Publishes a channel's history (`bot backfill`).
+pub async fn backfill(
+    config: Config,
+    args: backfill::BackfillArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<backfill::Report> {
+    let token = config
+        .discord_token
+        .as_ref()
+        .map(|token| token.expose_secret().to_string())
+        .context("backfill needs DISCORD_TOKEN")?;
+    let http = discord::http_client(&token, config.discord_api_url.as_deref());
+    let producer =
+        Producer::new(&config.kafka, "backfill").context("while creating the Kafka producer")?;
+    let report = backfill::run(&http, &producer, &args, &shutdown).await?;
+    producer
+        .flush(Duration::from_secs(30))
+        .context("while flushing the producer")?;
+    Ok(report)
+}
+
+/// Kafka reachability for `/readyz`, every 5 s.
+async fn watch_kafka(
+    producer: Producer,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let mut interval = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = interval.tick() => {}
+        }
+        let probe = producer.clone();
+        let up =
+            tokio::task::spawn_blocking(move || probe.broker_reachable(Duration::from_secs(3)))
+                .await
+                .unwrap_or(false);
+        readiness.set("kafka", up);
+    }
+}

@@ -1,0 +1,199 @@
+//! Where the bot's words go: Discord (REST, as replies or interaction follow-ups) or the
+//! terminal (console mode). Posting to Discord retries 429/5xx/transport errors with backoff
+//! until it succeeds or the bot shuts down; every part carries a `nonce` derived from the
+//! query id with `enforce_nonce`, so a retry or a re-delivered response never posts twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serenity::all::{
+    ChannelId, CreateAllowedMentions, CreateInteractionResponseFollowup, CreateMessage, Http,
+    MessageId, MessageReference, Nonce,
+};
+use serenity::builder::Builder;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::metrics;
+
+/// Where an answer goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub channel_id: u64,
+    /// Reply to this message (falls back to a plain message if it is gone).
+    pub reply_to: Option<u64>,
+    /// A slash command's interaction token: answer as its follow-up.
+    pub interaction_token: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// Discord refused for good (e.g. 403 missing access, 404 unknown channel).
+    #[error("Discord refused the message: HTTP {status}: {message}")]
+    Refused { status: u16, message: String },
+    #[error("shut down before the message was posted")]
+    Shutdown,
+}
+
+/// What the bot prints in console mode.
+#[derive(Debug, Clone, Default)]
+pub struct Console;
+
+#[derive(Clone)]
+pub enum Outbox {
+    Discord(Arc<Http>),
+    Console(Console),
+}
+
+/// A Discord nonce (≤ 25 characters) unique to a query and part: FNV-1a of the query id.
+pub fn nonce_for(query_id: &str, part: usize) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in query_id.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("r{hash:016x}{part:02}")
+}
+
+/// Mentions allowed in our messages: only the replied-to user. Never `@everyone`, `@here`,
+/// roles, or users named in the text (no `parse` entries at all).
+fn safe_mentions(ping_replied_user: bool) -> CreateAllowedMentions {
+    CreateAllowedMentions::new().replied_user(ping_replied_user)
+}
+
+impl Outbox {
+    /// Posts `parts` in order. The first part replies to the target message.
+    pub async fn deliver(
+        &self,
+        target: &Target,
+        parts: &[String],
+        nonce_seed: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<(), PostError> {
+        match self {
+            Outbox::Console(_) => {
+                for part in parts {
+                    println!("\nrtfm> {}\n", part.replace('\n', "\n      "));
+                }
+                Ok(())
+            }
+            Outbox::Discord(http) => {
+                for (index, part) in parts.iter().enumerate() {
+                    let nonce = nonce_for(nonce_seed, index);
+                    let reply_to = if index == 0 { target.reply_to } else { None };
+                    retry(shutdown, || post(http, target, part, reply_to, &nonce)).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// "RTFM is typing…" (best effort).
+    pub async fn typing(&self, channel_id: u64) {
+        if let Outbox::Discord(http) = self {
+            if let Err(err) = ChannelId::new(channel_id)
+                .broadcast_typing(http.as_ref())
+                .await
+            {
+                tracing::debug!(error = %err, "typing indicator failed");
+            }
+        }
+    }
+}
+
+async fn post(
+    http: &Http,
+    target: &Target,
+    content: &str,
+    reply_to: Option<u64>,
+    nonce: &str,
+) -> Result<(), serenity::Error> {
+    if let Some(token) = &target.interaction_token {
+        CreateInteractionResponseFollowup::new()
+            .content(content)
+            .allowed_mentions(safe_mentions(false))
+            .execute(http, (None, token.as_str()))
+            .await?;
+        return Ok(());
+    }
+    let mut message = CreateMessage::new()
+        .content(content)
+        .allowed_mentions(safe_mentions(true))
+        .nonce(Nonce::String(nonce.to_string()))
+        .enforce_nonce(true);
+    if let Some(reply_to) = reply_to {
+        let reference =
+            MessageReference::from((ChannelId::new(target.channel_id), MessageId::new(reply_to)))
+                .fail_if_not_exists(false);
+        message = message.reference_message(reference);
+    }
+    ChannelId::new(target.channel_id)
+        .send_message(http, message)
+        .await?;
+    Ok(())
+}
+
+/// HTTP status of a serenity error, if it was an HTTP answer.
+fn status_of(err: &serenity::Error) -> Option<(u16, String)> {
+    match err {
+        serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(response)) => Some((
+            response.status_code.as_u16(),
+            response.error.message.clone(),
+        )),
+        _ => None,
+    }
+}
+
+/// Retries `call` on 429, 5xx and transport errors with capped exponential backoff.
+async fn retry<F, Fut>(shutdown: &CancellationToken, mut call: F) -> Result<(), PostError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), serenity::Error>>,
+{
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match call().await {
+            Ok(()) => return Ok(()),
+            Err(err) => {
+                if let Some((status, message)) = status_of(&err) {
+                    if status != 429 && status < 500 {
+                        return Err(PostError::Refused { status, message });
+                    }
+                }
+                metrics::POST_FAILURES.inc();
+                warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "posting to Discord failed; retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Err(PostError::Shutdown),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_are_short_stable_and_distinct() {
+        let a = nonce_for("9d3c7c1e-3a51-4f6e-9c5e-0e1d2b3a4c5d", 0);
+        assert!(a.len() <= 25);
+        assert_eq!(a, nonce_for("9d3c7c1e-3a51-4f6e-9c5e-0e1d2b3a4c5d", 0));
+        assert_ne!(a, nonce_for("9d3c7c1e-3a51-4f6e-9c5e-0e1d2b3a4c5d", 1));
+        assert_ne!(a, nonce_for("another", 0));
+    }
+
+    #[test]
+    fn allowed_mentions_never_parse_everyone_roles_or_users() {
+        let json = serde_json::to_value(safe_mentions(true)).expect("json");
+        let parse = json
+            .get("parse")
+            .and_then(|p| p.as_array())
+            .map(|p| p.len())
+            .unwrap_or(0);
+        assert_eq!(parse, 0, "{json}");
+        assert_eq!(json["replied_user"], true);
+    }
+}

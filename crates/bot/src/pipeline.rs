@@ -1,0 +1,248 @@
+//! What the bot does with a human message, wherever it came from (gateway or console):
+//! publish it for indexing, and if it is a trigger, publish a question — or answer with the
+//! usage hint or the rate-limit notice. Also keeps the questions waiting for an answer (for
+//! the typing indicator, the "delayed" notice and slash-command follow-ups).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rtfm_core::kafka::Producer;
+use rtfm_core::MessageEvent;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::metrics;
+use crate::outbox::{Outbox, Target};
+use crate::ratelimit::{self, Decision, RateLimiter};
+use crate::records::{self, Incoming};
+use crate::reply::{split_reply, DISCORD_LIMIT};
+use crate::trigger::{Detected, Triggers, USAGE_HINT};
+
+/// Told to the asker when no answer came within `RESPONSE_TIMEOUT_SECS`.
+pub const DELAYED_NOTICE: &str = "⏳ Still looking — the answer is taking longer than usual and will be posted here when it's ready.";
+
+/// A question waiting for its answer.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub target: Target,
+    pub asked: Instant,
+    pub delay_notified: bool,
+    pub last_typing: Option<Instant>,
+}
+
+/// State shared by the gateway handler, the console, the responder and the pending monitor.
+pub struct Pipeline {
+    pub producer: Producer,
+    pub triggers: Triggers,
+    pub limiter: Mutex<RateLimiter>,
+    pub rate_limit: usize,
+    pub pending: Mutex<HashMap<String, Pending>>,
+    pub response_timeout: Duration,
+}
+
+/// How a question arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    Message,
+    Slash,
+    Console,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Message => "message",
+            Via::Slash => "slash",
+            Via::Console => "console",
+        }
+    }
+}
+
+impl Pipeline {
+    /// Publishes a human message and handles a trigger in it. `bot_id` enables mentions.
+    pub async fn on_message(
+        &self,
+        incoming: &Incoming,
+        bot_id: Option<u64>,
+        outbox: &Outbox,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        info!(
+            message_id = incoming.message_id,
+            channel_id = incoming.channel_id,
+            length = incoming.content.len(),
+            "message received"
+        );
+        debug!(message_id = incoming.message_id, content = %incoming.content, "message content");
+        let record = records::discord_message(incoming, MessageEvent::Create);
+        self.producer.send(&record).await?;
+        metrics::PUBLISHED.with_label_values(&["message"]).inc();
+        let target = Target {
+            channel_id: incoming.channel_id,
+            reply_to: Some(incoming.message_id),
+            interaction_token: None,
+        };
+        let via = if outbox_is_console(outbox) {
+            Via::Console
+        } else {
+            Via::Message
+        };
+        match self.triggers.detect(&incoming.content, bot_id) {
+            Detected::None => Ok(()),
+            detected => {
+                self.on_trigger(incoming, detected, target, via, outbox, shutdown)
+                    .await
+            }
+        }
+    }
+
+    /// Handles a trigger (from a message or a slash command).
+    pub async fn on_trigger(
+        &self,
+        incoming: &Incoming,
+        detected: Detected,
+        target: Target,
+        via: Via,
+        outbox: &Outbox,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let question = match detected {
+            Detected::None => return Ok(()),
+            Detected::Empty => {
+                self.say(
+                    outbox,
+                    &target,
+                    USAGE_HINT,
+                    &format!("usage-{}", incoming.message_id),
+                    shutdown,
+                )
+                .await;
+                return Ok(());
+            }
+            Detected::Question(question) => question,
+        };
+        let decision = self
+            .limiter
+            .lock()
+            .map(|mut limiter| limiter.check(incoming.author_id, Instant::now()))
+            .unwrap_or(Decision::Allowed);
+        if let Decision::Limited { notify } = decision {
+            metrics::RATE_LIMITED.inc();
+            info!(user_id = incoming.author_id, "trigger rate-limited");
+            if notify {
+                self.say(
+                    outbox,
+                    &target,
+                    &ratelimit::notice(self.rate_limit),
+                    &format!("limit-{}", incoming.message_id),
+                    shutdown,
+                )
+                .await;
+            }
+            return Ok(());
+        }
+        let query = records::query(incoming, &question, via.as_str());
+        self.producer.send(&query).await?;
+        metrics::PUBLISHED.with_label_values(&["query"]).inc();
+        info!(query_id = %query.query_id, message_id = incoming.message_id, via = via.as_str(), "question published");
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.insert(
+                query.query_id.clone(),
+                Pending {
+                    target: target.clone(),
+                    asked: Instant::now(),
+                    delay_notified: false,
+                    last_typing: None,
+                },
+            );
+        }
+        outbox.typing(target.channel_id).await;
+        Ok(())
+    }
+
+    /// The answer target of a query this bot asked, if it is still waiting (removes it).
+    pub fn take_pending(&self, query_id: &str) -> Option<Pending> {
+        self.pending
+            .lock()
+            .ok()
+            .and_then(|mut pending| pending.remove(query_id))
+    }
+
+    pub fn pending_count(&self) -> usize {
+        self.pending
+            .lock()
+            .map(|pending| pending.len())
+            .unwrap_or(0)
+    }
+
+    async fn say(
+        &self,
+        outbox: &Outbox,
+        target: &Target,
+        text: &str,
+        nonce_seed: &str,
+        shutdown: &CancellationToken,
+    ) {
+        let parts = split_reply(text, DISCORD_LIMIT);
+        if let Err(err) = outbox.deliver(target, &parts, nonce_seed, shutdown).await {
+            warn!(error = %err, "could not post a notice");
+        }
+    }
+
+    /// Every 2 s: keep "typing…" alive for waiting questions, tell askers once when an answer
+    /// is late, forget questions older than 15 minutes (an interaction token's lifetime).
+    pub async fn watch_pending(
+        &self,
+        outbox: Outbox,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut interval = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                _ = interval.tick() => {}
+            }
+            let now = Instant::now();
+            let mut typing = Vec::new();
+            let mut delayed = Vec::new();
+            if let Ok(mut pending) = self.pending.lock() {
+                pending.retain(|_, waiting| {
+                    now.duration_since(waiting.asked) < Duration::from_secs(900)
+                });
+                for (query_id, waiting) in pending.iter_mut() {
+                    if !waiting.delay_notified
+                        && now.duration_since(waiting.asked) >= self.response_timeout
+                    {
+                        waiting.delay_notified = true;
+                        delayed.push((query_id.clone(), waiting.target.clone()));
+                    } else if waiting
+                        .last_typing
+                        .is_none_or(|last| now.duration_since(last) >= Duration::from_secs(8))
+                    {
+                        waiting.last_typing = Some(now);
+                        typing.push(waiting.target.channel_id);
+                    }
+                }
+            }
+            for channel_id in typing {
+                outbox.typing(channel_id).await;
+            }
+            for (query_id, target) in delayed {
+                info!(%query_id, "answer delayed; telling the asker");
+                self.say(
+                    &outbox,
+                    &target,
+                    DELAYED_NOTICE,
+                    &format!("delay-{query_id}"),
+                    &shutdown,
+                )
+                .await;
+            }
+        }
+    }
+}
+
+fn outbox_is_console(outbox: &Outbox) -> bool {
+    matches!(outbox, Outbox::Console(_))
+}

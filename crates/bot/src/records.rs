@@ -1,0 +1,152 @@
+//! Discord events → wire records (pure): the seed schema plus `guild_id`, the event kind and
+//! the replied-to message.
+
+use rtfm_core::schema::now_timestamp;
+use rtfm_core::{BotQuery, DiscordMessage, MessageEvent};
+use serde_json::{json, Map};
+
+/// What we need of a Discord message, independent of serenity's types.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Incoming {
+    pub message_id: u64,
+    pub channel_id: u64,
+    pub guild_id: Option<u64>,
+    pub channel_name: Option<String>,
+    pub author_id: u64,
+    pub author_name: String,
+    /// `None` or `Some(0)` for the new unique usernames.
+    pub author_discriminator: Option<u16>,
+    pub content: String,
+    /// RFC 3339.
+    pub timestamp: String,
+    pub reply_to: Option<u64>,
+}
+
+/// `name#1234` for legacy discriminators, plain `name` otherwise (as Discord shows it).
+pub fn display_username(name: &str, discriminator: Option<u16>) -> String {
+    match discriminator {
+        Some(discriminator) if discriminator != 0 => format!("{name}#{discriminator:04}"),
+        _ => name.to_string(),
+    }
+}
+
+pub fn discord_message(incoming: &Incoming, event: MessageEvent) -> DiscordMessage {
+    let channel_name = match (&incoming.channel_name, incoming.guild_id) {
+        (_, None) => "DM".to_string(),
+        (Some(name), Some(_)) => name.clone(),
+        (None, Some(_)) => incoming.channel_id.to_string(),
+    };
+    DiscordMessage {
+        message_id: incoming.message_id.to_string(),
+        content: truncate_chars(&incoming.content, rtfm_core::schema::MAX_CONTENT_CHARS),
+        username: display_username(&incoming.author_name, incoming.author_discriminator),
+        user_id: incoming.author_id.to_string(),
+        channel_id: incoming.channel_id.to_string(),
+        timestamp: incoming.timestamp.clone(),
+        metadata: Map::from_iter([("channel_name".to_string(), json!(channel_name))]),
+        guild_id: incoming.guild_id.map(|id| id.to_string()),
+        event,
+        reply_to_message_id: incoming.reply_to.map(|id| id.to_string()),
+        extra: Map::new(),
+    }
+}
+
+/// A delete event: only the ids matter.
+pub fn deletion(message_id: u64, channel_id: u64, guild_id: Option<u64>) -> DiscordMessage {
+    DiscordMessage {
+        message_id: message_id.to_string(),
+        content: String::new(),
+        username: String::new(),
+        user_id: "0".into(),
+        channel_id: channel_id.to_string(),
+        timestamp: now_timestamp(),
+        metadata: Map::new(),
+        guild_id: guild_id.map(|id| id.to_string()),
+        event: MessageEvent::Delete,
+        reply_to_message_id: None,
+        extra: Map::new(),
+    }
+}
+
+/// A question for the processor, with a fresh uuid and the guild the trigger was seen in (the
+/// processor never widens retrieval beyond it).
+pub fn query(incoming: &Incoming, question: &str, source: &str) -> BotQuery {
+    BotQuery {
+        query_id: uuid::Uuid::new_v4().to_string(),
+        original_message_id: incoming.message_id.to_string(),
+        question: truncate_chars(question, rtfm_core::schema::MAX_CONTENT_CHARS),
+        username: display_username(&incoming.author_name, incoming.author_discriminator),
+        user_id: incoming.author_id.to_string(),
+        channel_id: incoming.channel_id.to_string(),
+        timestamp: now_timestamp(),
+        context: Map::from_iter([("source".to_string(), json!(source))]),
+        guild_id: incoming.guild_id.map(|id| id.to_string()),
+        extra: Map::new(),
+    }
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtfm_core::Record;
+
+    fn incoming() -> Incoming {
+        Incoming {
+            message_id: 1234567890,
+            channel_id: 111222333,
+            guild_id: Some(444),
+            channel_name: Some("general".into()),
+            author_id: 987654321,
+            author_name: "user".into(),
+            author_discriminator: Some(1234),
+            content: "Hello, this is a test message".into(),
+            timestamp: "2025-11-02T12:34:56.789Z".into(),
+            reply_to: None,
+        }
+    }
+
+    #[test]
+    fn a_guild_message_has_the_seed_schema_plus_guild_id() {
+        let record = discord_message(&incoming(), MessageEvent::Create);
+        let json: serde_json::Value = serde_json::from_slice(&record.encode()).expect("json");
+        assert_eq!(
+            json,
+            json!({"message_id": "1234567890", "content": "Hello, this is a test message", "username": "user#1234",
+                   "user_id": "987654321", "channel_id": "111222333", "timestamp": "2025-11-02T12:34:56.789Z",
+                   "metadata": {"channel_name": "general"}, "guild_id": "444"})
+        );
+        assert!(record.validate().is_ok());
+    }
+
+    #[test]
+    fn new_usernames_have_no_discriminator_and_dms_are_labelled() {
+        let mut dm = incoming();
+        dm.guild_id = None;
+        dm.author_discriminator = Some(0);
+        let record = discord_message(&dm, MessageEvent::Create);
+        assert_eq!(record.username, "user");
+        assert_eq!(record.channel_name(), Some("DM"));
+        assert_eq!(record.guild_id, None);
+        assert_eq!(display_username("old", Some(7)), "old#0007");
+    }
+
+    #[test]
+    fn queries_carry_a_fresh_uuid_and_the_guild() {
+        let first = query(&incoming(), "how?", "message");
+        let second = query(&incoming(), "how?", "message");
+        assert_ne!(first.query_id, second.query_id);
+        assert!(uuid::Uuid::parse_str(&first.query_id).is_ok());
+        assert_eq!(first.guild_id.as_deref(), Some("444"));
+        assert_eq!(first.original_message_id, "1234567890");
+        assert!(first.validate().is_ok());
+    }
+
+    #[test]
+    fn deletions_validate() {
+        assert!(deletion(1, 2, None).validate().is_ok());
+    }
+}

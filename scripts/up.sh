@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Brings the whole system up on this machine: Kafka (127.0.0.1:29092), Chroma (127.0.0.1:8000),
+# the topics, the processor in the background and the bot in the foreground — in console mode
+# when DISCORD_TOKEN is not set, so you can chat with RTFM in this terminal.
+# Ctrl-C (or end of input) stops the bot, the processor, Chroma and Kafka.
+#
+# KAFKA_PORT / CHROMA_PORT pick other ports; UP_KEEP_SERVICES=1 leaves Kafka and Chroma running.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+
+if [ -f .env ]; then set -a; source .env; set +a; fi
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+processor_pid=""
+cleanup() {
+  if [ -n "$processor_pid" ] && pid_alive "$processor_pid"; then
+    kill -TERM "$processor_pid" 2>/dev/null || true
+    wait "$processor_pid" 2>/dev/null || true
+  fi
+  if [ "${UP_KEEP_SERVICES:-0}" != 1 ]; then
+    "$ROOT/scripts/chroma.sh" stop || true
+    "$ROOT/scripts/kafka.sh" stop || true
+  fi
+}
+trap cleanup EXIT
+
+log "building the binaries (first time: several minutes)"
+cargo build --locked --bin bot --bin processor --bin init-topics >&2
+"$ROOT/scripts/model.sh"
+KAFKA_PORT="${KAFKA_PORT:-29092}" "$ROOT/scripts/kafka.sh" start
+CHROMA_PORT="${CHROMA_PORT:-8000}" "$ROOT/scripts/chroma.sh" start
+set -a
+source "$RTFM_RUN_DIR/kafka.env"
+source "$RTFM_RUN_DIR/chroma.env"
+set +a
+
+"$TARGET_DIR/debug/init-topics" --action create
+log "starting the processor (log: $RTFM_RUN_DIR/processor.log)"
+"$TARGET_DIR/debug/processor" >>"$RTFM_RUN_DIR/processor.log" 2>&1 &
+processor_pid=$!
+for _ in $(seq 1 300); do
+  curl -fs "http://${HTTP_ADDR_PROCESSOR:-127.0.0.1:8081}/readyz" >/dev/null 2>&1 && break
+  pid_alive "$processor_pid" || { tail -20 "$RTFM_RUN_DIR/processor.log" >&2; die "the processor exited"; }
+  sleep 0.5
+done
+log "processor ready; starting the bot ($([ -n "${DISCORD_TOKEN:-}" ] && echo "Discord gateway" || echo "console mode: no DISCORD_TOKEN"))"
+"$TARGET_DIR/debug/bot" 2>>"$RTFM_RUN_DIR/bot.log"
