@@ -4,9 +4,11 @@
 //!   `scripts/test.sh` (fails loudly with how to start them — never skips);
 //! - [`eventually`]: bounded polling instead of sleeps;
 //! - [`fake_model`]: a fake Gemini/OpenAI HTTP API (third-party APIs are the only fakes);
+//! - [`fake_discord`]: a fake Discord (REST under `/api/v10` + gateway websocket);
 //! - [`chroma`]: a private Chroma server for tests that must stop and restart it.
 
 pub mod chroma;
+pub mod fake_discord;
 pub mod fake_model;
 pub mod services;
 

@@ -1,0 +1,592 @@
+//! The real bot, in-process, against a fake Discord (REST + gateway) and the real Kafka broker.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use clap::Parser;
+use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, Producer};
+use rtfm_core::schema::now_timestamp;
+use rtfm_core::{BotQuery, BotResponse, DiscordMessage, MessageEvent, Record, ResponseMetadata};
+use serde_json::{json, Map, Value};
+use test_support::fake_discord::{self, Failure, FakeDiscord, BOT_ID};
+use test_support::{eventually, services};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+const GUILD: u64 = 10;
+const CHANNEL: u64 = 20;
+
+#[derive(Parser)]
+#[command(args_override_self = true)]
+struct TestCli {
+    #[command(flatten)]
+    config: bot::Config,
+}
+
+struct Running {
+    shutdown: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("bot stops within 30 s")
+            .expect("no panic")
+            .expect("bot ends cleanly");
+    }
+}
+
+/// The bot connected to `fake` (waits for its READY and slash command registration).
+async fn start_bot(fake: &FakeDiscord, kafka: &KafkaConfig, extra: &[&str]) -> Running {
+    let mut args: Vec<String> = vec![
+        "bot".into(),
+        "--bootstrap-servers".into(),
+        kafka.bootstrap_servers.clone(),
+        format!("--topic-suffix={}", kafka.topic_suffix),
+        "--discord-token".into(),
+        "fake-discord-token-abc".into(),
+        "--discord-api-url".into(),
+        fake.base_url(),
+        "--http-addr".into(),
+        "127.0.0.1:0".into(),
+    ];
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    let config = TestCli::try_parse_from(args).expect("config").config;
+    let identified = fake.identifies();
+    let shutdown = CancellationToken::new();
+    let handle = tokio::spawn(bot::run(config, shutdown.clone()));
+    eventually(WAIT, "the bot to identify and register /rtfm", || async {
+        (fake.identifies() > identified && !fake.commands().is_empty()).then_some(())
+    })
+    .await;
+    Running { shutdown, handle }
+}
+
+async fn setup() -> (FakeDiscord, KafkaConfig) {
+    let fake = FakeDiscord::start().await;
+    fake.add_channel(CHANNEL, Some(GUILD), "general");
+    (fake, services::kafka_with_topics().await)
+}
+
+fn human(id: u64) -> Value {
+    fake_discord::user(id, &format!("human{id}"), false)
+}
+
+/// Reads `T` records from a fresh group.
+struct Reader<T: Record> {
+    consumer: Consumer<T>,
+}
+
+impl<T: Record + std::fmt::Debug> Reader<T> {
+    fn new(kafka: &KafkaConfig) -> Self {
+        let producer = Producer::new(kafka, "test").expect("producer");
+        let group = format!("reader-{}", uuid::Uuid::new_v4());
+        Self {
+            consumer: Consumer::new(kafka, &ConsumerOptions::new(&group, "test"), producer)
+                .expect("consumer"),
+        }
+    }
+
+    async fn next(&self) -> T {
+        let shutdown = CancellationToken::new();
+        tokio::time::timeout(WAIT, self.consumer.recv(&shutdown))
+            .await
+            .expect("a record within the timeout")
+            .expect("ok")
+            .expect("some")
+            .record
+    }
+
+    async fn nothing_within(&self, quiet: Duration) -> Option<T> {
+        let shutdown = CancellationToken::new();
+        tokio::time::timeout(quiet, self.consumer.recv(&shutdown))
+            .await
+            .ok()
+            .and_then(|r| r.ok().flatten())
+            .map(|r| r.record)
+    }
+}
+
+fn response(query_id: &str, original: u64, text: &str) -> BotResponse {
+    BotResponse {
+        response_id: uuid::Uuid::new_v4().to_string(),
+        query_id: query_id.into(),
+        original_message_id: original.to_string(),
+        response_text: text.into(),
+        channel_id: CHANNEL.to_string(),
+        timestamp: now_timestamp(),
+        metadata: ResponseMetadata {
+            model: "test".into(),
+            ..Default::default()
+        },
+        guild_id: Some(GUILD.to_string()),
+        extra: Map::new(),
+    }
+}
+
+#[test]
+fn fake_payloads_deserialize_with_serenity_types() {
+    let message: serenity::all::Message =
+        serde_json::from_value(fake_discord::message(1, 2, Some(3), human(4), "hi"))
+            .expect("message");
+    assert_eq!(message.content, "hi");
+    let interaction: serenity::all::Interaction =
+        serde_json::from_value(fake_discord::slash_command(5, 2, 3, human(4), "why?"))
+            .expect("interaction");
+    assert!(matches!(
+        interaction,
+        serenity::all::Interaction::Command(_)
+    ));
+    let _: serenity::all::MessageUpdateEvent = serde_json::from_value(json!({
+        "id": "1", "channel_id": "2", "guild_id": "3", "author": human(4), "content": "edited"
+    }))
+    .expect("update");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_human_message_is_published_with_the_seed_schema_and_bots_are_ignored() {
+    let (fake, kafka) = setup().await;
+    let messages: Reader<DiscordMessage> = Reader::new(&kafka);
+    let bot = start_bot(&fake, &kafka, &[]).await;
+    fake.push_message(fake_discord::message(
+        101,
+        CHANNEL,
+        Some(GUILD),
+        fake_discord::user(7, "otherbot", true),
+        "beep rtfm",
+    ));
+    fake.push_message(fake_discord::message(
+        102,
+        CHANNEL,
+        Some(GUILD),
+        fake_discord::user(BOT_ID, "rtfm", true),
+        "my own words",
+    ));
+    fake.push_message(fake_discord::message(
+        103,
+        CHANNEL,
+        Some(GUILD),
+        human(42),
+        "Hello, this is a test message",
+    ));
+    let record = messages.next().await;
+    let json: Value = serde_json::from_slice(&record.encode()).expect("json");
+    assert_eq!(
+        json,
+        json!({"message_id": "103", "content": "Hello, this is a test message", "username": "human42",
+               "user_id": "42", "channel_id": "20", "timestamp": "2025-11-02T12:34:56.789Z",
+               "metadata": {"channel_name": "general"}, "guild_id": "10"})
+    );
+    assert!(
+        messages
+            .nothing_within(Duration::from_secs(2))
+            .await
+            .is_none(),
+        "bot messages are never ingested"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_trigger_form_publishes_one_question_and_lookalikes_do_not() {
+    let (fake, kafka) = setup().await;
+    let queries: Reader<BotQuery> = Reader::new(&kafka);
+    let bot = start_bot(&fake, &kafka, &[]).await;
+    let cases = [
+        (
+            201,
+            "rtfm how do I rotate the key?",
+            "how do I rotate the key?",
+        ),
+        (202, "RTFM where are the docs", "where are the docs"),
+        (
+            203,
+            "Read The F***ing Manual: what is the port?",
+            "what is the port?",
+        ),
+        (204, "<@1000> who owns the deploy?", "who owns the deploy?"),
+    ];
+    for (id, content, expected) in cases {
+        fake.push_message(fake_discord::message(
+            id,
+            CHANNEL,
+            Some(GUILD),
+            human(42),
+            content,
+        ));
+        let query = queries.next().await;
+        assert_eq!(query.question, expected);
+        assert_eq!(query.original_message_id, id.to_string());
+        assert_eq!(query.guild_id.as_deref(), Some("10"));
+        assert!(uuid::Uuid::parse_str(&query.query_id).is_ok());
+    }
+    fake.push_message(fake_discord::message(
+        205,
+        CHANNEL,
+        Some(GUILD),
+        human(42),
+        "artfmx is a package",
+    ));
+    assert!(
+        queries
+            .nothing_within(Duration::from_secs(2))
+            .await
+            .is_none(),
+        "not a whole word"
+    );
+
+    fake.push_interaction(fake_discord::slash_command(
+        206,
+        CHANNEL,
+        GUILD,
+        human(43),
+        "how do I deploy?",
+    ));
+    let query = queries.next().await;
+    assert_eq!(query.question, "how do I deploy?");
+    assert_eq!(query.user_id, "43");
+    let callbacks = fake.callbacks();
+    assert_eq!(callbacks.len(), 1);
+    assert_eq!(callbacks[0].0, 206);
+    assert_eq!(callbacks[0].1["type"], 5, "deferred acknowledgement");
+    // Its answer arrives as the interaction's follow-up.
+    Producer::new(&kafka, "test")
+        .expect("producer")
+        .send(&response(
+            &query.query_id,
+            206,
+            "Deploy with `make deploy`.",
+        ))
+        .await
+        .expect("acked");
+    eventually(WAIT, "the follow-up", || async {
+        (!fake.followups().is_empty()).then_some(())
+    })
+    .await;
+    assert_eq!(fake.followups()[0]["content"], "Deploy with `make deploy`.");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_empty_trigger_gets_the_usage_hint() {
+    let (fake, kafka) = setup().await;
+    let bot = start_bot(&fake, &kafka, &[]).await;
+    fake.push_message(fake_discord::message(
+        301,
+        CHANNEL,
+        Some(GUILD),
+        human(42),
+        "rtfm",
+    ));
+    eventually(WAIT, "the usage hint", || async {
+        (!fake.posts().is_empty()).then_some(())
+    })
+    .await;
+    let post = &fake.posts()[0];
+    assert_eq!(post.content(), bot::trigger::USAGE_HINT);
+    assert_eq!(post.reply_to(), Some(301));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_long_answer_is_one_split_reply_posted_once_and_never_pings_everyone() {
+    let (fake, kafka) = setup().await;
+    let bot = start_bot(&fake, &kafka, &[]).await;
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let paragraph = format!("@everyone @here <@&555> <@777> {}", "word ".repeat(95));
+    let text = vec![paragraph; 10].join("\n\n");
+    assert!(text.chars().count() > 4_900);
+    let answer = response("query-long", 401, &text);
+    producer.send(&answer).await.expect("acked");
+    producer.send(&answer).await.expect("acked twice");
+    let parts = bot::reply::split_reply(&text, bot::reply::DISCORD_LIMIT).len();
+    assert!(parts >= 3);
+    eventually(WAIT, "every part", || async {
+        (fake.posts().len() >= parts).then_some(())
+    })
+    .await;
+    // A different response afterwards proves the duplicate was consumed, not just slow.
+    producer
+        .send(&response("query-after", 402, "done"))
+        .await
+        .expect("acked");
+    eventually(WAIT, "the next answer", || async {
+        fake.posts()
+            .iter()
+            .any(|p| p.content() == "done")
+            .then_some(())
+    })
+    .await;
+    let posts = fake.posts();
+    assert_eq!(
+        posts.len(),
+        parts + 1,
+        "the duplicate delivery posted nothing: {:#?}",
+        posts.iter().map(|p| p.content().len()).collect::<Vec<_>>()
+    );
+    assert_eq!(posts[0].reply_to(), Some(401), "posted as a reply");
+    assert_eq!(posts[1].reply_to(), None);
+    for post in &posts {
+        assert!(post.content().chars().count() <= 2_000);
+        let mentions = &post.body["allowed_mentions"];
+        assert!(
+            mentions["parse"]
+                .as_array()
+                .is_none_or(|parse| parse.is_empty()),
+            "{mentions}"
+        );
+        assert!(mentions["roles"]
+            .as_array()
+            .is_none_or(|roles| roles.is_empty()));
+        assert!(mentions["users"]
+            .as_array()
+            .is_none_or(|users| users.is_empty()));
+        assert_eq!(post.body["enforce_nonce"], true);
+        assert!(post.body["nonce"]
+            .as_str()
+            .is_some_and(|nonce| nonce.len() <= 25));
+    }
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_bot_does_not_post_an_answer_twice() {
+    let (fake, kafka) = setup().await;
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let answer = response("query-restart", 501, "the answer");
+    producer.send(&answer).await.expect("acked");
+    let first = start_bot(&fake, &kafka, &[]).await;
+    eventually(WAIT, "the answer", || async {
+        (fake.posts().len() == 1).then_some(())
+    })
+    .await;
+    first.stop().await;
+    // Redelivered after the restart (e.g. the offset commit was lost): the nonce stops a repost.
+    producer.send(&answer).await.expect("acked");
+    let second = start_bot(&fake, &kafka, &[]).await;
+    producer
+        .send(&response("query-sentinel", 502, "sentinel"))
+        .await
+        .expect("acked");
+    eventually(WAIT, "the sentinel", || async {
+        fake.posts()
+            .iter()
+            .any(|p| p.content() == "sentinel")
+            .then_some(())
+    })
+    .await;
+    let answers = fake
+        .posts()
+        .iter()
+        .filter(|p| p.content() == "the answer")
+        .count();
+    assert_eq!(answers, 1);
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn discord_errors_are_retried_and_the_reply_is_delivered_once() {
+    let (fake, kafka) = setup().await;
+    let bot = start_bot(&fake, &kafka, &[]).await;
+    fake.fail_next_posts(&[
+        Failure::Status(500),
+        Failure::RateLimited(0.2),
+        Failure::Status(503),
+    ]);
+    Producer::new(&kafka, "test")
+        .expect("producer")
+        .send(&response("query-retry", 601, "eventually"))
+        .await
+        .expect("acked");
+    eventually(WAIT, "the reply after the errors", || async {
+        (!fake.posts().is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(fake.posts().len(), 1);
+    assert_eq!(fake.posts()[0].content(), "eventually");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn edits_republish_and_deletes_publish_delete_events() {
+    let (fake, kafka) = setup().await;
+    let messages: Reader<DiscordMessage> = Reader::new(&kafka);
+    let bot = start_bot(&fake, &kafka, &[]).await;
+    fake.push_update(json!({"id": "701", "channel_id": CHANNEL.to_string(), "guild_id": GUILD.to_string(), "author": human(42), "content": "fixed typo", "edited_timestamp": "2025-11-02T12:40:00.000000+00:00"}));
+    let edit = messages.next().await;
+    assert_eq!(
+        (edit.event, edit.message_id.as_str(), edit.content.as_str()),
+        (MessageEvent::Edit, "701", "fixed typo")
+    );
+    fake.push_delete(702, CHANNEL, Some(GUILD));
+    let delete = messages.next().await;
+    assert_eq!(
+        (delete.event, delete.message_id.as_str()),
+        (MessageEvent::Delete, "702")
+    );
+    fake.push_delete_bulk(&[703, 704], CHANNEL, Some(GUILD));
+    let ids: BTreeSet<String> = [messages.next().await, messages.next().await]
+        .into_iter()
+        .map(|m| m.message_id)
+        .collect();
+    assert_eq!(ids, BTreeSet::from(["703".to_string(), "704".to_string()]));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_user_over_the_rate_limit_gets_one_notice() {
+    let (fake, kafka) = setup().await;
+    let queries: Reader<BotQuery> = Reader::new(&kafka);
+    let bot = start_bot(&fake, &kafka, &["--rate-limit-per-minute", "3"]).await;
+    for i in 0..6 {
+        fake.push_message(fake_discord::message(
+            801 + i,
+            CHANNEL,
+            Some(GUILD),
+            human(42),
+            &format!("rtfm question {i}"),
+        ));
+    }
+    for _ in 0..3 {
+        queries.next().await;
+    }
+    assert!(
+        queries
+            .nothing_within(Duration::from_secs(2))
+            .await
+            .is_none(),
+        "only 3 questions pass"
+    );
+    eventually(WAIT, "the notice", || async {
+        fake.posts()
+            .iter()
+            .any(|p| p.content().starts_with("⏳ You've asked"))
+            .then_some(())
+    })
+    .await;
+    let notices = fake
+        .posts()
+        .iter()
+        .filter(|p| p.content().starts_with("⏳ You've asked"))
+        .count();
+    assert_eq!(notices, 1);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_bot_resumes_after_a_gateway_reconnect_and_keeps_working() {
+    let (fake, kafka) = setup().await;
+    let messages: Reader<DiscordMessage> = Reader::new(&kafka);
+    let bot = start_bot(&fake, &kafka, &[]).await;
+    fake.request_reconnect();
+    eventually(WAIT, "a resume", || async {
+        (fake.resumes() + fake.identifies() >= 2).then_some(())
+    })
+    .await;
+    fake.push_message(fake_discord::message(
+        901,
+        CHANNEL,
+        Some(GUILD),
+        human(42),
+        "after the reconnect",
+    ));
+    assert_eq!(messages.next().await.message_id, "901");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_answer_in_time_tells_the_asker_it_is_delayed() {
+    let (fake, kafka) = setup().await;
+    let bot = start_bot(&fake, &kafka, &["--response-timeout-secs", "2"]).await;
+    fake.push_message(fake_discord::message(
+        951,
+        CHANNEL,
+        Some(GUILD),
+        human(42),
+        "rtfm anyone there?",
+    ));
+    eventually(WAIT, "the delay notice", || async {
+        fake.posts()
+            .iter()
+            .any(|p| p.content() == bot::pipeline::DELAYED_NOTICE && p.reply_to() == Some(951))
+            .then_some(())
+    })
+    .await;
+    assert!(fake.typing().contains(&CHANNEL), "typing… while waiting");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backfill_publishes_history_and_resumes_after_an_interruption() {
+    let (fake, kafka) = setup().await;
+    let history: Vec<Value> = (1..=250u64)
+        .map(|i| {
+            fake_discord::message(
+                10_000 + i,
+                CHANNEL,
+                Some(GUILD),
+                human(42),
+                &format!("old message {i}"),
+            )
+        })
+        .collect();
+    fake.add_history(CHANNEL, history);
+    let messages: Reader<DiscordMessage> = Reader::new(&kafka);
+    let checkpoint =
+        std::env::temp_dir().join(format!("rtfm-backfill-{}.checkpoint", uuid::Uuid::new_v4()));
+    let config = TestCli::try_parse_from([
+        "bot".to_string(),
+        "--bootstrap-servers".into(),
+        kafka.bootstrap_servers.clone(),
+        format!("--topic-suffix={}", kafka.topic_suffix),
+        "--discord-token".into(),
+        "fake".into(),
+        "--discord-api-url".into(),
+        fake.base_url(),
+    ])
+    .expect("config")
+    .config;
+    let args = bot::backfill::BackfillArgs {
+        channel: CHANNEL,
+        limit: None,
+        before: None,
+        checkpoint: Some(checkpoint.clone()),
+    };
+
+    fake.fail_history_after(Some(2));
+    let interrupted = bot::backfill(config.clone(), args.clone(), CancellationToken::new()).await;
+    assert!(interrupted.is_err(), "the third page fails");
+    assert!(checkpoint.exists(), "progress was saved");
+    fake.fail_history_after(None);
+    let report = bot::backfill(config, args, CancellationToken::new())
+        .await
+        .expect("resumed run");
+    assert!(report.complete);
+    assert_eq!(report.published, 250);
+    assert!(
+        !checkpoint.exists(),
+        "a complete run removes its checkpoint"
+    );
+
+    let mut ids = BTreeSet::new();
+    let mut total = 0;
+    while ids.len() < 250 {
+        let message = messages.next().await;
+        assert_eq!(message.guild_id.as_deref(), Some("10"));
+        ids.insert(message.message_id);
+        total += 1;
+    }
+    assert_eq!(
+        total, 250,
+        "the resumed run started where the first stopped"
+    );
+    assert!(messages
+        .nothing_within(Duration::from_secs(2))
+        .await
+        .is_none());
+}
