@@ -519,10 +519,8 @@ async fn run_gateway(fake: FakeDiscord, mut socket: WebSocket) {
                     _ => continue,
                 };
                 let Ok(payload) = serde_json::from_str::<Value>(&text) else { continue };
-                match payload["op"].as_u64() {
-                    Some(1) => {
-                        if !send(&mut socket, json!({"op": 11})).await { return; }
-                    }
+                let reply = match payload["op"].as_u64() {
+                    Some(1) => Some(json!({"op": 11})),
                     Some(2) => {
                         fake.lock().identifies += 1;
                         let ready = json!({
@@ -533,15 +531,18 @@ async fn run_gateway(fake: FakeDiscord, mut socket: WebSocket) {
                             "resume_gateway_url": format!("ws://{}/gateway", fake.addr),
                             "application": {"id": BOT_ID.to_string(), "flags": 0},
                         });
-                        let sequence = fake.next_sequence();
-                        if !send(&mut socket, json!({"op": 0, "t": "READY", "s": sequence, "d": ready})).await { return; }
+                        Some(json!({"op": 0, "t": "READY", "s": fake.next_sequence(), "d": ready}))
                     }
                     Some(6) => {
                         fake.lock().resumes += 1;
-                        let sequence = fake.next_sequence();
-                        if !send(&mut socket, json!({"op": 0, "t": "RESUMED", "s": sequence, "d": {}})).await { return; }
+                        Some(json!({"op": 0, "t": "RESUMED", "s": fake.next_sequence(), "d": {}}))
                     }
-                    _ => {}
+                    _ => None,
+                };
+                if let Some(reply) = reply {
+                    if !send(&mut socket, reply).await {
+                        return;
+                    }
                 }
             }
             command = commands.recv() => {
