@@ -5,11 +5,13 @@
 //! - [`eventually`]: bounded polling instead of sleeps;
 //! - [`fake_model`]: a fake Gemini/OpenAI HTTP API (third-party APIs are the only fakes);
 //! - [`fake_discord`]: a fake Discord (REST under `/api/v10` + gateway websocket);
+//! - [`process`]: our binaries as child processes (SIGKILL, SIGTERM, restart, logs);
 //! - [`chroma`]: a private Chroma server for tests that must stop and restart it.
 
 pub mod chroma;
 pub mod fake_discord;
 pub mod fake_model;
+pub mod process;
 pub mod services;
 
 use std::future::Future;

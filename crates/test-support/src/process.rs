@@ -1,0 +1,192 @@
+//! Our binaries as real child processes (for end-to-end and fault tests): environment, a log
+//! file per process (printed when a test fails), SIGKILL, SIGTERM and restart.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// `target/<profile>/<name>`, next to the running test binary.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --bins` (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+pub struct ServiceProcess {
+    name: String,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    child: Option<Child>,
+    pub stdin: Option<ChildStdin>,
+    pub log: PathBuf,
+    pub stdout_log: PathBuf,
+}
+
+impl ServiceProcess {
+    /// Starts `name` with `env` (plus `RUST_LOG=info` unless given), logging to a temp file.
+    pub fn spawn(name: &str, args: &[&str], env: &[(&str, &str)], piped_stdin: bool) -> Self {
+        let id = uuid::Uuid::new_v4();
+        let mut process = Self {
+            name: name.to_string(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+            child: None,
+            stdin: None,
+            log: std::env::temp_dir().join(format!("rtfm-{name}-{id}.log")),
+            stdout_log: std::env::temp_dir().join(format!("rtfm-{name}-{id}.out")),
+        };
+        process.start(piped_stdin);
+        process
+    }
+
+    fn start(&mut self, piped_stdin: bool) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stdout_log)
+            .expect("stdout file");
+        let mut command = Command::new(binary(&self.name));
+        command
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .env_remove("GEMINI_API_KEY")
+            .env_remove("DISCORD_TOKEN")
+            .stdin(if piped_stdin {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(log));
+        for (key, value) in &self.env {
+            command.env(key, value);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|err| panic!("cannot start {}: {err}", self.name));
+        self.stdin = child.stdin.take();
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Writes one line to the process's stdin.
+    pub fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("piped stdin");
+        writeln!(stdin, "{line}").expect("write to stdin");
+        stdin.flush().expect("flush stdin");
+    }
+
+    /// Closes stdin (end of input).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// SIGKILL: no destructors, no flush, no graceful anything.
+    pub fn kill_9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `grace` for the exit status.
+    pub fn terminate(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < grace {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Some(status);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Starts the same command again (after a kill).
+    pub fn restart(&mut self) {
+        self.kill_9();
+        self.start(false);
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn stdout_text(&self) -> String {
+        std::fs::read_to_string(&self.stdout_log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill_9();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- {} log ({}) ---\n{}",
+                self.name,
+                self.log.display(),
+                tail(&self.log_text(), 60)
+            );
+            eprintln!(
+                "--- {} stdout ---\n{}",
+                self.name,
+                tail(&self.stdout_text(), 40)
+            );
+        }
+        let _ = std::fs::remove_file(&self.log);
+        let _ = std::fs::remove_file(&self.stdout_log);
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

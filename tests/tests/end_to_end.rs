@@ -1,0 +1,319 @@
+//! The whole system as users run it: the real `bot` and `processor` binaries as separate
+//! processes, the real Kafka broker and Chroma server, a fake Discord and a fake model.
+
+use std::time::Duration;
+
+use processor::store::{MessageStore, StoreConfig};
+use serde_json::Value;
+use test_support::fake_discord::{self, FakeDiscord};
+use test_support::fake_model::{Behaviour, FakeModel};
+use test_support::process::ServiceProcess;
+use test_support::{eventually, free_port, http_get, services};
+
+const WAIT: Duration = Duration::from_secs(120);
+const DISCORD_TOKEN: &str = "SECRET-DISCORD-TOKEN-e2e-7f3a";
+const GEMINI_KEY: &str = "SECRET-GEMINI-KEY-e2e-91c2";
+
+fn collection() -> String {
+    format!("e2e_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+async fn store(chroma: &str, collection: &str) -> MessageStore {
+    MessageStore::connect(&StoreConfig::new(chroma, collection))
+        .await
+        .unwrap_or_else(|err| {
+            panic!("Chroma at {chroma}: {err}; start it with scripts/chroma.sh start")
+        })
+}
+
+/// The processor binary, waited for until `/readyz` says ready.
+async fn start_processor(
+    kafka: &rtfm_core::kafka::KafkaConfig,
+    chroma: &str,
+    collection: &str,
+    extra: &[(&str, &str)],
+) -> ServiceProcess {
+    let port = free_port();
+    let http = format!("127.0.0.1:{port}");
+    let mut env = vec![
+        ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
+        ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
+        ("CHROMA_URL", chroma),
+        ("CHROMA_COLLECTION", collection),
+        ("HTTP_ADDR", http.as_str()),
+        ("PROCESSOR_INSTANCE_ID", "e2e"),
+        ("INGEST_BATCH_LINGER_MS", "50"),
+        ("RUST_LOG", "info,processor=debug,rtfm_core=debug"),
+    ];
+    env.extend_from_slice(extra);
+    let process = ServiceProcess::spawn("processor", &[], &env, false);
+    let readyz = format!("http://{http}/readyz");
+    eventually(WAIT, "processor /readyz", || async {
+        (http_get(&readyz).await?.0 == 200).then_some(())
+    })
+    .await;
+    process
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn console_mode_answers_a_line_end_to_end() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection();
+    let _processor = start_processor(
+        &kafka,
+        &chroma,
+        &collection,
+        &[("LLM_PROVIDER", "extractive")],
+    )
+    .await;
+    let http = format!("127.0.0.1:{}", free_port());
+    let mut bot = ServiceProcess::spawn(
+        "bot",
+        &["--console"],
+        &[
+            ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
+            ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
+            ("HTTP_ADDR", http.as_str()),
+            ("USER", "tester"),
+        ],
+        true,
+    );
+    bot.type_line("the deploy key is rotated with vaultctl rotate --key deploy --force");
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "the line indexed", || async {
+        (store.count().await.ok()? == 1).then_some(())
+    })
+    .await;
+    bot.type_line("rtfm how do I rotate the deploy key?");
+    bot.close_stdin();
+    let status = bot
+        .wait_exit(WAIT)
+        .expect("the console exits after answering");
+    assert!(status.success());
+    let out = bot.stdout_text();
+    assert!(
+        out.contains("rtfm> Here's what the chat history says:"),
+        "{out}"
+    );
+    assert!(
+        out.contains("vaultctl rotate --key deploy --force"),
+        "{out}"
+    );
+    assert!(
+        out.contains("https://discord.com/channels/100000000000000001/100000000000000002/"),
+        "{out}"
+    );
+}
+
+struct Conversation {
+    fake: FakeDiscord,
+}
+
+const G1: u64 = 1;
+const G2: u64 = 2;
+const C11: u64 = 11;
+const C12: u64 = 12;
+const C21: u64 = 21;
+
+impl Conversation {
+    async fn start() -> Self {
+        let fake = FakeDiscord::start().await;
+        fake.add_channel(C11, Some(G1), "general");
+        fake.add_channel(C12, Some(G1), "infra");
+        fake.add_channel(C21, Some(G2), "general");
+        Self { fake }
+    }
+
+    fn say(&self, id: u64, channel: u64, guild: u64, user: u64, text: &str) {
+        self.fake.push_message(fake_discord::message(
+            id,
+            channel,
+            Some(guild),
+            fake_discord::user(user, &format!("user{user}"), false),
+            text,
+        ));
+    }
+
+    fn replies_to(&self, id: u64) -> Vec<Value> {
+        self.fake
+            .posts()
+            .into_iter()
+            .filter(|post| post.reply_to() == Some(id))
+            .map(|post| post.body)
+            .collect()
+    }
+}
+
+/// Runs the Discord conversation through both binaries; `gemini` adds a fake model.
+async fn conversation_is_answered(gemini: bool) {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection();
+    let model = FakeModel::start().await;
+    model.always(Behaviour::Answer("Here is how: see [2].".into()));
+    let model_url = model.gemini_base_url();
+    let processor_env: Vec<(&str, &str)> = if gemini {
+        vec![
+            ("GEMINI_API_KEY", GEMINI_KEY),
+            ("GEMINI_BASE_URL", model_url.as_str()),
+        ]
+    } else {
+        vec![("LLM_PROVIDER", "extractive")]
+    };
+    let mut processor = start_processor(&kafka, &chroma, &collection, &processor_env).await;
+    let conversation = Conversation::start().await;
+    let fake = &conversation.fake;
+    let bot_http = format!("127.0.0.1:{}", free_port());
+    let fake_url = fake.base_url();
+    let mut bot = ServiceProcess::spawn(
+        "bot",
+        &[],
+        &[
+            ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
+            ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
+            ("DISCORD_TOKEN", DISCORD_TOKEN),
+            ("DISCORD_API_URL", fake_url.as_str()),
+            ("HTTP_ADDR", bot_http.as_str()),
+            ("RUST_LOG", "info,bot=debug,rtfm_core=debug"),
+        ],
+        false,
+    );
+    eventually(WAIT, "the bot on the gateway", || async {
+        (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
+    })
+    .await;
+
+    // Several users, two guilds, three channels.
+    conversation.say(1001, C11, G1, 101, "how do I rotate the deploy key?");
+    conversation.say(
+        1002,
+        C11,
+        G1,
+        102,
+        "run vaultctl rotate --key deploy --force, then restart the bot",
+    );
+    conversation.say(1003, C11, G1, 101, "thanks, that worked");
+    conversation.say(1101, C12, G1, 103, "where is the staging database?");
+    conversation.say(
+        1102,
+        C12,
+        G1,
+        104,
+        "staging db lives at db-staging.internal port 5432",
+    );
+    conversation.say(2001, C21, G2, 201, "how do we rotate our deploy key here?");
+    conversation.say(
+        2002,
+        C21,
+        G2,
+        202,
+        "in this project the deploy key rotates with keyctl spin --all",
+    );
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "the conversation indexed", || async {
+        (store.count().await.ok()? == 7).then_some(())
+    })
+    .await;
+
+    conversation.say(1010, C11, G1, 105, "rtfm how can I rotate the deploy key?");
+    conversation.say(1110, C12, G1, 106, "<@1000> where is the staging database?");
+    fake.push_interaction(fake_discord::slash_command(
+        2010,
+        C21,
+        G2,
+        fake_discord::user(203, "user203", false),
+        "how do I rotate the deploy key?",
+    ));
+    eventually(WAIT, "three answers", || async {
+        (!conversation.replies_to(1010).is_empty()
+            && !conversation.replies_to(1110).is_empty()
+            && !fake.followups().is_empty())
+        .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let first = conversation.replies_to(1010);
+    assert_eq!(first.len(), 1, "one reply per trigger");
+    let text = first[0]["content"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("https://discord.com/channels/1/11/1002"),
+        "cites the answer: {text}"
+    );
+    assert!(
+        !text.contains("keyctl") && !text.contains("/2/21/"),
+        "nothing from guild 2: {text}"
+    );
+    let second = conversation.replies_to(1110);
+    assert_eq!(second.len(), 1);
+    let text = second[0]["content"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("https://discord.com/channels/1/12/1102"),
+        "{text}"
+    );
+    let followups = fake.followups();
+    assert_eq!(followups.len(), 1);
+    let text = followups[0]["content"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("https://discord.com/channels/2/21/2002"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("vaultctl") && !text.contains("/1/11/"),
+        "nothing from guild 1: {text}"
+    );
+    if !gemini {
+        assert!(conversation.replies_to(1010)[0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("vaultctl rotate"));
+    } else {
+        assert!(model
+            .requests()
+            .iter()
+            .all(|request| request.headers.get("x-goog-api-key").is_some()));
+        assert!(conversation.replies_to(1010)[0]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Here is how: see [2]."));
+    }
+    for post in fake.posts() {
+        let parse = post.body["allowed_mentions"]["parse"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0);
+        assert_eq!(parse, 0, "no mass mentions: {}", post.body);
+    }
+    assert_eq!(fake.posts().len(), 2, "exactly the two replies");
+
+    // Graceful shutdown on SIGTERM: both exit 0 well within the grace period.
+    let bot_status = bot
+        .terminate(Duration::from_secs(20))
+        .expect("bot exits on SIGTERM");
+    assert!(bot_status.success(), "{bot_status:?}");
+    let processor_status = processor
+        .terminate(Duration::from_secs(20))
+        .expect("processor exits on SIGTERM");
+    assert!(processor_status.success(), "{processor_status:?}");
+
+    // Secrets never reach a log line, even at debug level.
+    for (name, log) in [("bot", bot.log_text()), ("processor", processor.log_text())] {
+        assert!(!log.is_empty(), "{name} logged something");
+        assert!(
+            !log.contains(DISCORD_TOKEN) && !log.contains(GEMINI_KEY),
+            "a secret leaked into the {name} log"
+        );
+    }
+    store.drop_collection().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_discord_conversation_is_answered_end_to_end_with_extractive_answers() {
+    conversation_is_answered(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_discord_conversation_is_answered_end_to_end_with_gemini() {
+    conversation_is_answered(true).await;
+}
