@@ -37,6 +37,7 @@ pub async fn run(
             }
         };
         info!(query_id = %received.record.query_id, partition = received.partition, offset = received.offset, "query received");
+        let started = std::time::Instant::now();
         let responses: Vec<BotResponse> = answerer
             .respond(&received.record)
             .await
@@ -46,7 +47,7 @@ pub async fn run(
             .send_with_offset(&consumer, &received, &responses)
             .await
         {
-            Ok(()) => {}
+            Ok(()) => crate::metrics::QUERY_SECONDS.observe(started.elapsed().as_secs_f64()),
             Err(TransactionError::Aborted(err)) => {
                 warn!(query_id = %received.record.query_id, error = %err, "transaction aborted; the query will be answered again");
                 tokio::select! {

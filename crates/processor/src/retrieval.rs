@@ -300,20 +300,24 @@ impl Retriever {
             .query(embedding, filter.clone(), self.settings.candidates + 1)
             .await?;
         let hits = select_hits(hits, &query.original_message_id, &self.settings);
-        let mut groups = Vec::with_capacity(hits.len());
-        for hit in hits {
-            let messages = if self.settings.neighbors == 0 {
-                vec![hit.message.clone()]
-            } else {
-                let around = self.around(&hit.message, &filter).await?;
-                neighbourhood(
-                    &hit.message,
-                    around,
-                    self.settings.neighbors,
-                    &query.original_message_id,
-                )
-            };
-            groups.push(SourceGroup {
+        // Each hit's neighbourhood is one Chroma `get`; run them concurrently.
+        let neighbourhoods = futures::future::try_join_all(hits.iter().map(|hit| async {
+            if self.settings.neighbors == 0 {
+                return Ok(vec![hit.message.clone()]);
+            }
+            let around = self.around(&hit.message, &filter).await?;
+            Ok::<_, StoreError>(neighbourhood(
+                &hit.message,
+                around,
+                self.settings.neighbors,
+                &query.original_message_id,
+            ))
+        }))
+        .await?;
+        let groups = hits
+            .iter()
+            .zip(neighbourhoods)
+            .map(|(hit, messages)| SourceGroup {
                 hit_id: hit.message.id.clone(),
                 similarity: hit.similarity,
                 messages: messages
@@ -323,8 +327,8 @@ impl Retriever {
                         SourceMessage::from_stored(message, similarity)
                     })
                     .collect(),
-            });
-        }
+            })
+            .collect();
         Ok(Retrieved { groups })
     }
 

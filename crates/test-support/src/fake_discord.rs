@@ -25,6 +25,8 @@ pub const BOT_ID: u64 = 1000;
 pub struct Posted {
     pub channel_id: u64,
     pub body: Value,
+    /// When the fake received it (for latency benchmarks).
+    pub at: std::time::Instant,
 }
 
 impl Posted {
@@ -385,6 +387,7 @@ async fn create_message(
     inner.posts.push(Posted {
         channel_id: channel,
         body,
+        at: std::time::Instant::now(),
     });
     Json(created).into_response()
 }
