@@ -22,20 +22,28 @@ use test_support::process::ServiceProcess;
 use test_support::{free_port, http_get, metric_value, services};
 
 const WORDS: &[&str] = &[
-    "deploy", "key", "rotate", "the", "bot", "config", "staging", "database", "how", "do", "I", "restart", "error",
-    "build", "failed", "with", "docker", "kafka", "chroma", "token", "where", "is", "log", "version", "upgrade",
-    "python", "rust", "cargo", "test", "works", "for", "me", "thanks", "try", "again", "please", "channel", "guild",
+    "deploy", "key", "rotate", "the", "bot", "config", "staging", "database", "how", "do", "I",
+    "restart", "error", "build", "failed", "with", "docker", "kafka", "chroma", "token", "where",
+    "is", "log", "version", "upgrade", "python", "rust", "cargo", "test", "works", "for", "me",
+    "thanks", "try", "again", "please", "channel", "guild",
 ];
 
 /// Chat-like text of varying length (2–60 words), deterministic per index.
 fn sentence(i: u64) -> String {
-    let mut state = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut state = i
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as usize
     };
     let length = 2 + next() % 59;
-    (0..length).map(|_| WORDS[next() % WORDS.len()]).collect::<Vec<_>>().join(" ")
+    (0..length)
+        .map(|_| WORDS[next() % WORDS.len()])
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn message(i: u64, channel: u64) -> DiscordMessage {
@@ -67,14 +75,29 @@ fn peak_rss_mib(pid: Option<u32>) -> f64 {
     let Some(pid) = pid else { return f64::NAN };
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|status| status.lines().find(|line| line.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|line| line.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|line| line.starts_with("VmHWM:"))
+                .map(str::to_string)
+        })
+        .and_then(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 struct Row(String, String);
 
-async fn start_processors(kafka: &KafkaConfig, chroma: &str, collection: &str, count: usize, extra: &[(&str, &str)]) -> Vec<(ServiceProcess, String)> {
+async fn start_processors(
+    kafka: &KafkaConfig,
+    chroma: &str,
+    collection: &str,
+    count: usize,
+    extra: &[(&str, &str)],
+) -> Vec<(ServiceProcess, String)> {
     let mut processors = Vec::new();
     for index in 0..count {
         let http = format!("127.0.0.1:{}", free_port());
@@ -95,7 +118,10 @@ async fn start_processors(kafka: &KafkaConfig, chroma: &str, collection: &str, c
         let url = format!("http://{http}/readyz");
         let started = Instant::now();
         while http_get(&url).await.map(|(status, _)| status) != Some(200) {
-            assert!(started.elapsed() < Duration::from_secs(120), "processor not ready");
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "processor not ready"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -114,13 +140,22 @@ async fn ingest(kafka: &KafkaConfig, chroma: &str, processors: usize, count: u64
             result.expect("acked");
         }
     }
-    let store = MessageStore::connect(&StoreConfig::new(chroma, &collection)).await.expect("chroma");
+    let store = MessageStore::connect(&StoreConfig::new(chroma, &collection))
+        .await
+        .expect("chroma");
     loop {
         if store.count().await.unwrap_or(0) as u64 >= count {
             let mut lag = 0.0;
             for (_, http) in &running {
-                let text = http_get(&format!("http://{http}/metrics")).await.map(|(_, body)| body).unwrap_or_default();
-                lag += metric_value(&text, r#"rtfm_consumer_lag{group="discord-message-processor"}"#).unwrap_or(1.0);
+                let text = http_get(&format!("http://{http}/metrics"))
+                    .await
+                    .map(|(_, body)| body)
+                    .unwrap_or_default();
+                lag += metric_value(
+                    &text,
+                    r#"rtfm_consumer_lag{group="discord-message-processor"}"#,
+                )
+                .unwrap_or(1.0);
             }
             if lag == 0.0 {
                 break;
@@ -129,7 +164,10 @@ async fn ingest(kafka: &KafkaConfig, chroma: &str, processors: usize, count: u64
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let rate = count as f64 / started.elapsed().as_secs_f64();
-    let rss = running.iter().map(|(process, _)| peak_rss_mib(process.pid())).fold(0.0, f64::max);
+    let rss = running
+        .iter()
+        .map(|(process, _)| peak_rss_mib(process.pid()))
+        .fold(0.0, f64::max);
     drop(running);
     let _ = store.drop_collection().await;
     (rate, rss)
@@ -138,12 +176,21 @@ async fn ingest(kafka: &KafkaConfig, chroma: &str, processors: usize, count: u64
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
-    let (messages, triggers) = if quick { (1_000u64, 50usize) } else { (10_000u64, 200usize) };
+    let (messages, triggers) = if quick {
+        (1_000u64, 50usize)
+    } else {
+        (10_000u64, 200usize)
+    };
     let mut rows: Vec<Row> = Vec::new();
 
     // 1. Embed-only, same texts and batch size as ingestion.
-    let model = LocalModel::load(&std::env::var_os("EMBEDDING_MODEL_DIR").map(Into::into).unwrap_or_else(default_model_dir), 32)
-        .expect("model (run scripts/model.sh)");
+    let model = LocalModel::load(
+        &std::env::var_os("EMBEDDING_MODEL_DIR")
+            .map(Into::into)
+            .unwrap_or_else(default_model_dir),
+        32,
+    )
+    .expect("model (run scripts/model.sh)");
     let texts: Vec<String> = (0..messages.min(3_000)).map(sentence).collect();
     let started = Instant::now();
     for chunk in texts.chunks(128) {
@@ -151,7 +198,10 @@ async fn main() {
     }
     let embed_rate = texts.len() as f64 / started.elapsed().as_secs_f64();
     drop(model);
-    rows.push(Row(format!("embed-only ({} chat messages, batches of 128)", texts.len()), format!("{embed_rate:.0} msg/s")));
+    rows.push(Row(
+        format!("embed-only ({} chat messages, batches of 128)", texts.len()),
+        format!("{embed_rate:.0} msg/s"),
+    ));
     eprintln!("embed-only: {embed_rate:.0}/s");
 
     let chroma = services::chroma_url();
@@ -160,12 +210,24 @@ async fn main() {
     let kafka = services::kafka_with_topics().await;
     let (rate_one, rss_ingest) = ingest(&kafka, &chroma, 1, messages).await;
     eprintln!("ingest x1: {rate_one:.0}/s");
-    rows.push(Row(format!("ingest Kafka → Chroma, offsets committed ({messages} msgs, 1 processor)"), format!("{rate_one:.0} msg/s ({:.0} % of embed-only)", 100.0 * rate_one / embed_rate)));
+    rows.push(Row(
+        format!("ingest Kafka → Chroma, offsets committed ({messages} msgs, 1 processor)"),
+        format!(
+            "{rate_one:.0} msg/s ({:.0} % of embed-only)",
+            100.0 * rate_one / embed_rate
+        ),
+    ));
     let kafka_two = services::kafka_with_topics().await;
     let (rate_two, _) = ingest(&kafka_two, &chroma, 2, messages).await;
     eprintln!("ingest x2: {rate_two:.0}/s");
-    rows.push(Row(format!("ingest, 2 processors in one group ({messages} msgs)"), format!("{rate_two:.0} msg/s (speed-up ×{:.2})", rate_two / rate_one)));
-    rows.push(Row("processor peak RSS during ingest".into(), format!("{rss_ingest:.0} MiB")));
+    rows.push(Row(
+        format!("ingest, 2 processors in one group ({messages} msgs)"),
+        format!("{rate_two:.0} msg/s (speed-up ×{:.2})", rate_two / rate_one),
+    ));
+    rows.push(Row(
+        "processor peak RSS during ingest".into(),
+        format!("{rss_ingest:.0} MiB"),
+    ));
 
     // 3. Answers with an instant fake model, and trigger → reply through the bot.
     let kafka = services::kafka_with_topics().await;
@@ -173,13 +235,25 @@ async fn main() {
     model_api.always(Behaviour::Answer("Use the documented command [1].".into()));
     let base = model_api.gemini_base_url();
     let collection = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let mut processors = start_processors(&kafka, &chroma, &collection, 1, &[("GEMINI_API_KEY", "bench-key"), ("GEMINI_BASE_URL", base.as_str())]).await;
+    let mut processors = start_processors(
+        &kafka,
+        &chroma,
+        &collection,
+        1,
+        &[
+            ("GEMINI_API_KEY", "bench-key"),
+            ("GEMINI_BASE_URL", base.as_str()),
+        ],
+    )
+    .await;
     let producer = Producer::new(&kafka, "bench").expect("producer");
     let history: Vec<DiscordMessage> = (0..500).map(|i| message(i, 20)).collect();
     for result in join_all(history.iter().map(|m| producer.send(m))).await {
         result.expect("acked");
     }
-    let store = MessageStore::connect(&StoreConfig::new(&chroma, &collection)).await.expect("chroma");
+    let store = MessageStore::connect(&StoreConfig::new(&chroma, &collection))
+        .await
+        .expect("chroma");
     while store.count().await.unwrap_or(0) < 500 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -211,7 +285,13 @@ async fn main() {
         let id = 60_000_000 + i as u64;
         let author = fake_discord::user(2_000 + (i % 100) as u64, "asker", false);
         let started = Instant::now();
-        fake.push_message(fake_discord::message(id, 20, Some(77), author, &format!("rtfm {}", sentence(i as u64 * 7))));
+        fake.push_message(fake_discord::message(
+            id,
+            20,
+            Some(77),
+            author,
+            &format!("rtfm {}", sentence(i as u64 * 7)),
+        ));
         sent_at.push((id, started));
         tokio::time::sleep(Duration::from_millis(200)).await; // 5 triggers/s
     }
@@ -223,18 +303,41 @@ async fn main() {
     let mut latencies: Vec<f64> = sent_at
         .iter()
         .skip(5)
-        .filter_map(|(id, started)| posts.iter().find(|post| post.reply_to() == Some(*id)).map(|post| post.at.duration_since(*started).as_secs_f64() * 1e3))
+        .filter_map(|(id, started)| {
+            posts
+                .iter()
+                .find(|post| post.reply_to() == Some(*id))
+                .map(|post| post.at.duration_since(*started).as_secs_f64() * 1e3)
+        })
         .collect();
     latencies.sort_by(f64::total_cmp);
-    let metrics = http_get(&format!("http://{}/metrics", processors[0].1)).await.map(|(_, body)| body).unwrap_or_default();
+    let metrics = http_get(&format!("http://{}/metrics", processors[0].1))
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default();
     let answered = metric_value(&metrics, "rtfm_query_seconds_count").unwrap_or(0.0);
-    let processor_mean_ms = metric_value(&metrics, "rtfm_query_seconds_sum").unwrap_or(0.0) / answered.max(1.0) * 1e3;
-    rows.push(Row(format!("trigger → reply via fake Discord, instant model ({} of {triggers} at 5/s)", latencies.len()), format!(
-        "p50 {:.0} ms · p95 {:.0} ms · p99 {:.0} ms",
-        percentile(&latencies, 0.5), percentile(&latencies, 0.95), percentile(&latencies, 0.99)
-    )));
-    rows.push(Row("  of which in the processor (embed + Chroma + model + transaction), mean".into(), format!("{processor_mean_ms:.0} ms")));
-    rows.push(Row("  of which Kafka hops + bot (p50 minus processor mean)".into(), format!("{:.0} ms", percentile(&latencies, 0.5) - processor_mean_ms)));
+    let processor_mean_ms =
+        metric_value(&metrics, "rtfm_query_seconds_sum").unwrap_or(0.0) / answered.max(1.0) * 1e3;
+    rows.push(Row(
+        format!(
+            "trigger → reply via fake Discord, instant model ({} of {triggers} at 5/s)",
+            latencies.len()
+        ),
+        format!(
+            "p50 {:.0} ms · p95 {:.0} ms · p99 {:.0} ms",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.95),
+            percentile(&latencies, 0.99)
+        ),
+    ));
+    rows.push(Row(
+        "  of which in the processor (embed + Chroma + model + transaction), mean".into(),
+        format!("{processor_mean_ms:.0} ms"),
+    ));
+    rows.push(Row(
+        "  of which Kafka hops + bot (p50 minus processor mean)".into(),
+        format!("{:.0} ms", percentile(&latencies, 0.5) - processor_mean_ms),
+    ));
 
     // 4. Answer latency seen on Kafka alone: query in → committed response out.
     let responses_config = kafka.clone();
@@ -253,12 +356,17 @@ async fn main() {
         })
         .collect();
     let reader_producer = Producer::new(&responses_config, "bench").expect("producer");
-    let reader: rtfm_core::kafka::Consumer<rtfm_core::BotResponse> = rtfm_core::kafka::Consumer::new(
-        &responses_config,
-        &rtfm_core::kafka::ConsumerOptions::new(&format!("bench-{}", uuid::Uuid::new_v4()), "bench").offset_reset(rtfm_core::kafka::OffsetReset::Earliest),
-        reader_producer,
-    )
-    .expect("consumer");
+    let reader: rtfm_core::kafka::Consumer<rtfm_core::BotResponse> =
+        rtfm_core::kafka::Consumer::new(
+            &responses_config,
+            &rtfm_core::kafka::ConsumerOptions::new(
+                &format!("bench-{}", uuid::Uuid::new_v4()),
+                "bench",
+            )
+            .offset_reset(rtfm_core::kafka::OffsetReset::Earliest),
+            reader_producer,
+        )
+        .expect("consumer");
     let shutdown = tokio_util_token();
     let mut answer_latencies = Vec::new();
     for query in &queries {
@@ -274,12 +382,22 @@ async fn main() {
         answer_latencies.push(started.elapsed().as_secs_f64() * 1e3);
     }
     answer_latencies.sort_by(f64::total_cmp);
-    rows.push(Row(format!("query → committed response on Kafka, instant model ({triggers} sequential)"), format!(
-        "p50 {:.0} ms · p99 {:.0} ms",
-        percentile(&answer_latencies, 0.5), percentile(&answer_latencies, 0.99)
-    )));
-    rows.push(Row("bot peak RSS".into(), format!("{:.0} MiB", peak_rss_mib(bot.pid()))));
-    rows.push(Row("processor peak RSS (answering, model loaded)".into(), format!("{:.0} MiB", peak_rss_mib(processors[0].0.pid()))));
+    rows.push(Row(
+        format!("query → committed response on Kafka, instant model ({triggers} sequential)"),
+        format!(
+            "p50 {:.0} ms · p99 {:.0} ms",
+            percentile(&answer_latencies, 0.5),
+            percentile(&answer_latencies, 0.99)
+        ),
+    ));
+    rows.push(Row(
+        "bot peak RSS".into(),
+        format!("{:.0} MiB", peak_rss_mib(bot.pid())),
+    ));
+    rows.push(Row(
+        "processor peak RSS (answering, model loaded)".into(),
+        format!("{:.0} MiB", peak_rss_mib(processors[0].0.pid())),
+    ));
     bot.kill_9();
     processors.clear();
     let _ = store.drop_collection().await;

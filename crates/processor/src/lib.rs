@@ -246,21 +246,25 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let model = ModelClient::new(&config.model)?;
     let producer =
         Producer::new(&config.kafka, "processor").context("while creating the Kafka producer")?;
+    let instance = instance_id(&config);
     let ingest_consumer: Arc<Consumer<DiscordMessage>> = Arc::new(Consumer::new(
         &config.kafka,
         &ConsumerOptions::new(GROUP_MESSAGE_PROCESSOR, "ingest")
-            .offset_reset(config.ingest_offset_reset),
+            .offset_reset(config.ingest_offset_reset)
+            .static_member(&instance),
         producer.clone(),
     )?);
     let query_consumer: Arc<Consumer<BotQuery>> = Arc::new(Consumer::new(
         &config.kafka,
-        &ConsumerOptions::new(GROUP_QUERY_PROCESSOR, "queries").transactional(),
+        &ConsumerOptions::new(GROUP_QUERY_PROCESSOR, "queries")
+            .transactional()
+            .static_member(&instance),
         producer.clone(),
     )?);
     let transactional_id = format!(
         "{}-{}",
         config.kafka.topics().group(GROUP_QUERY_PROCESSOR),
-        instance_id(&config)
+        instance
     );
     let transactional = TransactionalProducer::new(&config.kafka, &transactional_id)
         .await

@@ -98,7 +98,10 @@ pub static QUERY_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(
         "rtfm_query_seconds",
         "Time to answer one query and commit the response transaction",
-        vec![0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0]
+        vec![
+            0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0, 10.0,
+            30.0
+        ]
     )
     .expect("metric registers once")
 });

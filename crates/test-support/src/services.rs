@@ -60,3 +60,62 @@ pub async fn kafka_with_topics() -> KafkaConfig {
         .unwrap_or_else(|err| panic!("cannot create test topics: {err}"));
     config
 }
+
+/// A private Kafka broker (for tests that restart it), run by `scripts/kafka.sh` in its own
+/// run directory. Stopped on drop.
+pub struct PrivateKafka {
+    run_dir: PathBuf,
+    pub bootstrap: String,
+}
+
+impl PrivateKafka {
+    pub fn start() -> Self {
+        let run_dir = std::env::temp_dir().join(format!("rtfm-kafka-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&run_dir).expect("run dir");
+        let mut kafka = Self {
+            run_dir,
+            bootstrap: String::new(),
+        };
+        kafka.script("start");
+        let text = std::fs::read_to_string(kafka.run_dir.join("kafka.env")).expect("kafka.env");
+        let bootstrap = text
+            .lines()
+            .find_map(|line| line.strip_prefix("KAFKA_BOOTSTRAP_SERVERS="))
+            .expect("bootstrap address")
+            .to_string();
+        kafka.bootstrap = bootstrap;
+        kafka
+    }
+
+    fn script(&self, action: &str) {
+        let status = std::process::Command::new(workspace_root().join("scripts/kafka.sh"))
+            .arg(action)
+            .env("RTFM_RUN_DIR", &self.run_dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("scripts/kafka.sh runs");
+        assert!(status.success(), "scripts/kafka.sh {action} failed");
+    }
+
+    /// Stops the broker (SIGTERM, like an operator's restart) and starts it again on the same
+    /// port and data.
+    pub fn restart(&self) {
+        self.script("restart");
+    }
+
+    pub fn stop(&self) {
+        self.script("stop");
+    }
+}
+
+impl Drop for PrivateKafka {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(workspace_root().join("scripts/kafka.sh"))
+            .arg("stop")
+            .env("RTFM_RUN_DIR", &self.run_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}

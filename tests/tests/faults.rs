@@ -1,0 +1,323 @@
+//! The whole system under faults, with real processes: SIGKILL of the processor while messages
+//! stream in, SIGKILL of the processor and of the bot while questions are in flight, and a
+//! Kafka broker restart. Each test prints its figures.
+//!
+//! Sizes: CI runs 2 000 messages / 200 triggers; `RTFM_FAULT_FULL=1` runs the issue's full
+//! 10 000 messages.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use processor::store::{MessageStore, StoreConfig};
+use rtfm_core::kafka::admin::Admin;
+use rtfm_core::kafka::{KafkaConfig, Producer};
+use rtfm_core::{DiscordMessage, MessageEvent};
+use serde_json::{json, Map};
+use test_support::fake_discord::{self, FakeDiscord};
+use test_support::process::ServiceProcess;
+use test_support::services::PrivateKafka;
+use test_support::{eventually, free_port, http_get, metric_value, services};
+
+const WAIT: Duration = Duration::from_secs(300);
+
+fn collection() -> String {
+    format!("fault_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+async fn store(chroma: &str, collection: &str) -> MessageStore {
+    MessageStore::connect(&StoreConfig::new(chroma, collection))
+        .await
+        .expect("chroma reachable")
+}
+
+fn message(id: u64, channel: u64, text: String) -> DiscordMessage {
+    DiscordMessage {
+        message_id: id.to_string(),
+        content: text,
+        username: format!("user{}", id % 9),
+        user_id: (500 + id % 9).to_string(),
+        channel_id: channel.to_string(),
+        timestamp: rtfm_core::schema::now_timestamp(),
+        metadata: Map::from_iter([("channel_name".to_string(), json!("faults"))]),
+        guild_id: Some("3".into()),
+        event: MessageEvent::Create,
+        reply_to_message_id: None,
+        extra: Map::new(),
+    }
+}
+
+fn processor(
+    kafka: &KafkaConfig,
+    chroma: &str,
+    collection: &str,
+    extra: &[(&str, &str)],
+) -> (ServiceProcess, String) {
+    let http = format!("127.0.0.1:{}", free_port());
+    let mut env = vec![
+        ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
+        ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
+        ("CHROMA_URL", chroma),
+        ("CHROMA_COLLECTION", collection),
+        ("HTTP_ADDR", http.as_str()),
+        ("PROCESSOR_INSTANCE_ID", "fault-processor"),
+        ("LLM_PROVIDER", "extractive"),
+    ];
+    env.extend_from_slice(extra);
+    (ServiceProcess::spawn("processor", &[], &env, false), http)
+}
+
+fn bot(kafka: &KafkaConfig, fake: &FakeDiscord) -> ServiceProcess {
+    let http = format!("127.0.0.1:{}", free_port());
+    let url = fake.base_url();
+    ServiceProcess::spawn(
+        "bot",
+        &[],
+        &[
+            ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
+            ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
+            ("DISCORD_TOKEN", "fault-token"),
+            ("DISCORD_API_URL", url.as_str()),
+            ("HTTP_ADDR", http.as_str()),
+            ("RATE_LIMIT_PER_MINUTE", "100000"),
+            ("RESPONSE_TIMEOUT_SECS", "600"),
+        ],
+        false,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_processor_killed_every_two_seconds_still_indexes_every_message_once() {
+    let total: u64 = if std::env::var("RTFM_FAULT_FULL").is_ok() {
+        10_000
+    } else {
+        2_000
+    };
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection();
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let publisher = {
+        let producer = producer.clone();
+        tokio::spawn(async move {
+            // Stream the messages in over ~10 s.
+            let messages: Vec<DiscordMessage> = (0..total)
+                .map(|i| {
+                    message(
+                        30_000_000 + i,
+                        40 + i % 6,
+                        format!("streamed message {i} about topic {}", i % 31),
+                    )
+                })
+                .collect();
+            for chunk in messages.chunks((total / 20) as usize) {
+                for result in join_all(chunk.iter().map(|m| producer.send(m))).await {
+                    result.expect("acked");
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+    let (mut process, _) = processor(&kafka, &chroma, &collection, &[("INGEST_BATCH_SIZE", "32")]);
+    let store = store(&chroma, &collection).await;
+    let started = Instant::now();
+    let mut kills = 0;
+    // Kill and restart every 2 s for 30 s (the stream is in by then).
+    while started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        process.kill_9();
+        kills += 1;
+        process.restart();
+    }
+    publisher.await.expect("publisher");
+    let during = store.count().await.unwrap_or(0);
+    eventually(WAIT, "every message indexed after the kills", || async {
+        (store.count().await.ok()? as u64 == total).then_some(())
+    })
+    .await;
+    let ids: BTreeSet<String> = store
+        .get(None, Vec::new(), Some(total as usize + 10))
+        .await
+        .expect("get")
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(
+        ids.len() as u64,
+        total,
+        "exactly {total} ids, no more, no fewer"
+    );
+    println!("fault 1: {kills} SIGKILLs in 30 s; {during} of {total} indexed by then; {} ids in Chroma after recovery ({:.0} s)", ids.len(), started.elapsed().as_secs_f64());
+    let _ = store.drop_collection().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn killing_the_processor_and_the_bot_mid_flight_still_gives_one_reply_per_trigger() {
+    let triggers: u64 = 200;
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection();
+    let fake = FakeDiscord::start().await;
+    fake.add_channel(40, Some(3), "faults");
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let history: Vec<DiscordMessage> = (0..50)
+        .map(|i| {
+            message(
+                31_000_000 + i,
+                40,
+                format!("the answer to question {i} is {}", i * 7),
+            )
+        })
+        .collect();
+    for result in join_all(history.iter().map(|m| producer.send(m))).await {
+        result.expect("acked");
+    }
+    let (mut processor, _) = processor(&kafka, &chroma, &collection, &[]);
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "history indexed", || async {
+        (store.count().await.ok()? >= 50).then_some(())
+    })
+    .await;
+    let mut bot = bot(&kafka, &fake);
+    eventually(WAIT, "bot connected", || async {
+        (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
+    })
+    .await;
+
+    for i in 0..triggers {
+        let author = fake_discord::user(700 + i % 40, "asker", false);
+        fake.push_message(fake_discord::message(
+            32_000_000 + i,
+            40,
+            Some(3),
+            author,
+            &format!("rtfm what is the answer to question {}?", i % 50),
+        ));
+    }
+    // Wait until some answers are out, then kill the processor mid-stream and restart it.
+    eventually(WAIT, "first replies", || async {
+        (fake.posts().len() >= 20).then_some(())
+    })
+    .await;
+    processor.kill_9();
+    let after_processor_kill = fake.posts().len();
+    processor.restart();
+    eventually(WAIT, "more replies", || async {
+        (fake.posts().len() >= after_processor_kill + 40).then_some(())
+    })
+    .await;
+    bot.kill_9();
+    let after_bot_kill = fake.posts().len();
+    bot.restart();
+    eventually(WAIT, "all replies", || async {
+        let replied: BTreeSet<u64> = fake
+            .posts()
+            .iter()
+            .filter_map(|post| post.reply_to())
+            .collect();
+        (replied.len() as u64 == triggers).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let posts = fake.posts();
+    let replied: BTreeSet<u64> = posts.iter().filter_map(|post| post.reply_to()).collect();
+    assert_eq!(replied.len() as u64, triggers, "none missing");
+    assert_eq!(
+        posts.len() as u64,
+        triggers,
+        "no duplicates: {} posts",
+        posts.len()
+    );
+    println!("fault 2: processor SIGKILLed after {after_processor_kill} replies, bot SIGKILLed after {after_bot_kill}; {} replies for {triggers} triggers", posts.len());
+    let _ = store.drop_collection().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kafka_restart_mid_stream_loses_nothing() {
+    let broker = PrivateKafka::start();
+    let kafka = KafkaConfig::new(&broker.bootstrap);
+    Admin::connect(&kafka)
+        .await
+        .expect("private broker")
+        .create(1, false)
+        .await
+        .expect("topics");
+    let chroma = services::chroma_url();
+    let collection = collection();
+    let fake = FakeDiscord::start().await;
+    fake.add_channel(40, Some(3), "faults");
+    let (_processor, processor_http) = processor(&kafka, &chroma, &collection, &[]);
+    let _bot = bot(&kafka, &fake);
+    eventually(WAIT, "bot connected", || async {
+        (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
+    })
+    .await;
+    let human = |i: u64| fake_discord::user(800 + i % 5, "human", false);
+    for i in 0..100 {
+        fake.push_message(fake_discord::message(
+            33_000_000 + i,
+            40,
+            Some(3),
+            human(i),
+            &format!("before the restart, fact {i}"),
+        ));
+    }
+    fake.push_message(fake_discord::message(
+        33_000_500,
+        40,
+        Some(3),
+        human(0),
+        "rtfm what is fact 7?",
+    ));
+    let restarted = Instant::now();
+    broker.restart();
+    let downtime = restarted.elapsed();
+    for i in 100..200 {
+        fake.push_message(fake_discord::message(
+            33_000_000 + i,
+            40,
+            Some(3),
+            human(i),
+            &format!("after the restart, fact {i}"),
+        ));
+    }
+    fake.push_message(fake_discord::message(
+        33_000_501,
+        40,
+        Some(3),
+        human(1),
+        "rtfm what is fact 150?",
+    ));
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "all 202 messages indexed", || async {
+        (store.count().await.ok()? == 202).then_some(())
+    })
+    .await;
+    eventually(WAIT, "both answers", || async {
+        let replied: BTreeSet<u64> = fake
+            .posts()
+            .iter()
+            .filter_map(|post| post.reply_to())
+            .collect();
+        (replied.contains(&33_000_500) && replied.contains(&33_000_501)).then_some(())
+    })
+    .await;
+    let ready = http_get(&format!("http://{processor_http}/readyz"))
+        .await
+        .map(|(status, _)| status);
+    println!("fault 3: broker down/up in {:.1} s; 202 messages indexed, 2 answers, processor /readyz {ready:?}", downtime.as_secs_f64());
+    assert_eq!(fake.posts().len(), 2);
+    let metrics = http_get(&format!("http://{processor_http}/metrics"))
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    assert!(
+        metric_value(
+            &metrics,
+            r#"rtfm_messages_ingested_total{outcome="upserted"}"#
+        )
+        .unwrap_or(0.0)
+            >= 202.0
+    );
+    let _ = store.drop_collection().await;
+}
