@@ -204,7 +204,27 @@ async fn chroma_down_for_twenty_seconds_pauses_ingestion_and_loses_nothing() {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    // A question during the outage gets a clear degraded answer, not silence.
+    let question = query(
+        9_900_001,
+        Some("5"),
+        "50",
+        "why did the build of module 3 fail?",
+    );
+    producer.send(&question).await.expect("acked");
+    let mut reader = ResponseReader::new(&kafka);
+    reader
+        .until("the degraded answer", |seen| !seen.is_empty())
+        .await;
+    assert!(reader.seen[0].metadata.degraded);
+    assert!(
+        reader.seen[0]
+            .response_text
+            .contains("can't search the chat history right now"),
+        "{}",
+        reader.seen[0].response_text
+    );
+    tokio::time::sleep(Duration::from_secs(15)).await;
     assert!(
         !running.handle.is_finished(),
         "the processor survives the outage"

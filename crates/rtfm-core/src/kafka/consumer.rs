@@ -155,16 +155,29 @@ impl<T: Record> Consumer<T> {
     /// The next valid record, or `None` once `shutdown` is cancelled. Invalid records are
     /// dead-lettered on the way (and their offsets stored).
     ///
-    /// Cancel-safe: `StreamConsumer::recv` is, and a dead letter in flight when `shutdown`
-    /// fires leaves its offset unstored, so the record comes back after a restart.
+    /// Cancel-safe while it waits (`StreamConsumer::recv` is). Do not wrap it in a timeout:
+    /// a dead letter cut off half-way would leave its record skipped; use [`Consumer::recv_batch`]
+    /// (which only ever stops *waiting*) instead.
     pub async fn recv(
         &self,
         shutdown: &CancellationToken,
+    ) -> Result<Option<Received<T>>, ConsumeError> {
+        self.recv_until(shutdown, None).await
+    }
+
+    /// Like `recv`, but stops waiting at `deadline`. A record in hand (including one being
+    /// dead-lettered) is always finished first; only `shutdown` interrupts a dead letter, and
+    /// then its offset is not stored, so it is read again after a restart.
+    async fn recv_until(
+        &self,
+        shutdown: &CancellationToken,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Option<Received<T>>, ConsumeError> {
         loop {
             let message = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(None),
+                _ = wait_until(deadline) => return Ok(None),
                 message = self.inner.recv() => message?.detach(),
             };
             let payload = message.payload().unwrap_or_default();
@@ -202,11 +215,11 @@ impl<T: Record> Consumer<T> {
         }
         let deadline = tokio::time::Instant::now() + linger;
         while batch.len() < max {
-            match tokio::time::timeout_at(deadline, self.recv(shutdown)).await {
-                Ok(Ok(Some(next))) => batch.push(next),
-                Ok(Ok(None)) | Err(_) => break,
+            match self.recv_until(shutdown, Some(deadline)).await {
+                Ok(Some(next)) => batch.push(next),
+                Ok(None) => break,
                 // Keep what we have; the error will show again on the next call if it persists.
-                Ok(Err(err)) => {
+                Err(err) => {
                     warn!(role = %self.role, error = %err, "kafka error while filling a batch");
                     break;
                 }
@@ -397,6 +410,14 @@ struct Origin<'a> {
     topic: &'a str,
     partition: i32,
     offset: i64,
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn wait_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Builds the offsets to commit for one input record (the *next* offset to read).

@@ -1,0 +1,193 @@
+//! Hostile input against the running services: 1 000 malformed records of every kind on each
+//! topic, interleaved with real traffic. Everything bad lands in a dead-letter topic, everything
+//! good is still served.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use processor::store::{MessageStore, StoreConfig};
+use rtfm_core::kafka::Producer;
+use rtfm_core::TopicKind;
+use serde_json::json;
+use test_support::fake_discord::{self, FakeDiscord};
+use test_support::process::ServiceProcess;
+use test_support::{eventually, free_port, http_get, metric_value, services};
+
+const WAIT: Duration = Duration::from_secs(180);
+
+/// 1 000 bad payloads: broken JSON, wrong types, missing fields, oversized text, bad ids,
+/// bad timestamps, binary garbage, empty and huge records.
+fn malformed(kind: TopicKind) -> Vec<Vec<u8>> {
+    let valid = match kind {
+        TopicKind::DiscordMessages => {
+            json!({"message_id": "1", "content": "x", "username": "u", "user_id": "2", "channel_id": "3", "timestamp": "2025-11-02T12:34:56Z"})
+        }
+        TopicKind::BotQueries => {
+            json!({"query_id": "q", "original_message_id": "1", "question": "x", "username": "u", "user_id": "2", "channel_id": "3", "timestamp": "2025-11-02T12:34:56Z"})
+        }
+        TopicKind::BotResponses => {
+            json!({"response_id": "r", "query_id": "q", "original_message_id": "1", "response_text": "x", "channel_id": "3", "timestamp": "2025-11-02T12:34:56Z"})
+        }
+    };
+    let text_field = match kind {
+        TopicKind::DiscordMessages => "content",
+        TopicKind::BotQueries => "question",
+        TopicKind::BotResponses => "response_text",
+    };
+    let mut out = Vec::new();
+    for i in 0..125usize {
+        out.push(format!("{{\"broken\": {i}").into_bytes());
+        let mut wrong = valid.clone();
+        wrong["channel_id"] = json!(i);
+        out.push(serde_json::to_vec(&wrong).unwrap_or_default());
+        let mut missing = valid.clone();
+        missing
+            .as_object_mut()
+            .map(|object| object.remove("timestamp"));
+        out.push(serde_json::to_vec(&missing).unwrap_or_default());
+        let mut oversized = valid.clone();
+        oversized[text_field] = json!("y".repeat(20_000 + i));
+        out.push(serde_json::to_vec(&oversized).unwrap_or_default());
+        let mut bad_id = valid.clone();
+        bad_id["channel_id"] = json!(format!("../{i}"));
+        out.push(serde_json::to_vec(&bad_id).unwrap_or_default());
+        let mut bad_time = valid.clone();
+        bad_time["timestamp"] = json!("last tuesday");
+        out.push(serde_json::to_vec(&bad_time).unwrap_or_default());
+        out.push(vec![0xff, 0xfe, (i % 256) as u8, 0x00]);
+        out.push(if i % 2 == 0 {
+            Vec::new()
+        } else {
+            vec![b'['; 300_000]
+        });
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_malformed_records_per_topic_are_dead_lettered_while_real_traffic_is_served() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = format!(
+        "hostile_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    let fake = FakeDiscord::start().await;
+    fake.add_channel(60, Some(6), "hostile");
+    let processor_http = format!("127.0.0.1:{}", free_port());
+    let _processor = ServiceProcess::spawn(
+        "processor",
+        &[],
+        &[
+            ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
+            ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
+            ("CHROMA_URL", chroma.as_str()),
+            ("CHROMA_COLLECTION", collection.as_str()),
+            ("HTTP_ADDR", processor_http.as_str()),
+            ("PROCESSOR_INSTANCE_ID", "hostile"),
+            ("LLM_PROVIDER", "extractive"),
+            ("RUST_LOG", "error"),
+        ],
+        false,
+    );
+    let bot_http = format!("127.0.0.1:{}", free_port());
+    let fake_url = fake.base_url();
+    let _bot = ServiceProcess::spawn(
+        "bot",
+        &[],
+        &[
+            ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
+            ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
+            ("DISCORD_TOKEN", "hostile-token"),
+            ("DISCORD_API_URL", fake_url.as_str()),
+            ("HTTP_ADDR", bot_http.as_str()),
+            ("RUST_LOG", "error"),
+        ],
+        false,
+    );
+    eventually(WAIT, "bot connected", || async {
+        (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
+    })
+    .await;
+
+    let producer = Producer::new(&kafka, "hostile").expect("producer");
+    let topics = kafka.topics();
+    let batches: Vec<(String, Vec<Vec<u8>>)> = TopicKind::ALL
+        .iter()
+        .map(|&kind| (topics.name(kind), malformed(kind)))
+        .collect();
+    for round in 0..10usize {
+        for (topic, payloads) in &batches {
+            for payload in &payloads[round * 100..(round + 1) * 100] {
+                producer
+                    .send_raw(topic, Some("3"), payload, None)
+                    .await
+                    .expect("acked");
+            }
+        }
+        // Real traffic between the garbage.
+        let author = fake_discord::user(900 + round as u64, "human", false);
+        fake.push_message(fake_discord::message(
+            61_000_000 + round as u64,
+            60,
+            Some(6),
+            author.clone(),
+            &format!("the port of service {round} is {}", 8000 + round),
+        ));
+        fake.push_message(fake_discord::message(
+            61_100_000 + round as u64,
+            60,
+            Some(6),
+            author,
+            &format!("rtfm what is the port of service {round}?"),
+        ));
+    }
+
+    let store = MessageStore::connect(&StoreConfig::new(&chroma, &collection))
+        .await
+        .expect("chroma");
+    eventually(WAIT, "the 20 real messages indexed", || async {
+        (store.count().await.ok()? == 20).then_some(())
+    })
+    .await;
+    eventually(WAIT, "10 answers", || async {
+        let replied: BTreeSet<u64> = fake
+            .posts()
+            .iter()
+            .filter_map(|post| post.reply_to())
+            .collect();
+        (replied.len() == 10).then_some(())
+    })
+    .await;
+    let dead = |http: String, topic: String| async move {
+        let metrics = http_get(&format!("http://{http}/metrics"))
+            .await
+            .map(|(_, body)| body)
+            .unwrap_or_default();
+        metric_value(
+            &metrics,
+            &format!("rtfm_dead_lettered_total{{topic=\"{topic}\"}}"),
+        )
+        .unwrap_or(0.0)
+    };
+    let messages = topics.name(TopicKind::DiscordMessages);
+    let queries = topics.name(TopicKind::BotQueries);
+    let responses = topics.name(TopicKind::BotResponses);
+    eventually(WAIT, "3 × 1000 dead letters", || async {
+        let counts = (
+            dead(processor_http.clone(), messages.clone()).await,
+            dead(processor_http.clone(), queries.clone()).await,
+            dead(bot_http.clone(), responses.clone()).await,
+        );
+        (counts == (1000.0, 1000.0, 1000.0)).then_some(())
+    })
+    .await;
+    let replies: Vec<String> = fake
+        .posts()
+        .iter()
+        .map(|post| post.content().to_string())
+        .collect();
+    assert_eq!(replies.len(), 10, "one reply per real question");
+    println!("hostile input: 3 000 malformed records dead-lettered, 20 real messages indexed, 10 questions answered");
+    let _ = store.drop_collection().await;
+}
