@@ -13,12 +13,14 @@
 //! - [`model`]: Gemini / OpenAI-compatible clients, retries, circuit breaker;
 //! - [`embedding`]: all-MiniLM-L6-v2 in-process (candle) or a hosted API;
 //! - [`store`]: the Chroma collection;
+//! - [`eval`]: `processor eval`, retrieval quality on a public chat corpus;
 //! - [`metrics`]: Prometheus metrics.
 //!
 //! [`run`] is the whole service; `main.rs` only parses the config and calls it.
 
 pub mod answer;
 pub mod embedding;
+pub mod eval;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

@@ -9,8 +9,16 @@ use clap::Parser;
     about = "RTFM processor: indexes messages in Chroma and answers questions"
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     #[command(flatten)]
     config: processor::Config,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Measure retrieval on a chat corpus (through the real ingestion and retrieval code).
+    Eval(processor::eval::EvalArgs),
 }
 
 #[tokio::main]
@@ -18,6 +26,15 @@ async fn main() -> std::process::ExitCode {
     rtfm_core::config::load_dotenv();
     rtfm_core::telemetry::init_tracing();
     let cli = Cli::parse();
+    if let Some(Command::Eval(args)) = &cli.command {
+        return match processor::eval::run(&cli.config, args).await {
+            Ok(_) => std::process::ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("processor eval: {err:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     let shutdown = rtfm_core::telemetry::shutdown_on_signals();
     match processor::run(cli.config, shutdown).await {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -145,13 +145,20 @@ pub fn render_extractive(retrieved: &Retrieved, label: &str) -> Rendered {
     let mut cited = Vec::new();
     let mut shown = HashSet::new();
     for group in retrieved.groups.iter().take(3) {
-        let start = group
+        // The hit and what was said after it (answers); earlier context is for the model only.
+        let hit_at = group
             .messages
             .iter()
             .position(|message| message.message_id == group.hit_id)
             .unwrap_or(0);
-        let excerpt: Vec<&SourceMessage> = group.messages[start..]
+        let after_hit: HashSet<&str> = group.messages[hit_at..]
             .iter()
+            .map(|message| message.message_id.as_str())
+            .collect();
+        let excerpt: Vec<&SourceMessage> = group
+            .ranked()
+            .into_iter()
+            .filter(|message| after_hit.contains(message.message_id.as_str()))
             .take(3)
             .filter(|message| shown.insert(message.message_id.clone()))
             .collect();
@@ -212,6 +219,7 @@ mod tests {
             timestamp: "2025-11-02T12:34:56.789Z".into(),
             content: content.into(),
             similarity: None,
+            reply_to: None,
         }
     }
 

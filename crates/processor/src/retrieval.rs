@@ -100,6 +100,8 @@ pub struct SourceMessage {
     pub content: String,
     /// Similarity to the question if this message was itself a hit.
     pub similarity: Option<f32>,
+    /// The message this one replies to, when known.
+    pub reply_to: Option<String>,
 }
 
 impl SourceMessage {
@@ -119,6 +121,7 @@ impl SourceMessage {
             timestamp: text("timestamp").unwrap_or_default(),
             content: stored.document.clone(),
             similarity,
+            reply_to: text("reply_to_message_id"),
         }
     }
 
@@ -141,6 +144,31 @@ pub struct SourceGroup {
     pub hit_id: String,
     pub similarity: f32,
     pub messages: Vec<SourceMessage>,
+}
+
+impl SourceGroup {
+    /// The group's messages in answer order: the hit, then replies addressed to its author,
+    /// then the other messages after it, then the ones before it (nearest first).
+    pub fn ranked(&self) -> Vec<&SourceMessage> {
+        let position = self
+            .messages
+            .iter()
+            .position(|message| message.message_id == self.hit_id)
+            .unwrap_or(0);
+        let Some(hit) = self.messages.get(position) else {
+            return Vec::new();
+        };
+        let after = &self.messages[position + 1..];
+        let is_answer = |message: &&SourceMessage| {
+            message.reply_to.as_deref() == Some(hit.message_id.as_str())
+                || mentions_name(&message.content, &hit.username)
+        };
+        std::iter::once(hit)
+            .chain(after.iter().filter(is_answer))
+            .chain(after.iter().filter(|message| !is_answer(message)))
+            .chain(self.messages[..position].iter().rev())
+            .collect()
+    }
 }
 
 /// What retrieval found for one question.
@@ -268,9 +296,62 @@ pub fn neighbourhood(
         .iter()
         .position(|message| message.id == hit.id)
         .unwrap_or(0);
+    let author = hit
+        .metadata
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let start = position.saturating_sub(n);
-    let end = (position + n + 1).min(candidates.len());
-    candidates[start..end].to_vec()
+    let mut keep: Vec<bool> = (0..candidates.len())
+        .map(|index| index >= start && index <= position + n)
+        .collect();
+    // Later replies addressed to the hit's author (Discord replies, or IRC-style "nick: …")
+    // are where answers are, even when other conversations interleave.
+    let mut addressed = 0;
+    for index in position + 1..candidates.len() {
+        if addressed >= 2 * n {
+            break;
+        }
+        if !keep[index] && addresses(&candidates[index], &hit.id, author) {
+            keep[index] = true;
+            addressed += 1;
+        }
+    }
+    candidates
+        .into_iter()
+        .zip(keep)
+        .filter_map(|(message, kept)| kept.then_some(message))
+        .collect()
+}
+
+/// Whether `message` answers the hit: a Discord reply to it, or text addressed to its author
+/// by name ("alice: try…", "alice, try…", "@alice try…").
+fn addresses(message: &StoredMessage, hit_id: &str, author: &str) -> bool {
+    if message
+        .metadata
+        .get("reply_to_message_id")
+        .and_then(Value::as_str)
+        == Some(hit_id)
+    {
+        return true;
+    }
+    mentions_name(&message.document, author)
+}
+
+/// `text` names `author` as a whole word (case-insensitive); names shorter than 3 characters
+/// never match (too many false positives).
+pub fn mentions_name(text: &str, author: &str) -> bool {
+    let name = author.split('#').next().unwrap_or(author).to_lowercase();
+    if name.chars().count() < 3 {
+        return false;
+    }
+    let text = text.to_lowercase();
+    text.match_indices(&name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        let boundary = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        boundary(before) && boundary(after)
+    })
 }
 
 /// Snowflakes grow with time; compare them as numbers (longer = larger).
@@ -434,6 +515,56 @@ mod tests {
     }
 
     #[test]
+    fn names_match_as_whole_words_only() {
+        assert!(mentions_name("yohannes, why not WinRAR?", "yohannes"));
+        assert!(mentions_name("try this @Alice", "alice#1234"));
+        assert!(!mentions_name("malice aforethought", "alice"));
+        assert!(!mentions_name("bo: hi", "bo"), "short names never match");
+    }
+
+    #[test]
+    fn later_replies_addressed_to_the_author_join_the_neighbourhood() {
+        let mut candidates: Vec<_> = (1..=12).map(|i| stored(&i.to_string(), i as f64)).collect();
+        candidates[9].document = "asker: use unrar".into();
+        let mut hit = stored("3", 3.0);
+        hit.metadata.insert("username".into(), json!("asker"));
+        candidates[2] = hit.clone();
+        let around = neighbourhood(&hit, candidates, 1, "x");
+        let ids: Vec<_> = around.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, vec!["2", "3", "4", "10"]);
+    }
+
+    #[test]
+    fn a_group_ranks_the_hit_then_answers_then_the_rest() {
+        let message = |id: &str, user: &str, content: &str| SourceMessage {
+            message_id: id.into(),
+            channel_id: "5".into(),
+            guild_id: None,
+            username: user.into(),
+            timestamp: String::new(),
+            content: content.into(),
+            similarity: None,
+            reply_to: None,
+        };
+        let group = SourceGroup {
+            hit_id: "2".into(),
+            similarity: 0.9,
+            messages: vec![
+                message("1", "x", "before"),
+                message("2", "asker", "how?"),
+                message("3", "y", "unrelated"),
+                message("4", "z", "asker: like this"),
+            ],
+        };
+        let ids: Vec<_> = group
+            .ranked()
+            .into_iter()
+            .map(|m| m.message_id.as_str())
+            .collect();
+        assert_eq!(ids, vec!["2", "4", "3", "1"]);
+    }
+
+    #[test]
     fn jump_links_use_me_for_dms() {
         assert_eq!(
             jump_link(Some("1"), "2", "3"),
@@ -455,6 +586,7 @@ mod tests {
             timestamp: String::new(),
             content: String::new(),
             similarity: None,
+            reply_to: None,
         };
         let retrieved = Retrieved {
             groups: vec![

@@ -1,0 +1,371 @@
+//! `processor eval`: measures retrieval on a public chat corpus through the real path.
+//!
+//! Records are decoded with the `rtfm-core` schema, embedded and upserted into a fresh Chroma
+//! collection by the ingestion code ([`crate::ingest`]), and each question is answered by the
+//! retrieval code ([`crate::retrieval`], same scope, threshold and neighbour expansion). The
+//! ranked message ids go to a run file in the format of `shared/eval/ubuntu-irc-qa/evaluate.py`,
+//! and the same metrics are printed: recall@{1,5,10}, MRR@10, nDCG@10, thread_success@10, plus
+//! throughput and abstention ("found nothing") rates for answerable and off-topic questions.
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use rtfm_core::{BotQuery, DiscordMessage, Record};
+use serde::Deserialize;
+use serde_json::{json, Map};
+
+use crate::ingest::{self, Indexer};
+use crate::retrieval::{Retrieved, Retriever};
+use crate::store::MessageStore;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct EvalArgs {
+    /// Corpus: one `discord-messages` record per line.
+    #[arg(long)]
+    pub corpus: PathBuf,
+    /// Questions: `query_id, question, channel_id, relevant_message_ids, source_message_ids,
+    /// thread_message_ids` per line. Questions without relevant ids count as off-topic.
+    #[arg(long)]
+    pub queries: PathBuf,
+    /// Where to write the run (`{"query_id", "ranked_message_ids"}` per line).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Keep the evaluation collection instead of deleting it afterwards.
+    #[arg(long)]
+    pub keep_collection: bool,
+    /// Exit non-zero if recall@10 is below this (a floor that catches a broken pipeline).
+    #[arg(long)]
+    pub min_recall_at_10: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct EvalQuery {
+    pub query_id: String,
+    pub question: String,
+    pub channel_id: String,
+    #[serde(default)]
+    pub relevant_message_ids: Vec<String>,
+    #[serde(default)]
+    pub source_message_ids: Vec<String>,
+    #[serde(default)]
+    pub thread_message_ids: Vec<String>,
+}
+
+/// Averages over the answerable questions (as `evaluate.py` computes them).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    pub recall_at_1: f64,
+    pub recall_at_5: f64,
+    pub recall_at_10: f64,
+    pub success_at_10: f64,
+    pub mrr_at_10: f64,
+    pub ndcg_at_10: f64,
+    pub thread_success_at_10: f64,
+    pub count: usize,
+}
+
+/// Scores one ranking like `evaluate.py`: the question's own messages are dropped first.
+pub fn score(queries: &[(EvalQuery, Vec<String>)]) -> Metrics {
+    let mut metrics = Metrics::default();
+    for (query, ranked) in queries {
+        if query.relevant_message_ids.is_empty() {
+            continue;
+        }
+        let own: HashSet<&String> = query.source_message_ids.iter().collect();
+        let ranked: Vec<&String> = ranked.iter().filter(|id| !own.contains(id)).collect();
+        let relevant: HashSet<&String> = query.relevant_message_ids.iter().collect();
+        let thread: HashSet<&String> = query
+            .thread_message_ids
+            .iter()
+            .chain(&query.relevant_message_ids)
+            .collect();
+        let hits_at = |k: usize| {
+            ranked
+                .iter()
+                .take(k)
+                .filter(|id| relevant.contains(*id))
+                .count() as f64
+        };
+        let total = relevant.len() as f64;
+        metrics.recall_at_1 += hits_at(1) / total;
+        metrics.recall_at_5 += hits_at(5) / total;
+        metrics.recall_at_10 += hits_at(10) / total;
+        metrics.success_at_10 += f64::from(u8::from(hits_at(10) > 0.0));
+        metrics.mrr_at_10 += ranked
+            .iter()
+            .take(10)
+            .position(|id| relevant.contains(*id))
+            .map_or(0.0, |index| 1.0 / (index as f64 + 1.0));
+        let dcg: f64 = ranked
+            .iter()
+            .take(10)
+            .enumerate()
+            .filter(|(_, id)| relevant.contains(*id))
+            .map(|(index, _)| 1.0 / (index as f64 + 2.0).log2())
+            .sum();
+        let ideal: f64 = (0..relevant.len().min(10))
+            .map(|index| 1.0 / (index as f64 + 2.0).log2())
+            .sum();
+        metrics.ndcg_at_10 += dcg / ideal;
+        metrics.thread_success_at_10 += f64::from(u8::from(
+            ranked.iter().take(10).any(|id| thread.contains(*id)),
+        ));
+        metrics.count += 1;
+    }
+    if metrics.count > 0 {
+        let n = metrics.count as f64;
+        for value in [
+            &mut metrics.recall_at_1,
+            &mut metrics.recall_at_5,
+            &mut metrics.recall_at_10,
+            &mut metrics.success_at_10,
+            &mut metrics.mrr_at_10,
+            &mut metrics.ndcg_at_10,
+            &mut metrics.thread_success_at_10,
+        ] {
+            *value /= n;
+        }
+    }
+    metrics
+}
+
+/// The ranking retrieval implies: groups best first; inside a group the hit, then the replies
+/// after it (where answers are), then the messages before it.
+pub fn ranked_ids(retrieved: &Retrieved) -> Vec<String> {
+    let mut seen = HashSet::new();
+    retrieved
+        .groups
+        .iter()
+        .flat_map(|group| group.ranked())
+        .filter(|message| seen.insert(message.message_id.clone()))
+        .map(|message| message.message_id.clone())
+        .collect()
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {what} ({{per_sec}}, eta {{eta}})"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+/// Runs the evaluation and prints the report. Returns the metrics.
+pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metrics> {
+    let corpus_text = std::fs::read_to_string(&args.corpus)
+        .with_context(|| format!("while reading {}", args.corpus.display()))?;
+    let mut messages = Vec::new();
+    for (line_number, line) in corpus_text
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+    {
+        let message = DiscordMessage::decode(line.as_bytes())
+            .with_context(|| format!("{} line {}", args.corpus.display(), line_number + 1))?;
+        messages.push(message);
+    }
+    let queries_text = std::fs::read_to_string(&args.queries)
+        .with_context(|| format!("while reading {}", args.queries.display()))?;
+    let queries: Vec<EvalQuery> = queries_text
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("while parsing {}", args.queries.display()))?;
+
+    let embedder = crate::build_embedder(&config.embedding, &config.model).await?;
+    let mut store_config = config.store.clone();
+    store_config.chroma_collection = format!(
+        "rtfm_eval_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let store = Arc::new(
+        MessageStore::connect(&store_config)
+            .await
+            .context("while connecting to Chroma (CHROMA_URL)")?,
+    );
+    let indexer = Indexer {
+        store: Arc::clone(&store),
+        embedder: embedder.clone(),
+    };
+
+    let started = Instant::now();
+    let bar = progress(messages.len() as u64, "messages indexed");
+    for chunk in messages.chunks(config.ingest.batch_size.max(1)) {
+        let refs: Vec<&DiscordMessage> = chunk.iter().collect();
+        let plan = ingest::plan(&refs);
+        let upserts: Vec<&DiscordMessage> = plan.upserts.iter().map(|&index| refs[index]).collect();
+        indexer.upsert(&upserts).await?;
+        bar.inc(chunk.len() as u64);
+    }
+    bar.finish_and_clear();
+    let index_rate = messages.len() as f64 / started.elapsed().as_secs_f64();
+
+    let retriever = Retriever {
+        store: Arc::clone(&store),
+        embedder,
+        settings: config.retrieval.clone(),
+    };
+    let started = Instant::now();
+    let bar = progress(queries.len() as u64, "questions");
+    let mut results = Vec::with_capacity(queries.len());
+    let mut out = std::fs::File::create(&args.out)
+        .with_context(|| format!("while creating {}", args.out.display()))?;
+    for query in &queries {
+        let bot_query = BotQuery {
+            query_id: query.query_id.clone(),
+            // The corpus holds the earlier occurrence of the question (`source_message_ids`);
+            // the trigger itself is a new message, not indexed. The scorer drops the source.
+            original_message_id: "1".to_string(),
+            question: query.question.clone(),
+            username: "eval".into(),
+            user_id: "1".into(),
+            channel_id: query.channel_id.clone(),
+            timestamp: rtfm_core::schema::now_timestamp(),
+            context: Map::new(),
+            guild_id: None,
+            extra: Map::new(),
+        };
+        let retrieved = retriever.retrieve(&bot_query).await?;
+        let ranked = ranked_ids(&retrieved);
+        writeln!(
+            out,
+            "{}",
+            json!({"query_id": query.query_id, "ranked_message_ids": ranked})
+        )?;
+        results.push((query.clone(), ranked));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let query_rate = queries.len() as f64 / started.elapsed().as_secs_f64();
+
+    let metrics = score(&results);
+    let abstained = |answerable: bool| {
+        let group: Vec<_> = results
+            .iter()
+            .filter(|(query, _)| query.relevant_message_ids.is_empty() != answerable)
+            .collect();
+        let empty = group.iter().filter(|(_, ranked)| ranked.is_empty()).count();
+        (empty, group.len())
+    };
+    let (real_empty, real_total) = abstained(true);
+    let (off_empty, off_total) = abstained(false);
+    println!("| metric | value |\n|---|---|");
+    println!("| questions scored | {} |", metrics.count);
+    println!("| recall@1 | {:.3} |", metrics.recall_at_1);
+    println!("| recall@5 | {:.3} |", metrics.recall_at_5);
+    println!("| recall@10 | {:.3} |", metrics.recall_at_10);
+    println!("| success@10 | {:.3} |", metrics.success_at_10);
+    println!("| MRR@10 | {:.3} |", metrics.mrr_at_10);
+    println!("| nDCG@10 | {:.3} |", metrics.ndcg_at_10);
+    println!(
+        "| thread_success@10 | {:.3} |",
+        metrics.thread_success_at_10
+    );
+    println!(
+        "| indexing | {index_rate:.0} messages/s ({} messages) |",
+        messages.len()
+    );
+    println!("| querying | {query_rate:.1} questions/s |");
+    println!("| \"found nothing\" for answerable questions | {real_empty}/{real_total} |");
+    if off_total > 0 {
+        println!("| \"found nothing\" for off-topic questions | {off_empty}/{off_total} |");
+    }
+    if !args.keep_collection {
+        if let Ok(store) = Arc::try_unwrap(store) {
+            let _ = store.drop_collection().await;
+        }
+    }
+    if let Some(floor) = args.min_recall_at_10 {
+        anyhow::ensure!(
+            metrics.recall_at_10 >= floor,
+            "recall@10 {:.3} is below the floor {floor}",
+            metrics.recall_at_10
+        );
+    }
+    Ok(metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retrieval::{SourceGroup, SourceMessage};
+
+    fn query(relevant: &[&str], source: &[&str], thread: &[&str]) -> EvalQuery {
+        EvalQuery {
+            query_id: "q".into(),
+            question: "?".into(),
+            channel_id: "1".into(),
+            relevant_message_ids: relevant.iter().map(|s| s.to_string()).collect(),
+            source_message_ids: source.iter().map(|s| s.to_string()).collect(),
+            thread_message_ids: thread.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn scores_match_the_reference_scorer_on_a_hand_example() {
+        // Own message "s" is dropped; relevant "a" at rank 2 and "b" at rank 4 after that.
+        let metrics = score(&[(
+            query(&["a", "b"], &["s"], &["t"]),
+            ids(&["s", "x", "a", "t", "b"]),
+        )]);
+        assert_eq!(metrics.count, 1);
+        assert!((metrics.recall_at_1 - 0.0).abs() < 1e-9);
+        assert!((metrics.recall_at_5 - 1.0).abs() < 1e-9);
+        assert!((metrics.mrr_at_10 - 0.5).abs() < 1e-9);
+        let ndcg = (1.0 / 3f64.log2() + 1.0 / 5f64.log2()) / (1.0 + 1.0 / 3f64.log2());
+        assert!((metrics.ndcg_at_10 - ndcg).abs() < 1e-9);
+        assert!((metrics.thread_success_at_10 - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn off_topic_questions_are_not_scored() {
+        let metrics = score(&[
+            (query(&[], &[], &[]), ids(&["x"])),
+            (query(&["a"], &[], &[]), ids(&["a"])),
+        ]);
+        assert_eq!(metrics.count, 1);
+        assert!((metrics.recall_at_1 - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn rankings_put_replies_after_the_hit_before_earlier_context() {
+        let message = |id: &str| SourceMessage {
+            message_id: id.into(),
+            channel_id: "1".into(),
+            guild_id: None,
+            username: "u".into(),
+            timestamp: String::new(),
+            content: String::new(),
+            similarity: None,
+            reply_to: None,
+        };
+        let retrieved = Retrieved {
+            groups: vec![
+                SourceGroup {
+                    hit_id: "3".into(),
+                    similarity: 0.9,
+                    messages: ["1", "2", "3", "4", "5"].map(message).to_vec(),
+                },
+                SourceGroup {
+                    hit_id: "9".into(),
+                    similarity: 0.8,
+                    messages: ["4", "9"].map(message).to_vec(),
+                },
+            ],
+        };
+        assert_eq!(ranked_ids(&retrieved), ids(&["3", "4", "5", "2", "1", "9"]));
+    }
+}
