@@ -321,3 +321,55 @@ async fn a_kafka_restart_mid_stream_loses_nothing() {
     );
     let _ = store.drop_collection().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_under_load_finishes_the_batch_commits_and_exits_cleanly() {
+    let total: u64 = 1_500;
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection();
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let messages: Vec<DiscordMessage> = (0..total)
+        .map(|i| message(34_000_000 + i, 40 + i % 3, format!("load message {i}")))
+        .collect();
+    for result in join_all(messages.iter().map(|m| producer.send(m))).await {
+        result.expect("acked");
+    }
+    let batch = 64u64;
+    let (mut first, _) = processor(&kafka, &chroma, &collection, &[("INGEST_BATCH_SIZE", "64")]);
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "ingestion under way", || async {
+        (store.count().await.ok()? >= 300).then_some(())
+    })
+    .await;
+    let asked = Instant::now();
+    let status = first
+        .terminate(Duration::from_secs(30))
+        .expect("exits within the 30 s grace period");
+    let took = asked.elapsed();
+    assert!(status.success(), "exit 0 after SIGTERM: {status:?}");
+    let indexed_at_stop = store.count().await.expect("count") as u64;
+
+    // The next incarnation starts after the committed offsets: it re-reads at most a batch.
+    let (second, http) = processor(&kafka, &chroma, &collection, &[("INGEST_BATCH_SIZE", "64")]);
+    eventually(WAIT, "the rest indexed", || async {
+        (store.count().await.ok()? as u64 == total).then_some(())
+    })
+    .await;
+    let metrics = http_get(&format!("http://{http}/metrics"))
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let reingested = metric_value(
+        &metrics,
+        r#"rtfm_messages_ingested_total{outcome="upserted"}"#,
+    )
+    .unwrap_or(0.0) as u64;
+    println!("fault 7: SIGTERM → exit 0 in {:.1} s with {indexed_at_stop} of {total} indexed; the restart upserted {reingested} (≤ remaining {} + one batch)", took.as_secs_f64(), total - indexed_at_stop);
+    assert!(
+        reingested <= total - indexed_at_stop + batch,
+        "offsets were committed at shutdown"
+    );
+    drop(second);
+    let _ = store.drop_collection().await;
+}

@@ -157,7 +157,7 @@ async fn a_processor_killed_mid_query_still_yields_exactly_one_response() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn chroma_down_for_twenty_seconds_pauses_ingestion_and_loses_nothing() {
+async fn chroma_down_for_thirty_seconds_pauses_ingestion_and_loses_nothing() {
     let kafka = services::kafka_with_topics().await;
     let mut chroma = ChromaProcess::start();
     let collection = collection_name();
@@ -224,7 +224,8 @@ async fn chroma_down_for_twenty_seconds_pauses_ingestion_and_loses_nothing() {
         "{}",
         reader.seen[0].response_text
     );
-    tokio::time::sleep(Duration::from_secs(15)).await;
+    // About 30 s of outage in all.
+    tokio::time::sleep(Duration::from_secs(25)).await;
     assert!(
         !running.handle.is_finished(),
         "the processor survives the outage"
@@ -284,6 +285,56 @@ async fn two_processors_in_one_group_share_the_partitions() {
     assert!(
         a + b >= 300.0,
         "together they indexed everything: {a} + {b}"
+    );
+    store.drop_collection().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn records_chroma_rejects_for_good_are_dead_lettered_with_the_reason() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection_name();
+    // A collection that already holds 3-dimensional vectors rejects our 384-d ones (HTTP 4xx).
+    let store = store(&chroma, &collection).await;
+    store
+        .upsert(
+            &[processor::store::StoredMessage {
+                id: "1".into(),
+                document: "tiny".into(),
+                metadata: serde_json::Map::new(),
+            }],
+            vec![vec![0.1, 0.2, 0.3]],
+        )
+        .await
+        .expect("seed vector");
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let messages: Vec<_> = (0..5u64)
+        .map(|i| {
+            message(
+                9_800_000 + i,
+                Some("8"),
+                "80",
+                &format!("rejected {i}"),
+                i as u32,
+            )
+        })
+        .collect();
+    publish(&producer, &messages).await;
+    let process = ProcessorProcess::spawn(&kafka, &chroma, &collection, "reject", &[]);
+    let sample = format!(
+        "rtfm_dead_lettered_total{{topic=\"discord-messages{}\"}}",
+        kafka.topic_suffix
+    );
+    eventually(WAIT, "5 dead letters", || async {
+        (metric_value(&process.metrics().await, &sample)? == 5.0).then_some(())
+    })
+    .await;
+    let log = process.log_text();
+    assert!(log.contains("Chroma rejected"), "the reason is logged");
+    assert_eq!(
+        store.count().await.expect("count"),
+        1,
+        "nothing half-written"
     );
     store.drop_collection().await.expect("cleanup");
 }

@@ -134,6 +134,8 @@ async fn answers_cite_their_source_and_never_cross_a_guild_or_channel() {
     let other_guild = query(7_100_002, Some("2"), "11", question);
     let other_guild_own_channel = query(7_100_003, Some("2"), "21", question);
     let other_channel = query(7_100_004, Some("1"), "12", question);
+    let mut late = query(7_100_006, Some("1"), "11", question);
+    late.timestamp = "2025-11-02T12:34:56.789012".into(); // naive, long ago
     let dm_naming_guild_channel = query(7_100_005, None, "11", question);
     let queries = [
         &same_channel,
@@ -142,11 +144,21 @@ async fn answers_cite_their_source_and_never_cross_a_guild_or_channel() {
         &other_channel,
         &dm_naming_guild_channel,
     ];
+    producer.send(&late).await.expect("acked");
     for query in queries {
         producer.send(query).await.expect("acked");
     }
     let mut reader = ResponseReader::new(&kafka);
-    reader.until("five responses", |seen| seen.len() >= 5).await;
+    reader.until("six responses", |seen| seen.len() >= 6).await;
+    let late_answer = reader.for_query(&late.query_id)[0];
+    assert!(
+        late_answer
+            .response_text
+            .starts_with("⏰ Sorry for the late answer"),
+        "{}",
+        late_answer.response_text
+    );
+    assert!(late_answer.response_text.contains("vaultctl"));
 
     let answer = reader.for_query(&same_channel.query_id)[0];
     assert!(
