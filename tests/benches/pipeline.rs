@@ -99,6 +99,8 @@ async fn start_processors(
     extra: &[(&str, &str)],
 ) -> Vec<(ServiceProcess, String)> {
     let mut processors = Vec::new();
+    let log_filter =
+        std::env::var("RTFM_BENCH_PROCESSOR_LOG").unwrap_or_else(|_| "warn".to_string());
     for index in 0..count {
         let http = format!("127.0.0.1:{}", free_port());
         let instance = format!("bench-{index}");
@@ -109,7 +111,7 @@ async fn start_processors(
             ("CHROMA_COLLECTION", collection),
             ("HTTP_ADDR", http.as_str()),
             ("PROCESSOR_INSTANCE_ID", instance.as_str()),
-            ("RUST_LOG", "warn"),
+            ("RUST_LOG", log_filter.as_str()),
         ];
         env.extend_from_slice(extra);
         processors.push((ServiceProcess::spawn("processor", &[], &env, false), http));

@@ -17,7 +17,8 @@ use serenity::all::{ChannelId, GetMessages, Http, MessageId};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::records::{self, Incoming};
+use crate::discord::incoming_from;
+use crate::records;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BackfillArgs {
@@ -105,22 +106,7 @@ pub async fn run(
             .filter(|message| !message.author.bot)
             .map(|message| {
                 records::discord_message(
-                    &Incoming {
-                        message_id: message.id.get(),
-                        channel_id: channel_id.get(),
-                        guild_id,
-                        channel_name: channel_name.clone(),
-                        author_id: message.author.id.get(),
-                        author_name: message.author.name.clone(),
-                        author_discriminator: message.author.discriminator.map(|d| d.get()),
-                        content: message.content.clone(),
-                        timestamp: message.timestamp.to_rfc3339().unwrap_or_default(),
-                        reply_to: message
-                            .message_reference
-                            .as_ref()
-                            .and_then(|r| r.message_id)
-                            .map(MessageId::get),
-                    },
+                    &incoming_from(message, guild_id, channel_name.clone()),
                     MessageEvent::Create,
                 )
             })

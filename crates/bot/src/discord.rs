@@ -40,6 +40,30 @@ pub fn http_client(token: &str, api_url: Option<&str>) -> Http {
     builder.build()
 }
 
+/// The plain view of a serenity message (`guild_id` passed in: REST history lacks it).
+pub fn incoming_from(
+    message: &Message,
+    guild_id: Option<u64>,
+    channel_name: Option<String>,
+) -> Incoming {
+    Incoming {
+        message_id: message.id.get(),
+        channel_id: message.channel_id.get(),
+        guild_id,
+        channel_name,
+        author_id: message.author.id.get(),
+        author_name: message.author.name.clone(),
+        author_discriminator: message.author.discriminator.map(|d| d.get()),
+        content: message.content.clone(),
+        timestamp: message.timestamp.to_rfc3339().unwrap_or_default(),
+        reply_to: message
+            .message_reference
+            .as_ref()
+            .and_then(|reference| reference.message_id)
+            .map(MessageId::get),
+    }
+}
+
 pub struct Handler {
     pub pipeline: Arc<Pipeline>,
     pub producer: Producer,

@@ -266,11 +266,7 @@ async fn watch_kafka(
             _ = shutdown.cancelled() => return Ok(()),
             _ = interval.tick() => {}
         }
-        let probe = producer.clone();
-        let up =
-            tokio::task::spawn_blocking(move || probe.broker_reachable(Duration::from_secs(3)))
-                .await
-                .unwrap_or(false);
+        let up = producer.reachable(Duration::from_secs(3)).await;
         readiness.set("kafka", up);
     }
 }

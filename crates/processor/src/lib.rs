@@ -353,11 +353,7 @@ async fn monitor(
             _ = shutdown.cancelled() => return Ok(()),
             _ = interval.tick() => {}
         }
-        let probe = producer.clone();
-        let kafka_up =
-            tokio::task::spawn_blocking(move || probe.broker_reachable(Duration::from_secs(3)))
-                .await
-                .unwrap_or(false);
+        let kafka_up = producer.reachable(Duration::from_secs(3)).await;
         readiness.set("kafka", kafka_up);
         let chroma_up = store.heartbeat().await;
         readiness.set("chroma", chroma_up);

@@ -374,27 +374,56 @@ impl Retriever {
             &query.channel_id,
             self.settings.scope,
         );
+        let started = std::time::Instant::now();
         let embedding = self.embedder.embed_one(&query.question).await?;
+        let embedded = started.elapsed();
         // One extra candidate in case the triggering message is among them.
         let hits = self
             .store
             .query(embedding, filter.clone(), self.settings.candidates + 1)
             .await?;
+        let searched = started.elapsed();
         let hits = select_hits(hits, &query.original_message_id, &self.settings);
         // Each hit's neighbourhood is one Chroma `get`; run them concurrently.
-        let neighbourhoods = futures::future::try_join_all(hits.iter().map(|hit| async {
-            if self.settings.neighbors == 0 {
-                return Ok(vec![hit.message.clone()]);
-            }
-            let around = self.around(&hit.message, &filter).await?;
-            Ok::<_, StoreError>(neighbourhood(
-                &hit.message,
-                around,
-                self.settings.neighbors,
-                &query.original_message_id,
-            ))
-        }))
-        .await?;
+        // All neighbourhoods in one Chroma `get` (one `$or` of per-hit windows), then split.
+        let around = if self.settings.neighbors == 0 || hits.is_empty() {
+            Vec::new()
+        } else {
+            self.around(&hits, &filter).await?
+        };
+        let window = self.settings.neighbor_window_secs as f64;
+        let neighbourhoods: Vec<Vec<StoredMessage>> = hits
+            .iter()
+            .map(|hit| {
+                if self.settings.neighbors == 0 {
+                    return vec![hit.message.clone()];
+                }
+                let channel = hit.message.metadata.get("channel_id");
+                let epoch = epoch_of(&hit.message);
+                let candidates = around
+                    .iter()
+                    .filter(|message| {
+                        message.metadata.get("channel_id") == channel
+                            && (epoch_of(message) - epoch).abs() <= window
+                    })
+                    .cloned()
+                    .collect();
+                neighbourhood(
+                    &hit.message,
+                    candidates,
+                    self.settings.neighbors,
+                    &query.original_message_id,
+                )
+            })
+            .collect();
+        tracing::debug!(
+            query_id = %query.query_id,
+            embed_ms = embedded.as_millis() as u64,
+            search_ms = (searched - embedded).as_millis() as u64,
+            expand_ms = (started.elapsed() - searched).as_millis() as u64,
+            hits = hits.len(),
+            "retrieval timings"
+        );
         let groups = hits
             .iter()
             .zip(neighbourhoods)
@@ -414,25 +443,36 @@ impl Retriever {
     }
 
     /// The messages of the hit's channel within the window around it, still inside `scope`.
-    async fn around(
-        &self,
-        hit: &StoredMessage,
-        scope: &Value,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let epoch = epoch_of(hit);
+    async fn around(&self, hits: &[Hit], scope: &Value) -> Result<Vec<StoredMessage>, StoreError> {
         let window = self.settings.neighbor_window_secs as f64;
-        let channel = hit
-            .metadata
-            .get("channel_id")
-            .cloned()
-            .unwrap_or(Value::Null);
-        let filter = json!({"$and": [
-            scope,
-            {"channel_id": {"$eq": channel}},
-            {"timestamp_epoch": {"$gte": epoch - window}},
-            {"timestamp_epoch": {"$lte": epoch + window}},
-        ]});
-        self.store.get(Some(filter), Vec::new(), Some(200)).await
+        let windows: Vec<Value> = hits
+            .iter()
+            .map(|hit| {
+                let epoch = epoch_of(&hit.message);
+                let channel = hit
+                    .message
+                    .metadata
+                    .get("channel_id")
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                json!({"$and": [
+                    {"channel_id": {"$eq": channel}},
+                    {"timestamp_epoch": {"$gte": epoch - window}},
+                    {"timestamp_epoch": {"$lte": epoch + window}},
+                ]})
+            })
+            .collect();
+        let count = windows.len();
+        // Chroma wants at least two operands in `$or`.
+        let windows = if count == 1 {
+            windows.into_iter().next().unwrap_or(Value::Null)
+        } else {
+            json!({ "$or": windows })
+        };
+        let filter = json!({"$and": [scope, windows]});
+        self.store
+            .get(Some(filter), Vec::new(), Some(100 * count))
+            .await
     }
 }
 

@@ -181,8 +181,12 @@ impl Drop for ServiceProcess {
                 tail(&self.stdout_text(), 40)
             );
         }
-        let _ = std::fs::remove_file(&self.log);
-        let _ = std::fs::remove_file(&self.stdout_log);
+        if std::env::var_os("RTFM_KEEP_LOGS").is_some() {
+            eprintln!("kept {} log: {}", self.name, self.log.display());
+        } else {
+            let _ = std::fs::remove_file(&self.log);
+            let _ = std::fs::remove_file(&self.stdout_log);
+        }
     }
 }
 

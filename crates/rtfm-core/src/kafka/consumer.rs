@@ -126,6 +126,9 @@ impl<T: Record> Consumer<T> {
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
             .set("enable.partition.eof", "false")
+            // Bound the prefetch buffer (librdkafka's default is 64 MiB per consumer): a
+            // backlog must not become resident memory.
+            .set("queued.max.messages.kbytes", "8192")
             .create_with_context(LoggingContext::new(options.role.clone()))
             .map_err(|source| ConsumeError::Create {
                 bootstrap: config.bootstrap_servers.clone(),

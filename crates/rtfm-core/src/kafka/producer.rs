@@ -131,6 +131,14 @@ impl Producer {
         self.inner.flush(Timeout::After(timeout))
     }
 
+    /// Like [`Producer::broker_reachable`], off the async runtime (the metadata call blocks).
+    pub async fn reachable(&self, timeout: Duration) -> bool {
+        let probe = self.clone();
+        tokio::task::spawn_blocking(move || probe.broker_reachable(timeout))
+            .await
+            .unwrap_or(false)
+    }
+
     /// Whether the broker answers a metadata request within `timeout` (for `/readyz`).
     pub fn broker_reachable(&self, timeout: Duration) -> bool {
         self.inner
