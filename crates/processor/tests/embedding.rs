@@ -74,3 +74,70 @@ fn corrupt_weights_are_a_clear_error() {
     };
     assert!(err.contains("model.safetensors"), "{err}");
 }
+
+mod hosted {
+    use processor::embedding::{cosine, EmbeddingProvider, HostedEmbedder};
+    use secrecy::SecretString;
+    use test_support::fake_model::FakeModel;
+
+    async fn check(
+        provider: EmbeddingProvider,
+        base: String,
+        expected_path: &str,
+        key_header: &str,
+    ) {
+        let fake = FakeModel::start().await;
+        let base = if base.is_empty() {
+            fake.gemini_base_url()
+        } else {
+            format!("{}{base}", fake.gemini_base_url())
+        };
+        let embedder = HostedEmbedder::new(
+            provider,
+            &base,
+            "embed-model",
+            Some(SecretString::from("k-123".to_string())),
+            4,
+        )
+        .expect("client");
+        let vectors = processor::embedding::Embedder::Hosted(embedder)
+            .embed(vec!["one".into(), "two".into()])
+            .await
+            .expect("embeds");
+        assert_eq!(vectors.len(), 2);
+        assert!((cosine(&vectors[0], &vectors[0]) - 1.0).abs() < 1e-6);
+        let norm: f32 = vectors[1].iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5, "unit vectors");
+        let request = &fake.requests()[0];
+        assert_eq!(request.path, expected_path);
+        let header = request
+            .headers
+            .get(key_header)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        assert!(header.ends_with("k-123"), "{header}");
+    }
+
+    #[tokio::test]
+    async fn gemini_embeddings_are_requested_in_one_batch_with_the_key_header() {
+        check(
+            EmbeddingProvider::Gemini,
+            String::new(),
+            "/v1beta/models/embed-model:batchEmbedContents",
+            "x-goog-api-key",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn openai_compatible_embeddings_use_a_bearer_key() {
+        check(
+            EmbeddingProvider::Openai,
+            "/v1".into(),
+            "/v1/embeddings",
+            "authorization",
+        )
+        .await;
+    }
+}

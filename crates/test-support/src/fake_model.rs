@@ -102,6 +102,11 @@ impl FakeModel {
     }
 }
 
+/// A distinct, unnormalised 4-d vector per position (the client normalises it).
+fn fake_vector(index: usize) -> Vec<f64> {
+    vec![1.0 + index as f64, 2.0, 0.0, 2.0]
+}
+
 async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = uri.path().to_string();
@@ -112,7 +117,7 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: By
         state.requests.push(Recorded {
             path: path.clone(),
             headers,
-            body,
+            body: body.clone(),
         });
         state
             .script
@@ -143,6 +148,20 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: By
             "late answer".to_string()
         }
     };
+    if path.ends_with(":batchEmbedContents") {
+        let count = body["requests"].as_array().map_or(0, Vec::len);
+        let embeddings: Vec<Value> = (0..count)
+            .map(|i| json!({"values": fake_vector(i)}))
+            .collect();
+        return axum::Json(json!({ "embeddings": embeddings })).into_response();
+    }
+    if path.ends_with("/embeddings") {
+        let count = body["input"].as_array().map_or(0, Vec::len);
+        let data: Vec<Value> = (0..count)
+            .map(|i| json!({"object": "embedding", "index": i, "embedding": fake_vector(i)}))
+            .collect();
+        return axum::Json(json!({ "object": "list", "data": data })).into_response();
+    }
     if path.ends_with(":generateContent") {
         axum::Json(json!({
             "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}]
