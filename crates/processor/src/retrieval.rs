@@ -225,6 +225,7 @@ pub fn metadata_for(message: &DiscordMessage) -> Map<String, Value> {
         .map(|time| time.timestamp_millis() as f64 / 1000.0)
         .unwrap_or_default();
     metadata.insert("timestamp_epoch".into(), json!(epoch));
+    metadata.insert("time_bucket".into(), json!(time_bucket(epoch)));
     metadata.insert("message_id".into(), json!(message.message_id));
     if let Some(name) = message.channel_name() {
         metadata.insert("channel_name".into(), json!(name));
@@ -233,6 +234,14 @@ pub fn metadata_for(message: &DiscordMessage) -> Map<String, Value> {
         metadata.insert("reply_to_message_id".into(), json!(reply_to));
     }
     metadata
+}
+
+/// Seconds per `time_bucket`: neighbourhoods are fetched with an integer `$in` on buckets
+/// (an inverted-index lookup in Chroma) instead of a float range over `timestamp_epoch`.
+const TIME_BUCKET_SECS: f64 = 60.0;
+
+fn time_bucket(epoch: f64) -> i64 {
+    (epoch / TIME_BUCKET_SECS).floor() as i64
 }
 
 /// The `where` filter that confines a question to what its asker may see.
@@ -455,10 +464,11 @@ impl Retriever {
                     .get("channel_id")
                     .cloned()
                     .unwrap_or(Value::Null);
+                let buckets: Vec<i64> =
+                    (time_bucket(epoch - window)..=time_bucket(epoch + window)).collect();
                 json!({"$and": [
                     {"channel_id": {"$eq": channel}},
-                    {"timestamp_epoch": {"$gte": epoch - window}},
-                    {"timestamp_epoch": {"$lte": epoch + window}},
+                    {"time_bucket": {"$in": buckets}},
                 ]})
             })
             .collect();
@@ -483,6 +493,7 @@ mod tests {
     fn stored(id: &str, epoch: f64) -> StoredMessage {
         let mut metadata = Map::new();
         metadata.insert("timestamp_epoch".into(), json!(epoch));
+        metadata.insert("time_bucket".into(), json!(time_bucket(epoch)));
         metadata.insert("channel_id".into(), json!("5"));
         StoredMessage {
             id: id.into(),
