@@ -18,8 +18,8 @@ use rtfm_core::{BotQuery, DiscordMessage, MessageEvent};
 use serde_json::{json, Map};
 use test_support::fake_discord::{self, FakeDiscord};
 use test_support::fake_model::{Behaviour, FakeModel};
-use test_support::process::ServiceProcess;
-use test_support::{free_port, http_get, metric_value, services};
+use test_support::process::{spawn_bot, spawn_processor, ServiceProcess};
+use test_support::{http_get, metric_value, services};
 
 const WORDS: &[&str] = &[
     "deploy", "key", "rotate", "the", "bot", "config", "staging", "database", "how", "do", "I",
@@ -102,19 +102,14 @@ async fn start_processors(
     let log_filter =
         std::env::var("RTFM_BENCH_PROCESSOR_LOG").unwrap_or_else(|_| "warn".to_string());
     for index in 0..count {
-        let http = format!("127.0.0.1:{}", free_port());
         let instance = format!("bench-{index}");
+        // Production defaults: the test helper's short linger is for fast tests.
         let mut env = vec![
-            ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
-            ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
-            ("CHROMA_URL", chroma),
-            ("CHROMA_COLLECTION", collection),
-            ("HTTP_ADDR", http.as_str()),
-            ("PROCESSOR_INSTANCE_ID", instance.as_str()),
             ("RUST_LOG", log_filter.as_str()),
+            ("INGEST_BATCH_LINGER_MS", "200"),
         ];
         env.extend_from_slice(extra);
-        processors.push((ServiceProcess::spawn("processor", &[], &env, false), http));
+        processors.push(spawn_processor(kafka, chroma, collection, &instance, &env));
     }
     for (_, http) in &processors {
         let url = format!("http://{http}/readyz");
@@ -262,21 +257,11 @@ async fn main() {
 
     let fake = FakeDiscord::start().await;
     fake.add_channel(20, Some(77), "bench");
-    let bot_http = format!("127.0.0.1:{}", free_port());
-    let fake_url = fake.base_url();
-    let mut bot = ServiceProcess::spawn(
-        "bot",
-        &[],
-        &[
-            ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
-            ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
-            ("DISCORD_TOKEN", "bench-token"),
-            ("DISCORD_API_URL", fake_url.as_str()),
-            ("HTTP_ADDR", bot_http.as_str()),
-            ("RATE_LIMIT_PER_MINUTE", "100000"),
-            ("RUST_LOG", "warn"),
-        ],
-        false,
+    let (mut bot, _) = spawn_bot(
+        &kafka,
+        &fake.base_url(),
+        "bench-token",
+        &[("RATE_LIMIT_PER_MINUTE", "100000"), ("RUST_LOG", "warn")],
     );
     while fake.identifies() == 0 || fake.commands().is_empty() {
         tokio::time::sleep(Duration::from_millis(50)).await;

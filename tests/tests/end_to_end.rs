@@ -7,7 +7,7 @@ use processor::store::{MessageStore, StoreConfig};
 use serde_json::Value;
 use test_support::fake_discord::{self, FakeDiscord};
 use test_support::fake_model::{Behaviour, FakeModel};
-use test_support::process::ServiceProcess;
+use test_support::process::{spawn_bot, spawn_processor, ServiceProcess};
 use test_support::{eventually, free_port, http_get, services};
 
 const WAIT: Duration = Duration::from_secs(120);
@@ -33,20 +33,9 @@ async fn start_processor(
     collection: &str,
     extra: &[(&str, &str)],
 ) -> ServiceProcess {
-    let port = free_port();
-    let http = format!("127.0.0.1:{port}");
-    let mut env = vec![
-        ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
-        ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
-        ("CHROMA_URL", chroma),
-        ("CHROMA_COLLECTION", collection),
-        ("HTTP_ADDR", http.as_str()),
-        ("PROCESSOR_INSTANCE_ID", "e2e"),
-        ("INGEST_BATCH_LINGER_MS", "50"),
-        ("RUST_LOG", "info,processor=debug,rtfm_core=debug"),
-    ];
+    let mut env = vec![("RUST_LOG", "info,processor=debug,rtfm_core=debug")];
     env.extend_from_slice(extra);
-    let process = ServiceProcess::spawn("processor", &[], &env, false);
+    let (process, http) = spawn_processor(kafka, chroma, collection, "e2e", &env);
     let readyz = format!("http://{http}/readyz");
     eventually(WAIT, "processor /readyz", || async {
         (http_get(&readyz).await?.0 == 200).then_some(())
@@ -164,20 +153,11 @@ async fn conversation_is_answered(gemini: bool) {
     let mut processor = start_processor(&kafka, &chroma, &collection, &processor_env).await;
     let conversation = Conversation::start().await;
     let fake = &conversation.fake;
-    let bot_http = format!("127.0.0.1:{}", free_port());
-    let fake_url = fake.base_url();
-    let mut bot = ServiceProcess::spawn(
-        "bot",
-        &[],
-        &[
-            ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
-            ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
-            ("DISCORD_TOKEN", DISCORD_TOKEN),
-            ("DISCORD_API_URL", fake_url.as_str()),
-            ("HTTP_ADDR", bot_http.as_str()),
-            ("RUST_LOG", "info,bot=debug,rtfm_core=debug"),
-        ],
-        false,
+    let (mut bot, _) = spawn_bot(
+        &kafka,
+        &fake.base_url(),
+        DISCORD_TOKEN,
+        &[("RUST_LOG", "info,bot=debug,rtfm_core=debug")],
     );
     eventually(WAIT, "the bot on the gateway", || async {
         (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())

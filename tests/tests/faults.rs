@@ -15,9 +15,9 @@ use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::{DiscordMessage, MessageEvent};
 use serde_json::{json, Map};
 use test_support::fake_discord::{self, FakeDiscord};
-use test_support::process::ServiceProcess;
+use test_support::process::{spawn_bot, spawn_processor, ServiceProcess};
 use test_support::services::PrivateKafka;
-use test_support::{eventually, free_port, http_get, metric_value, services};
+use test_support::{eventually, http_get, metric_value, services};
 
 const WAIT: Duration = Duration::from_secs(300);
 
@@ -53,37 +53,17 @@ fn processor(
     collection: &str,
     extra: &[(&str, &str)],
 ) -> (ServiceProcess, String) {
-    let http = format!("127.0.0.1:{}", free_port());
-    let mut env = vec![
-        ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
-        ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
-        ("CHROMA_URL", chroma),
-        ("CHROMA_COLLECTION", collection),
-        ("HTTP_ADDR", http.as_str()),
-        ("PROCESSOR_INSTANCE_ID", "fault-processor"),
-        ("LLM_PROVIDER", "extractive"),
-    ];
+    let mut env = vec![("LLM_PROVIDER", "extractive")];
     env.extend_from_slice(extra);
-    (ServiceProcess::spawn("processor", &[], &env, false), http)
+    spawn_processor(kafka, chroma, collection, "fault-processor", &env)
 }
 
 fn bot(kafka: &KafkaConfig, fake: &FakeDiscord) -> ServiceProcess {
-    let http = format!("127.0.0.1:{}", free_port());
-    let url = fake.base_url();
-    ServiceProcess::spawn(
-        "bot",
-        &[],
-        &[
-            ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
-            ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
-            ("DISCORD_TOKEN", "fault-token"),
-            ("DISCORD_API_URL", url.as_str()),
-            ("HTTP_ADDR", http.as_str()),
-            ("RATE_LIMIT_PER_MINUTE", "100000"),
-            ("RESPONSE_TIMEOUT_SECS", "600"),
-        ],
-        false,
-    )
+    let settings = [
+        ("RATE_LIMIT_PER_MINUTE", "100000"),
+        ("RESPONSE_TIMEOUT_SECS", "600"),
+    ];
+    spawn_bot(kafka, &fake.base_url(), "fault-token", &settings).0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -10,8 +10,8 @@ use rtfm_core::kafka::Producer;
 use rtfm_core::TopicKind;
 use serde_json::json;
 use test_support::fake_discord::{self, FakeDiscord};
-use test_support::process::ServiceProcess;
-use test_support::{eventually, free_port, http_get, metric_value, services};
+use test_support::process::{spawn_bot, spawn_processor};
+use test_support::{eventually, http_get, metric_value, services};
 
 const WAIT: Duration = Duration::from_secs(180);
 
@@ -74,36 +74,18 @@ async fn a_thousand_malformed_records_per_topic_are_dead_lettered_while_real_tra
     );
     let fake = FakeDiscord::start().await;
     fake.add_channel(60, Some(6), "hostile");
-    let processor_http = format!("127.0.0.1:{}", free_port());
-    let _processor = ServiceProcess::spawn(
-        "processor",
-        &[],
-        &[
-            ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
-            ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
-            ("CHROMA_URL", chroma.as_str()),
-            ("CHROMA_COLLECTION", collection.as_str()),
-            ("HTTP_ADDR", processor_http.as_str()),
-            ("PROCESSOR_INSTANCE_ID", "hostile"),
-            ("LLM_PROVIDER", "extractive"),
-            ("RUST_LOG", "error"),
-        ],
-        false,
+    let (_processor, processor_http) = spawn_processor(
+        &kafka,
+        &chroma,
+        &collection,
+        "hostile",
+        &[("LLM_PROVIDER", "extractive"), ("RUST_LOG", "error")],
     );
-    let bot_http = format!("127.0.0.1:{}", free_port());
-    let fake_url = fake.base_url();
-    let _bot = ServiceProcess::spawn(
-        "bot",
-        &[],
-        &[
-            ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
-            ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
-            ("DISCORD_TOKEN", "hostile-token"),
-            ("DISCORD_API_URL", fake_url.as_str()),
-            ("HTTP_ADDR", bot_http.as_str()),
-            ("RUST_LOG", "error"),
-        ],
-        false,
+    let (_bot, bot_http) = spawn_bot(
+        &kafka,
+        &fake.base_url(),
+        "hostile-token",
+        &[("RUST_LOG", "error")],
     );
     eventually(WAIT, "bot connected", || async {
         (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())

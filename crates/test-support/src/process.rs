@@ -194,3 +194,45 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// The `processor` binary on `kafka`'s private topics and a Chroma `collection`, with its
+/// `/healthz` `/readyz` `/metrics` on a free port (returned). `extra` overrides the defaults.
+pub fn spawn_processor(
+    kafka: &rtfm_core::kafka::KafkaConfig,
+    chroma: &str,
+    collection: &str,
+    instance: &str,
+    extra: &[(&str, &str)],
+) -> (ServiceProcess, String) {
+    let http = format!("127.0.0.1:{}", crate::free_port());
+    let mut env = vec![
+        ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
+        ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
+        ("CHROMA_URL", chroma),
+        ("CHROMA_COLLECTION", collection),
+        ("HTTP_ADDR", http.as_str()),
+        ("PROCESSOR_INSTANCE_ID", instance),
+        ("INGEST_BATCH_LINGER_MS", "50"),
+    ];
+    env.extend_from_slice(extra);
+    (ServiceProcess::spawn("processor", &[], &env, false), http)
+}
+
+/// The `bot` binary against a fake Discord at `discord_api_url`, on `kafka`'s private topics.
+pub fn spawn_bot(
+    kafka: &rtfm_core::kafka::KafkaConfig,
+    discord_api_url: &str,
+    token: &str,
+    extra: &[(&str, &str)],
+) -> (ServiceProcess, String) {
+    let http = format!("127.0.0.1:{}", crate::free_port());
+    let mut env = vec![
+        ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
+        ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
+        ("DISCORD_TOKEN", token),
+        ("DISCORD_API_URL", discord_api_url),
+        ("HTTP_ADDR", http.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    (ServiceProcess::spawn("bot", &[], &env, false), http)
+}
