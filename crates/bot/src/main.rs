@@ -45,13 +45,7 @@ async fn main() -> std::process::ExitCode {
         }
         None => bot::run(cli.config, shutdown).await,
     };
-    match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = %format!("{err:#}"), "bot failed");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    rtfm_core::telemetry::exit_code("bot", result)
 }
 
 #[cfg(test)]

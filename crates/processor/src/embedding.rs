@@ -257,7 +257,6 @@ impl HostedEmbedder {
     }
 
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let api = |err: reqwest::Error| EmbedError::Api(err.without_url().to_string());
         let vectors = match self.provider {
             EmbeddingProvider::Gemini => {
                 let url = format!(
@@ -278,15 +277,7 @@ impl HostedEmbedder {
                 if let Some(key) = &self.api_key {
                     request = request.header("x-goog-api-key", key.expose_secret());
                 }
-                let body: serde_json::Value = request
-                    .send()
-                    .await
-                    .map_err(api)?
-                    .error_for_status()
-                    .map_err(api)?
-                    .json()
-                    .await
-                    .map_err(api)?;
+                let body = post_json(request).await?;
                 body["embeddings"]
                     .as_array()
                     .map(|list| {
@@ -305,15 +296,7 @@ impl HostedEmbedder {
                 if let Some(key) = &self.api_key {
                     request = request.bearer_auth(key.expose_secret());
                 }
-                let body: serde_json::Value = request
-                    .send()
-                    .await
-                    .map_err(api)?
-                    .error_for_status()
-                    .map_err(api)?
-                    .json()
-                    .await
-                    .map_err(api)?;
+                let body = post_json(request).await?;
                 body["data"]
                     .as_array()
                     .map(|list| {
@@ -333,6 +316,21 @@ impl HostedEmbedder {
         }
         Ok(vectors.into_iter().map(normalise).collect())
     }
+}
+
+/// Sends a request and reads its JSON answer; a non-2xx status is an error (URL left out, as
+/// some gateways carry keys in it).
+async fn post_json(request: reqwest::RequestBuilder) -> Result<serde_json::Value, EmbedError> {
+    let api = |err: reqwest::Error| EmbedError::Api(err.without_url().to_string());
+    request
+        .send()
+        .await
+        .map_err(api)?
+        .error_for_status()
+        .map_err(api)?
+        .json()
+        .await
+        .map_err(api)
 }
 
 fn floats(value: &serde_json::Value) -> Vec<f32> {

@@ -36,13 +36,7 @@ async fn main() -> std::process::ExitCode {
         };
     }
     let shutdown = rtfm_core::telemetry::shutdown_on_signals();
-    match processor::run(cli.config, shutdown).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = %format!("{err:#}"), "processor failed");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    rtfm_core::telemetry::exit_code("processor", processor::run(cli.config, shutdown).await)
 }
 
 #[cfg(test)]

@@ -133,6 +133,17 @@ async fn metrics_text() -> (StatusCode, String) {
     }
 }
 
+/// The process exit code for a service's result, logging the error chain once.
+pub fn exit_code(service: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %format!("{err:#}"), "{service} failed");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// A token cancelled on SIGINT (Ctrl-C) or SIGTERM: the one shutdown signal of a process.
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();
