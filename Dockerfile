@@ -15,11 +15,14 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --create-home --uid 10001 rtfm
+ && useradd --create-home --uid 10001 rtfm \
+ && mkdir -p /home/rtfm/.cache/rtfm/models \
+ && chown -R rtfm:rtfm /home/rtfm/.cache
 COPY --from=build /out/ /usr/local/bin/
 USER rtfm
 WORKDIR /home/rtfm
 ENV RUST_LOG=info
 # The processor downloads all-MiniLM-L6-v2 into ~/.cache/rtfm/models on first start
-# (a volume in docker-compose.yml); set EMBEDDING_MODEL_DIR to use a copy you provide.
+# (a volume in docker-compose.yml, created here and owned by `rtfm` so the volume is writable by
+# the image's user); set EMBEDDING_MODEL_DIR to use a copy you provide.
 CMD ["processor"]

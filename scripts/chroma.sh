@@ -21,8 +21,11 @@ install() {
   if [ -x "$VENV/bin/chroma" ] && "$VENV/bin/python" -c "import chromadb, sys; sys.exit(chromadb.__version__ != '$CHROMA_VERSION')" 2>/dev/null; then
     return
   fi
+  require_tools python3 curl
+  python3 -c 'import venv, ensurepip' 2>/dev/null \
+    || die "python3 cannot create virtualenvs (Debian: apt-get install python3-venv)"
   log "installing chromadb==$CHROMA_VERSION into $VENV (about a minute, once per machine)"
-  python3 -m venv "$VENV"
+  python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
   "$VENV/bin/pip" install -q --disable-pip-version-check "chromadb==$CHROMA_VERSION" >&2 \
     || die "pip install chromadb==$CHROMA_VERSION failed (is PyPI reachable?)"
 }
@@ -32,6 +35,7 @@ start() {
     log "already running (pid $(cat "$PIDFILE")), $(cat "$ENVFILE")"; return
   fi
   install
+  require_tools curl
   local port reuse="${1:-}"
   if [ "$reuse" = reuse ] && [ -f "$ENVFILE" ]; then
     port="$(sed -n 's/^CHROMA_URL=http:\/\/127.0.0.1:\([0-9]*\)$/\1/p' "$ENVFILE")"

@@ -5,6 +5,7 @@
 #   scripts/kafka.sh start     resolve jars (cached), format, start, wait for a metadata answer
 #   scripts/kafka.sh stop      SIGTERM to the broker's own pid
 #   scripts/kafka.sh restart   stop + start on the same port and data (for fault tests)
+#   scripts/kafka.sh resume    start again on the same port and data after `stop`
 #   scripts/kafka.sh status    running or not, and where
 #   scripts/kafka.sh env       prints KAFKA_BOOTSTRAP_SERVERS=... of the running broker
 #
@@ -21,6 +22,7 @@ ENVFILE="$RTFM_RUN_DIR/kafka.env"
 
 resolve() {
   if [ -f "$LIB_DIR/.complete" ]; then return; fi
+  require_tools mvn java
   log "resolving Apache Kafka $KAFKA_VERSION from Maven Central (cached in ~/.m2 after the first time)"
   rm -rf "$LIB_DIR"; mkdir -p "$LIB_DIR"
   mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
@@ -75,7 +77,11 @@ start() {
   if [ -f "$PIDFILE" ] && pid_alive "$(cat "$PIDFILE")"; then
     log "already running (pid $(cat "$PIDFILE")), $(cat "$ENVFILE")"; return
   fi
-  command -v java >/dev/null || die "java not found: install a JDK 17+ (Debian: openjdk-17-jre-headless)"
+  require_tools java python3
+  local java_major
+  java_major="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = \([0-9]*\).*/\1/p')"
+  [ -n "$java_major" ] && [ "$java_major" -ge 17 ] \
+    || die "Kafka $KAFKA_VERSION needs Java 17 or newer; \`java\` is ${java_major:-unknown} (Debian: apt-get install openjdk-17-jre-headless)"
   resolve
   local port controller_port reuse="${1:-}"
   if [ "$reuse" = reuse ] && [ -f "$STATE/server.properties" ]; then
@@ -125,7 +131,8 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   restart) stop_pidfile "$PIDFILE" 30; start reuse ;;
+  resume) start reuse ;;
   status) status ;;
   env) cat "$ENVFILE" ;;
-  *) echo "usage: $0 start|stop|restart|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|resume|status|env" >&2; exit 2 ;;
 esac

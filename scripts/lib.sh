@@ -42,3 +42,22 @@ stop_pidfile() {
   fi
   rm -f "$pidfile"
 }
+
+# Fails naming every missing command of "$@" and how to get it.
+require_tools() {
+  local missing=() tool
+  for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local hints=""
+  for tool in "${missing[@]}"; do
+    case "$tool" in
+      cargo) hints+=" cargo: https://rustup.rs;" ;;
+      java) hints+=" java: a JDK 17+ (Debian: apt-get install openjdk-17-jre-headless);" ;;
+      mvn) hints+=" mvn: Apache Maven (Debian: apt-get install maven);" ;;
+      python3) hints+=" python3: Python 3.11+ (Debian: apt-get install python3 python3-venv);" ;;
+      curl) hints+=" curl: (Debian: apt-get install curl);" ;;
+      *) hints+=" $tool;" ;;
+    esac
+  done
+  die "missing: ${missing[*]} —$hints"
+}

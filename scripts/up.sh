@@ -5,12 +5,22 @@
 # Ctrl-C (or end of input) stops the bot, the processor, Chroma and Kafka.
 #
 # KAFKA_PORT / CHROMA_PORT pick other ports; UP_KEEP_SERVICES=1 leaves Kafka and Chroma running.
+# The processor's and the bot's /healthz /readyz /metrics listen on PROCESSOR_HTTP_ADDR
+# (default: HTTP_ADDR from .env, else 127.0.0.1:8081) and BOT_HTTP_ADDR (default 127.0.0.1:8080).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 if [ -f .env ]; then set -a; source .env; set +a; fi
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+require_tools cargo curl
+
+# One HTTP_ADDR (e.g. from .env) must not give both services the same port.
+PROCESSOR_HTTP_ADDR="${PROCESSOR_HTTP_ADDR:-${HTTP_ADDR:-127.0.0.1:8081}}"
+BOT_HTTP_ADDR="${BOT_HTTP_ADDR:-127.0.0.1:8080}"
+if [ "$PROCESSOR_HTTP_ADDR" = "$BOT_HTTP_ADDR" ]; then
+  die "the processor and the bot would both listen on $BOT_HTTP_ADDR (HTTP_ADDR in .env?); set PROCESSOR_HTTP_ADDR and BOT_HTTP_ADDR to different addresses"
+fi
 
 processor_pid=""
 cleanup() {
@@ -36,13 +46,19 @@ source "$RTFM_RUN_DIR/chroma.env"
 set +a
 
 "$TARGET_DIR/debug/init-topics" --action create
-log "starting the processor (log: $RTFM_RUN_DIR/processor.log)"
-"$TARGET_DIR/debug/processor" >>"$RTFM_RUN_DIR/processor.log" 2>&1 &
+log "starting the processor (log: $RTFM_RUN_DIR/processor.log, http: $PROCESSOR_HTTP_ADDR)"
+HTTP_ADDR="$PROCESSOR_HTTP_ADDR" "$TARGET_DIR/debug/processor" >>"$RTFM_RUN_DIR/processor.log" 2>&1 &
 processor_pid=$!
-for _ in $(seq 1 300); do
-  curl -fs "http://${HTTP_ADDR_PROCESSOR:-127.0.0.1:8081}/readyz" >/dev/null 2>&1 && break
-  pid_alive "$processor_pid" || { tail -20 "$RTFM_RUN_DIR/processor.log" >&2; die "the processor exited"; }
+ready=""
+for _ in $(seq 1 600); do
+  if curl -fs "http://$PROCESSOR_HTTP_ADDR/readyz" >/dev/null 2>&1; then ready=1; break; fi
+  pid_alive "$processor_pid" || { tail -20 "$RTFM_RUN_DIR/processor.log" >&2; die "the processor exited (log: $RTFM_RUN_DIR/processor.log)"; }
   sleep 0.5
 done
-log "processor ready; starting the bot ($([ -n "${DISCORD_TOKEN:-}" ] && echo "Discord gateway" || echo "console mode: no DISCORD_TOKEN"))"
-"$TARGET_DIR/debug/bot" 2>>"$RTFM_RUN_DIR/bot.log"
+if [ -z "$ready" ]; then
+  tail -20 "$RTFM_RUN_DIR/processor.log" >&2
+  curl -s "http://$PROCESSOR_HTTP_ADDR/readyz" >&2 || true
+  die "the processor did not become ready on http://$PROCESSOR_HTTP_ADDR/readyz within 300 s (log: $RTFM_RUN_DIR/processor.log)"
+fi
+log "processor ready; starting the bot ($([ -n "${DISCORD_TOKEN:-}" ] && echo "Discord gateway" || echo "console mode: no DISCORD_TOKEN"), http: $BOT_HTTP_ADDR)"
+HTTP_ADDR="$BOT_HTTP_ADDR" "$TARGET_DIR/debug/bot" 2>>"$RTFM_RUN_DIR/bot.log"

@@ -220,3 +220,58 @@ fn dockerfile_is_multi_stage_and_ships_all_four_binaries() {
     assert!(dockerfile.contains("slim"), "slim runtime image");
     assert!(dockerfile.contains("USER "), "does not run as root");
 }
+
+#[test]
+fn the_processor_can_be_scaled_with_docker_compose_scale() {
+    let compose = compose();
+    let processor = service(&compose, "processor");
+    // Replicas of one service share its definition: anything fixed per container collides.
+    assert!(
+        processor.get("container_name").is_none(),
+        "a fixed container_name stops --scale"
+    );
+    assert!(
+        processor.get("ports").is_none(),
+        "a published host port stops --scale"
+    );
+    assert!(
+        !env_of(processor).contains("PROCESSOR_INSTANCE_ID"),
+        "a fixed instance id makes replicas fence each other"
+    );
+    assert!(
+        !env_of(processor).contains("HOSTNAME"),
+        "the container's own host name is the default instance id"
+    );
+}
+
+#[test]
+fn the_model_cache_volume_is_writable_by_the_images_user() {
+    let dockerfile = read("Dockerfile");
+    let compose = compose();
+    let volumes: Vec<&str> = service(&compose, "processor")["volumes"]
+        .as_sequence()
+        .expect("processor volumes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    let cache = volumes
+        .iter()
+        .find_map(|volume| volume.strip_prefix("model-cache:"))
+        .expect("the model cache is a volume");
+    // A named volume takes the owner of the image's directory at its mount point, so the image
+    // must create that directory and give it to its user.
+    let user = dockerfile
+        .lines()
+        .find_map(|line| line.strip_prefix("USER "))
+        .expect("USER line")
+        .trim();
+    assert!(
+        dockerfile.contains(&format!("mkdir -p {cache}"))
+            || dockerfile.contains(&format!("mkdir -p {cache}/")),
+        "the image creates {cache}"
+    );
+    assert!(
+        dockerfile.contains(&format!("chown -R {user}:{user} ")),
+        "the image gives the cache to {user}"
+    );
+}

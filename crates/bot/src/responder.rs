@@ -8,7 +8,6 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rtfm_core::kafka::Consumer;
 use rtfm_core::BotResponse;
@@ -70,12 +69,9 @@ pub async fn run(
         let received = match consumer.recv(&shutdown).await {
             Ok(Some(received)) => received,
             Ok(None) => break,
+            // Transient errors are absorbed by the consumer; this one ends the process.
             Err(err) => {
-                warn!(error = %err, "kafka error while consuming bot-responses");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
+                return Err(anyhow::Error::new(err).context("while consuming bot-responses"))
             }
         };
         let response = &received.record;

@@ -6,6 +6,8 @@
 
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context;
 use clap::Parser;
 use rtfm_core::kafka::admin::{Admin, TopicReport};
@@ -65,10 +67,18 @@ async fn run(args: &Args) -> anyhow::Result<Vec<TopicReport>> {
         .await
         .with_context(|| format!("while connecting to {}", args.kafka.bootstrap_servers))?;
     let reports = match args.action {
-        Action::Create => admin
-            .create(args.replication_factor, args.fix)
-            .await
-            .context("while creating topics")?,
+        Action::Create => {
+            let reports = admin
+                .create(args.replication_factor, args.fix)
+                .await
+                .context("while creating topics")?;
+            // The broker creates its group and transaction state lazily; do it now so the first
+            // processor does not wait for it.
+            rtfm_core::kafka::admin::wait_for_coordinators(&args.kafka, Duration::from_secs(60))
+                .await
+                .context("while waiting for the broker's group and transaction coordinators")?;
+            reports
+        }
         Action::List => admin.list().await.context("while listing topics")?,
         Action::Delete => admin.delete().await.context("while deleting topics")?,
     };

@@ -189,12 +189,9 @@ pub async fn run(
             .await
         {
             Ok(batch) => batch,
+            // Transient errors are absorbed by the consumer; this one ends the process.
             Err(err) => {
-                warn!(error = %err, "kafka error while consuming discord-messages");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
+                return Err(anyhow::Error::new(err).context("while consuming discord-messages"))
             }
         };
         if batch.is_empty() {

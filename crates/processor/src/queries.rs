@@ -28,13 +28,8 @@ pub async fn run(
         let received = match consumer.recv(&shutdown).await {
             Ok(Some(received)) => received,
             Ok(None) => break,
-            Err(err) => {
-                warn!(error = %err, "kafka error while consuming bot-queries");
-                tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
+            // Transient errors are absorbed by the consumer; this one ends the process.
+            Err(err) => return Err(anyhow::Error::new(err).context("while consuming bot-queries")),
         };
         info!(query_id = %received.record.query_id, partition = received.partition, offset = received.offset, "query received");
         let started = std::time::Instant::now();

@@ -20,8 +20,7 @@ fn load() -> LocalModel {
 
 #[test]
 fn vectors_match_sentence_transformers_reference() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/eval/minilm-reference.json");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../eval/minilm-reference.json");
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|err| panic!("reference vectors at {}: {err}", path.display()));
     let reference: serde_json::Value = serde_json::from_str(&text).expect("reference json");

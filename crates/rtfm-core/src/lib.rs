@@ -7,8 +7,10 @@
 //!   topic administration (the only module that uses `rdkafka`);
 //! - [`telemetry`]: tracing, Prometheus metrics, `/healthz` `/readyz` `/metrics`, shutdown
 //!   signals;
-//! - [`config`]: `.env` loading and secret handling helpers for the binaries' clap structs.
+//! - [`config`]: `.env` loading and secret handling helpers for the binaries' clap structs;
+//! - [`backoff`]: the one capped, jittered backoff every retry loop uses.
 
+pub mod backoff;
 pub mod config;
 pub mod kafka;
 pub mod schema;

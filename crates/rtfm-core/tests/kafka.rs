@@ -101,13 +101,27 @@ async fn each_topic_round_trips_a_typed_record() {
     let sent_response = response_for(&sent_query);
     producer.send(&sent_response).await.expect("response acked");
 
-    let options = ConsumerOptions::new("round-trip", "test");
-    let messages: Consumer<DiscordMessage> =
-        Consumer::new(&config, &options, dead_letters.clone()).expect("consumer");
-    let queries: Consumer<BotQuery> =
-        Consumer::new(&config, &options, dead_letters.clone()).expect("consumer");
-    let responses: Consumer<BotResponse> =
-        Consumer::new(&config, &options, dead_letters).expect("consumer");
+    // One group per topic, as in the services. Members of one group subscribed to different
+    // topics would rebalance together, and a member that is not being polled (the test reads
+    // the three one after another) holds every rebalance of the group up for its poll interval.
+    let messages: Consumer<DiscordMessage> = Consumer::new(
+        &config,
+        &ConsumerOptions::new("round-trip-messages", "test"),
+        dead_letters.clone(),
+    )
+    .expect("consumer");
+    let queries: Consumer<BotQuery> = Consumer::new(
+        &config,
+        &ConsumerOptions::new("round-trip-queries", "test"),
+        dead_letters.clone(),
+    )
+    .expect("consumer");
+    let responses: Consumer<BotResponse> = Consumer::new(
+        &config,
+        &ConsumerOptions::new("round-trip-responses", "test"),
+        dead_letters,
+    )
+    .expect("consumer");
     assert_eq!(receive_n(&messages, 1, true).await, vec![sent_message]);
     assert_eq!(receive_n(&queries, 1, true).await, vec![sent_query]);
     assert_eq!(receive_n(&responses, 1, true).await, vec![sent_response]);
@@ -123,6 +137,37 @@ async fn two_consumers_in_one_group_share_the_three_partitions() {
     let second: Consumer<DiscordMessage> =
         Consumer::new(&config, &options, producer.clone()).expect("consumer");
 
+    // Barrier: both members own partitions before anything is produced. Otherwise the first
+    // member to join can take all three partitions and drain every record before the second
+    // one is even in the group. Both are polled while waiting: a rebalance completes only when
+    // each member serves it from its poll.
+    let shutdown = CancellationToken::new();
+    let mut early = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (mut a, mut b) = (first.assigned_partitions(), second.assigned_partitions());
+        let mut union: Vec<i32> = a.drain(..).chain(b.drain(..)).collect();
+        union.sort();
+        if !first.assigned_partitions().is_empty()
+            && !second.assigned_partitions().is_empty()
+            && union == vec![0, 1, 2]
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the group never settled with two members: {:?} {:?}",
+            first.assigned_partitions(),
+            second.assigned_partitions()
+        );
+        tokio::select! {
+            received = first.recv(&shutdown) => early.push(received),
+            received = second.recv(&shutdown) => early.push(received),
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    assert!(early.is_empty(), "nothing was produced yet");
+
     // Messages over many channels so every partition gets some.
     let total = 60;
     for id in 0..total {
@@ -131,7 +176,6 @@ async fn two_consumers_in_one_group_share_the_three_partitions() {
             .await
             .expect("acked");
     }
-    let shutdown = CancellationToken::new();
     let mut seen = BTreeSet::new();
     let mut by_consumer = [0usize; 2];
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -45,8 +45,8 @@ impl ServiceProcess {
             args: args.iter().map(|arg| arg.to_string()).collect(),
             child: None,
             stdin: None,
-            log: std::env::temp_dir().join(format!("rtfm-{name}-{id}.log")),
-            stdout_log: std::env::temp_dir().join(format!("rtfm-{name}-{id}.out")),
+            log: log_dir().join(format!("rtfm-{name}-{id}.log")),
+            stdout_log: log_dir().join(format!("rtfm-{name}-{id}.out")),
         };
         process.start(piped_stdin);
         process
@@ -181,12 +181,26 @@ impl Drop for ServiceProcess {
                 tail(&self.stdout_text(), 40)
             );
         }
-        if std::env::var_os("RTFM_KEEP_LOGS").is_some() {
+        // A failed test keeps its processes' logs (scripts/test.sh's summary points at them).
+        if std::env::var_os("RTFM_KEEP_LOGS").is_some() || std::thread::panicking() {
             eprintln!("kept {} log: {}", self.name, self.log.display());
         } else {
             let _ = std::fs::remove_file(&self.log);
             let _ = std::fs::remove_file(&self.stdout_log);
         }
+    }
+}
+
+/// Where process logs go: `RTFM_TEST_LOG_DIR` (set by scripts/test.sh), else the temp dir.
+fn log_dir() -> PathBuf {
+    match std::env::var_os("RTFM_TEST_LOG_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            // Best effort: if it cannot be created, opening the log file reports the error.
+            let _ = std::fs::create_dir_all(&dir);
+            dir
+        }
+        _ => std::env::temp_dir(),
     }
 }
 

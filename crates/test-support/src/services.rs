@@ -51,6 +51,7 @@ pub fn chroma_url() -> String {
 /// A config with a private topic suffix whose topics (and DLQs) exist on the real broker.
 pub async fn kafka_with_topics() -> KafkaConfig {
     let config = KafkaConfig::new(kafka_bootstrap()).with_topic_suffix(crate::unique_suffix());
+    broker_ready(&config).await;
     let admin = Admin::connect(&config)
         .await
         .unwrap_or_else(|err| panic!("cannot reach the Kafka broker: {err}; {HOW_TO_START}"));
@@ -59,6 +60,27 @@ pub async fn kafka_with_topics() -> KafkaConfig {
         .await
         .unwrap_or_else(|err| panic!("cannot create test topics: {err}"));
     config
+}
+
+/// Once per test binary: waits until the broker serves consumer groups and transactions. A
+/// broker that has just started creates its internal topics on first use, which takes seconds;
+/// without this barrier the first test to join a group pays for it inside its own timeouts.
+pub async fn broker_ready(config: &KafkaConfig) {
+    static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    READY
+        .get_or_init(|| async {
+            rtfm_core::kafka::admin::wait_for_coordinators(
+                config,
+                std::time::Duration::from_secs(120),
+            )
+            .await
+            .unwrap_or_else(|err| {
+                panic!(
+                    "the Kafka broker never served groups and transactions: {err}; {HOW_TO_START}"
+                )
+            });
+        })
+        .await;
 }
 
 /// A private Kafka broker (for tests that restart it), run by `scripts/kafka.sh` in its own
@@ -118,4 +140,35 @@ impl Drop for PrivateKafka {
             .status();
         let _ = std::fs::remove_dir_all(&self.run_dir);
     }
+}
+
+/// Waits until consumer group `group` (base name) has committed past every `(partition,
+/// offset)` of `kind`'s topic. Our consumers commit an offset only after its effect (an upsert,
+/// a Discord post) happened, so this is a barrier for "everything for these records is done",
+/// where a sleep would only be a guess.
+pub async fn until_group_passed(
+    config: &KafkaConfig,
+    group: &str,
+    kind: rtfm_core::TopicKind,
+    positions: &[(i32, i64)],
+    timeout: std::time::Duration,
+) {
+    let mut last: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
+    for (partition, offset) in positions {
+        let entry = last.entry(*partition).or_insert(*offset);
+        *entry = (*entry).max(*offset);
+    }
+    crate::eventually(
+        timeout,
+        &format!("group {group} to commit past {last:?}"),
+        || async {
+            let committed = rtfm_core::kafka::admin::committed_offsets(config, group, kind)
+                .await
+                .ok()?;
+            last.iter()
+                .all(|(partition, offset)| committed.get(partition).is_some_and(|c| c > offset))
+                .then_some(())
+        },
+    )
+    .await;
 }

@@ -20,6 +20,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::backoff::Backoff;
 use crate::kafka::config::{KafkaConfig, OffsetReset};
 use crate::kafka::context::LoggingContext;
 use crate::kafka::dlq_headers;
@@ -87,9 +88,29 @@ pub enum ConsumeError {
     },
     #[error("could not subscribe to `{topic}`: {source}")]
     Subscribe { topic: String, source: KafkaError },
-    /// Usually transient (broker restarting); librdkafka reconnects by itself.
-    #[error("kafka consumer error: {0}")]
-    Kafka(#[from] KafkaError),
+    /// Kafka stopped this consumer for good: typically another live process joined the group
+    /// with the same static membership id (`group.instance.id`). The process must stop; it
+    /// would otherwise run without partitions and do nothing.
+    #[error(
+        "the {consumer} consumer was stopped by Kafka: {source} \
+         (\"fenced\" means another live process uses the same instance id: give each process \
+         its own PROCESSOR_INSTANCE_ID, or leave it unset for a unique default)"
+    )]
+    Fatal {
+        /// Its role and instance id, e.g. "`ingest` (instance id `host-0`)".
+        consumer: String,
+        source: KafkaError,
+    },
+}
+
+/// Fatal consumer errors end the consumer; everything else (a broker restarting, a
+/// connection refused) librdkafka recovers from by itself.
+fn is_fatal(err: &KafkaError) -> bool {
+    matches!(err, KafkaError::MessageConsumptionFatal(_))
+        || matches!(
+            err.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::FencedInstanceId)
+        )
 }
 
 /// Typed consumer of the topic of `T`.
@@ -99,6 +120,7 @@ pub struct Consumer<T> {
     dead_letter_topic: String,
     dead_letters: Producer,
     role: String,
+    instance_id: Option<String>,
     _record: PhantomData<fn() -> T>,
 }
 
@@ -147,6 +169,7 @@ impl<T: Record> Consumer<T> {
             topic,
             dead_letters,
             role: options.role.clone(),
+            instance_id: options.instance_id.clone(),
             _record: PhantomData,
         })
     }
@@ -171,18 +194,45 @@ impl<T: Record> Consumer<T> {
     /// Like `recv`, but stops waiting at `deadline`. A record in hand (including one being
     /// dead-lettered) is always finished first; only `shutdown` interrupts a dead letter, and
     /// then its offset is not stored, so it is read again after a restart.
+    ///
+    /// Transient client errors are absorbed here (logged, waited out with backoff); only a
+    /// fatal one is returned.
     async fn recv_until(
         &self,
         shutdown: &CancellationToken,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Option<Received<T>>, ConsumeError> {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             let message = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(None),
                 _ = wait_until(deadline) => return Ok(None),
-                message = self.inner.recv() => message?.detach(),
+                message = self.inner.recv() => message,
             };
+            let message = match message {
+                Ok(message) => message.detach(),
+                Err(source) if is_fatal(&source) => {
+                    error!(role = %self.role, error = %source, "consumer stopped by a fatal Kafka error");
+                    let instance = self
+                        .instance_id
+                        .as_deref()
+                        .map(|id| format!(" (instance id `{id}`)"))
+                        .unwrap_or_default();
+                    return Err(ConsumeError::Fatal {
+                        consumer: format!("`{}`{instance}", self.role),
+                        source,
+                    });
+                }
+                Err(err) => {
+                    warn!(role = %self.role, error = %err, "kafka error while consuming; librdkafka retries");
+                    if !backoff.wait(shutdown).await {
+                        return Ok(None);
+                    }
+                    continue;
+                }
+            };
+            backoff.reset();
             let payload = message.payload().unwrap_or_default();
             match T::decode(payload) {
                 Ok(record) => {
@@ -221,11 +271,7 @@ impl<T: Record> Consumer<T> {
             match self.recv_until(shutdown, Some(deadline)).await {
                 Ok(Some(next)) => batch.push(next),
                 Ok(None) => break,
-                // Keep what we have; the error will show again on the next call if it persists.
-                Err(err) => {
-                    warn!(role = %self.role, error = %err, "kafka error while filling a batch");
-                    break;
-                }
+                Err(err) => return Err(err),
             }
         }
         Ok(batch)
@@ -255,7 +301,20 @@ impl<T: Record> Consumer<T> {
 
     /// Rewinds a partition to `offset` so that record is read again (after an aborted
     /// transaction).
+    ///
+    /// A partition this member no longer owns (a rebalance took it during the transaction) is
+    /// left alone: its new owner reads from the committed offset, which is before the input.
     pub fn rewind(&self, topic: &str, partition: i32, offset: i64) -> Result<(), KafkaError> {
+        let owned = self.inner.assignment().is_ok_and(|assignment| {
+            assignment
+                .elements()
+                .iter()
+                .any(|e| e.topic() == topic && e.partition() == partition)
+        });
+        if !owned {
+            info!(role = %self.role, topic, partition, offset, "not rewinding a partition this member no longer owns");
+            return Ok(());
+        }
         self.inner.seek(
             topic,
             partition,
@@ -364,7 +423,7 @@ impl<T: Record> Consumer<T> {
         );
         let partition = origin.partition.to_string();
         let offset = origin.offset.to_string();
-        let mut backoff = Duration::from_millis(200);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
         loop {
             let headers = OwnedHeaders::new()
                 .insert(Header {
@@ -396,11 +455,9 @@ impl<T: Record> Consumer<T> {
                 }
                 Err(err) => {
                     error!(role = %self.role, error = %err, "could not write to the dead-letter topic; retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return false,
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !backoff.wait(shutdown).await {
+                        return false;
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
         }

@@ -37,7 +37,10 @@ pub enum TransactionError {
     Aborted(KafkaError),
     /// The producer is unusable (e.g. fenced by a newer instance with the same id); the
     /// process should stop and be restarted.
-    #[error("transactional producer failed fatally: {0}")]
+    #[error(
+        "transactional producer failed fatally: {0} (\"fenced\" means another live process \
+         uses the same transactional id, i.e. the same PROCESSOR_INSTANCE_ID)"
+    )]
     Fatal(KafkaError),
     #[error("the consumer has no group metadata yet (not in a group)")]
     NoGroupMetadata,
@@ -135,8 +138,13 @@ impl TransactionalProducer {
         let offsets = next_offsets(&input.topic, input.partition, input.offset)?;
         let producer = self.inner.clone();
         blocking(move || {
-            producer.send_offsets_to_transaction(&offsets, &group, Timeout::After(CALL_TIMEOUT))?;
-            producer.commit_transaction(Timeout::After(CALL_TIMEOUT))
+            // librdkafka's rules: a retriable error (e.g. a commit that timed out) is retried
+            // with the same call; one that requires an abort is returned and aborted by the
+            // caller; a fatal one ends the producer.
+            retry_retriable(|| {
+                producer.send_offsets_to_transaction(&offsets, &group, Timeout::After(CALL_TIMEOUT))
+            })?;
+            retry_retriable(|| producer.commit_transaction(Timeout::After(CALL_TIMEOUT)))
         })
         .await
     }
@@ -159,6 +167,22 @@ impl TransactionalProducer {
             .await
             .map(|_| ())
             .map_err(|(err, _)| err)
+    }
+}
+
+/// Calls `call` again while librdkafka says its error is retriable (at most a few times).
+/// Runs on a blocking thread, so the short sleeps block no async worker.
+fn retry_retriable(mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+    let mut attempts = 0;
+    loop {
+        match call() {
+            Err(KafkaError::Transaction(err)) if err.is_retriable() && attempts < 5 => {
+                attempts += 1;
+                warn!(error = %err, attempts, "retriable transaction error; retrying the call");
+                std::thread::sleep(Duration::from_millis(200 * attempts));
+            }
+            other => return other,
+        }
     }
 }
 
