@@ -101,15 +101,14 @@ async fn start_processors(
     let mut processors = Vec::new();
     let log_filter =
         std::env::var("RTFM_BENCH_PROCESSOR_LOG").unwrap_or_else(|_| "warn".to_string());
-    for index in 0..count {
-        let instance = format!("bench-{index}");
+    for _ in 0..count {
         // Production defaults: the test helper's short linger is for fast tests.
         let mut env = vec![
             ("RUST_LOG", log_filter.as_str()),
             ("INGEST_BATCH_LINGER_MS", "200"),
         ];
         env.extend_from_slice(extra);
-        processors.push(spawn_processor(kafka, chroma, collection, &instance, &env));
+        processors.push(spawn_processor(kafka, chroma, collection, &env));
     }
     for (_, http) in &processors {
         let url = format!("http://{http}/readyz");

@@ -35,7 +35,7 @@ async fn start_processor(
 ) -> ServiceProcess {
     let mut env = vec![("RUST_LOG", "info,processor=debug,rtfm_core=debug")];
     env.extend_from_slice(extra);
-    let (process, http) = spawn_processor(kafka, chroma, collection, "e2e", &env);
+    let (process, http) = spawn_processor(kafka, chroma, collection, &env);
     let readyz = format!("http://{http}/readyz");
     eventually(WAIT, "processor /readyz", || async {
         (http_get(&readyz).await?.0 == 200).then_some(())

@@ -55,7 +55,7 @@ fn processor(
 ) -> (ServiceProcess, String) {
     let mut env = vec![("LLM_PROVIDER", "extractive")];
     env.extend_from_slice(extra);
-    spawn_processor(kafka, chroma, collection, "fault-processor", &env)
+    spawn_processor(kafka, chroma, collection, &env)
 }
 
 fn bot(kafka: &KafkaConfig, fake: &FakeDiscord) -> ServiceProcess {

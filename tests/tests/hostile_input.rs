@@ -78,7 +78,6 @@ async fn a_thousand_malformed_records_per_topic_are_dead_lettered_while_real_tra
         &kafka,
         &chroma,
         &collection,
-        "hostile",
         &[("LLM_PROVIDER", "extractive"), ("RUST_LOG", "error")],
     );
     let (_bot, bot_http) = spawn_bot(

@@ -6,6 +6,7 @@
 //! ```
 //!
 //! - [`ingest`]: at-least-once, idempotent indexing in batches (offsets stored after the upsert);
+//! - [`instance`]: this process's unique, restart-stable instance id;
 //! - [`queries`]: exactly-once answering (Kafka transaction with the input offsets);
 //! - [`answer`]: retrieval → model → response, with the extractive fallback;
 //! - [`retrieval`]: scoped vector search + neighbour expansion;
@@ -22,6 +23,7 @@ pub mod answer;
 pub mod embedding;
 pub mod eval;
 pub mod ingest;
+pub mod instance;
 pub mod metrics;
 pub mod model;
 pub mod prompt;
@@ -49,6 +51,7 @@ use tracing::{error, info, warn};
 use crate::answer::{Answerer, StalePolicy};
 use crate::embedding::{Embedder, EmbeddingProvider, HostedEmbedder, LocalModel};
 use crate::ingest::{Indexer, IngestSettings};
+use crate::instance::Instance;
 use crate::model::{ModelClient, ModelSettings};
 use crate::retrieval::{RetrievalSettings, Retriever};
 use crate::store::{MessageStore, StoreConfig};
@@ -141,7 +144,9 @@ pub struct Config {
         default_value = "127.0.0.1:8081"
     )]
     pub http_addr: SocketAddr,
-    /// Stable id of this instance (its Kafka transactional id); default: the host name.
+    /// Id of this instance (its Kafka transactional id and static membership id). Default:
+    /// `<host name>-<slot>`, unique per live process and stable across restarts (see
+    /// `instance`). Set it only if you manage ids yourself; two live processes must never share one.
     #[arg(long = "processor-instance-id", env = "PROCESSOR_INSTANCE_ID")]
     pub instance_id: Option<String>,
 }
@@ -217,15 +222,6 @@ pub async fn connect_store(
     }
 }
 
-fn instance_id(config: &Config) -> String {
-    config
-        .instance_id
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| "processor-0".to_string())
-}
-
 /// Runs the processor until `shutdown` is cancelled or a part of it fails.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let readiness = Readiness::new();
@@ -248,25 +244,31 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     let model = ModelClient::new(&config.model)?;
     let producer =
         Producer::new(&config.kafka, "processor").context("while creating the Kafka producer")?;
-    let instance = instance_id(&config);
+    // Held until `run` returns: the slot lock keeps the id ours.
+    let instance = Instance::acquire(
+        config.instance_id.as_deref(),
+        &config.kafka.topics().group(GROUP_QUERY_PROCESSOR),
+    )
+    .context("while choosing this instance's id")?;
+    info!(instance_id = instance.id(), "processor instance");
     let ingest_consumer: Arc<Consumer<DiscordMessage>> = Arc::new(Consumer::new(
         &config.kafka,
         &ConsumerOptions::new(GROUP_MESSAGE_PROCESSOR, "ingest")
             .offset_reset(config.ingest_offset_reset)
-            .static_member(&instance),
+            .static_member(instance.id()),
         producer.clone(),
     )?);
     let query_consumer: Arc<Consumer<BotQuery>> = Arc::new(Consumer::new(
         &config.kafka,
         &ConsumerOptions::new(GROUP_QUERY_PROCESSOR, "queries")
             .transactional()
-            .static_member(&instance),
+            .static_member(instance.id()),
         producer.clone(),
     )?);
     let transactional_id = format!(
         "{}-{}",
         config.kafka.topics().group(GROUP_QUERY_PROCESSOR),
-        instance
+        instance.id()
     );
     let transactional = TransactionalProducer::new(&config.kafka, &transactional_id)
         .await

@@ -211,11 +211,12 @@ fn tail(text: &str, lines: usize) -> String {
 
 /// The `processor` binary on `kafka`'s private topics and a Chroma `collection`, with its
 /// `/healthz` `/readyz` `/metrics` on a free port (returned). `extra` overrides the defaults.
+/// No instance id is set: like a user's processes, each gets its default (unique per live
+/// process, the same again after a restart).
 pub fn spawn_processor(
     kafka: &rtfm_core::kafka::KafkaConfig,
     chroma: &str,
     collection: &str,
-    instance: &str,
     extra: &[(&str, &str)],
 ) -> (ServiceProcess, String) {
     let http = format!("127.0.0.1:{}", crate::free_port());
@@ -225,7 +226,6 @@ pub fn spawn_processor(
         ("CHROMA_URL", chroma),
         ("CHROMA_COLLECTION", collection),
         ("HTTP_ADDR", http.as_str()),
-        ("PROCESSOR_INSTANCE_ID", instance),
         ("INGEST_BATCH_LINGER_MS", "50"),
     ];
     env.extend_from_slice(extra);
