@@ -33,7 +33,7 @@ async fn start_processor(
     collection: &str,
     extra: &[(&str, &str)],
 ) -> ServiceProcess {
-    let mut env = vec![("RUST_LOG", "info,processor=debug,rtfm_core=debug")];
+    let mut env = vec![("RUST_LOG", "debug")];
     env.extend_from_slice(extra);
     let (process, http) = spawn_processor(kafka, chroma, collection, &env);
     let readyz = format!("http://{http}/readyz");
@@ -157,7 +157,9 @@ async fn conversation_is_answered(gemini: bool) {
         &kafka,
         &fake.base_url(),
         DISCORD_TOKEN,
-        &[("RUST_LOG", "info,bot=debug,rtfm_core=debug")],
+        // Every crate at debug (serenity, reqwest, hyper, rdkafka, tungstenite …): a secret
+        // must not leak even where we do not write the log line ourselves.
+        &[("RUST_LOG", "debug")],
     );
     eventually(WAIT, "the bot on the gateway", || async {
         (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
@@ -296,4 +298,105 @@ async fn a_discord_conversation_is_answered_end_to_end_with_extractive_answers()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_discord_conversation_is_answered_end_to_end_with_gemini() {
     conversation_is_answered(true).await;
+}
+
+/// `POST url` with a JSON body → the JSON answer (2xx required).
+async fn post_json(url: &str, body: Value) -> Value {
+    let (status, answer) = test_support::http_post_json(url, &body).await;
+    assert!(
+        (200..300).contains(&status),
+        "POST {url}: {status} {answer}"
+    );
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_fake_discord_program_drives_the_real_bot_over_its_control_api() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection();
+    let _processor = start_processor(
+        &kafka,
+        &chroma,
+        &collection,
+        &[("LLM_PROVIDER", "extractive")],
+    )
+    .await;
+    // The README's "try the bot without a Discord account", as a user would run it.
+    let fake_addr = format!("127.0.0.1:{}", free_port());
+    let _fake = ServiceProcess::spawn(
+        "fake-discord",
+        &["--addr", &fake_addr, "--nonce-window-secs", "0"],
+        &[],
+        false,
+    );
+    let fake = format!("http://{fake_addr}");
+    let (_bot, _) = spawn_bot(&kafka, &fake, "any-token-will-do", &[]);
+    eventually(WAIT, "GET /_fake/ready", || async {
+        (http_get(&format!("{fake}/_fake/ready")).await?.0 == 200).then_some(())
+    })
+    .await;
+
+    let fact = post_json(
+        &format!("{fake}/_fake/messages"),
+        serde_json::json!({"channel_id": "20", "guild_id": "10", "author_id": "42",
+            "username": "ann", "content": "the staging database listens on port 6543"}),
+    )
+    .await;
+    let fact_id = fact["message_id"].as_str().expect("message_id").to_string();
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "the fact indexed", || async {
+        (store.count().await.ok()? == 1).then_some(())
+    })
+    .await;
+    let question = post_json(
+        &format!("{fake}/_fake/messages"),
+        serde_json::json!({"channel_id": "20", "guild_id": "10", "author_id": "43",
+            "username": "bob", "content": "rtfm which port does the staging database use?",
+            "reply_to_message_id": null}),
+    )
+    .await;
+    let question_id = question["message_id"]
+        .as_str()
+        .expect("message_id")
+        .to_string();
+    let slash = post_json(
+        &format!("{fake}/_fake/interactions"),
+        serde_json::json!({"channel_id": "20", "guild_id": "10", "user_id": "44",
+            "username": "cy", "question": "what port is staging on?"}),
+    )
+    .await;
+    let token = slash["token"].as_str().expect("token").to_string();
+
+    let posts = eventually(
+        WAIT,
+        "a reply and a follow-up in GET /_fake/posts",
+        || async {
+            let (_, body) = http_get(&format!("{fake}/_fake/posts")).await?;
+            let posts: Vec<Value> = serde_json::from_str(&body).ok()?;
+            let reply = posts.iter().any(|p| {
+                p["kind"] == "message"
+                    && p["message_reference"]["message_id"] == question_id.as_str()
+            });
+            let followup = posts
+                .iter()
+                .any(|p| p["kind"] == "followup" && p["interaction_token"] == token.as_str());
+            (reply && followup).then_some(posts)
+        },
+    )
+    .await;
+    for post in &posts {
+        assert_eq!(post["deduplicated"], false);
+        assert_eq!(post["channel_id"], "20");
+        let content = post["content"].as_str().unwrap_or_default();
+        assert!(
+            content.contains("6543"),
+            "the answer quotes the fact: {content}"
+        );
+        assert!(
+            content.contains(&format!("/10/20/{fact_id}")),
+            "and links it: {content}"
+        );
+    }
+    assert_eq!(posts.len(), 2, "one answer each: {posts:#?}");
 }

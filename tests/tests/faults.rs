@@ -12,11 +12,12 @@ use futures::future::join_all;
 use processor::store::{MessageStore, StoreConfig};
 use rtfm_core::kafka::admin::Admin;
 use rtfm_core::kafka::{KafkaConfig, Producer};
-use rtfm_core::{DiscordMessage, MessageEvent};
+use rtfm_core::{BotResponse, DiscordMessage, MessageEvent, TopicKind};
 use serde_json::{json, Map};
-use test_support::fake_discord::{self, FakeDiscord};
+use test_support::fake_discord::{self, FakeDiscord, FakeOptions};
 use test_support::process::{spawn_bot, spawn_processor, ServiceProcess};
 use test_support::services::PrivateKafka;
+use test_support::topic::TopicReader;
 use test_support::{eventually, http_get, metric_value, services};
 
 const WAIT: Duration = Duration::from_secs(300);
@@ -103,12 +104,33 @@ async fn a_processor_killed_every_two_seconds_still_indexes_every_message_once()
     let started = Instant::now();
     let mut kills = 0;
     // Kill and restart every 2 s for 30 s (the stream is in by then).
+    // After each SIGKILL (the process is gone, so nothing moves): messages upserted to Chroma
+    // but not committed in Kafka prove the kill landed with a batch in flight.
+    let mut mid_batch_kills = 0;
+    let mut in_flight_at_kills = Vec::new();
     while started.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_secs(2)).await;
         process.kill_9();
         kills += 1;
+        let upserted = store.count().await.unwrap_or(0) as i64;
+        let committed: i64 = rtfm_core::kafka::admin::committed_offsets(
+            &kafka,
+            rtfm_core::topics::GROUP_MESSAGE_PROCESSOR,
+            TopicKind::DiscordMessages,
+        )
+        .await
+        .map(|offsets| offsets.values().sum())
+        .unwrap_or(0);
+        if upserted > committed {
+            mid_batch_kills += 1;
+        }
+        in_flight_at_kills.push(upserted - committed);
         process.restart();
     }
+    assert!(
+        mid_batch_kills > 0,
+        "no kill landed with work in flight (upserted − committed at each kill: {in_flight_at_kills:?}); the test proves nothing"
+    );
     publisher.await.expect("publisher");
     let during = store.count().await.unwrap_or(0);
     eventually(WAIT, "every message indexed after the kills", || async {
@@ -127,7 +149,7 @@ async fn a_processor_killed_every_two_seconds_still_indexes_every_message_once()
         total,
         "exactly {total} ids, no more, no fewer"
     );
-    println!("fault 1: {kills} SIGKILLs in 30 s; {during} of {total} indexed by then; {} ids in Chroma after recovery ({:.0} s)", ids.len(), started.elapsed().as_secs_f64());
+    println!("fault 1: {kills} SIGKILLs in 30 s, {mid_batch_kills} with work in flight (upserted − committed: {in_flight_at_kills:?}); {during} of {total} indexed by then; {} ids in Chroma after recovery ({:.0} s)", ids.len(), started.elapsed().as_secs_f64());
     let _ = store.drop_collection().await;
 }
 
@@ -137,7 +159,12 @@ async fn killing_the_processor_and_the_bot_mid_flight_still_gives_one_reply_per_
     let kafka = services::kafka_with_topics().await;
     let chroma = services::chroma_url();
     let collection = collection();
-    let fake = FakeDiscord::start().await;
+    // Discord as strict as it gets: no nonce deduplication at all.
+    let fake = FakeDiscord::start_with(FakeOptions {
+        nonce_window: Duration::ZERO,
+        ..FakeOptions::default()
+    })
+    .await;
     fake.add_channel(40, Some(3), "faults");
     let producer = Producer::new(&kafka, "test").expect("producer");
     let history: Vec<DiscordMessage> = (0..50)
@@ -164,50 +191,92 @@ async fn killing_the_processor_and_the_bot_mid_flight_still_gives_one_reply_per_
     })
     .await;
 
+    // Messages, mentions and slash commands, mixed.
     for i in 0..triggers {
         let author = fake_discord::user(700 + i % 40, "asker", false);
-        fake.push_message(fake_discord::message(
-            32_000_000 + i,
-            40,
-            Some(3),
-            author,
-            &format!("rtfm what is the answer to question {}?", i % 50),
-        ));
+        let question = format!("what is the answer to question {}?", i % 50);
+        match i % 3 {
+            0 => fake.push_message(fake_discord::message(
+                32_000_000 + i,
+                40,
+                Some(3),
+                author,
+                &format!("rtfm {question}"),
+            )),
+            1 => fake.push_message(fake_discord::message(
+                32_000_000 + i,
+                40,
+                Some(3),
+                author,
+                &format!("<@{}> {question}", fake_discord::BOT_ID),
+            )),
+            _ => fake.push_interaction(fake_discord::slash_command(
+                32_000_000 + i,
+                40,
+                3,
+                author,
+                &question,
+            )),
+        }
     }
+    let answered = |fake: &FakeDiscord| -> BTreeSet<u64> {
+        fake.attempts()
+            .iter()
+            .filter_map(|post| post.answers())
+            .collect()
+    };
     // Wait until some answers are out, then kill the processor mid-stream and restart it.
     eventually(WAIT, "first replies", || async {
-        (fake.posts().len() >= 20).then_some(())
+        (answered(&fake).len() >= 20).then_some(())
     })
     .await;
     processor.kill_9();
-    let after_processor_kill = fake.posts().len();
+    let after_processor_kill = answered(&fake).len();
     processor.restart();
     eventually(WAIT, "more replies", || async {
-        (fake.posts().len() >= after_processor_kill + 40).then_some(())
+        (answered(&fake).len() >= after_processor_kill + 40).then_some(())
     })
     .await;
     bot.kill_9();
-    let after_bot_kill = fake.posts().len();
+    let after_bot_kill = answered(&fake).len();
     bot.restart();
     eventually(WAIT, "all replies", || async {
-        let replied: BTreeSet<u64> = fake
-            .posts()
-            .iter()
-            .filter_map(|post| post.reply_to())
-            .collect();
-        (replied.len() as u64 == triggers).then_some(())
+        (answered(&fake).len() as u64 == triggers).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let posts = fake.posts();
-    let replied: BTreeSet<u64> = posts.iter().filter_map(|post| post.reply_to()).collect();
-    assert_eq!(replied.len() as u64, triggers, "none missing");
-    assert_eq!(
-        posts.len() as u64,
-        triggers,
-        "no duplicates: {} posts",
-        posts.len()
+    // Barrier instead of a sleep: once the bot's group has committed past every response, it
+    // has done all it will ever do for them (it commits only after posting).
+    let mut responses: TopicReader<BotResponse> = TopicReader::new(&kafka);
+    responses
+        .until("a response per trigger", WAIT, |seen| {
+            seen.iter()
+                .map(|r| r.record.original_message_id.as_str())
+                .collect::<BTreeSet<_>>()
+                .len() as u64
+                == triggers
+        })
+        .await;
+    services::until_group_passed(
+        &kafka,
+        rtfm_core::topics::GROUP_RESPONSE_SENDER,
+        TopicKind::BotResponses,
+        &responses.positions(),
+        WAIT,
+    )
+    .await;
+    let attempts = fake.attempts();
+    assert_eq!(answered(&fake).len() as u64, triggers, "none missing");
+    assert!(
+        attempts.iter().all(|post| !post.deduplicated),
+        "the nonce window is 0: nothing may lean on it"
     );
+    assert_eq!(
+        attempts.len() as u64,
+        triggers,
+        "no duplicate POST: {} message-creating calls for {triggers} triggers",
+        attempts.len()
+    );
+    let posts = attempts;
     println!("fault 2: processor SIGKILLed after {after_processor_kill} replies, bot SIGKILLed after {after_bot_kill}; {} replies for {triggers} triggers", posts.len());
     let _ = store.drop_collection().await;
 }
@@ -249,16 +318,24 @@ async fn a_kafka_restart_mid_stream_loses_nothing() {
         human(0),
         "rtfm what is fact 7?",
     ));
-    let restarted = Instant::now();
-    broker.restart();
-    let downtime = restarted.elapsed();
+    // The broker goes down; the rest of the conversation happens while it is down, so the
+    // bot's producer must buffer it and deliver it once the broker is back.
+    let stopped = Instant::now();
+    broker.stop();
+    assert!(
+        !Producer::new(&kafka, "probe")
+            .expect("producer")
+            .reachable(Duration::from_secs(2))
+            .await,
+        "the broker is really down"
+    );
     for i in 100..200 {
         fake.push_message(fake_discord::message(
             33_000_000 + i,
             40,
             Some(3),
             human(i),
-            &format!("after the restart, fact {i}"),
+            &format!("while the broker was down, fact {i}"),
         ));
     }
     fake.push_message(fake_discord::message(
@@ -268,6 +345,8 @@ async fn a_kafka_restart_mid_stream_loses_nothing() {
         human(1),
         "rtfm what is fact 150?",
     ));
+    broker.resume();
+    let downtime = stopped.elapsed();
     let store = store(&chroma, &collection).await;
     eventually(WAIT, "all 202 messages indexed", || async {
         (store.count().await.ok()? == 202).then_some(())
@@ -285,7 +364,7 @@ async fn a_kafka_restart_mid_stream_loses_nothing() {
     let ready = http_get(&format!("http://{processor_http}/readyz"))
         .await
         .map(|(status, _)| status);
-    println!("fault 3: broker down/up in {:.1} s; 202 messages indexed, 2 answers, processor /readyz {ready:?}", downtime.as_secs_f64());
+    println!("fault 3: broker down for {:.1} s while 101 messages were sent; 202 messages indexed, 2 answers, processor /readyz {ready:?}", downtime.as_secs_f64());
     assert_eq!(fake.posts().len(), 2);
     let metrics = http_get(&format!("http://{processor_http}/metrics"))
         .await

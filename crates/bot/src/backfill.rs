@@ -6,7 +6,6 @@
 //! processor upserts by message id), so an interruption at any point loses nothing.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use futures::future::join_all;
@@ -15,10 +14,10 @@ use rtfm_core::kafka::Producer;
 use rtfm_core::MessageEvent;
 use serenity::all::{ChannelId, GetMessages, Http, MessageId};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::discord::incoming_from;
-use crate::records;
+use crate::{history, records};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BackfillArgs {
@@ -96,7 +95,7 @@ pub async fn run(
         if let Some(before) = before {
             request = request.before(MessageId::new(before));
         }
-        let page = fetch_page(http, channel_id, request, shutdown).await?;
+        let page = history::page(http, channel_id, request, shutdown).await?;
         let Some(oldest) = page.iter().map(|message| message.id.get()).min() else {
             complete = true;
             break;
@@ -139,36 +138,4 @@ pub async fn run(
         published,
         complete,
     })
-}
-
-/// One page, retrying 429/5xx (serenity's own rate limiter handles 429 in production).
-async fn fetch_page(
-    http: &Http,
-    channel_id: ChannelId,
-    request: GetMessages,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Vec<serenity::all::Message>> {
-    let mut backoff = Duration::from_millis(250);
-    loop {
-        match channel_id.messages(http, request).await {
-            Ok(page) => return Ok(page),
-            Err(serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(
-                response,
-            ))) if response.status_code.as_u16() != 429 && response.status_code.as_u16() < 500 => {
-                anyhow::bail!(
-                    "Discord refused the history request: HTTP {} {}",
-                    response.status_code,
-                    response.error.message
-                );
-            }
-            Err(err) => {
-                warn!(error = %err, "history request failed; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => anyhow::bail!("interrupted"),
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
-        }
-    }
 }

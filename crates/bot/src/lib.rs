@@ -15,12 +15,14 @@
 //! - [`outbox`]: posting with retries, nonces and safe `allowed_mentions`;
 //! - [`discord`]: serenity handler (the only module that sees gateway events);
 //! - [`console`]: terminal chat when there is no `DISCORD_TOKEN`;
+//! - [`history`]: channel history pages; the check for the bot's own earlier answer;
 //! - [`backfill`]: publishing a channel's history;
 //! - [`metrics`].
 
 pub mod backfill;
 pub mod console;
 pub mod discord;
+pub mod history;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;

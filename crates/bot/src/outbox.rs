@@ -1,11 +1,14 @@
 //! Where the bot's words go: Discord (REST, as replies or interaction follow-ups) or the
 //! terminal (console mode). Posting to Discord retries 429/5xx/transport errors with backoff
 //! until it succeeds or the bot shuts down; every part carries a `nonce` derived from the
-//! query id with `enforce_nonce`, so a retry or a re-delivered response never posts twice.
+//! query id with `enforce_nonce`, so a retry within Discord's few-minute nonce window never
+//! posts twice. Beyond that window the responder's check of the channel history
+//! ([`crate::history`]) is what prevents a second reply.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use rtfm_core::backoff::Backoff;
 use serenity::all::{
     ChannelId, CreateAllowedMentions, CreateInteractionResponseFollowup, CreateMessage, Http,
     MessageId, MessageReference, Nonce,
@@ -70,20 +73,51 @@ impl Outbox {
         nonce_seed: &str,
         shutdown: &CancellationToken,
     ) -> Result<(), PostError> {
+        self.deliver_from(target, parts, 0, nonce_seed, shutdown)
+            .await
+    }
+
+    /// Posts `parts[first..]` (the earlier ones are already in the channel).
+    pub async fn deliver_from(
+        &self,
+        target: &Target,
+        parts: &[String],
+        first: usize,
+        nonce_seed: &str,
+        shutdown: &CancellationToken,
+    ) -> Result<(), PostError> {
         match self {
             Outbox::Console(_) => {
-                for part in parts {
+                for part in parts.iter().skip(first) {
                     println!("\nrtfm> {}\n", part.replace('\n', "\n      "));
                 }
                 Ok(())
             }
             Outbox::Discord(http) => {
-                for (index, part) in parts.iter().enumerate() {
+                for (index, part) in parts.iter().enumerate().skip(first) {
                     let nonce = nonce_for(nonce_seed, index);
                     let reply_to = if index == 0 { target.reply_to } else { None };
                     retry(shutdown, || post(http, target, part, reply_to, &nonce)).await?;
                 }
                 Ok(())
+            }
+        }
+    }
+
+    /// How many of `parts` answering `original` are already in the target channel (see
+    /// [`crate::history::already_posted`]). The console has no history: 0.
+    pub async fn already_posted(
+        &self,
+        target: &Target,
+        original: u64,
+        parts: &[String],
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<usize> {
+        match self {
+            Outbox::Console(_) => Ok(0),
+            Outbox::Discord(http) => {
+                crate::history::already_posted(http, target.channel_id, original, parts, shutdown)
+                    .await
             }
         }
     }
@@ -150,10 +184,16 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), serenity::Error>>,
 {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     loop {
         match call().await {
             Ok(()) => return Ok(()),
+            // Discord answered 2xx (the message exists) but serenity could not read the body:
+            // posting again would duplicate the message.
+            Err(serenity::Error::Json(err)) => {
+                warn!(error = %err, "Discord accepted the message but its answer was unreadable; not posting it again");
+                return Ok(());
+            }
             Err(err) => {
                 if let Some((status, message)) = status_of(&err) {
                     if status != 429 && status < 500 {
@@ -161,12 +201,10 @@ where
                     }
                 }
                 metrics::POST_FAILURES.inc();
-                warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "posting to Discord failed; retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Err(PostError::Shutdown),
-                    _ = tokio::time::sleep(backoff) => {}
+                warn!(error = %err, "posting to Discord failed; retrying");
+                if !backoff.wait(shutdown).await {
+                    return Err(PostError::Shutdown);
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
             }
         }
     }

@@ -76,7 +76,18 @@ impl Pipeline {
         );
         debug!(message_id = incoming.message_id, content = %incoming.content, "message content");
         let record = records::discord_message(incoming, MessageEvent::Create);
-        self.producer.send(&record).await?;
+        // A gateway event cannot be fetched again: keep sending until Kafka has it.
+        if self
+            .producer
+            .send_until_acked(&record, shutdown)
+            .await
+            .is_none()
+        {
+            anyhow::bail!(
+                "shut down before message {} was published",
+                incoming.message_id
+            );
+        }
         metrics::PUBLISHED.with_label_values(&["message"]).inc();
         let target = Target {
             channel_id: incoming.channel_id,
@@ -143,7 +154,17 @@ impl Pipeline {
             return Ok(());
         }
         let query = records::query(incoming, &question, via.as_str());
-        self.producer.send(&query).await?;
+        if self
+            .producer
+            .send_until_acked(&query, shutdown)
+            .await
+            .is_none()
+        {
+            anyhow::bail!(
+                "shut down before the question of {} was published",
+                incoming.message_id
+            );
+        }
         metrics::PUBLISHED.with_label_values(&["query"]).inc();
         info!(query_id = %query.query_id, message_id = incoming.message_id, via = via.as_str(), "question published");
         if let Ok(mut pending) = self.pending.lock() {

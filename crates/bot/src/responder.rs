@@ -100,8 +100,34 @@ pub async fn run(
             }
         };
         let parts = split_reply(&response.response_text, DISCORD_LIMIT);
+        // A response that was already in the partition when we got it may have been posted
+        // by our predecessor, which then died before committing. Discord's nonce catches that
+        // only for a few minutes; the channel itself says so for as long as it keeps history.
+        let mut first_part = 0;
+        if received.maybe_redelivered {
+            let original = parse_id(&response.original_message_id).unwrap_or_default();
+            match outbox
+                .already_posted(&target, original, &parts, &shutdown)
+                .await
+            {
+                Ok(posted) if posted == parts.len() => {
+                    metrics::DUPLICATES_SUPPRESSED.inc();
+                    info!(query_id = %response.query_id, "answer already in the channel (posted before a restart); not posting it again");
+                    answered.insert(&response.query_id);
+                    consumer.store(&received);
+                    continue;
+                }
+                Ok(posted) => first_part = posted,
+                Err(err) => {
+                    if shutdown.is_cancelled() {
+                        break;
+                    }
+                    warn!(query_id = %response.query_id, error = %format!("{err:#}"), "could not check the channel for an earlier answer; posting (the nonce still guards recent duplicates)")
+                }
+            }
+        }
         match outbox
-            .deliver(&target, &parts, &response.query_id, &shutdown)
+            .deliver_from(&target, &parts, first_part, &response.query_id, &shutdown)
             .await
         {
             Ok(()) => {

@@ -8,7 +8,7 @@ use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, Producer};
 use rtfm_core::schema::now_timestamp;
 use rtfm_core::{BotQuery, BotResponse, DiscordMessage, MessageEvent, Record, ResponseMetadata};
 use serde_json::{json, Map, Value};
-use test_support::fake_discord::{self, Failure, FakeDiscord, BOT_ID};
+use test_support::fake_discord::{self, Failure, FakeDiscord, FakeOptions, BOT_ID};
 use test_support::{eventually, services};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -354,8 +354,15 @@ async fn a_long_answer_is_one_split_reply_posted_once_and_never_pings_everyone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_restarted_bot_does_not_post_an_answer_twice() {
-    let (fake, kafka) = setup().await;
+async fn a_restarted_bot_does_not_post_an_answer_twice_even_without_nonce_deduplication() {
+    // Nonce window 0: however long the bot was down, Discord would not deduplicate.
+    let fake = FakeDiscord::start_with(FakeOptions {
+        nonce_window: Duration::ZERO,
+        ..FakeOptions::default()
+    })
+    .await;
+    fake.add_channel(CHANNEL, Some(GUILD), "general");
+    let kafka = services::kafka_with_topics().await;
     let producer = Producer::new(&kafka, "test").expect("producer");
     let answer = response("query-restart", 501, "the answer");
     producer.send(&answer).await.expect("acked");
@@ -365,7 +372,8 @@ async fn a_restarted_bot_does_not_post_an_answer_twice() {
     })
     .await;
     first.stop().await;
-    // Redelivered after the restart (e.g. the offset commit was lost): the nonce stops a repost.
+    // Redelivered after the restart (e.g. the offset commit was lost): the bot finds its own
+    // reply in the channel and does not post again.
     producer.send(&answer).await.expect("acked");
     let second = start_bot(&fake, &kafka, &[]).await;
     producer
@@ -379,13 +387,14 @@ async fn a_restarted_bot_does_not_post_an_answer_twice() {
             .then_some(())
     })
     .await;
-    let answers = fake
-        .posts()
-        .iter()
-        .filter(|p| p.content() == "the answer")
-        .count();
-    assert_eq!(answers, 1);
     second.stop().await;
+    let attempts: Vec<_> = fake
+        .attempts()
+        .into_iter()
+        .filter(|p| p.content() == "the answer")
+        .collect();
+    assert_eq!(attempts.len(), 1, "one POST of the answer: {attempts:#?}");
+    assert!(!attempts[0].deduplicated);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -406,10 +415,10 @@ async fn discord_errors_are_retried_and_the_reply_is_delivered_once() {
         (!fake.posts().is_empty()).then_some(())
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(fake.posts().len(), 1);
-    assert_eq!(fake.posts()[0].content(), "eventually");
+    // A stopped bot posts nothing more: everything it did is in the record now.
     bot.stop().await;
+    assert_eq!(fake.attempts().len(), 1, "the failed calls created nothing");
+    assert_eq!(fake.posts()[0].content(), "eventually");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -589,4 +598,73 @@ async fn backfill_publishes_history_and_resumes_after_an_interruption() {
         .nothing_within(Duration::from_secs(2))
         .await
         .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_answers_posts_follow_ups_and_history_in_shapes_serenity_reads() {
+    use serenity::all::{
+        ChannelId, CreateInteractionResponseFollowup, CreateMessage, GetMessages, MessageId,
+        MessageReference,
+    };
+    use serenity::builder::Builder;
+    let fake = FakeDiscord::start().await;
+    fake.add_channel(CHANNEL, Some(GUILD), "general");
+    fake.push_interaction(fake_discord::slash_command(
+        777,
+        CHANNEL,
+        GUILD,
+        human(5),
+        "why?",
+    ));
+    let http = serenity::http::HttpBuilder::new("fake-token")
+        .proxy(fake.base_url())
+        .ratelimiter_disabled(true)
+        .application_id(serenity::all::ApplicationId::new(BOT_ID))
+        .build();
+    let reply = CreateMessage::new().content("a reply").reference_message(
+        MessageReference::from((ChannelId::new(CHANNEL), MessageId::new(55)))
+            .fail_if_not_exists(false),
+    );
+    let posted = ChannelId::new(CHANNEL)
+        .send_message(&http, reply)
+        .await
+        .expect("serenity reads the created message");
+    assert_eq!(
+        posted.message_reference.and_then(|r| r.message_id),
+        Some(MessageId::new(55))
+    );
+    let followup = CreateInteractionResponseFollowup::new()
+        .content("a follow-up")
+        .execute(&http, (None, "interaction-token-777"))
+        .await
+        .expect("serenity reads the follow-up");
+    assert_eq!(followup.content, "a follow-up");
+    let history = ChannelId::new(CHANNEL)
+        .messages(
+            &http,
+            GetMessages::new().after(MessageId::new(1)).limit(100),
+        )
+        .await
+        .expect("serenity reads the history");
+    let own: Vec<bot::history::OwnMessage> =
+        history.iter().map(bot::history::OwnMessage::from).collect();
+    assert!(own.contains(&bot::history::OwnMessage {
+        content: "a reply".into(),
+        reply_to: Some(55),
+        interaction: None
+    }));
+    assert!(own.contains(&bot::history::OwnMessage {
+        content: "a follow-up".into(),
+        reply_to: None,
+        interaction: Some(777)
+    }));
+    let me = http.get_current_user().await.expect("users/@me");
+    assert_eq!(me.id.get(), BOT_ID);
+    // An expired token is refused, as Discord does after 15 minutes.
+    fake.expire_interaction_tokens();
+    assert!(CreateInteractionResponseFollowup::new()
+        .content("too late")
+        .execute(&http, (None, "interaction-token-777"))
+        .await
+        .is_err());
 }

@@ -32,8 +32,55 @@ pub enum EmbedError {
     ModelFiles { path: PathBuf, reason: String },
     #[error("embedding failed: {0}")]
     Inference(String),
-    #[error("embedding API request failed: {0}")]
-    Api(String),
+    /// Transport error, timeout, 408, 429 or 5xx: the same request may succeed later.
+    #[error("embedding API unavailable: {0}")]
+    Unavailable(String),
+    /// Any other 4xx (or an answer that can never be used): this request will never succeed
+    /// as it is. The message is the provider's own.
+    #[error("embedding API rejected the request (HTTP {status}): {message}")]
+    Rejected { status: u16, message: String },
+}
+
+impl EmbedError {
+    /// Whether retrying the same input is pointless (the input must be isolated and, if it
+    /// still fails alone, dead-lettered).
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, EmbedError::Rejected { .. } | EmbedError::Inference(_))
+    }
+}
+
+/// Most inputs one `batchEmbedContents` call may carry (Gemini API reference: "at most 100
+/// requests can be in one batch").
+pub const GEMINI_MAX_BATCH: usize = 100;
+/// OpenAI `/embeddings`: at most 2 048 inputs per request and 300 000 tokens in all (API
+/// reference); we also cap the characters per request so the token total stays far below that
+/// even at 2 characters per token.
+pub const OPENAI_MAX_BATCH: usize = 2048;
+pub const OPENAI_MAX_BATCH_CHARS: usize = 500_000;
+
+/// Splits `texts` into consecutive chunks of at most `max_items` texts and (unless a single
+/// text is longer) `max_chars` characters.
+pub fn api_chunks(
+    texts: &[String],
+    max_items: usize,
+    max_chars: usize,
+) -> Vec<std::ops::Range<usize>> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut chars = 0;
+    for (index, text) in texts.iter().enumerate() {
+        let length = text.chars().count();
+        if index > start && (index - start >= max_items.max(1) || chars + length > max_chars) {
+            chunks.push(start..index);
+            start = index;
+            chars = 0;
+        }
+        chars += length;
+    }
+    if start < texts.len() {
+        chunks.push(start..texts.len());
+    }
+    chunks
 }
 
 /// The default model cache: `$XDG_CACHE_HOME/rtfm/models/all-MiniLM-L6-v2`, else
@@ -245,7 +292,7 @@ impl HostedEmbedder {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
-            .map_err(|err| EmbedError::Api(err.to_string()))?;
+            .map_err(|err| EmbedError::Inference(format!("HTTP client: {err}")))?;
         Ok(Self {
             provider,
             client,
@@ -256,7 +303,20 @@ impl HostedEmbedder {
         })
     }
 
+    /// Embeds `texts` in as many calls as the provider's batch limits require.
     async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let (max_items, max_chars) = match self.provider {
+            EmbeddingProvider::Gemini => (GEMINI_MAX_BATCH, usize::MAX),
+            _ => (OPENAI_MAX_BATCH, OPENAI_MAX_BATCH_CHARS),
+        };
+        let mut vectors = Vec::with_capacity(texts.len());
+        for chunk in api_chunks(texts, max_items, max_chars) {
+            vectors.extend(self.embed_call(&texts[chunk]).await?);
+        }
+        Ok(vectors)
+    }
+
+    async fn embed_call(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let vectors = match self.provider {
             EmbeddingProvider::Gemini => {
                 let url = format!(
@@ -308,11 +368,14 @@ impl HostedEmbedder {
             }
         };
         if vectors.len() != texts.len() || vectors.iter().any(Vec::is_empty) {
-            return Err(EmbedError::Api(format!(
-                "expected {} embeddings, the API returned {} usable ones",
-                texts.len(),
-                vectors.iter().filter(|vector| !vector.is_empty()).count()
-            )));
+            return Err(EmbedError::Rejected {
+                status: 200,
+                message: format!(
+                    "expected {} embeddings, the API returned {} usable ones",
+                    texts.len(),
+                    vectors.iter().filter(|vector| !vector.is_empty()).count()
+                ),
+            });
         }
         Ok(vectors.into_iter().map(normalise).collect())
     }
@@ -321,16 +384,31 @@ impl HostedEmbedder {
 /// Sends a request and reads its JSON answer; a non-2xx status is an error (URL left out, as
 /// some gateways carry keys in it).
 async fn post_json(request: reqwest::RequestBuilder) -> Result<serde_json::Value, EmbedError> {
-    let api = |err: reqwest::Error| EmbedError::Api(err.without_url().to_string());
-    request
-        .send()
-        .await
-        .map_err(api)?
-        .error_for_status()
-        .map_err(api)?
-        .json()
-        .await
-        .map_err(api)
+    let transport = |err: reqwest::Error| EmbedError::Unavailable(err.without_url().to_string());
+    let response = request.send().await.map_err(transport)?;
+    let status = response.status().as_u16();
+    if response.status().is_success() {
+        return response.json().await.map_err(|err| EmbedError::Rejected {
+            status,
+            message: format!("unreadable answer: {}", err.without_url()),
+        });
+    }
+    let body = response.text().await.unwrap_or_default();
+    Err(classify_status(status, &body))
+}
+
+/// 408, 429 and 5xx are worth retrying; any other status is the provider saying no. The
+/// provider's own message (`{"error": {"message": …}}` for Gemini and OpenAI) is kept.
+pub fn classify_status(status: u16, body: &str) -> EmbedError {
+    let message = serde_json::from_str::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| value["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| body.chars().take(500).collect());
+    if status == 408 || status == 429 || status >= 500 {
+        EmbedError::Unavailable(format!("HTTP {status}: {message}"))
+    } else {
+        EmbedError::Rejected { status, message }
+    }
 }
 
 fn floats(value: &serde_json::Value) -> Vec<f32> {
@@ -389,4 +467,34 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
     let norm_a = a.iter().map(|x| x * x).sum::<f32>().sqrt();
     let norm_b = b.iter().map(|x| x * x).sum::<f32>().sqrt();
     dot / (norm_a * norm_b).max(1e-12)
+}
+
+#[cfg(test)]
+mod api_tests {
+    use super::*;
+
+    #[test]
+    fn batches_are_split_to_the_api_limits() {
+        let texts: Vec<String> = (0..250).map(|i| format!("text {i}")).collect();
+        let chunks = api_chunks(&texts, GEMINI_MAX_BATCH, usize::MAX);
+        assert_eq!(chunks, vec![0..100, 100..200, 200..250]);
+        let long: Vec<String> = vec!["x".repeat(300), "y".repeat(300), "z".repeat(10)];
+        assert_eq!(api_chunks(&long, 10, 500), vec![0..1, 1..3]);
+        assert!(api_chunks(&[], 10, 10).is_empty());
+    }
+
+    #[test]
+    fn provider_errors_are_permanent_or_retriable_by_status() {
+        let body =
+            r#"{"error": {"code": 400, "message": "Request contains an invalid argument."}}"#;
+        let rejected = classify_status(400, body);
+        assert!(rejected.is_permanent());
+        assert!(
+            rejected.to_string().contains("invalid argument"),
+            "{rejected}"
+        );
+        for status in [408, 429, 500, 503] {
+            assert!(!classify_status(status, "busy").is_permanent(), "{status}");
+        }
+    }
 }

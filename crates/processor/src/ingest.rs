@@ -19,7 +19,7 @@ use rtfm_core::{DiscordMessage, MessageEvent};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::embedding::Embedder;
+use crate::embedding::{EmbedError, Embedder};
 use crate::metrics;
 use crate::retrieval::metadata_for;
 use crate::store::{MessageStore, StoreError, StoredMessage};
@@ -131,11 +131,7 @@ impl Indexer {
             .map(|message| message.content.clone())
             .collect();
         let started = Instant::now();
-        let vectors = self
-            .embedder
-            .embed(texts)
-            .await
-            .map_err(|err| IndexError::Embed(err.to_string()))?;
+        let vectors = self.embedder.embed(texts).await?;
         metrics::EMBED_SECONDS.observe(started.elapsed().as_secs_f64());
         Ok(vectors)
     }
@@ -162,15 +158,21 @@ impl Indexer {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
-    #[error("embedding failed: {0}")]
-    Embed(String),
+    #[error(transparent)]
+    Embed(#[from] EmbedError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 impl IndexError {
+    /// The embedding provider or Chroma said no for good: the batch is split record by record
+    /// and each record still refused alone is dead-lettered with that reason. Everything else
+    /// (down, slow, rate-limited) holds the batch and retries.
     fn is_rejection(&self) -> bool {
-        matches!(self, IndexError::Store(StoreError::Rejected(_)))
+        match self {
+            IndexError::Embed(err) => err.is_permanent(),
+            IndexError::Store(err) => matches!(err, StoreError::Rejected(_)),
+        }
     }
 }
 

@@ -328,19 +328,43 @@ async fn bounded<T>(
 }
 
 /// The crate reports HTTP errors as `"<status> <reason>: <body>"` and transport errors as
-/// reqwest errors. A 4xx other than 408/429 is a rejection; everything else is unavailability.
+/// reqwest errors; anything else (a body it cannot decode, a request it refuses to build) is
+/// neither. A 4xx other than 408/429 is a rejection, and so is an error that is neither an HTTP
+/// status nor a transport failure (retrying the same request cannot change it); a transport
+/// failure, 408, 429 or 5xx is unavailability.
 fn classify(url: &str, err: &anyhow::Error) -> StoreError {
     let text = format!("{err:#}");
     let status: Option<u16> = text.get(..3).and_then(|prefix| prefix.parse().ok());
+    let unavailable = || StoreError::Unavailable {
+        url: url.to_string(),
+        reason: text.clone(),
+    };
     match status {
         Some(code) if (400..500).contains(&code) && code != 408 && code != 429 => {
             StoreError::Rejected(text)
         }
-        _ => StoreError::Unavailable {
-            url: url.to_string(),
-            reason: text,
-        },
+        Some(_) => unavailable(),
+        None if is_transport_failure(&text) => unavailable(),
+        None => StoreError::Rejected(text),
     }
+}
+
+/// reqwest/hyper's words for "the request did not get an answer".
+fn is_transport_failure(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    [
+        "error sending request",
+        "connect",
+        "timed out",
+        "timeout",
+        "connection",
+        "broken pipe",
+        "dns error",
+        "incomplete message",
+        "unexpected eof",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 #[cfg(test)]
@@ -355,9 +379,24 @@ mod tests {
             "503 Service Unavailable: busy",
             "429 Too Many Requests: slow down",
             "error sending request: connection refused",
+            "error trying to connect: tcp connect error",
+            "operation timed out",
         ] {
             assert!(
                 classify("u", &anyhow::anyhow!(text.to_string())).is_unavailable(),
+                "{text}"
+            );
+        }
+        // Neither a status nor a transport failure: the same request would fail again.
+        for text in [
+            "error decoding response body: expected value at line 1",
+            "invalid embedding dimension",
+        ] {
+            assert!(
+                matches!(
+                    classify("u", &anyhow::anyhow!(text.to_string())),
+                    StoreError::Rejected(_)
+                ),
                 "{text}"
             );
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use rtfm_core::kafka::Producer;
-use rtfm_core::MessageEvent;
+use rtfm_core::{DiscordMessage, MessageEvent, Record};
 use test_support::fake_model::{Behaviour, FakeModel};
 use test_support::{eventually, services};
 
@@ -490,5 +490,85 @@ async fn a_model_that_recovers_is_used_again_after_the_breaker_cooldown() {
     assert!(!reader.seen[2].metadata.degraded, "{:?}", reader.seen[2]);
     assert_eq!(reader.seen[2].metadata.provider.as_deref(), Some("gemini"));
     running.stop().await;
+    store.drop_collection().await.expect("cleanup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hosted_embeddings_keep_to_the_batch_limit_and_a_refused_record_is_dead_lettered() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection_name();
+    let fake = FakeModel::start().await;
+    // Gemini refuses batches over 100 (the fake as strict as the API) and one poisoned input.
+    fake.refuse_embedding_of("POISON");
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let total = 300u64;
+    let poisoned = 8_800_150u64;
+    let messages: Vec<DiscordMessage> = (0..total)
+        .map(|i| {
+            let id = 8_800_000 + i;
+            let text = if id == poisoned {
+                "POISON pill".to_string()
+            } else {
+                format!("hosted message {i}")
+            };
+            message(id, Some("1"), "11", &text, (i / 10) as u32)
+        })
+        .collect();
+    publish(&producer, &messages).await;
+    let gemini = fake.gemini_base_url();
+    let running = Running::start(config(
+        &kafka,
+        &chroma,
+        &collection,
+        &[
+            "--embedding-provider",
+            "gemini",
+            "--embedding-base-url",
+            &gemini,
+            "--embedding-dimensions",
+            "4",
+            "--ingest-batch-size",
+            "250",
+            "--llm-provider",
+            "extractive",
+        ],
+    ));
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "every other message indexed", || async {
+        (store.count().await.ok()? == (total - 1) as usize).then_some(())
+    })
+    .await;
+    let dead = eventually(WAIT, "the poisoned record dead-lettered", || async {
+        let dead = rtfm_core::kafka::dead_letters::read_all(
+            &kafka,
+            rtfm_core::TopicKind::DiscordMessages,
+            WAIT,
+        )
+        .await
+        .ok()?;
+        (!dead.is_empty()).then_some(dead)
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(dead.len(), 1, "only the refused record: {dead:#?}");
+    let record = DiscordMessage::decode(&dead[0].payload).expect("the original record");
+    assert_eq!(record.message_id, poisoned.to_string());
+    assert!(
+        dead[0].error.contains("content policy"),
+        "the provider's own message: {}",
+        dead[0].error
+    );
+    let largest = fake
+        .requests()
+        .iter()
+        .filter(|request| request.path.ends_with(":batchEmbedContents"))
+        .map(|request| request.body["requests"].as_array().map_or(0, Vec::len))
+        .max()
+        .unwrap_or(0);
+    assert!(
+        (1..=100).contains(&largest),
+        "no call over Gemini's limit of 100: largest {largest}"
+    );
     store.drop_collection().await.expect("cleanup");
 }

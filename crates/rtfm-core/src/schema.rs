@@ -579,5 +579,135 @@ mod tests {
             let _ = BotQuery::decode(text.as_bytes());
             let _ = BotResponse::decode(text.as_bytes());
         }
+
+        /// Well-formed JSON that is wrong in every way validation must catch: the documented
+        /// payloads with fields removed, retyped, replaced by huge or odd Unicode strings, and
+        /// extra fields added. The parser accepts all of it; validation decides.
+        #[test]
+        fn mutated_documented_payloads_are_validated_not_just_parsed(
+            which in 0usize..3,
+            mutations in proptest::collection::vec((0usize..16, mutation()), 1..5),
+        ) {
+            let original = [example_message(), example_query(), example_response()][which].clone();
+            let mut value = original.clone();
+            let fields: Vec<String> = original.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+            for (index, mutation) in &mutations {
+                let field = fields[index % fields.len()].clone();
+                let object = value.as_object_mut().expect("object");
+                match mutation {
+                    Mutation::Remove => {
+                        object.remove(&field);
+                    }
+                    Mutation::Retype(new) => {
+                        object.insert(field, new.clone());
+                    }
+                    Mutation::Text(text) => {
+                        object.insert(field, Value::String(text.clone()));
+                    }
+                    Mutation::Extra(name, extra) => {
+                        object.insert(name.clone(), extra.clone());
+                    }
+                }
+            }
+            // What validation must refuse, judged on the final record.
+            let mut must_fail = None;
+            for field in &fields {
+                let before = &original[field.as_str()];
+                match value.get(field.as_str()) {
+                    None if !["metadata", "context"].contains(&field.as_str()) => {
+                        must_fail = Some(format!("required `{field}` missing"));
+                    }
+                    None => {}
+                    Some(after) if before.is_string() && !after.is_string() => {
+                        must_fail = Some(format!("string `{field}` is {after}"));
+                    }
+                    Some(after) if before.is_object() && !after.is_object() => {
+                        must_fail = Some(format!("object `{field}` is {after}"));
+                    }
+                    Some(Value::String(text))
+                        if field.ends_with("_id")
+                            && field != "query_id"
+                            && field != "response_id"
+                            && !text.chars().all(|c| c.is_ascii_digit()) =>
+                    {
+                        must_fail = Some(format!("id `{field}` = {text:?}"));
+                    }
+                    Some(_) => {}
+                }
+            }
+            let bytes = serde_json::to_vec(&value).expect("json");
+            let results = [
+                DiscordMessage::decode(&bytes).map(|r| r.encode()),
+                BotQuery::decode(&bytes).map(|r| r.encode()),
+                BotResponse::decode(&bytes).map(|r| r.encode()),
+            ];
+            match &results[which] {
+                Ok(encoded) => {
+                    proptest::prop_assert!(must_fail.is_none(), "accepted although {:?}: {value}", must_fail);
+                    // What is accepted round-trips to the same record.
+                    let again = match which {
+                        0 => DiscordMessage::decode(encoded).map(|r| r.encode()),
+                        1 => BotQuery::decode(encoded).map(|r| r.encode()),
+                        _ => BotResponse::decode(encoded).map(|r| r.encode()),
+                    };
+                    proptest::prop_assert_eq!(again.as_ref(), Ok(encoded));
+                }
+                Err(err) => proptest::prop_assert!(!err.to_string().is_empty()),
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Mutation {
+        Remove,
+        Retype(Value),
+        Text(String),
+        Extra(String, Value),
+    }
+
+    fn odd_text() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            "\\PC{0,40}",
+            // Right-to-left override, zero-width joiners, combining marks, emoji, NUL, BOM.
+            proptest::sample::select(vec![
+                "\u{202e}evil",
+                "a\u{200d}b",
+                "e\u{301}\u{301}\u{301}",
+                "🦀🔥",
+                "nul\u{0}byte",
+                "\u{feff}bom",
+                "",
+                " ",
+                "12345678901234567890123",
+                "-1",
+                "١٢٣",
+            ])
+            .prop_map(str::to_string),
+            (1usize..20_000).prop_map(|n| "y".repeat(n)),
+            "[0-9]{1,20}",
+        ]
+    }
+
+    fn mutation() -> impl proptest::strategy::Strategy<Value = Mutation> {
+        use proptest::prelude::*;
+        let wrong_type = prop_oneof![
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<bool>().prop_map(|b| json!(b)),
+            Just(Value::Null),
+            Just(json!([1, "two"])),
+            Just(json!({"nested": {"deeper": []}})),
+            any::<f64>().prop_map(|f| json!(f)),
+        ];
+        prop_oneof![
+            Just(Mutation::Remove),
+            wrong_type.clone().prop_map(Mutation::Retype),
+            odd_text().prop_map(Mutation::Text),
+            (
+                "[a-z_]{1,12}",
+                prop_oneof![wrong_type, odd_text().prop_map(Value::String)]
+            )
+                .prop_map(|(name, value)| Mutation::Extra(format!("x_{name}"), value)),
+        ]
     }
 }

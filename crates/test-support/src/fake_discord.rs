@@ -1,12 +1,40 @@
-//! A fake Discord: the REST routes the bot uses under `/api/v10` and a gateway websocket, on one
-//! local port. It records what the bot sends and lets a test push gateway events.
+//! A fake Discord as strict as the real one where our guarantees depend on it: the REST routes
+//! the bot uses under `/api/v10` and a gateway websocket, on one local port. It records every
+//! message-creating call the bot makes (including the ones it deduplicated) and lets a test, or
+//! anyone over HTTP (`/_fake/…`, see [`control`](self#control-api)), push gateway events.
 //!
 //! Point serenity at it with `HttpBuilder::proxy(base_url)` + `ratelimiter_disabled(true)`
 //! (the bot's `DISCORD_API_URL`); serenity then asks `GET /api/v10/gateway` for the websocket.
+//!
+//! # Documented limits it models (read in Discord's developer documentation)
+//! - **Nonces** (`POST /channels/{id}/messages`, `nonce` + `enforce_nonce: true`): "if another
+//!   message was created by the same author with the same nonce, that message will be returned
+//!   and no new message will be created" — but only for messages created "within the past few
+//!   minutes". Modelled as a window, default 5 min, configurable down to 0 s (no dedupe at all,
+//!   the worst case our exactly-once logic must survive).
+//! - **Interaction tokens** are valid for 15 minutes; a follow-up with an expired or unknown
+//!   token gets 401 `{"code": 50027, "message": "Invalid Webhook Token"}`.
+//! - **Rate limits**: a 429 carries `Retry-After` (seconds) and `retry_after` in the body; 5xx on
+//!   demand ([`FakeDiscord::fail_next_posts`]).
+//! - **Permissions**: a channel the bot may not post in answers 403 `Missing Access` (code 50001);
+//!   an unknown channel 404 `Unknown Channel` (code 10003).
+//! - **History**: `GET /channels/{id}/messages` pages (`before` / `after`, `limit` ≤ 100) over
+//!   every message of the channel, including the bot's own replies and follow-ups (with their
+//!   `message_reference` / `interaction_metadata`), newest first.
+//!
+//! # Control API
+//! - `POST /_fake/messages` `{channel_id, guild_id, author_id, username, content,
+//!   reply_to_message_id?}` → dispatches MESSAGE_CREATE → `{message_id}`;
+//! - `POST /_fake/interactions` `{channel_id, guild_id, user_id, username, question}` →
+//!   dispatches a `/rtfm` INTERACTION_CREATE → `{interaction_id, token}`;
+//! - `GET /_fake/posts` → every message-creating call, in order: `[{kind: "message"|"followup",
+//!   channel_id, content, nonce, message_reference, interaction_token, deduplicated}]`;
+//! - `GET /_fake/ready` → 200 once a bot has identified on the gateway (503 before).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -20,13 +48,31 @@ use tokio::sync::broadcast;
 /// The bot's own user id and application id in the fake.
 pub const BOT_ID: u64 = 1000;
 
-/// A message the bot posted.
+/// What kind of message-creating call the bot made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostKind {
+    /// `POST /channels/{id}/messages`.
+    Message,
+    /// `POST /webhooks/{app}/{token}` (an interaction follow-up).
+    Followup,
+}
+
+/// One message-creating call the bot made (successful ones; refused calls are not posts).
 #[derive(Debug, Clone)]
 pub struct Posted {
+    pub kind: PostKind,
     pub channel_id: u64,
     pub body: Value,
+    /// The message Discord created, or returned instead (deduplicated).
+    pub message_id: u64,
+    /// Discord matched the nonce of a recent message and created nothing.
+    pub deduplicated: bool,
+    pub interaction_token: Option<String>,
+    /// The interaction a follow-up answers.
+    pub interaction_id: Option<u64>,
     /// When the fake received it (for latency benchmarks).
-    pub at: std::time::Instant,
+    pub at: Instant,
 }
 
 impl Posted {
@@ -39,6 +85,48 @@ impl Posted {
             .as_str()
             .and_then(|id| id.parse().ok())
             .or_else(|| self.body["message_reference"]["message_id"].as_u64())
+    }
+
+    /// What this post answers: the message it replies to, or the interaction it follows up.
+    pub fn answers(&self) -> Option<u64> {
+        self.reply_to().or(self.interaction_id)
+    }
+
+    pub fn nonce(&self) -> Option<&str> {
+        self.body["nonce"].as_str()
+    }
+
+    /// The `GET /_fake/posts` form.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "kind": self.kind,
+            "channel_id": self.channel_id.to_string(),
+            "message_id": self.message_id.to_string(),
+            "content": self.content(),
+            "nonce": self.body.get("nonce").cloned().unwrap_or(Value::Null),
+            "message_reference": self.body.get("message_reference").cloned().unwrap_or(Value::Null),
+            "interaction_token": self.interaction_token,
+            "deduplicated": self.deduplicated,
+        })
+    }
+}
+
+/// How strict the fake is. `Default` is real Discord's documented behaviour.
+#[derive(Debug, Clone, Copy)]
+pub struct FakeOptions {
+    /// Nonces are deduplicated only for messages created this recently (Discord: "a few
+    /// minutes"; default 5 min). Zero: never.
+    pub nonce_window: Duration,
+    /// How long an interaction token accepts follow-ups (Discord: 15 min).
+    pub token_ttl: Duration,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        Self {
+            nonce_window: Duration::from_secs(5 * 60),
+            token_ttl: Duration::from_secs(15 * 60),
+        }
     }
 }
 
@@ -58,16 +146,23 @@ enum GatewayCommand {
 
 #[derive(Default)]
 struct Inner {
+    options: FakeOptions,
     posts: Vec<Posted>,
-    followups: Vec<Value>,
     callbacks: Vec<(u64, Value)>,
     commands: Vec<Value>,
     typing: Vec<u64>,
     failures: VecDeque<Failure>,
     history_failures_after: Option<usize>,
     history_requests: usize,
-    nonces: HashMap<String, Value>,
+    /// nonce → (created at, the message created with it).
+    nonces: HashMap<String, (Instant, Value)>,
+    /// Every message of each channel (pushed, added as history, or posted by the bot).
     history: HashMap<u64, Vec<Value>>,
+    /// interaction token → (interaction id, channel id, issued at).
+    tokens: HashMap<String, (u64, u64, Instant)>,
+    /// Channels whose posts are refused with this status (403 or 404).
+    refused_channels: HashMap<u64, u16>,
+    message_creates: HashSet<u64>,
     channels: HashMap<u64, (Option<u64>, String)>,
     identifies: usize,
     resumes: usize,
@@ -84,15 +179,27 @@ pub struct FakeDiscord {
 }
 
 impl FakeDiscord {
+    /// On a free loopback port, with Discord's documented limits.
     pub async fn start() -> Self {
+        Self::start_with(FakeOptions::default()).await
+    }
+
+    /// On a free loopback port with `options` (e.g. a nonce window of 0 s).
+    pub async fn start_with(options: FakeOptions) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind fake discord");
+        Self::serve(listener, options)
+    }
+
+    /// Serves on `listener` (the `fake-discord` binary binds its own address).
+    pub fn serve(listener: tokio::net::TcpListener, options: FakeOptions) -> Self {
         let addr = listener.local_addr().expect("addr");
-        let (gateway, _) = broadcast::channel(1024);
+        let (gateway, _) = broadcast::channel(4096);
         let fake = Self {
             addr,
             inner: Arc::new(Mutex::new(Inner {
+                options,
                 next_id: 900_000_000_000_000_000,
                 ..Default::default()
             })),
@@ -111,6 +218,7 @@ impl FakeDiscord {
                 post(create_message).get(channel_history),
             )
             .route("/api/v10/channels/{channel}/typing", post(typing))
+            .route("/api/v10/users/@me", get(current_user))
             .route("/api/v10/channels/{channel}", get(get_channel))
             .route(
                 "/api/v10/interactions/{id}/{token}/callback",
@@ -118,6 +226,10 @@ impl FakeDiscord {
             )
             .route("/api/v10/webhooks/{app}/{token}", post(followup))
             .route("/gateway", get(gateway_socket))
+            .route("/_fake/messages", post(control::post_message))
+            .route("/_fake/interactions", post(control::post_interaction))
+            .route("/_fake/posts", get(control::get_posts))
+            .route("/_fake/ready", get(control::get_ready))
             .fallback(unknown)
             .with_state(fake.clone());
         tokio::spawn(async move {
@@ -137,12 +249,36 @@ impl FakeDiscord {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Messages the bot created in channels (not deduplicated, not follow-ups).
     pub fn posts(&self) -> Vec<Posted> {
+        self.lock()
+            .posts
+            .iter()
+            .filter(|post| post.kind == PostKind::Message && !post.deduplicated)
+            .cloned()
+            .collect()
+    }
+
+    /// Every message-creating call, in order: messages and follow-ups, including the ones
+    /// Discord deduplicated by nonce. "Exactly one reply" is asserted on this list.
+    pub fn attempts(&self) -> Vec<Posted> {
         self.lock().posts.clone()
     }
 
+    /// Bodies of the interaction follow-ups that were accepted.
     pub fn followups(&self) -> Vec<Value> {
-        self.lock().followups.clone()
+        self.lock()
+            .posts
+            .iter()
+            .filter(|post| post.kind == PostKind::Followup)
+            .map(|post| post.body.clone())
+            .collect()
+    }
+
+    /// Posts to `channel_id` are refused from now on with `status` (403 Missing Access or
+    /// 404 Unknown Channel).
+    pub fn refuse_channel(&self, channel_id: u64, status: u16) {
+        self.lock().refused_channels.insert(channel_id, status);
     }
 
     /// (interaction id, body) of every interaction response.
@@ -210,7 +346,24 @@ impl FakeDiscord {
         let _ = self.gateway.send(GatewayCommand::Dispatch(event, data));
     }
 
+    /// Dispatches MESSAGE_CREATE; the message joins its channel's history (and the channel is
+    /// known from then on, in its guild).
     pub fn push_message(&self, message: Value) {
+        {
+            let mut inner = self.lock();
+            let channel = id_field(&message, "channel_id");
+            let guild = message["guild_id"].as_str().and_then(|id| id.parse().ok());
+            inner
+                .channels
+                .entry(channel)
+                .or_insert_with(|| (guild, format!("channel-{channel}")));
+            inner.message_creates.insert(id_field(&message, "id"));
+            inner
+                .history
+                .entry(channel)
+                .or_default()
+                .push(message.clone());
+        }
         self.dispatch("MESSAGE_CREATE", message);
     }
 
@@ -234,8 +387,34 @@ impl FakeDiscord {
         self.dispatch("MESSAGE_DELETE_BULK", data);
     }
 
+    /// Dispatches INTERACTION_CREATE; its token accepts follow-ups for the token lifetime.
     pub fn push_interaction(&self, interaction: Value) {
+        {
+            let mut inner = self.lock();
+            let id = id_field(&interaction, "id");
+            let channel = id_field(&interaction, "channel_id");
+            if let Some(token) = interaction["token"].as_str() {
+                inner
+                    .tokens
+                    .insert(token.to_string(), (id, channel, Instant::now()));
+            }
+        }
         self.dispatch("INTERACTION_CREATE", interaction);
+    }
+
+    /// Makes every interaction token issued so far expire now (as after 15 minutes).
+    pub fn expire_interaction_tokens(&self) {
+        let mut inner = self.lock();
+        let ttl = inner.options.token_ttl;
+        for (_, _, issued) in inner.tokens.values_mut() {
+            *issued = Instant::now().checked_sub(ttl).unwrap_or(*issued);
+        }
+    }
+
+    fn next_message_id(&self) -> u64 {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        inner.next_id
     }
 
     /// Sends op 7: the client reconnects and resumes.
@@ -342,6 +521,35 @@ async fn register_commands(
     Json(Value::Array(registered))
 }
 
+fn error_response(status: StatusCode, code: u32, message: &str) -> Response {
+    (status, Json(json!({"code": code, "message": message}))).into_response()
+}
+
+fn failure_response(failure: Failure) -> Response {
+    match failure {
+        Failure::Status(status) => error_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            0,
+            "fake failure",
+        ),
+        Failure::RateLimited(after) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", format!("{after}"))],
+            Json(json!({"code": 0, "message": "You are being rate limited.", "retry_after": after, "global": false})),
+        )
+            .into_response(),
+    }
+}
+
+/// A numeric id field that Discord sends as a string.
+fn id_field(value: &Value, key: &str) -> u64 {
+    value[key]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .or_else(|| value[key].as_u64())
+        .unwrap_or_default()
+}
+
 async fn create_message(
     State(fake): State<FakeDiscord>,
     Path(channel): Path<u64>,
@@ -349,30 +557,42 @@ async fn create_message(
 ) -> Response {
     let mut inner = fake.lock();
     if let Some(failure) = inner.failures.pop_front() {
-        return match failure {
-            Failure::Status(status) => (
-                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-                Json(json!({"code": 0, "message": "fake failure"})),
-            )
-                .into_response(),
-            Failure::RateLimited(after) => (
-                StatusCode::TOO_MANY_REQUESTS,
-                [("retry-after", format!("{after}"))],
-                Json(json!({"code": 0, "message": "You are being rate limited.", "retry_after": after, "global": false})),
-            )
-                .into_response(),
-        };
+        return failure_response(failure);
     }
+    match inner.refused_channels.get(&channel) {
+        Some(403) => return error_response(StatusCode::FORBIDDEN, 50001, "Missing Access"),
+        Some(_) => return error_response(StatusCode::NOT_FOUND, 10003, "Unknown Channel"),
+        None => {}
+    }
+    let Some(guild) = inner.channels.get(&channel).map(|(guild, _)| *guild) else {
+        return error_response(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
+    };
     let nonce = body["nonce"].as_str().map(str::to_string);
+    let window = inner.options.nonce_window;
     if body["enforce_nonce"] == json!(true) {
-        if let Some(existing) = nonce.as_ref().and_then(|nonce| inner.nonces.get(nonce)) {
-            // Discord returns the earlier message instead of creating a duplicate.
-            return Json(existing.clone()).into_response();
+        let recent = nonce
+            .as_ref()
+            .and_then(|nonce| inner.nonces.get(nonce))
+            .filter(|(created, _)| created.elapsed() < window)
+            .map(|(_, message)| message.clone());
+        if let Some(existing) = recent {
+            // Discord returns the earlier message instead of creating a duplicate; the attempt
+            // is still recorded, so a test sees that the bot tried.
+            inner.posts.push(Posted {
+                kind: PostKind::Message,
+                channel_id: channel,
+                message_id: id_field(&existing, "id"),
+                body,
+                deduplicated: true,
+                interaction_token: None,
+                interaction_id: None,
+                at: Instant::now(),
+            });
+            return Json(existing).into_response();
         }
     }
     inner.next_id += 1;
     let id = inner.next_id;
-    let guild = inner.channels.get(&channel).and_then(|(guild, _)| *guild);
     let mut created = message(
         id,
         channel,
@@ -380,14 +600,33 @@ async fn create_message(
         user(BOT_ID, "rtfm", true),
         body["content"].as_str().unwrap_or_default(),
     );
+    if let Some(reference) = body.get("message_reference").filter(|r| !r.is_null()) {
+        created["message_reference"] = json!({
+            "message_id": reference["message_id"].clone(),
+            "channel_id": channel.to_string(),
+        });
+        created["type"] = json!(19);
+    }
     if let Some(nonce) = &nonce {
         created["nonce"] = json!(nonce);
-        inner.nonces.insert(nonce.clone(), created.clone());
+        inner
+            .nonces
+            .insert(nonce.clone(), (Instant::now(), created.clone()));
     }
+    inner
+        .history
+        .entry(channel)
+        .or_default()
+        .push(created.clone());
     inner.posts.push(Posted {
+        kind: PostKind::Message,
         channel_id: channel,
+        message_id: id,
         body,
-        at: std::time::Instant::now(),
+        deduplicated: false,
+        interaction_token: None,
+        interaction_id: None,
+        at: Instant::now(),
     });
     Json(created).into_response()
 }
@@ -395,6 +634,7 @@ async fn create_message(
 #[derive(serde::Deserialize)]
 struct HistoryQuery {
     before: Option<u64>,
+    after: Option<u64>,
     limit: Option<usize>,
 }
 
@@ -409,11 +649,7 @@ async fn channel_history(
         .history_failures_after
         .is_some_and(|pages| inner.history_requests > pages)
     {
-        return (
-            StatusCode::FORBIDDEN,
-            Json(json!({"code": 50001, "message": "Missing Access"})),
-        )
-            .into_response();
+        return error_response(StatusCode::FORBIDDEN, 50001, "Missing Access");
     }
     let mut messages: Vec<Value> = inner
         .history
@@ -422,21 +658,21 @@ async fn channel_history(
         .unwrap_or_default()
         .into_iter()
         .filter(|message| {
-            let id: u64 = message["id"]
-                .as_str()
-                .and_then(|id| id.parse().ok())
-                .unwrap_or_default();
+            let id = id_field(message, "id");
             query.before.is_none_or(|before| id < before)
+                && query.after.is_none_or(|after| id > after)
         })
         .collect();
-    let id_of = |message: &Value| -> u64 {
-        message["id"]
-            .as_str()
-            .and_then(|id| id.parse().ok())
-            .unwrap_or_default()
-    };
-    messages.sort_by_key(|message| std::cmp::Reverse(id_of(message)));
-    messages.truncate(query.limit.unwrap_or(50).min(100));
+    let limit = query.limit.unwrap_or(50).clamp(1, 100);
+    if query.after.is_some() && query.before.is_none() {
+        // `after`: the oldest `limit` messages after it (Discord still lists them newest first).
+        messages.sort_by_key(|message| id_field(message, "id"));
+        messages.truncate(limit);
+        messages.reverse();
+    } else {
+        messages.sort_by_key(|message| std::cmp::Reverse(id_field(message, "id")));
+        messages.truncate(limit);
+    }
     Json(Value::Array(messages)).into_response()
 }
 
@@ -454,6 +690,10 @@ async fn get_channel(State(fake): State<FakeDiscord>, Path(channel): Path<u64>) 
     }
 }
 
+async fn current_user() -> Json<Value> {
+    Json(user(BOT_ID, "rtfm", true))
+}
+
 async fn typing(State(fake): State<FakeDiscord>, Path(channel): Path<u64>) -> StatusCode {
     fake.lock().typing.push(channel);
     StatusCode::NO_CONTENT
@@ -461,29 +701,77 @@ async fn typing(State(fake): State<FakeDiscord>, Path(channel): Path<u64>) -> St
 
 async fn interaction_callback(
     State(fake): State<FakeDiscord>,
-    Path((id, _token)): Path<(u64, String)>,
+    Path((id, token)): Path<(u64, String)>,
     Json(body): Json<Value>,
-) -> StatusCode {
-    fake.lock().callbacks.push((id, body));
-    StatusCode::NO_CONTENT
+) -> Response {
+    let mut inner = fake.lock();
+    let known = inner
+        .tokens
+        .get(&token)
+        .is_some_and(|(interaction, _, _)| *interaction == id);
+    if !known {
+        return error_response(StatusCode::NOT_FOUND, 10062, "Unknown interaction");
+    }
+    inner.callbacks.push((id, body));
+    StatusCode::NO_CONTENT.into_response()
 }
 
 async fn followup(
     State(fake): State<FakeDiscord>,
-    Path((_app, _token)): Path<(u64, String)>,
+    Path((_app, token)): Path<(u64, String)>,
     Json(body): Json<Value>,
-) -> Json<Value> {
+) -> Response {
     let mut inner = fake.lock();
+    let ttl = inner.options.token_ttl;
+    let Some((interaction, channel, _)) = inner
+        .tokens
+        .get(&token)
+        .filter(|(_, _, issued)| issued.elapsed() < ttl)
+        .copied()
+    else {
+        return error_response(StatusCode::UNAUTHORIZED, 50027, "Invalid Webhook Token");
+    };
+    if let Some(failure) = inner.failures.pop_front() {
+        return failure_response(failure);
+    }
     inner.next_id += 1;
     let id = inner.next_id;
-    inner.followups.push(body.clone());
-    Json(message(
+    let interaction_user = 4242u64;
+    let guild = inner.channels.get(&channel).and_then(|(guild, _)| *guild);
+    let mut created = message(
         id,
-        1,
-        None,
+        channel,
+        guild,
         user(BOT_ID, "rtfm", true),
         body["content"].as_str().unwrap_or_default(),
-    ))
+    );
+    created["webhook_id"] = json!(BOT_ID.to_string());
+    created["interaction_metadata"] = json!({
+        "id": interaction.to_string(),
+        "type": 2,
+        "user": user(interaction_user, "asker", false),
+        "authorizing_integration_owners": {},
+    });
+    // An ephemeral follow-up (flags 64) is seen only by the asker: not in the channel.
+    let ephemeral = body["flags"].as_u64().is_some_and(|flags| flags & 64 != 0);
+    if !ephemeral {
+        inner
+            .history
+            .entry(channel)
+            .or_default()
+            .push(created.clone());
+    }
+    inner.posts.push(Posted {
+        kind: PostKind::Followup,
+        channel_id: channel,
+        message_id: id,
+        body,
+        deduplicated: false,
+        interaction_token: Some(token),
+        interaction_id: Some(interaction),
+        at: Instant::now(),
+    });
+    Json(created).into_response()
 }
 
 async fn unknown(State(fake): State<FakeDiscord>, uri: Uri) -> StatusCode {
@@ -563,6 +851,130 @@ async fn run_gateway(fake: FakeDiscord, mut socket: WebSocket) {
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
+        }
+    }
+}
+
+/// The control API: drive the fake over HTTP (the `fake-discord` binary, outside checks).
+mod control {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    pub(super) struct NewMessage {
+        channel_id: String,
+        guild_id: Option<String>,
+        author_id: String,
+        username: String,
+        content: String,
+        reply_to_message_id: Option<String>,
+    }
+
+    fn parse_id(raw: &str, field: &str) -> Result<u64, String> {
+        raw.parse()
+            .map_err(|_| format!("{field} must be a string of digits"))
+    }
+
+    fn bad_request(error: String) -> Response {
+        (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response()
+    }
+
+    pub(super) async fn post_message(
+        State(fake): State<FakeDiscord>,
+        Json(new): Json<NewMessage>,
+    ) -> Response {
+        let ids = (|| {
+            Ok::<_, String>((
+                parse_id(&new.channel_id, "channel_id")?,
+                new.guild_id
+                    .as_deref()
+                    .map(|guild| parse_id(guild, "guild_id"))
+                    .transpose()?,
+                parse_id(&new.author_id, "author_id")?,
+                new.reply_to_message_id
+                    .as_deref()
+                    .map(|id| parse_id(id, "reply_to_message_id"))
+                    .transpose()?,
+            ))
+        })();
+        let (channel, guild, author, reply_to) = match ids {
+            Ok(ids) => ids,
+            Err(error) => return bad_request(error),
+        };
+        let id = fake.next_message_id();
+        let mut payload = message(
+            id,
+            channel,
+            guild,
+            user(author, &new.username, false),
+            &new.content,
+        );
+        if let Some(reply_to) = reply_to {
+            payload["type"] = json!(19);
+            payload["message_reference"] =
+                json!({"message_id": reply_to.to_string(), "channel_id": channel.to_string()});
+        }
+        fake.push_message(payload);
+        Json(json!({"message_id": id.to_string()})).into_response()
+    }
+
+    #[derive(serde::Deserialize)]
+    pub(super) struct NewInteraction {
+        channel_id: String,
+        guild_id: String,
+        user_id: String,
+        username: String,
+        question: String,
+    }
+
+    pub(super) async fn post_interaction(
+        State(fake): State<FakeDiscord>,
+        Json(new): Json<NewInteraction>,
+    ) -> Response {
+        let ids = (|| {
+            Ok::<_, String>((
+                parse_id(&new.channel_id, "channel_id")?,
+                parse_id(&new.guild_id, "guild_id")?,
+                parse_id(&new.user_id, "user_id")?,
+            ))
+        })();
+        let (channel, guild, user_id) = match ids {
+            Ok(ids) => ids,
+            Err(error) => return bad_request(error),
+        };
+        {
+            let mut inner = fake.lock();
+            inner
+                .channels
+                .entry(channel)
+                .or_insert_with(|| (Some(guild), format!("channel-{channel}")));
+        }
+        let id = fake.next_message_id();
+        let interaction = slash_command(
+            id,
+            channel,
+            guild,
+            user(user_id, &new.username, false),
+            &new.question,
+        );
+        let token = interaction["token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        fake.push_interaction(interaction);
+        Json(json!({"interaction_id": id.to_string(), "token": token})).into_response()
+    }
+
+    pub(super) async fn get_posts(State(fake): State<FakeDiscord>) -> Json<Value> {
+        Json(Value::Array(
+            fake.attempts().iter().map(Posted::to_json).collect(),
+        ))
+    }
+
+    pub(super) async fn get_ready(State(fake): State<FakeDiscord>) -> StatusCode {
+        if fake.identifies() > 0 {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
         }
     }
 }

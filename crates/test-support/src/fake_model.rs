@@ -39,6 +39,23 @@ struct State {
     requests: Vec<Recorded>,
     script: VecDeque<Behaviour>,
     default: Option<Behaviour>,
+    /// Embedding inputs containing this are refused with 400 (a "poisoned" record).
+    poison: Option<String>,
+}
+
+/// Gemini's documented limit for `batchEmbedContents`.
+pub const GEMINI_MAX_BATCH: usize = 100;
+/// OpenAI's documented limit of inputs per `/embeddings` request.
+pub const OPENAI_MAX_BATCH: usize = 2048;
+
+fn invalid_argument(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(
+            json!({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}),
+        ),
+    )
+        .into_response()
 }
 
 #[derive(Clone)]
@@ -81,6 +98,12 @@ impl FakeModel {
         format!("http://{}/v1", self.addr)
     }
 
+    /// Embedding requests with an input containing `marker` get 400 with a message naming it,
+    /// as a provider refuses content it will never embed.
+    pub fn refuse_embedding_of(&self, marker: &str) {
+        self.lock().poison = Some(marker.to_string());
+    }
+
     /// Behaviour for every request not covered by [`FakeModel::then`].
     pub fn always(&self, behaviour: Behaviour) {
         self.lock().default = Some(behaviour);
@@ -110,7 +133,7 @@ fn fake_vector(index: usize) -> Vec<f64> {
 async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = uri.path().to_string();
-    let behaviour = {
+    let (behaviour, poison) = {
         let mut state = state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -119,12 +142,55 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: By
             headers,
             body: body.clone(),
         });
-        state
+        let poison = state.poison.clone();
+        let behaviour = state
             .script
             .pop_front()
             .or_else(|| state.default.clone())
-            .unwrap_or(Behaviour::Fail(500))
+            .unwrap_or(Behaviour::Fail(500));
+        (behaviour, poison)
     };
+    // The providers' documented input limits, checked before anything else.
+    let inputs: Vec<String> = if path.ends_with(":batchEmbedContents") {
+        let requests = body["requests"].as_array().cloned().unwrap_or_default();
+        if requests.len() > GEMINI_MAX_BATCH {
+            return invalid_argument(format!(
+                "* BatchEmbedContentsRequest.requests: at most {GEMINI_MAX_BATCH} requests can be in one batch"
+            ));
+        }
+        requests
+            .iter()
+            .map(|r| {
+                r["content"]["parts"][0]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    } else if path.ends_with("/embeddings") {
+        let inputs = body["input"].as_array().cloned().unwrap_or_default();
+        if inputs.len() > OPENAI_MAX_BATCH {
+            return invalid_argument(format!(
+                "'$.input' is invalid: at most {OPENAI_MAX_BATCH} inputs per request"
+            ));
+        }
+        inputs
+            .iter()
+            .map(|i| i.as_str().unwrap_or_default().to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    if let Some(marker) = &poison {
+        if let Some(bad) = inputs
+            .iter()
+            .position(|text| text.contains(marker.as_str()))
+        {
+            return invalid_argument(format!(
+                "input {bad} was refused by the provider's content policy"
+            ));
+        }
+    }
     let text = match behaviour {
         Behaviour::Answer(text) => text,
         Behaviour::Fail(status) => {

@@ -6,13 +6,15 @@
 //! - [`fake_model`]: a fake Gemini/OpenAI HTTP API (third-party APIs are the only fakes);
 //! - [`fake_discord`]: a fake Discord (REST under `/api/v10` + gateway websocket);
 //! - [`process`]: our binaries as child processes (SIGKILL, SIGTERM, restart, logs);
-//! - [`chroma`]: a private Chroma server for tests that must stop and restart it.
+//! - [`chroma`]: a private Chroma server for tests that must stop and restart it;
+//! - [`topic`]: one typed reader of a topic (records with partition and offset).
 
 pub mod chroma;
 pub mod fake_discord;
 pub mod fake_model;
 pub mod process;
 pub mod services;
+pub mod topic;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -52,6 +54,19 @@ pub async fn http_get(url: &str) -> Option<(u16, String)> {
         .ok()?;
     let status = response.status().as_u16();
     Some((status, response.text().await.unwrap_or_default()))
+}
+
+/// `POST url` with a JSON body → (status, JSON answer or `null`); panics if nothing answers.
+pub async fn http_post_json(url: &str, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    let response = reqwest::Client::new()
+        .post(url)
+        .json(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("POST {url}: {err}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or_default())
 }
 
 /// A TCP port on 127.0.0.1 that is free right now.

@@ -128,6 +128,11 @@ impl PrivateKafka {
     pub fn stop(&self) {
         self.script("stop");
     }
+
+    /// Starts a stopped broker again on the same port and data.
+    pub fn resume(&self) {
+        self.script("resume");
+    }
 }
 
 impl Drop for PrivateKafka {

@@ -77,6 +77,10 @@ pub struct Received<T> {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
+    /// The record was already in its partition when this member was assigned it, so an
+    /// earlier owner may have acted on it without committing (see
+    /// [`RedeliveryMarks`](crate::kafka::context::RedeliveryMarks)).
+    pub maybe_redelivered: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -202,7 +206,6 @@ impl<T: Record> Consumer<T> {
         shutdown: &CancellationToken,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Option<Received<T>>, ConsumeError> {
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         loop {
             let message = tokio::select! {
                 biased;
@@ -224,20 +227,25 @@ impl<T: Record> Consumer<T> {
                         source,
                     });
                 }
+                // No sleep here: these are events librdkafka queued while it reconnects by
+                // itself (one per failed attempt, so they come at its reconnect pace). Sleeping
+                // per event would leave a backlog of stale errors to wade through after the
+                // broker is back, one sleep each, with the records waiting behind them.
                 Err(err) => {
                     warn!(role = %self.role, error = %err, "kafka error while consuming; librdkafka retries");
-                    if !backoff.wait(shutdown).await {
-                        return Ok(None);
-                    }
                     continue;
                 }
             };
-            backoff.reset();
             let payload = message.payload().unwrap_or_default();
             match T::decode(payload) {
                 Ok(record) => {
                     return Ok(Some(Received {
                         record,
+                        maybe_redelivered: self.inner.context().marks().may_be_redelivered(
+                            message.topic(),
+                            message.partition(),
+                            message.offset(),
+                        ),
                         topic: message.topic().to_string(),
                         partition: message.partition(),
                         offset: message.offset(),

@@ -1,22 +1,68 @@
 //! A librdkafka context that reports through `tracing`: client log lines, errors, rebalances
 //! and offset commits.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::TopicPartitionList;
 use tracing::{debug, error, info, warn};
 
 /// Logs what librdkafka tells us, tagged with the client's role (e.g. `ingest-consumer`).
+/// For consumers it also remembers, per assigned partition, where the partition ended when this
+/// member got it (see [`RedeliveryMarks`]).
 #[derive(Debug, Clone)]
 pub struct LoggingContext {
     role: String,
+    marks: RedeliveryMarks,
 }
 
 impl LoggingContext {
     pub fn new(role: impl Into<String>) -> Self {
-        Self { role: role.into() }
+        Self {
+            role: role.into(),
+            marks: RedeliveryMarks::default(),
+        }
+    }
+
+    pub(crate) fn marks(&self) -> RedeliveryMarks {
+        self.marks.clone()
+    }
+}
+
+/// Per partition, the end of the log (high watermark) when this member was assigned it.
+///
+/// A record below that mark was already in the partition when we got it, so an earlier owner
+/// (a killed or rebalanced-away process) may have acted on it without committing: it "may be a
+/// redelivery". A record above the mark was produced after we owned the partition, and no one
+/// else has seen it. Consumers whose effect is not idempotent (the bot's Discord post) check
+/// the world before acting on the first kind.
+#[derive(Debug, Clone, Default)]
+pub struct RedeliveryMarks {
+    inner: Arc<Mutex<HashMap<(String, i32), i64>>>,
+}
+
+impl RedeliveryMarks {
+    pub(crate) fn may_be_redelivered(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        let marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        // Unknown partition (no mark recorded): be safe and check.
+        marks
+            .get(&(topic.to_string(), partition))
+            .is_none_or(|mark| offset < *mark)
+    }
+
+    fn set(&self, topic: &str, partition: i32, mark: i64) {
+        let mut marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        marks.insert((topic.to_string(), partition), mark);
+    }
+
+    fn remove(&self, topic: &str, partition: i32) {
+        let mut marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        marks.remove(&(topic.to_string(), partition));
     }
 }
 
@@ -44,6 +90,36 @@ impl ClientContext for LoggingContext {
 }
 
 impl ConsumerContext for LoggingContext {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                for element in partitions.elements() {
+                    // A short metadata call per newly assigned partition, once per rebalance.
+                    // Without an answer every record of the partition counts as a possible
+                    // redelivery (safe, only slower).
+                    match consumer.fetch_watermarks(
+                        element.topic(),
+                        element.partition(),
+                        Duration::from_secs(5),
+                    ) {
+                        Ok((_, high)) => self.marks.set(element.topic(), element.partition(), high),
+                        Err(err) => {
+                            warn!(role = %self.role, error = %err, "no high watermark at assignment");
+                            self.marks
+                                .set(element.topic(), element.partition(), i64::MAX)
+                        }
+                    }
+                }
+            }
+            Rebalance::Revoke(partitions) => {
+                for element in partitions.elements() {
+                    self.marks.remove(element.topic(), element.partition());
+                }
+            }
+            Rebalance::Error(_) => {}
+        }
+    }
+
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {

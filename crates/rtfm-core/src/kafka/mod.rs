@@ -5,13 +5,16 @@
 //! - [`producer`]: idempotent, `acks=all` producer with typed `send`;
 //! - [`consumer`]: at-least-once typed consumer with a dead-letter topic;
 //! - [`transaction`]: consume-transform-produce in one Kafka transaction (exactly once);
-//! - [`admin`]: create/list/delete/alter our topics (used by `init-topics`);
+//! - [`admin`]: create/list/delete/alter our topics (used by `init-topics`), coordinator
+//!   readiness, committed offsets of a group;
+//! - [`dead_letters`]: reading a dead-letter topic back (what, why, from where);
 //! - [`context`]: logs librdkafka events, rebalances and commits through `tracing`.
 
 pub mod admin;
 pub mod config;
 pub mod consumer;
 pub mod context;
+pub mod dead_letters;
 pub mod producer;
 pub mod transaction;
 

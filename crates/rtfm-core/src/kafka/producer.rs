@@ -10,8 +10,10 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
-use tracing::debug;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
 
+use crate::backoff::Backoff;
 use crate::kafka::config::KafkaConfig;
 use crate::kafka::context::LoggingContext;
 use crate::schema::Record;
@@ -85,6 +87,36 @@ impl Producer {
         let topic = self.topics.name(T::TOPIC);
         self.send_raw(&topic, Some(record.key()), &record.encode(), None)
             .await
+    }
+
+    /// Like [`Producer::send`], but a delivery that fails (the broker was down longer than the
+    /// delivery timeout) is sent again, with backoff, until the broker acknowledges it or
+    /// `shutdown` fires (then `None`: the caller must not treat the record as published).
+    ///
+    /// For records that exist nowhere else (a gateway event cannot be fetched again). A retry
+    /// after an ambiguous failure may write the record twice; every consumer of our topics is
+    /// idempotent by id.
+    pub async fn send_until_acked<T: Record>(
+        &self,
+        record: &T,
+        shutdown: &CancellationToken,
+    ) -> Option<Delivered> {
+        let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+        loop {
+            let sent = tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                sent = self.send(record) => sent,
+            };
+            match sent {
+                Ok(delivered) => return Some(delivered),
+                Err(err) => {
+                    warn!(error = %err, "record not acknowledged; sending it again");
+                    if !backoff.wait(shutdown).await {
+                        return None;
+                    }
+                }
+            }
+        }
     }
 
     /// Sends raw bytes (dead letters, tests that need malformed input).
