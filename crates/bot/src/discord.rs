@@ -315,6 +315,7 @@ impl EventHandler for Handler {
             channel_id: command.channel_id.get(),
             reply_to: None,
             interaction_token: Some(command.token.clone()),
+            ephemeral: false,
         };
         let outbox = Outbox::Discord(Arc::clone(&ctx.http));
         if let Err(err) = self

@@ -81,6 +81,15 @@ pub struct Config {
         default_value_t = 60
     )]
     pub response_timeout_secs: u64,
+    /// Seconds a `/rtfm` command may wait for its answer before it gets its one follow-up
+    /// saying so (the late answer then goes to the channel). Below Discord's 15-minute token
+    /// lifetime: at most 870.
+    #[arg(
+        long = "slash-deadline-secs",
+        env = "SLASH_DEADLINE_SECS",
+        default_value_t = 840
+    )]
+    pub slash_deadline_secs: u64,
     /// Where a new bot-responses consumer group starts.
     #[arg(
         long = "responses-offset-reset",
@@ -108,6 +117,12 @@ impl Config {
 
     fn pipeline(&self, producer: Producer) -> anyhow::Result<Pipeline> {
         let triggers = Triggers::new(&self.triggers).map_err(anyhow::Error::msg)?;
+        if self.slash_deadline_secs > 870 {
+            anyhow::bail!(
+                "SLASH_DEADLINE_SECS={} is too late: an interaction token expires after 900 s (use at most 870)",
+                self.slash_deadline_secs
+            );
+        }
         Ok(Pipeline {
             producer,
             triggers,
@@ -118,6 +133,7 @@ impl Config {
             rate_limit: self.rate_limit_per_minute,
             pending: Mutex::new(HashMap::new()),
             response_timeout: Duration::from_secs(self.response_timeout_secs.max(1)),
+            slash_deadline: Duration::from_secs(self.slash_deadline_secs.max(1)),
         })
     }
 }

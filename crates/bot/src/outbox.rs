@@ -20,13 +20,40 @@ use tracing::warn;
 use crate::metrics;
 
 /// Where an answer goes.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq, Default)]
 pub struct Target {
     pub channel_id: u64,
     /// Reply to this message (falls back to a plain message if it is gone).
     pub reply_to: Option<u64>,
-    /// A slash command's interaction token: answer as its follow-up.
+    /// A slash command's interaction token: answer as its follow-up. A credential for 15
+    /// minutes: never logged (see the `Debug` impl).
     pub interaction_token: Option<String>,
+    /// Only the asker sees it (interaction follow-ups only): notices, not answers.
+    pub ephemeral: bool,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("channel_id", &self.channel_id)
+            .field("reply_to", &self.reply_to)
+            .field(
+                "interaction_token",
+                &self.interaction_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("ephemeral", &self.ephemeral)
+            .finish()
+    }
+}
+
+impl Target {
+    /// The same destination, for a notice only the asker should see.
+    pub fn notice(&self) -> Self {
+        Self {
+            ephemeral: self.interaction_token.is_some(),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -146,6 +173,7 @@ async fn post(
         CreateInteractionResponseFollowup::new()
             .content(content)
             .allowed_mentions(safe_mentions(false))
+            .ephemeral(target.ephemeral)
             .execute(http, (None, token.as_str()))
             .await?;
         return Ok(());
@@ -213,6 +241,22 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_target_never_shows_its_interaction_token() {
+        let target = Target {
+            channel_id: 1,
+            interaction_token: Some("secret-interaction-token".into()),
+            ..Target::default()
+        };
+        let shown = format!("{target:?}");
+        assert!(!shown.contains("secret-interaction-token"), "{shown}");
+        assert!(target.notice().ephemeral);
+        assert!(
+            !Target::default().notice().ephemeral,
+            "channel messages are never ephemeral"
+        );
+    }
 
     #[test]
     fn nonces_are_short_stable_and_distinct() {

@@ -19,6 +19,12 @@ use crate::records::{self, Incoming};
 use crate::reply::{split_reply, DISCORD_LIMIT};
 use crate::trigger::{Detected, Triggers, USAGE_HINT};
 
+/// Told (only) to a slash-command asker whose question could not be queued.
+pub const COULD_NOT_QUEUE_NOTICE: &str =
+    "⚠️ RTFM could not queue your question right now — please ask again in a moment.";
+/// Told (only) to a slash-command asker when no answer came before the interaction expires.
+pub const SLASH_TIMEOUT_NOTICE: &str =
+    "⏳ No answer in time — RTFM will post it in this channel when it's ready.";
 /// Told to the asker when no answer came within `RESPONSE_TIMEOUT_SECS`.
 pub const DELAYED_NOTICE: &str = "⏳ Still looking — the answer is taking longer than usual and will be posted here when it's ready.";
 
@@ -39,6 +45,9 @@ pub struct Pipeline {
     pub rate_limit: usize,
     pub pending: Mutex<HashMap<String, Pending>>,
     pub response_timeout: Duration,
+    /// When a waiting slash command gets its "no answer in time" follow-up (before its
+    /// token expires; `SLASH_DEADLINE_SECS`).
+    pub slash_deadline: Duration,
 }
 
 /// How a question arrived.
@@ -93,6 +102,7 @@ impl Pipeline {
             channel_id: incoming.channel_id,
             reply_to: Some(incoming.message_id),
             interaction_token: None,
+            ephemeral: false,
         };
         let via = if outbox_is_console(outbox) {
             Via::Console
@@ -123,7 +133,7 @@ impl Pipeline {
             Detected::Empty => {
                 self.say(
                     outbox,
-                    &target,
+                    &target.notice(),
                     USAGE_HINT,
                     &format!("usage-{}", incoming.message_id),
                     shutdown,
@@ -141,10 +151,11 @@ impl Pipeline {
         if let Decision::Limited { notify } = decision {
             metrics::RATE_LIMITED.inc();
             info!(user_id = incoming.author_id, "trigger rate-limited");
-            if notify {
+            // A deferred slash command must get its one follow-up, so it is never silent.
+            if notify || target.interaction_token.is_some() {
                 self.say(
                     outbox,
-                    &target,
+                    &target.notice(),
                     &ratelimit::notice(self.rate_limit),
                     &format!("limit-{}", incoming.message_id),
                     shutdown,
@@ -153,13 +164,34 @@ impl Pipeline {
             }
             return Ok(());
         }
-        let query = records::query(incoming, &question, via.as_str());
+        let mut query = records::query(incoming, &question, via.as_str());
+        if let Some(token) = &target.interaction_token {
+            // Carried durably with the question (and echoed in the response), so a restarted
+            // bot can still finish the interaction while its token lives.
+            query
+                .context
+                .insert("interaction".into(), records::interaction_context(token));
+        }
         if self
             .producer
             .send_until_acked(&query, shutdown)
             .await
             .is_none()
         {
+            if target.interaction_token.is_some() {
+                // The interaction is deferred: tell the asker rather than leave it thinking.
+                let budget = CancellationToken::new();
+                let notice_target = target.notice();
+                let nonce_seed = format!("queue-{}", incoming.message_id);
+                let notice = self.say(
+                    outbox,
+                    &notice_target,
+                    COULD_NOT_QUEUE_NOTICE,
+                    &nonce_seed,
+                    &budget,
+                );
+                let _ = tokio::time::timeout(Duration::from_secs(5), notice).await;
+            }
             anyhow::bail!(
                 "shut down before the question of {} was published",
                 incoming.message_id
@@ -232,11 +264,25 @@ impl Pipeline {
                     now.duration_since(waiting.asked) < Duration::from_secs(900)
                 });
                 for (query_id, waiting) in pending.iter_mut() {
-                    if !waiting.delay_notified
-                        && now.duration_since(waiting.asked) >= self.response_timeout
-                    {
+                    let waited = now.duration_since(waiting.asked);
+                    let slash = waiting.target.interaction_token.is_some();
+                    // A slash command gets exactly one follow-up: the answer, or (just before
+                    // its token expires) a notice; the late answer then goes to the channel.
+                    let due = if slash {
+                        waited >= self.slash_deadline
+                    } else {
+                        waited >= self.response_timeout
+                    };
+                    if !waiting.delay_notified && due {
                         waiting.delay_notified = true;
-                        delayed.push((query_id.clone(), waiting.target.clone()));
+                        let notice_target = waiting.target.notice();
+                        if slash {
+                            waiting.target = Target {
+                                channel_id: waiting.target.channel_id,
+                                ..Target::default()
+                            };
+                        }
+                        delayed.push((query_id.clone(), notice_target));
                     } else if waiting
                         .last_typing
                         .is_none_or(|last| now.duration_since(last) >= Duration::from_secs(8))
@@ -251,10 +297,15 @@ impl Pipeline {
             }
             for (query_id, target) in delayed {
                 info!(%query_id, "answer delayed; telling the asker");
+                let notice = if target.interaction_token.is_some() {
+                    SLASH_TIMEOUT_NOTICE
+                } else {
+                    DELAYED_NOTICE
+                };
                 self.say(
                     &outbox,
                     &target,
-                    DELAYED_NOTICE,
+                    notice,
                     &format!("delay-{query_id}"),
                     &shutdown,
                 )

@@ -85,6 +85,30 @@ pub fn query(incoming: &Incoming, question: &str, source: &str) -> BotQuery {
     }
 }
 
+/// `bot-queries.context.interaction` (echoed in `bot-responses.metadata.interaction`): what a
+/// restarted bot needs to finish a deferred slash command while its token lives.
+pub fn interaction_context(token: &str) -> serde_json::Value {
+    let expires_at = chrono::Utc::now() + chrono::Duration::minutes(15);
+    json!({
+        "token": token,
+        "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+}
+
+/// The interaction token of a response, if it is still valid for `margin` more.
+pub fn live_interaction_token(
+    metadata: &rtfm_core::ResponseMetadata,
+    margin: chrono::Duration,
+) -> Option<String> {
+    let interaction = metadata.extra.get("interaction")?;
+    let expires_at = interaction["expires_at"]
+        .as_str()
+        .and_then(|text| chrono::DateTime::parse_from_rfc3339(text).ok())?;
+    (expires_at.to_utc() > chrono::Utc::now() + margin)
+        .then(|| interaction["token"].as_str().map(str::to_string))
+        .flatten()
+}
+
 fn truncate_chars(text: &str, max: usize) -> String {
     text.chars().take(max).collect()
 }

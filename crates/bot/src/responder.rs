@@ -1,16 +1,24 @@
-//! `bot-responses` → Discord, exactly one reply per query.
+//! `bot-responses` → Discord, exactly one reply per query, channels independent of each other.
 //!
 //! The consumer is at-least-once (`read_committed`, offsets stored after the post succeeded),
-//! so a response can arrive twice (redelivery after a crash or rebalance). Two guards make the
-//! reply happen once: a bounded in-memory set of answered query ids (same process), and the
-//! Discord `nonce` + `enforce_nonce` derived from the query id (across restarts: Discord
-//! returns the earlier message instead of posting a new one).
+//! so a response can arrive twice (redelivery after a crash or rebalance). Three guards make the
+//! reply happen once: a bounded in-memory set of answered query ids (same process); the
+//! Discord `nonce` + `enforce_nonce` derived from the query id (a few minutes across restarts);
+//! and, for a response that may be a redelivery, a look at the channel for the bot's own reply
+//! (`crate::history`), which holds however long the bot was down.
+//!
+//! Each channel has its own worker (replies within a channel stay in order); a channel that is
+//! rate-limited, failing or refusing never holds up another. Offsets are stored per partition
+//! only up to the first response not yet done ([`Progress`]), so a crash re-delivers every
+//! response whose post may not have happened, and nothing else.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
-use rtfm_core::kafka::Consumer;
+use rtfm_core::kafka::{Consumer, Received};
 use rtfm_core::BotResponse;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -18,6 +26,11 @@ use crate::metrics;
 use crate::outbox::{Outbox, PostError, Target};
 use crate::pipeline::Pipeline;
 use crate::reply::{split_reply, DISCORD_LIMIT};
+
+/// Responses read but not yet posted, across all channels (bounds memory and redelivery).
+const MAX_IN_FLIGHT: usize = 256;
+/// Responses queued for one channel.
+const CHANNEL_QUEUE: usize = 64;
 
 /// The most recent answered query ids, bounded.
 pub struct RecentIds {
@@ -55,6 +68,71 @@ fn parse_id(text: &str) -> Option<u64> {
     text.parse().ok().filter(|id| *id != 0)
 }
 
+/// Per partition, the offsets read and whether they are done. The offset to store is the last
+/// one of the done prefix: an offset is committed only when it and everything before it in its
+/// partition was posted (or dead-lettered, or deliberately skipped).
+#[derive(Debug, Default)]
+pub struct Progress {
+    partitions: HashMap<(String, i32), BTreeMap<i64, bool>>,
+}
+
+impl Progress {
+    pub fn begin(&mut self, topic: &str, partition: i32, offset: i64) {
+        self.partitions
+            .entry((topic.to_string(), partition))
+            .or_default()
+            .insert(offset, false);
+    }
+
+    /// Marks `offset` done; returns the offset that may now be stored, if the done prefix grew.
+    pub fn finish(&mut self, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+        let offsets = self.partitions.get_mut(&(topic.to_string(), partition))?;
+        if let Some(done) = offsets.get_mut(&offset) {
+            *done = true;
+        }
+        let mut stored = None;
+        while let Some(entry) = offsets.first_entry() {
+            if !*entry.get() {
+                break;
+            }
+            stored = Some(*entry.key());
+            entry.remove();
+        }
+        stored
+    }
+}
+
+/// One response on its way to its channel.
+struct Job {
+    received: Received<BotResponse>,
+    target: Target,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// What the workers share.
+#[derive(Clone)]
+struct Shared {
+    consumer: Arc<Consumer<BotResponse>>,
+    outbox: Outbox,
+    progress: Arc<Mutex<Progress>>,
+    shutdown: CancellationToken,
+}
+
+impl Shared {
+    /// `received` is done (posted, dead-lettered or skipped): store what may be stored.
+    fn done(&self, received: &Received<BotResponse>) {
+        let stored = self
+            .progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .finish(&received.topic, received.partition, received.offset);
+        if let Some(offset) = stored {
+            self.consumer
+                .store_position(&received.topic, received.partition, offset);
+        }
+    }
+}
+
 /// Posts every response once. Returns on shutdown after committing the posted ones.
 /// `only_pending`: console mode answers only the questions asked in this session.
 pub async fn run(
@@ -64,99 +142,202 @@ pub async fn run(
     shutdown: CancellationToken,
     only_pending: bool,
 ) -> anyhow::Result<()> {
+    let shared = Shared {
+        consumer: Arc::clone(&consumer),
+        outbox,
+        progress: Arc::new(Mutex::new(Progress::default())),
+        shutdown: shutdown.clone(),
+    };
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let mut answered = RecentIds::new(10_000);
-    loop {
+    let mut channels: HashMap<u64, mpsc::Sender<Job>> = HashMap::new();
+    let mut workers = JoinSet::new();
+    let outcome = loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break Ok(()),
+            permit = Arc::clone(&in_flight).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break Ok(()),
+            },
+        };
         let received = match consumer.recv(&shutdown).await {
             Ok(Some(received)) => received,
-            Ok(None) => break,
+            Ok(None) => break Ok(()),
             // Transient errors are absorbed by the consumer; this one ends the process.
-            Err(err) => {
-                return Err(anyhow::Error::new(err).context("while consuming bot-responses"))
-            }
+            Err(err) => break Err(anyhow::Error::new(err).context("while consuming bot-responses")),
         };
+        shared
+            .progress
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .begin(&received.topic, received.partition, received.offset);
         let response = &received.record;
         if answered.contains(&response.query_id) {
             metrics::DUPLICATES_SUPPRESSED.inc();
             info!(query_id = %response.query_id, "duplicate response suppressed");
-            consumer.store(&received);
+            shared.done(&received);
             continue;
         }
         let target = match pipeline.take_pending(&response.query_id) {
             Some(pending) => pending.target,
             None if only_pending => {
-                consumer.store(&received);
+                shared.done(&received);
                 continue;
             }
-            None => {
-                let Some(channel_id) = parse_id(&response.channel_id) else {
-                    consumer.store(&received);
+            None => match response_target(response) {
+                Some(target) => target,
+                None => {
+                    shared.done(&received);
                     continue;
-                };
-                Target {
-                    channel_id,
-                    reply_to: parse_id(&response.original_message_id),
-                    interaction_token: None,
                 }
-            }
+            },
         };
-        let parts = split_reply(&response.response_text, DISCORD_LIMIT);
-        // A response that was already in the partition when we got it may have been posted
-        // by our predecessor, which then died before committing. Discord's nonce catches that
-        // only for a few minutes; the channel itself says so for as long as it keeps history.
-        let mut first_part = 0;
-        if received.maybe_redelivered {
-            let original = parse_id(&response.original_message_id).unwrap_or_default();
-            match outbox
-                .already_posted(&target, original, &parts, &shutdown)
-                .await
-            {
-                Ok(posted) if posted == parts.len() => {
-                    metrics::DUPLICATES_SUPPRESSED.inc();
-                    info!(query_id = %response.query_id, "answer already in the channel (posted before a restart); not posting it again");
-                    answered.insert(&response.query_id);
-                    consumer.store(&received);
-                    continue;
-                }
-                Ok(posted) => first_part = posted,
-                Err(err) => {
-                    if shutdown.is_cancelled() {
-                        break;
-                    }
-                    warn!(query_id = %response.query_id, error = %format!("{err:#}"), "could not check the channel for an earlier answer; posting (the nonce still guards recent duplicates)")
-                }
-            }
+        answered.insert(&response.query_id);
+        let channel = target.channel_id;
+        let sender = channels.entry(channel).or_insert_with(|| {
+            let (sender, receiver) = mpsc::channel(CHANNEL_QUEUE);
+            workers.spawn(channel_worker(receiver, shared.clone()));
+            sender
+        });
+        let job = Job {
+            received,
+            target,
+            _permit: permit,
+        };
+        if sender.send(job).await.is_err() {
+            // The worker ended: only on shutdown (it stops when the token fires).
+            break Ok(());
         }
-        match outbox
-            .deliver_from(&target, &parts, first_part, &response.query_id, &shutdown)
+    };
+    // Let each worker finish the post in hand (or give up on shutdown), then commit what is done.
+    drop(channels);
+    while workers.join_next().await.is_some() {}
+    if let Err(err) = consumer.commit() {
+        warn!(error = %err, "final commit of bot-responses failed; the answers in question will be checked against the channel before posting again");
+    }
+    outcome
+}
+
+/// Where a response goes when this process has no record of the question (asked before a
+/// restart): the follow-up of its slash command while the interaction's token lives, else a
+/// reply to the original message in its channel.
+fn response_target(response: &BotResponse) -> Option<Target> {
+    let channel_id = parse_id(&response.channel_id)?;
+    if let Some(token) =
+        crate::records::live_interaction_token(&response.metadata, chrono::Duration::seconds(30))
+    {
+        return Some(Target {
+            channel_id,
+            interaction_token: Some(token),
+            ..Target::default()
+        });
+    }
+    Some(Target {
+        channel_id,
+        reply_to: parse_id(&response.original_message_id),
+        ..Target::default()
+    })
+}
+
+/// Posts the responses of one channel, in order.
+async fn channel_worker(mut jobs: mpsc::Receiver<Job>, shared: Shared) {
+    while let Some(job) = jobs.recv().await {
+        if !post_one(&job, &shared).await {
+            return;
+        }
+    }
+}
+
+/// Posts one response (or what is missing of it); false when interrupted by shutdown, leaving
+/// its offset unstored so it is read again.
+async fn post_one(job: &Job, shared: &Shared) -> bool {
+    let received = &job.received;
+    let response = &received.record;
+    let target = &job.target;
+    let shutdown = &shared.shutdown;
+    let parts = split_reply(&response.response_text, DISCORD_LIMIT);
+    // A response that was already in the partition when we got it may have been posted by our
+    // predecessor, which then died before committing. Discord's nonce catches that only for a
+    // few minutes; the channel itself says so for as long as it keeps history.
+    let mut first_part = 0;
+    if received.maybe_redelivered {
+        let original = parse_id(&response.original_message_id).unwrap_or_default();
+        match shared
+            .outbox
+            .already_posted(target, original, &parts, shutdown)
             .await
         {
-            Ok(()) => {
-                metrics::REPLIES_POSTED.inc();
-                info!(query_id = %response.query_id, parts = parts.len(), "answer posted");
+            Ok(posted) if posted == parts.len() => {
+                metrics::DUPLICATES_SUPPRESSED.inc();
+                info!(query_id = %response.query_id, "answer already in the channel (posted before a restart); not posting it again");
+                shared.done(received);
+                return true;
             }
-            Err(PostError::Shutdown) => break,
+            Ok(posted) => first_part = posted,
             Err(err) => {
-                error!(query_id = %response.query_id, error = %err, "Discord refused the answer; dead-lettering it");
-                if !consumer
-                    .dead_letter_record(&received, &err.to_string(), &shutdown)
-                    .await
-                {
-                    break;
+                if shutdown.is_cancelled() {
+                    return false;
                 }
+                warn!(query_id = %response.query_id, error = %format!("{err:#}"), "could not check the channel for an earlier answer; posting (the nonce still guards recent duplicates)")
             }
         }
-        answered.insert(&response.query_id);
-        consumer.store(&received);
     }
-    if let Err(err) = consumer.commit() {
-        warn!(error = %err, "final commit of bot-responses failed; some answers may be re-delivered (deduplicated by nonce)");
+    match shared
+        .outbox
+        .deliver_from(target, &parts, first_part, &response.query_id, shutdown)
+        .await
+    {
+        Ok(()) => {
+            metrics::REPLIES_POSTED.inc();
+            info!(query_id = %response.query_id, parts = parts.len(), "answer posted");
+        }
+        Err(PostError::Shutdown) => return false,
+        Err(err) => {
+            error!(query_id = %response.query_id, channel_id = target.channel_id, error = %err, "Discord refused the answer; dead-lettering it");
+            if !shared
+                .consumer
+                .dead_letter_record(received, &err.to_string(), shutdown)
+                .await
+            {
+                return false;
+            }
+        }
     }
-    Ok(())
+    shared.done(received);
+    true
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn offsets_are_stored_only_up_to_the_first_response_not_yet_done() {
+        let mut progress = Progress::default();
+        for offset in 10..14 {
+            progress.begin("t", 0, offset);
+        }
+        progress.begin("t", 1, 5);
+        // Channel B finished offsets 12 and 13 before channel A finished 10 and 11.
+        assert_eq!(progress.finish("t", 0, 12), None);
+        assert_eq!(progress.finish("t", 0, 13), None);
+        assert_eq!(progress.finish("t", 0, 10), Some(10));
+        assert_eq!(
+            progress.finish("t", 0, 11),
+            Some(13),
+            "the whole done prefix"
+        );
+        assert_eq!(
+            progress.finish("t", 1, 5),
+            Some(5),
+            "partitions are independent"
+        );
+        assert_eq!(
+            progress.finish("t", 2, 1),
+            None,
+            "unknown partition: nothing to store"
+        );
+    }
 
     #[test]
     fn recent_ids_are_bounded_and_forget_the_oldest() {

@@ -668,3 +668,189 @@ async fn the_fake_answers_posts_follow_ups_and_history_in_shapes_serenity_reads(
         .await
         .is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rate_limited_slash_command_gets_its_notice_as_its_one_follow_up() {
+    let (fake, kafka) = setup().await;
+    let bot = start_bot(&fake, &kafka, &["--rate-limit-per-minute", "1"]).await;
+    // The first one uses the user's quota (and notifies nothing); the second is over it.
+    for id in [901, 902] {
+        fake.push_interaction(fake_discord::slash_command(
+            id,
+            CHANNEL,
+            GUILD,
+            human(42),
+            "how do I deploy?",
+        ));
+    }
+    eventually(WAIT, "the notice follow-up", || async {
+        (!fake.followups().is_empty()).then_some(())
+    })
+    .await;
+    bot.stop().await;
+    let followups = fake.attempts();
+    assert_eq!(followups.len(), 1, "{followups:#?}");
+    assert_eq!(followups[0].interaction_id, Some(902));
+    assert!(followups[0].content().starts_with("⏳ You've asked"));
+    assert_eq!(followups[0].body["flags"], 64, "only the asker sees it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slash_command_without_an_answer_in_time_gets_one_notice_and_the_late_answer_goes_to_the_channel(
+) {
+    let (fake, kafka) = setup().await;
+    let queries: Reader<BotQuery> = Reader::new(&kafka);
+    let bot = start_bot(&fake, &kafka, &["--slash-deadline-secs", "2"]).await;
+    fake.push_interaction(fake_discord::slash_command(
+        903,
+        CHANNEL,
+        GUILD,
+        human(42),
+        "how do I deploy?",
+    ));
+    let query = queries.next().await;
+    eventually(WAIT, "the timeout notice", || async {
+        (!fake.followups().is_empty()).then_some(())
+    })
+    .await;
+    Producer::new(&kafka, "test")
+        .expect("producer")
+        .send(&response(&query.query_id, 903, "late answer"))
+        .await
+        .expect("acked");
+    eventually(WAIT, "the late answer in the channel", || async {
+        fake.posts()
+            .iter()
+            .any(|p| p.content() == "late answer")
+            .then_some(())
+    })
+    .await;
+    bot.stop().await;
+    let attempts = fake.attempts();
+    let followups: Vec<_> = attempts
+        .iter()
+        .filter(|p| p.kind == fake_discord::PostKind::Followup)
+        .collect();
+    assert_eq!(followups.len(), 1, "exactly one follow-up: {attempts:#?}");
+    assert_eq!(followups[0].content(), bot::pipeline::SLASH_TIMEOUT_NOTICE);
+    assert_eq!(followups[0].body["flags"], 64);
+    assert_eq!(
+        attempts.len(),
+        2,
+        "the notice and the answer: {attempts:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_bot_finishes_a_slash_command_whose_token_is_still_alive() {
+    let (fake, kafka) = setup().await;
+    let queries: Reader<BotQuery> = Reader::new(&kafka);
+    let first = start_bot(&fake, &kafka, &[]).await;
+    fake.push_interaction(fake_discord::slash_command(
+        904,
+        CHANNEL,
+        GUILD,
+        human(42),
+        "how do I deploy?",
+    ));
+    let query = queries.next().await;
+    first.stop().await;
+    let interaction = query
+        .context
+        .get("interaction")
+        .cloned()
+        .expect("the question carries its interaction");
+    assert_eq!(interaction["token"], "interaction-token-904");
+    // The processor echoes the interaction in the response (see processor::answer).
+    let mut answer = response(&query.query_id, 904, "answered after a restart");
+    answer
+        .metadata
+        .extra
+        .insert("interaction".into(), interaction);
+    let second = start_bot(&fake, &kafka, &[]).await;
+    Producer::new(&kafka, "test")
+        .expect("producer")
+        .send(&answer)
+        .await
+        .expect("acked");
+    eventually(WAIT, "the follow-up from the new process", || async {
+        (!fake.followups().is_empty()).then_some(())
+    })
+    .await;
+    second.stop().await;
+    let attempts = fake.attempts();
+    assert_eq!(attempts.len(), 1, "{attempts:#?}");
+    assert_eq!(attempts[0].kind, fake_discord::PostKind::Followup);
+    assert_eq!(attempts[0].interaction_id, Some(904));
+    assert_eq!(attempts[0].content(), "answered after a restart");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_or_rate_limited_channel_never_holds_up_another_channel() {
+    let (fake, kafka) = setup().await;
+    let (refused, limited, healthy) = (21u64, 22u64, CHANNEL);
+    fake.add_channel(refused, Some(GUILD), "private");
+    fake.add_channel(limited, Some(GUILD), "busy");
+    fake.refuse_channel(refused, 403);
+    fake.limit_channel(limited, 1.0);
+    let bot = start_bot(&fake, &kafka, &[]).await;
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let to = |channel: u64, query: &str, text: &str| {
+        let mut answer = response(query, 950, text);
+        answer.channel_id = channel.to_string();
+        answer
+    };
+    // Same key order as Discord would see them: the stuck channels first.
+    producer
+        .send(&to(refused, "q-refused", "to the private channel"))
+        .await
+        .expect("acked");
+    producer
+        .send(&to(limited, "q-limited", "to the busy channel"))
+        .await
+        .expect("acked");
+    producer
+        .send(&to(healthy, "q-healthy", "to the healthy channel"))
+        .await
+        .expect("acked");
+    eventually(WAIT, "the healthy channel's reply", || async {
+        fake.posts()
+            .iter()
+            .any(|p| p.channel_id == healthy)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        fake.posts().iter().all(|p| p.channel_id != limited),
+        "the busy channel is still waiting for its bucket, and nobody waited for it"
+    );
+    // The refused one is dead-lettered with Discord's reason; the busy one goes out once its
+    // route has room again.
+    let dead = eventually(WAIT, "the refused reply dead-lettered", || async {
+        let dead = rtfm_core::kafka::dead_letters::read_all(
+            &kafka,
+            rtfm_core::TopicKind::BotResponses,
+            WAIT,
+        )
+        .await
+        .ok()?;
+        (!dead.is_empty()).then_some(dead)
+    })
+    .await;
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].error.contains("403"), "{}", dead[0].error);
+    fake.unlimit_channel(limited);
+    eventually(WAIT, "the busy channel's reply", || async {
+        fake.posts()
+            .iter()
+            .any(|p| p.channel_id == limited)
+            .then_some(())
+    })
+    .await;
+    bot.stop().await;
+    assert_eq!(
+        fake.attempts().len(),
+        2,
+        "one reply each, none to the refused channel"
+    );
+}

@@ -73,7 +73,14 @@ impl Answerer {
                 source_message_ids: answer.cited_ids,
                 provider: Some(answer.provider.to_string()),
                 degraded: answer.degraded,
-                extra: Map::new(),
+                // Echoed so the bot can finish a slash command after a restart; opaque here.
+                extra: query
+                    .context
+                    .get("interaction")
+                    .map(|interaction| {
+                        Map::from_iter([("interaction".to_string(), interaction.clone())])
+                    })
+                    .unwrap_or_default(),
             },
             guild_id: query.guild_id.clone(),
             extra: Map::new(),

@@ -162,6 +162,8 @@ struct Inner {
     tokens: HashMap<String, (u64, u64, Instant)>,
     /// Channels whose posts are refused with this status (403 or 404).
     refused_channels: HashMap<u64, u16>,
+    /// Channels whose posts get 429 with this `Retry-After` (seconds) until healed.
+    limited_channels: HashMap<u64, f64>,
     message_creates: HashSet<u64>,
     channels: HashMap<u64, (Option<u64>, String)>,
     identifies: usize,
@@ -273,6 +275,17 @@ impl FakeDiscord {
             .filter(|post| post.kind == PostKind::Followup)
             .map(|post| post.body.clone())
             .collect()
+    }
+
+    /// Posts to `channel_id` get 429 with `Retry-After: retry_after` (its route's bucket is
+    /// empty) until [`FakeDiscord::unlimit_channel`]. Other channels are unaffected, as on
+    /// Discord, where rate limits are per route.
+    pub fn limit_channel(&self, channel_id: u64, retry_after: f64) {
+        self.lock().limited_channels.insert(channel_id, retry_after);
+    }
+
+    pub fn unlimit_channel(&self, channel_id: u64) {
+        self.lock().limited_channels.remove(&channel_id);
     }
 
     /// Posts to `channel_id` are refused from now on with `status` (403 Missing Access or
@@ -558,6 +571,9 @@ async fn create_message(
     let mut inner = fake.lock();
     if let Some(failure) = inner.failures.pop_front() {
         return failure_response(failure);
+    }
+    if let Some(after) = inner.limited_channels.get(&channel).copied() {
+        return failure_response(Failure::RateLimited(after));
     }
     match inner.refused_channels.get(&channel) {
         Some(403) => return error_response(StatusCode::FORBIDDEN, 50001, "Missing Access"),

@@ -291,7 +291,10 @@ impl<T: Record> Consumer<T> {
         self.store_position(&received.topic, received.partition, received.offset);
     }
 
-    fn store_position(&self, topic: &str, partition: i32, offset: i64) {
+    /// Marks everything up to and including `offset` of `topic`/`partition` as done (its next
+    /// offset will be committed). For consumers that finish records out of order and track the
+    /// done prefix themselves.
+    pub fn store_position(&self, topic: &str, partition: i32, offset: i64) {
         if let Err(err) = self.inner.store_offset(topic, partition, offset) {
             // The partition was revoked meanwhile; its new owner re-reads the record
             // (at-least-once), so this is only worth a warning.
