@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, OffsetReset, Producer};
+use rtfm_core::supervise::supervise;
 use rtfm_core::telemetry::{self, Readiness};
 use rtfm_core::topics::GROUP_RESPONSE_SENDER;
 use rtfm_core::BotResponse;
@@ -46,7 +47,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serenity::all::ClientBuilder;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
@@ -105,12 +106,23 @@ pub struct Config {
         default_value = "127.0.0.1:8080"
     )]
     pub http_addr: SocketAddr,
+    /// Seconds the bot may take, after SIGTERM, to finish the replies in hand.
+    #[arg(
+        long = "shutdown-grace-secs",
+        env = "SHUTDOWN_GRACE_SECS",
+        default_value_t = 20
+    )]
+    pub shutdown_grace_secs: u64,
     /// Base URL of a fake Discord (tests); turns serenity's rate limiter off, as a proxy needs.
     #[arg(long = "discord-api-url", env = "DISCORD_API_URL", hide = true)]
     pub discord_api_url: Option<String>,
 }
 
 impl Config {
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs.max(1))
+    }
+
     pub fn console_mode(&self) -> bool {
         self.console || self.discord_token.is_none()
     }
@@ -230,19 +242,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         });
     }
 
-    let mut outcome = Ok(());
-    while let Some(joined) = tasks.join_next().await {
-        let result = joined
-            .map_err(anyhow::Error::from)
-            .and_then(|result| result);
-        if let Err(err) = result {
-            error!(error = %format!("{err:#}"), "a bot task failed; shutting down");
-            if outcome.is_ok() {
-                outcome = Err(err);
-            }
-        }
-        stop.cancel();
-    }
+    let outcome = supervise("bot", tasks, stop.clone(), config.shutdown_grace()).await;
     let _ = http_task.await;
     if let Err(err) = producer.flush(Duration::from_secs(10)) {
         warn!(error = %err, "producer flush at shutdown failed");

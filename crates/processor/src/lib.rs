@@ -40,13 +40,14 @@ use anyhow::Context;
 use rtfm_core::kafka::{
     Consumer, ConsumerOptions, KafkaConfig, OffsetReset, Producer, TransactionalProducer,
 };
+use rtfm_core::supervise::supervise;
 use rtfm_core::telemetry::{self, Readiness};
 use rtfm_core::topics::{GROUP_MESSAGE_PROCESSOR, GROUP_QUERY_PROCESSOR};
 use rtfm_core::{BotQuery, DiscordMessage};
 use secrecy::SecretString;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::answer::{Answerer, StalePolicy};
 use crate::embedding::{Embedder, EmbeddingProvider, HostedEmbedder, LocalModel};
@@ -144,6 +145,14 @@ pub struct Config {
         default_value = "127.0.0.1:8081"
     )]
     pub http_addr: SocketAddr,
+    /// Seconds the processor may take, after SIGTERM, to finish the batch or query in hand;
+    /// what is still running then is left uncommitted for the next owner.
+    #[arg(
+        long = "shutdown-grace-secs",
+        env = "SHUTDOWN_GRACE_SECS",
+        default_value_t = 20
+    )]
+    pub shutdown_grace_secs: u64,
     /// Id of this instance (its Kafka transactional id and static membership id). Default:
     /// `<host name>-<slot>`, unique per live process and stable across restarts (see
     /// `instance`). Set it only if you manage ids yourself; two live processes must never share one.
@@ -314,23 +323,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
         stop.clone(),
     ));
 
-    let mut outcome = Ok(());
-    while let Some(joined) = tasks.join_next().await {
-        let result = joined
-            .map_err(anyhow::Error::from)
-            .and_then(|result| result);
-        if let Err(err) = result {
-            error!(error = %format!("{err:#}"), "a processor task failed; shutting down");
-            stop.cancel();
-            if outcome.is_ok() {
-                outcome = Err(err);
-            }
-        } else if !stop.is_cancelled() {
-            // A loop ended without being asked to: treat it as a failure, don't limp on.
-            stop.cancel();
-        }
-    }
-    stop.cancel();
+    let outcome = supervise(
+        "processor",
+        tasks,
+        stop.clone(),
+        Duration::from_secs(config.shutdown_grace_secs.max(1)),
+    )
+    .await;
     let _ = http_task.await;
     if let Err(err) = producer.flush(Duration::from_secs(10)) {
         warn!(error = %err, "producer flush at shutdown failed");

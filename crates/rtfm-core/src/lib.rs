@@ -8,12 +8,14 @@
 //! - [`telemetry`]: tracing, Prometheus metrics, `/healthz` `/readyz` `/metrics`, shutdown
 //!   signals;
 //! - [`config`]: `.env` loading and secret handling helpers for the binaries' clap structs;
-//! - [`backoff`]: the one capped, jittered backoff every retry loop uses.
+//! - [`backoff`]: the one capped, jittered backoff every retry loop uses;
+//! - [`supervise`]: running a service's tasks: fail together, stop within a grace period.
 
 pub mod backoff;
 pub mod config;
 pub mod kafka;
 pub mod schema;
+pub mod supervise;
 pub mod telemetry;
 pub mod topics;
 

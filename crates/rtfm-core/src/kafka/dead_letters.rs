@@ -1,5 +1,6 @@
-//! Reading a dead-letter topic back: what was dead-lettered, why, and from where. For operators
-//! (inspecting a DLQ) and tests (counting dead letters from the topic itself, not a metric).
+//! Reading a topic back as a snapshot: a dead-letter topic (what was dead-lettered, why, and
+//! from where) or any of our topics' committed records. For operators (inspecting a DLQ) and
+//! tests (counting from the topic itself, not a metric; no "wait until quiet").
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -34,26 +35,79 @@ pub enum DeadLetterReadError {
     Timeout { topic: String, timeout: Duration },
 }
 
-/// Everything in `kind`'s dead-letter topic right now: reads every partition from the start up
-/// to its end as of the call (a snapshot; no waiting for "quiet").
+/// Everything in `kind`'s dead-letter topic right now (a snapshot; see [`read_snapshot`]).
 pub async fn read_all(
     config: &KafkaConfig,
     kind: TopicKind,
     timeout: Duration,
 ) -> Result<Vec<DeadLetter>, DeadLetterReadError> {
     let topic = config.topics().dead_letter(kind);
+    Ok(read_snapshot(config, &topic, timeout)
+        .await?
+        .into_iter()
+        .map(|record| {
+            let header = |key: &str| record.headers.get(key).cloned().unwrap_or_default();
+            DeadLetter {
+                error: header(dlq_headers::ERROR),
+                origin_topic: header(dlq_headers::ORIGIN_TOPIC),
+                origin_partition: header(dlq_headers::ORIGIN_PARTITION).parse().unwrap_or(-1),
+                origin_offset: header(dlq_headers::ORIGIN_OFFSET).parse().unwrap_or(-1),
+                payload: record.payload,
+            }
+        })
+        .collect())
+}
+
+/// Every committed record of `kind`'s topic right now, decoded (undecodable ones are skipped:
+/// they are in the dead-letter topic).
+pub async fn read_records<T: crate::schema::Record>(
+    config: &KafkaConfig,
+    timeout: Duration,
+) -> Result<Vec<(i32, i64, T)>, DeadLetterReadError> {
+    let topic = config.topics().name(T::TOPIC);
+    Ok(read_snapshot(config, &topic, timeout)
+        .await?
+        .into_iter()
+        .filter_map(|record| {
+            T::decode(&record.payload)
+                .ok()
+                .map(|decoded| (record.partition, record.offset, decoded))
+        })
+        .collect())
+}
+
+/// One raw record.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+/// Reads every partition of `topic` from its start up to its end as of the call, as a
+/// `read_committed` consumer sees it (records of aborted transactions are skipped; the reader
+/// is done with a partition when its position reaches the end, which also passes transaction
+/// markers). A snapshot: no waiting for "quiet".
+pub async fn read_snapshot(
+    config: &KafkaConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<Vec<RawRecord>, DeadLetterReadError> {
+    let topic = topic.to_string();
     let kafka_error = |source| DeadLetterReadError::Kafka {
         topic: topic.clone(),
         source,
     };
     let consumer: StreamConsumer<LoggingContext> = config
-        .client_config("dead-letter-reader")
+        .client_config("snapshot-reader")
         .set(
             "group.id",
-            format!("rtfm-dlq-reader-{}", uuid::Uuid::new_v4()),
+            format!("rtfm-snapshot-{}", uuid::Uuid::new_v4()),
         )
         .set("enable.auto.commit", "false")
-        .create_with_context(LoggingContext::new("dead-letter-reader"))
+        .set("isolation.level", "read_committed")
+        .create_with_context(LoggingContext::new("snapshot-reader"))
         .map_err(kafka_error)?;
     let metadata = consumer
         .fetch_metadata(Some(&topic), Timeout::After(timeout))
@@ -79,39 +133,51 @@ pub async fn read_all(
     consumer.assign(&assignment).map_err(kafka_error)?;
     drop(assignment);
     let deadline = tokio::time::Instant::now() + timeout;
-    while !ends.is_empty() {
-        let message = tokio::time::timeout_at(deadline, consumer.recv())
-            .await
-            .map_err(|_| DeadLetterReadError::Timeout {
+    loop {
+        // The position passes transaction markers that are never delivered as records.
+        if let Ok(positions) = consumer.position() {
+            ends.retain(|partition, end| {
+                positions
+                    .find_partition(&topic, *partition)
+                    .and_then(|p| p.offset().to_raw())
+                    .is_none_or(|position| position < *end)
+            });
+            drop(positions);
+        }
+        if ends.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(DeadLetterReadError::Timeout {
                 topic: topic.clone(),
                 timeout,
-            })?
-            .map_err(kafka_error)?;
-        let header = |key: &str| -> String {
-            message
-                .headers()
-                .and_then(|headers| {
-                    headers
-                        .iter()
-                        .find(|header| header.key == key)
-                        .and_then(|header| header.value)
-                        .map(|value| String::from_utf8_lossy(value).into_owned())
-                })
-                .unwrap_or_default()
-        };
-        out.push(DeadLetter {
-            payload: message.payload().unwrap_or_default().to_vec(),
-            error: header(dlq_headers::ERROR),
-            origin_topic: header(dlq_headers::ORIGIN_TOPIC),
-            origin_partition: header(dlq_headers::ORIGIN_PARTITION).parse().unwrap_or(-1),
-            origin_offset: header(dlq_headers::ORIGIN_OFFSET).parse().unwrap_or(-1),
-        });
-        if ends
-            .get(&message.partition())
-            .is_some_and(|end| message.offset() + 1 >= *end)
-        {
-            ends.remove(&message.partition());
+            });
         }
+        let message = match tokio::time::timeout(Duration::from_millis(200), consumer.recv()).await
+        {
+            Ok(message) => message.map_err(kafka_error)?,
+            Err(_) => continue,
+        };
+        let headers = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|header| {
+                        (
+                            header.key.to_string(),
+                            String::from_utf8_lossy(header.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(RawRecord {
+            partition: message.partition(),
+            offset: message.offset(),
+            payload: message.payload().unwrap_or_default().to_vec(),
+            headers,
+        });
     }
     Ok(out)
 }
