@@ -255,7 +255,12 @@ async fn apply(
         match result {
             Ok(()) => {
                 readiness.set("chroma", true);
+                readiness.set("ingest", true);
                 metrics::CHROMA_UP.set(1);
+                metrics::HELD_RECORDS.with_label_values(&["chroma"]).set(0);
+                metrics::HELD_RECORDS
+                    .with_label_values(&["embedding"])
+                    .set(0);
                 metrics::INGESTED
                     .with_label_values(&["upserted"])
                     .inc_by(plan.upserts.len() as u64);
@@ -278,9 +283,26 @@ async fn apply(
                 return isolate(consumer, indexer, batch, &plan, shutdown).await;
             }
             Err(err) => {
-                readiness.set("chroma", false);
-                metrics::CHROMA_UP.set(0);
-                warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "index unavailable; holding the batch and retrying");
+                let waiting_for = match &err {
+                    IndexError::Embed(_) => "embedding",
+                    IndexError::Store(_) => {
+                        readiness.set("chroma", false);
+                        metrics::CHROMA_UP.set(0);
+                        "chroma"
+                    }
+                };
+                metrics::HELD_RECORDS
+                    .with_label_values(&[waiting_for])
+                    .set(batch.len() as i64);
+                readiness.set_reason(
+                    "ingest",
+                    false,
+                    Some(format!(
+                        "holding {} records, waiting for {waiting_for}: {err}",
+                        batch.len()
+                    )),
+                );
+                warn!(error = %err, waiting_for, retry_in_ms = backoff.as_millis() as u64, "dependency unavailable; holding the batch and retrying");
                 tokio::select! {
                     _ = shutdown.cancelled() => return Err(Interrupted::Shutdown),
                     _ = tokio::time::sleep(backoff) => {}

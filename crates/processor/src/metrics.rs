@@ -19,6 +19,16 @@ pub static INGESTED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+/// Records of the batch ingestion is holding (0 when nothing is held): the index or the
+/// embedding provider is unavailable and the batch waits, uncommitted, to be retried.
+pub static HELD_RECORDS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "rtfm_ingest_held_records",
+        "Records held by ingestion while a dependency is unavailable, by dependency",
+        &["waiting_for"]
+    )
+    .expect("metric registers once")
+});
 pub static BATCHES: LazyLock<IntCounter> = LazyLock::new(|| {
     register_int_counter!(
         "rtfm_ingest_batches_total",

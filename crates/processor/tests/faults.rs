@@ -204,6 +204,24 @@ async fn chroma_down_for_thirty_seconds_pauses_ingestion_and_loses_nothing() {
         },
     )
     .await;
+    // And says what it holds and why, on /readyz and /metrics.
+    eventually(
+        Duration::from_secs(60),
+        "/readyz and /metrics to show the held batch",
+        || async {
+            let (_, body) = http_get(&readyz).await?;
+            let (_, metrics) = http_get(&format!("http://{http}/metrics")).await?;
+            let held = test_support::metric_value(
+                &metrics,
+                r#"rtfm_ingest_held_records{waiting_for="chroma"}"#,
+            )?;
+            (body.contains("ingest: not ready (holding ")
+                && body.contains("waiting for chroma")
+                && held > 0.0)
+                .then_some(())
+        },
+    )
+    .await;
     // A question during the outage gets a clear degraded answer, not silence.
     let question = query(
         9_900_001,

@@ -50,11 +50,15 @@ pub mod metrics {
     });
 }
 
-/// Named readiness flags (e.g. `kafka`, `chroma`). `/readyz` is 200 only when all are true.
+/// Named readiness flags (e.g. `kafka`, `chroma`), each with an optional reason. `/readyz` is
+/// 200 only when all are true, and lists each with why it is not ready.
 #[derive(Debug, Clone, Default)]
 pub struct Readiness {
-    components: Arc<Mutex<BTreeMap<String, bool>>>,
+    components: Arc<Mutex<BTreeMap<String, ComponentState>>>,
 }
+
+/// Ready or not, and why not.
+type ComponentState = (bool, Option<String>);
 
 impl Readiness {
     pub fn new() -> Self {
@@ -62,27 +66,36 @@ impl Readiness {
     }
 
     pub fn set(&self, component: &str, ready: bool) {
+        self.set_reason(component, ready, None);
+    }
+
+    /// Like `set`, with what is wrong (shown by `/readyz`; no secrets, no message content).
+    pub fn set_reason(&self, component: &str, ready: bool, reason: Option<String>) {
         if let Ok(mut components) = self.components.lock() {
-            components.insert(component.to_string(), ready);
+            components.insert(component.to_string(), (ready, reason));
         }
     }
 
     pub fn is_ready(&self) -> bool {
         self.components
             .lock()
-            .map(|components| !components.is_empty() && components.values().all(|ready| *ready))
+            .map(|components| {
+                !components.is_empty() && components.values().all(|(ready, _)| *ready)
+            })
             .unwrap_or(false)
     }
 
-    /// `component: ready|not ready` lines.
+    /// `component: ready` or `component: not ready (reason)` lines.
     pub fn report(&self) -> String {
         self.components
             .lock()
             .map(|components| {
                 components
                     .iter()
-                    .map(|(name, ready)| {
-                        format!("{name}: {}\n", if *ready { "ready" } else { "not ready" })
+                    .map(|(name, (ready, reason))| match (ready, reason) {
+                        (true, _) => format!("{name}: ready\n"),
+                        (false, Some(reason)) => format!("{name}: not ready ({reason})\n"),
+                        (false, None) => format!("{name}: not ready\n"),
                     })
                     .collect()
             })
