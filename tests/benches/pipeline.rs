@@ -61,6 +61,7 @@ fn message(i: u64, channel: u64) -> DiscordMessage {
         event: MessageEvent::Create,
         reply_to_message_id: None,
         extra: Map::new(),
+        ..Default::default()
     }
 }
 

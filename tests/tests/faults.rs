@@ -45,6 +45,7 @@ fn message(id: u64, channel: u64, text: String) -> DiscordMessage {
         event: MessageEvent::Create,
         reply_to_message_id: None,
         extra: Map::new(),
+        ..Default::default()
     }
 }
 

@@ -34,6 +34,7 @@ fn message(i: u64) -> DiscordMessage {
         event: MessageEvent::Create,
         reply_to_message_id: None,
         extra: Map::new(),
+        ..Default::default()
     }
 }
 

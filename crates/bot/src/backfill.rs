@@ -63,9 +63,22 @@ pub async fn run(
         .get_channel(channel_id)
         .await
         .with_context(|| format!("while fetching channel {}", args.channel))?;
-    let (guild_id, channel_name) = match channel.guild() {
-        Some(guild_channel) => (Some(guild_channel.guild_id.get()), Some(guild_channel.name)),
-        None => (None, None),
+    let (guild_id, channel_info) = match channel.guild() {
+        Some(guild_channel) => (
+            Some(guild_channel.guild_id.get()),
+            crate::discord::ChannelInfo {
+                public_thread_parent: matches!(
+                    guild_channel.kind,
+                    serenity::all::ChannelType::PublicThread
+                        | serenity::all::ChannelType::NewsThread
+                )
+                .then_some(guild_channel.parent_id)
+                .flatten()
+                .map(ChannelId::get),
+                name: Some(guild_channel.name),
+            },
+        ),
+        None => (None, crate::discord::ChannelInfo::default()),
     };
     let (mut before, mut published) = match (args.before, read_checkpoint(&checkpoint)) {
         (Some(before), _) => (Some(before), 0),
@@ -105,7 +118,7 @@ pub async fn run(
             .filter(|message| !message.author.bot)
             .map(|message| {
                 records::discord_message(
-                    &incoming_from(message, guild_id, channel_name.clone()),
+                    &incoming_from(message, guild_id, &channel_info),
                     MessageEvent::Create,
                 )
             })

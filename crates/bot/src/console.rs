@@ -56,7 +56,7 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> anyhow
             author_discriminator: None,
             content: line,
             timestamp: rtfm_core::schema::now_timestamp(),
-            reply_to: None,
+            ..Incoming::default()
         };
         if let Err(err) = pipeline
             .on_message(&incoming, None, &outbox, &shutdown)

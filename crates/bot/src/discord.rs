@@ -9,9 +9,9 @@ use rtfm_core::kafka::Producer;
 use rtfm_core::telemetry::Readiness;
 use rtfm_core::MessageEvent;
 use serenity::all::{
-    ChannelId, Command, CommandDataOptionValue, CommandOptionType, Context, CreateCommand,
-    CreateCommandOption, EventHandler, GatewayIntents, GuildId, Http, HttpBuilder, Interaction,
-    Message, MessageId, MessageUpdateEvent, Ready, ResumedEvent, User,
+    ChannelId, ChannelType, Command, CommandDataOptionValue, CommandOptionType, Context,
+    CreateCommand, CreateCommandOption, EventHandler, GatewayIntents, GuildId, Http, HttpBuilder,
+    Interaction, Message, MessageId, MessageUpdateEvent, Ready, ResumedEvent, User,
 };
 use serenity::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -41,16 +41,22 @@ pub fn http_client(token: &str, api_url: Option<&str>) -> Http {
 }
 
 /// The plain view of a serenity message (`guild_id` passed in: REST history lacks it).
-pub fn incoming_from(
-    message: &Message,
-    guild_id: Option<u64>,
-    channel_name: Option<String>,
-) -> Incoming {
+/// What the bot needs to know of a channel (fetched once per channel).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChannelInfo {
+    pub name: Option<String>,
+    /// For a public thread, the channel it belongs to. Private threads are left alone: their
+    /// messages must stay out of the parent channel's answers.
+    pub public_thread_parent: Option<u64>,
+}
+
+/// The one serenity → [`Incoming`] conversion (gateway messages and backfilled history).
+pub fn incoming_from(message: &Message, guild_id: Option<u64>, channel: &ChannelInfo) -> Incoming {
     Incoming {
         message_id: message.id.get(),
         channel_id: message.channel_id.get(),
         guild_id,
-        channel_name,
+        channel_name: channel.name.clone(),
         author_id: message.author.id.get(),
         author_name: message.author.name.clone(),
         author_discriminator: message.author.discriminator.map(|d| d.get()),
@@ -61,6 +67,14 @@ pub fn incoming_from(
             .as_ref()
             .and_then(|reference| reference.message_id)
             .map(MessageId::get),
+        mentioned_user_ids: message.mentions.iter().map(|user| user.id.get()).collect(),
+        author_display_name: message.author.global_name.clone(),
+        author_nickname: message
+            .member
+            .as_ref()
+            .and_then(|member| member.nick.clone()),
+        thread_parent: channel.public_thread_parent,
+        is_trigger: false,
     }
 }
 
@@ -71,8 +85,8 @@ pub struct Handler {
     pub shutdown: CancellationToken,
     pub bot_id: AtomicU64,
     pub connected_before: AtomicBool,
-    /// Channel names, fetched once per channel (no serenity cache).
-    pub channel_names: Mutex<HashMap<u64, Option<String>>>,
+    /// Channel names and thread parents, fetched once per channel (no serenity cache).
+    pub channels: Mutex<HashMap<u64, ChannelInfo>>,
 }
 
 impl Handler {
@@ -89,7 +103,7 @@ impl Handler {
             shutdown,
             bot_id: AtomicU64::new(0),
             connected_before: AtomicBool::new(false),
-            channel_names: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
         }
     }
 
@@ -102,53 +116,53 @@ impl Handler {
         author.bot || Some(author.id.get()) == self.bot_id()
     }
 
-    async fn channel_name(
+    async fn channel_info(
         &self,
         http: &Http,
         channel_id: ChannelId,
         guild_id: Option<GuildId>,
-    ) -> Option<String> {
-        guild_id?;
+    ) -> ChannelInfo {
+        if guild_id.is_none() {
+            return ChannelInfo::default();
+        }
         if let Some(known) = self
-            .channel_names
+            .channels
             .lock()
             .ok()
-            .and_then(|names| names.get(&channel_id.get()).cloned())
+            .and_then(|channels| channels.get(&channel_id.get()).cloned())
         {
             return known;
         }
-        let name = match http.get_channel(channel_id).await {
-            Ok(channel) => channel.guild().map(|guild_channel| guild_channel.name),
+        let info = match http.get_channel(channel_id).await {
+            Ok(channel) => match channel.guild() {
+                Some(guild_channel) => ChannelInfo {
+                    public_thread_parent: matches!(
+                        guild_channel.kind,
+                        ChannelType::PublicThread | ChannelType::NewsThread
+                    )
+                    .then_some(guild_channel.parent_id)
+                    .flatten()
+                    .map(ChannelId::get),
+                    name: Some(guild_channel.name),
+                },
+                None => ChannelInfo::default(),
+            },
             Err(err) => {
-                warn!(channel_id = channel_id.get(), error = %err, "could not fetch the channel name");
-                None
+                warn!(channel_id = channel_id.get(), error = %err, "could not fetch the channel");
+                ChannelInfo::default()
             }
         };
-        if let Ok(mut names) = self.channel_names.lock() {
-            names.insert(channel_id.get(), name.clone());
+        if let Ok(mut channels) = self.channels.lock() {
+            channels.insert(channel_id.get(), info.clone());
         }
-        name
+        info
     }
 
     async fn incoming(&self, ctx: &Context, message: &Message) -> Incoming {
-        Incoming {
-            message_id: message.id.get(),
-            channel_id: message.channel_id.get(),
-            guild_id: message.guild_id.map(GuildId::get),
-            channel_name: self
-                .channel_name(&ctx.http, message.channel_id, message.guild_id)
-                .await,
-            author_id: message.author.id.get(),
-            author_name: message.author.name.clone(),
-            author_discriminator: message.author.discriminator.map(|d| d.get()),
-            content: message.content.clone(),
-            timestamp: message.timestamp.to_rfc3339().unwrap_or_default(),
-            reply_to: message
-                .message_reference
-                .as_ref()
-                .and_then(|reference| reference.message_id)
-                .map(MessageId::get),
-        }
+        let channel = self
+            .channel_info(&ctx.http, message.channel_id, message.guild_id)
+            .await;
+        incoming_from(message, message.guild_id.map(GuildId::get), &channel)
     }
 }
 
@@ -222,23 +236,43 @@ impl EventHandler for Handler {
         if self.is_ignored(&author) {
             return;
         }
-        let incoming = Incoming {
+        let channel = self
+            .channel_info(&ctx.http, event.channel_id, event.guild_id)
+            .await;
+        let mut incoming = Incoming {
             message_id: event.id.get(),
             channel_id: event.channel_id.get(),
             guild_id: event.guild_id.map(GuildId::get),
-            channel_name: self
-                .channel_name(&ctx.http, event.channel_id, event.guild_id)
-                .await,
+            channel_name: channel.name.clone(),
             author_id: author.id.get(),
             author_name: author.name.clone(),
             author_discriminator: author.discriminator.map(|d| d.get()),
+            author_display_name: author.global_name.clone(),
             content,
             timestamp: event
                 .timestamp
                 .and_then(|t| t.to_rfc3339())
                 .unwrap_or_else(rtfm_core::schema::now_timestamp),
-            reply_to: None,
+            // An edit keeps what it replied to: from the event, else from the cached message.
+            reply_to: event
+                .message_reference
+                .clone()
+                .flatten()
+                .or_else(|| new.as_ref().and_then(|m| m.message_reference.clone()))
+                .and_then(|reference| reference.message_id)
+                .map(MessageId::get),
+            mentioned_user_ids: event
+                .mentions
+                .clone()
+                .or_else(|| new.as_ref().map(|m| m.mentions.clone()))
+                .unwrap_or_default()
+                .iter()
+                .map(|user| user.id.get())
+                .collect(),
+            thread_parent: channel.public_thread_parent,
+            ..Incoming::default()
         };
+        incoming.is_trigger = self.pipeline.is_trigger(&incoming.content, self.bot_id());
         let record = records::discord_message(&incoming, MessageEvent::Edit);
         match self.producer.send(&record).await {
             Ok(_) => {
@@ -304,7 +338,9 @@ impl EventHandler for Handler {
             author_discriminator: command.user.discriminator.map(|d| d.get()),
             content: question.clone(),
             timestamp: rtfm_core::schema::now_timestamp(),
-            reply_to: None,
+            author_display_name: command.user.global_name.clone(),
+            is_trigger: true,
+            ..Incoming::default()
         };
         let detected = if question.trim().is_empty() {
             crate::trigger::Detected::Empty

@@ -84,7 +84,11 @@ impl Pipeline {
             "message received"
         );
         debug!(message_id = incoming.message_id, content = %incoming.content, "message content");
-        let record = records::discord_message(incoming, MessageEvent::Create);
+        let detected = self.triggers.detect(&incoming.content, bot_id);
+        let mut record = records::discord_message(incoming, MessageEvent::Create);
+        // Published like every message (other consumers may want it), but flagged: a question
+        // to the bot is never evidence for an answer.
+        record.is_trigger = detected != Detected::None;
         // A gateway event cannot be fetched again: keep sending until Kafka has it.
         if self
             .producer
@@ -109,7 +113,7 @@ impl Pipeline {
         } else {
             Via::Message
         };
-        match self.triggers.detect(&incoming.content, bot_id) {
+        match detected {
             Detected::None => Ok(()),
             detected => {
                 self.on_trigger(incoming, detected, target, via, outbox, shutdown)
@@ -212,6 +216,11 @@ impl Pipeline {
         }
         outbox.typing(target.channel_id).await;
         Ok(())
+    }
+
+    /// Whether `content` asks the bot (a trigger phrase, or a mention of `bot_id`).
+    pub fn is_trigger(&self, content: &str, bot_id: Option<u64>) -> bool {
+        self.triggers.detect(content, bot_id) != Detected::None
     }
 
     /// The answer target of a query this bot asked, if it is still waiting (removes it).

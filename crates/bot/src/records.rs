@@ -6,7 +6,7 @@ use rtfm_core::{BotQuery, DiscordMessage, MessageEvent};
 use serde_json::{json, Map};
 
 /// What we need of a Discord message, independent of serenity's types.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Incoming {
     pub message_id: u64,
     pub channel_id: u64,
@@ -20,6 +20,15 @@ pub struct Incoming {
     /// RFC 3339.
     pub timestamp: String,
     pub reply_to: Option<u64>,
+    /// Users it `@mentions` (not roles, channels or `@everyone`).
+    pub mentioned_user_ids: Vec<u64>,
+    /// The author's display name (`global_name`) and server nickname.
+    pub author_display_name: Option<String>,
+    pub author_nickname: Option<String>,
+    /// In a public thread: the channel it belongs to; its starter message has the thread's id.
+    pub thread_parent: Option<u64>,
+    /// It asks the bot: published for completeness, never indexed as evidence.
+    pub is_trigger: bool,
 }
 
 /// `name#1234` for legacy discriminators, plain `name` otherwise (as Discord shows it).
@@ -47,6 +56,19 @@ pub fn discord_message(incoming: &Incoming, event: MessageEvent) -> DiscordMessa
         guild_id: incoming.guild_id.map(|id| id.to_string()),
         event,
         reply_to_message_id: incoming.reply_to.map(|id| id.to_string()),
+        mentioned_user_ids: incoming
+            .mentioned_user_ids
+            .iter()
+            .map(u64::to_string)
+            .collect(),
+        author_display_name: incoming.author_display_name.clone(),
+        author_nickname: incoming.author_nickname.clone(),
+        thread_parent_channel_id: incoming.thread_parent.map(|id| id.to_string()),
+        // A thread's id is the id of the message it was started from.
+        thread_starter_message_id: incoming
+            .thread_parent
+            .map(|_| incoming.channel_id.to_string()),
+        is_trigger: incoming.is_trigger,
         extra: Map::new(),
     }
 }
@@ -65,6 +87,7 @@ pub fn deletion(message_id: u64, channel_id: u64, guild_id: Option<u64>) -> Disc
         event: MessageEvent::Delete,
         reply_to_message_id: None,
         extra: Map::new(),
+        ..Default::default()
     }
 }
 
@@ -129,8 +152,36 @@ mod tests {
             author_discriminator: Some(1234),
             content: "Hello, this is a test message".into(),
             timestamp: "2025-11-02T12:34:56.789Z".into(),
-            reply_to: None,
+            ..Incoming::default()
         }
+    }
+
+    #[test]
+    fn discord_structure_travels_on_the_wire_by_id() {
+        let incoming = Incoming {
+            channel_id: 777,
+            reply_to: Some(5),
+            mentioned_user_ids: vec![42, 43],
+            author_display_name: Some("Ann".into()),
+            author_nickname: Some("annie".into()),
+            thread_parent: Some(111222333),
+            is_trigger: true,
+            ..incoming()
+        };
+        let record = discord_message(&incoming, MessageEvent::Edit);
+        let json: serde_json::Value = serde_json::from_slice(&record.encode()).expect("json");
+        assert_eq!(json["reply_to_message_id"], "5", "an edit keeps its reply");
+        assert_eq!(json["mentioned_user_ids"], serde_json::json!(["42", "43"]));
+        assert_eq!(json["author_display_name"], "Ann");
+        assert_eq!(json["author_nickname"], "annie");
+        assert_eq!(json["thread_parent_channel_id"], "111222333");
+        assert_eq!(
+            json["thread_starter_message_id"], "777",
+            "a thread has its starter's id"
+        );
+        assert_eq!(json["is_trigger"], true);
+        let decoded = DiscordMessage::decode(&record.encode()).expect("valid");
+        assert_eq!(decoded, record);
     }
 
     #[test]

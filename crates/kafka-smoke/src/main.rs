@@ -135,6 +135,7 @@ fn discord_message() -> DiscordMessage {
         event: Default::default(),
         reply_to_message_id: None,
         extra: Map::new(),
+        ..Default::default()
     }
 }
 

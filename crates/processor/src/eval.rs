@@ -297,6 +297,7 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conversation::Role;
     use crate::retrieval::{SourceGroup, SourceMessage};
 
     fn query(relevant: &[&str], source: &[&str], thread: &[&str]) -> EvalQuery {
@@ -351,6 +352,11 @@ mod tests {
             content: String::new(),
             similarity: None,
             reply_to: None,
+            role: match id {
+                "3" | "9" => Role::Hit,
+                "4" => Role::Answer,
+                _ => Role::Context,
+            },
         };
         let retrieved = Retrieved {
             groups: vec![

@@ -20,8 +20,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::embedding::{EmbedError, Embedder};
+use crate::index::metadata_for;
 use crate::metrics;
-use crate::retrieval::metadata_for;
 use crate::store::{MessageStore, StoreError, StoredMessage};
 
 /// Batching knobs.
@@ -83,11 +83,16 @@ pub fn plan(batch: &[&DiscordMessage]) -> Plan {
             continue;
         }
         let empty = message.content.trim().is_empty();
-        match (message.event, empty) {
-            (MessageEvent::Delete, _) | (MessageEvent::Edit, true) => {
+        match (message.event, empty, message.is_trigger) {
+            (MessageEvent::Delete, _, _) | (MessageEvent::Edit, true, _) => {
                 plan.deletes.push(message.message_id.clone())
             }
-            (MessageEvent::Create, true) => plan.skipped += 1,
+            // A question to the bot is never evidence; an edit that turned a message into one
+            // takes the earlier text out of the index.
+            (MessageEvent::Edit, false, true) => plan.deletes.push(message.message_id.clone()),
+            (MessageEvent::Create, true, _) | (MessageEvent::Create, false, true) => {
+                plan.skipped += 1
+            }
             _ => plan.upserts.push(index),
         }
     }
@@ -382,7 +387,26 @@ mod tests {
             event,
             reply_to_message_id: None,
             extra: Map::new(),
+            ..Default::default()
         }
+    }
+
+    #[test]
+    fn questions_to_the_bot_are_never_indexed() {
+        let mut trigger = message("1", "rtfm which port?", MessageEvent::Create);
+        trigger.is_trigger = true;
+        let mut edited_into_trigger = message("2", "rtfm which port?", MessageEvent::Edit);
+        edited_into_trigger.is_trigger = true;
+        let batch = [
+            trigger,
+            edited_into_trigger,
+            message("3", "port 5432", MessageEvent::Create),
+        ];
+        let refs: Vec<&DiscordMessage> = batch.iter().collect();
+        let plan = plan(&refs);
+        assert_eq!(plan.upserts, vec![2]);
+        assert_eq!(plan.deletes, vec!["2".to_string()]);
+        assert_eq!(plan.skipped, 1);
     }
 
     #[test]

@@ -9,7 +9,11 @@
 //! - [`instance`]: this process's unique, restart-stable instance id;
 //! - [`queries`]: exactly-once answering (Kafka transaction with the input offsets);
 //! - [`answer`]: retrieval → model → response, with the extractive fallback;
-//! - [`retrieval`]: scoped vector search + neighbour expansion;
+//! - [`retrieval`]: scoped vector search, each hit expanded into its conversation;
+//! - [`conversation`]: which messages belong to a hit's conversation (replies, mentions,
+//!   threads, names; pure);
+//! - [`index`]: the index format (Chroma metadata written and read in one place) and the
+//!   scope filter;
 //! - [`prompt`]: prompt building and reply rendering (pure);
 //! - [`model`]: Gemini / OpenAI-compatible clients, retries, circuit breaker;
 //! - [`embedding`]: all-MiniLM-L6-v2 in-process (candle) or a hosted API;
@@ -20,8 +24,10 @@
 //! [`run`] is the whole service; `main.rs` only parses the config and calls it.
 
 pub mod answer;
+pub mod conversation;
 pub mod embedding;
 pub mod eval;
+pub mod index;
 pub mod ingest;
 pub mod instance;
 pub mod metrics;

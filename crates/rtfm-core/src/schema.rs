@@ -91,7 +91,7 @@ impl MessageEvent {
 }
 
 /// One Discord message on `discord-messages`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DiscordMessage {
     pub message_id: String,
     pub content: String,
@@ -111,12 +111,54 @@ pub struct DiscordMessage {
     /// Additive: the message this one replies to (Discord's `message_reference`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to_message_id: Option<String>,
+    /// Additive: the users this message `@mentions` (Discord's `mentions`; roles, channels and
+    /// `@everyone` are not users). Retrieval matches them by id, not by text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentioned_user_ids: Vec<String>,
+    /// Additive: the author's display name (`global_name`) and server nickname, besides the
+    /// `username`; people type these when they address each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_nickname: Option<String>,
+    /// Additive: for a message in a thread (`channel_id` is the thread), the channel the
+    /// thread belongs to and the message it was started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_parent_channel_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_starter_message_id: Option<String>,
+    /// Additive: the message asks the bot (a trigger phrase or a mention of the bot). It is
+    /// never indexed as evidence.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_trigger: bool,
     /// Fields we do not know yet, preserved on re-encode.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
 impl DiscordMessage {
+    /// Mentioned users: the wire field, else `<@id>` / `<@!id>` in the text (role `<@&id>`
+    /// and channel `<#id>` mentions are not users).
+    pub fn mentioned_users(&self) -> Vec<String> {
+        if !self.mentioned_user_ids.is_empty() {
+            return self.mentioned_user_ids.clone();
+        }
+        let mut users = Vec::new();
+        let mut rest = self.content.as_str();
+        while let Some(start) = rest.find("<@") {
+            rest = &rest[start + 2..];
+            let id_text = rest.strip_prefix('!').unwrap_or(rest);
+            let digits: String = id_text.chars().take_while(char::is_ascii_digit).collect();
+            if !digits.is_empty()
+                && id_text[digits.len()..].starts_with('>')
+                && !users.contains(&digits)
+            {
+                users.push(digits);
+            }
+        }
+        users
+    }
+
     pub fn channel_name(&self) -> Option<&str> {
         self.metadata.get("channel_name").and_then(Value::as_str)
     }
@@ -138,6 +180,15 @@ impl Record for DiscordMessage {
         }
         if let Some(reply_to) = &self.reply_to_message_id {
             snowflake("reply_to_message_id", reply_to)?;
+        }
+        for user in &self.mentioned_user_ids {
+            snowflake("mentioned_user_ids", user)?;
+        }
+        if let Some(parent) = &self.thread_parent_channel_id {
+            snowflake("thread_parent_channel_id", parent)?;
+        }
+        if let Some(starter) = &self.thread_starter_message_id {
+            snowflake("thread_starter_message_id", starter)?;
         }
         timestamp("timestamp", &self.timestamp)?;
         max_chars("content", &self.content, MAX_CONTENT_CHARS)?;

@@ -31,6 +31,7 @@ fn message(id: u64, channel: u64) -> DiscordMessage {
         event: Default::default(),
         reply_to_message_id: None,
         extra: Map::new(),
+        ..Default::default()
     }
 }
 

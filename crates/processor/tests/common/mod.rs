@@ -112,6 +112,7 @@ pub fn message(
         event: MessageEvent::Create,
         reply_to_message_id: None,
         extra: Map::new(),
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,256 @@
+//! The index format: how a Discord message is stored in Chroma and read back, in one place.
+//!
+//! Chroma metadata is flat scalars, so lists (mentioned users) are stored as `,id,id,`
+//! strings. Everything that writes metadata ([`metadata_for`]) and everything that reads it
+//! ([`IndexedMessage::from_stored`]) is here; nothing else touches the keys. Messages indexed
+//! by older versions lack the newer keys and read back with those fields empty.
+
+use rtfm_core::DiscordMessage;
+use serde_json::{json, Map, Value};
+
+use crate::retrieval::Scope;
+use crate::store::StoredMessage;
+
+/// Metadata keys.
+mod key {
+    pub const GUILD: &str = "guild_id";
+    pub const IS_DM: &str = "is_dm";
+    pub const CHANNEL: &str = "channel_id";
+    pub const CHANNEL_NAME: &str = "channel_name";
+    pub const USER: &str = "user_id";
+    pub const USERNAME: &str = "username";
+    pub const DISPLAY_NAME: &str = "display_name";
+    pub const NICKNAME: &str = "nickname";
+    pub const TIMESTAMP: &str = "timestamp";
+    pub const EPOCH: &str = "timestamp_epoch";
+    pub const BUCKET: &str = "time_bucket";
+    pub const MESSAGE: &str = "message_id";
+    pub const REPLY_TO: &str = "reply_to_message_id";
+    pub const MENTIONS: &str = "mentions";
+    pub const THREAD_PARENT: &str = "thread_parent_channel_id";
+    pub const THREAD_STARTER: &str = "thread_starter_message_id";
+}
+
+/// Seconds per `time_bucket`: neighbourhoods are fetched with an integer `$in` on buckets
+/// (an inverted-index lookup in Chroma) instead of a float range over `timestamp_epoch`.
+const TIME_BUCKET_SECS: f64 = 60.0;
+
+pub fn time_bucket(epoch: f64) -> i64 {
+    (epoch / TIME_BUCKET_SECS).floor() as i64
+}
+
+/// One message as the index knows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexedMessage {
+    pub id: String,
+    pub content: String,
+    pub guild_id: Option<String>,
+    pub channel_id: String,
+    pub user_id: String,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub nickname: Option<String>,
+    pub timestamp: String,
+    /// Seconds since the epoch (0 when unknown).
+    pub epoch: f64,
+    pub reply_to: Option<String>,
+    /// Users it `@mentions`.
+    pub mentions: Vec<String>,
+    pub thread_parent: Option<String>,
+    pub thread_starter: Option<String>,
+}
+
+impl IndexedMessage {
+    pub fn from_stored(stored: &StoredMessage) -> Self {
+        let text = |key: &str| {
+            stored
+                .metadata
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|value| !value.is_empty())
+                .map(str::to_string)
+        };
+        Self {
+            id: stored.id.clone(),
+            content: stored.document.clone(),
+            guild_id: text(key::GUILD),
+            channel_id: text(key::CHANNEL).unwrap_or_default(),
+            user_id: text(key::USER).unwrap_or_default(),
+            username: text(key::USERNAME).unwrap_or_else(|| "someone".to_string()),
+            display_name: text(key::DISPLAY_NAME),
+            nickname: text(key::NICKNAME),
+            timestamp: text(key::TIMESTAMP).unwrap_or_default(),
+            epoch: stored
+                .metadata
+                .get(key::EPOCH)
+                .and_then(Value::as_f64)
+                .unwrap_or_default(),
+            reply_to: text(key::REPLY_TO),
+            mentions: text(key::MENTIONS)
+                .map(|list| {
+                    list.split(',')
+                        .filter(|id| !id.is_empty())
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            thread_parent: text(key::THREAD_PARENT),
+            thread_starter: text(key::THREAD_STARTER),
+        }
+    }
+
+    /// The names people may type to address the author: username (without a legacy
+    /// `#1234`), display name, server nickname.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names = vec![self.username.split('#').next().unwrap_or(&self.username)];
+        names.extend(self.display_name.as_deref());
+        names.extend(self.nickname.as_deref());
+        names
+    }
+}
+
+/// Chroma metadata of one message. Flat scalars only (Chroma's rule).
+pub fn metadata_for(message: &DiscordMessage) -> Map<String, Value> {
+    let mut metadata = Map::new();
+    if let Some(guild_id) = &message.guild_id {
+        metadata.insert(key::GUILD.into(), json!(guild_id));
+    }
+    metadata.insert(key::IS_DM.into(), json!(message.guild_id.is_none()));
+    metadata.insert(key::CHANNEL.into(), json!(message.channel_id));
+    metadata.insert(key::USER.into(), json!(message.user_id));
+    metadata.insert(key::USERNAME.into(), json!(message.username));
+    if let Some(name) = &message.author_display_name {
+        metadata.insert(key::DISPLAY_NAME.into(), json!(name));
+    }
+    if let Some(name) = &message.author_nickname {
+        metadata.insert(key::NICKNAME.into(), json!(name));
+    }
+    metadata.insert(key::TIMESTAMP.into(), json!(message.timestamp));
+    let epoch = message
+        .timestamp_utc()
+        .map(|time| time.timestamp_millis() as f64 / 1000.0)
+        .unwrap_or_default();
+    metadata.insert(key::EPOCH.into(), json!(epoch));
+    metadata.insert(key::BUCKET.into(), json!(time_bucket(epoch)));
+    metadata.insert(key::MESSAGE.into(), json!(message.message_id));
+    if let Some(name) = message.channel_name() {
+        metadata.insert(key::CHANNEL_NAME.into(), json!(name));
+    }
+    if let Some(reply_to) = &message.reply_to_message_id {
+        metadata.insert(key::REPLY_TO.into(), json!(reply_to));
+    }
+    let mentions = message.mentioned_users();
+    if !mentions.is_empty() {
+        metadata.insert(
+            key::MENTIONS.into(),
+            json!(format!(",{},", mentions.join(","))),
+        );
+    }
+    if let Some(parent) = &message.thread_parent_channel_id {
+        metadata.insert(key::THREAD_PARENT.into(), json!(parent));
+    }
+    if let Some(starter) = &message.thread_starter_message_id {
+        metadata.insert(key::THREAD_STARTER.into(), json!(starter));
+    }
+    metadata
+}
+
+/// The `where` filter that confines a question to what its asker may see.
+///
+/// - guild + channel scope: that guild **and** (that channel, or a thread of it);
+/// - guild + guild scope: that guild;
+/// - no guild (a DM): that channel **and** `is_dm` — so a query that omits its guild cannot
+///   reach a guild channel by naming its id.
+pub fn scope_filter(guild_id: Option<&str>, channel_id: &str, scope: Scope) -> Value {
+    match (guild_id, scope) {
+        (Some(guild), Scope::Channel) => json!({"$and": [
+            {key::GUILD: {"$eq": guild}},
+            {"$or": [
+                {key::CHANNEL: {"$eq": channel_id}},
+                {key::THREAD_PARENT: {"$eq": channel_id}},
+            ]},
+        ]}),
+        (Some(guild), Scope::Guild) => json!({key::GUILD: {"$eq": guild}}),
+        (None, _) => {
+            json!({"$and": [{key::IS_DM: {"$eq": true}}, {key::CHANNEL: {"$eq": channel_id}}]})
+        }
+    }
+}
+
+/// Messages of `channel_id` in the time buckets `from..=to`.
+pub fn window_filter(channel_id: &str, from_bucket: i64, to_bucket: i64) -> Value {
+    let buckets: Vec<i64> = (from_bucket..=to_bucket).collect();
+    json!({"$and": [
+        {key::CHANNEL: {"$eq": channel_id}},
+        {key::BUCKET: {"$in": buckets}},
+    ]})
+}
+
+/// Messages that reply to one of `ids`, are one of `ids`, or belong to a thread started from
+/// one of `ids`: the conversation links, followed without a time window.
+pub fn linked_filter(ids: &[String]) -> Value {
+    json!({"$or": [
+        {key::REPLY_TO: {"$in": ids}},
+        {key::MESSAGE: {"$in": ids}},
+        {key::THREAD_STARTER: {"$in": ids}},
+    ]})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_round_trips_through_the_index_format() {
+        let message = DiscordMessage {
+            message_id: "10".into(),
+            content: "<@42> try <@!43>, not <@&7> or <#8>".into(),
+            username: "ann#0001".into(),
+            user_id: "5".into(),
+            channel_id: "20".into(),
+            timestamp: "2025-11-02T12:34:56Z".into(),
+            guild_id: Some("1".into()),
+            reply_to_message_id: Some("9".into()),
+            author_display_name: Some("Ann".into()),
+            author_nickname: Some("annie".into()),
+            thread_parent_channel_id: Some("2".into()),
+            thread_starter_message_id: Some("20".into()),
+            ..Default::default()
+        };
+        let stored = StoredMessage {
+            id: "10".into(),
+            document: message.content.clone(),
+            metadata: metadata_for(&message),
+        };
+        let indexed = IndexedMessage::from_stored(&stored);
+        assert_eq!(indexed.mentions, vec!["42", "43"], "users only, by id");
+        assert_eq!(indexed.reply_to.as_deref(), Some("9"));
+        assert_eq!(indexed.names(), vec!["ann", "Ann", "annie"]);
+        assert_eq!(indexed.thread_starter.as_deref(), Some("20"));
+        assert_eq!(indexed.guild_id.as_deref(), Some("1"));
+        assert!((indexed.epoch - 1_762_086_896.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn a_channel_question_sees_its_channel_and_its_threads_inside_its_guild() {
+        assert_eq!(
+            scope_filter(Some("1"), "2", Scope::Channel),
+            json!({"$and": [{"guild_id": {"$eq": "1"}}, {"$or": [
+                {"channel_id": {"$eq": "2"}}, {"thread_parent_channel_id": {"$eq": "2"}}]}]})
+        );
+        assert_eq!(
+            scope_filter(Some("1"), "2", Scope::Guild),
+            json!({"guild_id": {"$eq": "1"}})
+        );
+    }
+
+    #[test]
+    fn a_dm_only_sees_its_dm_channel_even_with_guild_scope() {
+        for scope in [Scope::Channel, Scope::Guild] {
+            assert_eq!(
+                scope_filter(None, "9", scope),
+                json!({"$and": [{"is_dm": {"$eq": true}}, {"channel_id": {"$eq": "9"}}]})
+            );
+        }
+    }
+}
