@@ -136,6 +136,44 @@ pub fn score(queries: &[(EvalQuery, Vec<String>)]) -> Metrics {
 
 /// The ranking retrieval implies: groups best first; inside a group the hit, then the replies
 /// after it (where answers are), then the messages before it.
+/// How much of what an answer quotes belongs to the question's conversation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Quoting {
+    /// Mean over answerable questions with at least one quote of: quoted messages in the
+    /// question's conversation (`source` ∪ `thread` ∪ `relevant` ids) / quoted messages.
+    pub precision: f64,
+    pub mean_shown: f64,
+    pub questions: usize,
+}
+
+pub fn quoted_precision(
+    results: &[(EvalQuery, Vec<String>)],
+    shown: &[(Vec<String>, f32)],
+) -> Quoting {
+    let mut quoting = Quoting::default();
+    let mut total_shown = 0usize;
+    for ((query, _), (quoted, _)) in results.iter().zip(shown) {
+        if query.relevant_message_ids.is_empty() || quoted.is_empty() {
+            continue;
+        }
+        let conversation: HashSet<&String> = query
+            .relevant_message_ids
+            .iter()
+            .chain(&query.thread_message_ids)
+            .chain(&query.source_message_ids)
+            .collect();
+        let inside = quoted.iter().filter(|id| conversation.contains(id)).count();
+        quoting.precision += inside as f64 / quoted.len() as f64;
+        total_shown += quoted.len();
+        quoting.questions += 1;
+    }
+    if quoting.questions > 0 {
+        quoting.precision /= quoting.questions as f64;
+        quoting.mean_shown = total_shown as f64 / quoting.questions as f64;
+    }
+    quoting
+}
+
 pub fn ranked_ids(retrieved: &Retrieved) -> Vec<String> {
     let mut seen = HashSet::new();
     retrieved
@@ -217,6 +255,8 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
     let started = Instant::now();
     let bar = progress(queries.len() as u64, "questions");
     let mut results = Vec::with_capacity(queries.len());
+    // Per question: the ids the extractive answer quotes, and the best hit's similarity.
+    let mut shown: Vec<(Vec<String>, f32)> = Vec::with_capacity(queries.len());
     let mut out = std::fs::File::create(&args.out)
         .with_context(|| format!("while creating {}", args.out.display()))?;
     for query in &queries {
@@ -236,6 +276,8 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
         };
         let retrieved = retriever.retrieve(&bot_query).await?;
         let ranked = ranked_ids(&retrieved);
+        let quoted = crate::prompt::render_extractive(&retrieved, "").cited_ids;
+        shown.push((quoted, retrieved.best_similarity()));
         writeln!(
             out,
             "{}",
@@ -278,6 +320,31 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
     println!("| \"found nothing\" for answerable questions | {real_empty}/{real_total} |");
     if off_total > 0 {
         println!("| \"found nothing\" for off-topic questions | {off_empty}/{off_total} |");
+    }
+    let quoting = quoted_precision(&results, &shown);
+    println!(
+        "| quoted-message precision (answerable, extractive) | {:.3} ({} questions quoted) |",
+        quoting.precision, quoting.questions
+    );
+    println!(
+        "| messages quoted per answer (mean) | {:.2} |",
+        quoting.mean_shown
+    );
+    println!("\n| similarity floor | \"found nothing\" answerable | \"found nothing\" off-topic |\n|---|---|---|");
+    for floor in [0.3f32, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7] {
+        let below = |answerable: bool| {
+            results
+                .iter()
+                .zip(&shown)
+                .filter(|((query, _), _)| query.relevant_message_ids.is_empty() != answerable)
+                .filter(|(_, (_, best))| *best < floor)
+                .count()
+        };
+        println!(
+            "| {floor:.2} | {}/{real_total} | {}/{off_total} |",
+            below(true),
+            below(false)
+        );
     }
     if !args.keep_collection {
         if let Ok(store) = Arc::try_unwrap(store) {
@@ -339,6 +406,29 @@ mod tests {
         ]);
         assert_eq!(metrics.count, 1);
         assert!((metrics.recall_at_1 - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn quoted_precision_counts_what_belongs_to_the_conversation() {
+        let answerable = query(&["3"], &["1"], &["2"]);
+        let offtopic = query(&[], &[], &[]);
+        let results = vec![
+            (answerable.clone(), vec![]),
+            (answerable, vec![]),
+            (offtopic, vec![]),
+        ];
+        let shown = vec![
+            (ids(&["1", "3", "9", "8"]), 0.9),
+            (Vec::new(), 0.2),
+            (ids(&["7"]), 0.4),
+        ];
+        let quoting = quoted_precision(&results, &shown);
+        assert_eq!(
+            quoting.questions, 1,
+            "off-topic and empty answers are not scored"
+        );
+        assert!((quoting.precision - 0.5).abs() < 1e-9);
+        assert!((quoting.mean_shown - 4.0).abs() < 1e-9);
     }
 
     #[test]
