@@ -76,18 +76,20 @@ if [ $# -eq 0 ]; then
   # printed; only floors far below the measured values are asserted (a broken pipeline).
   EVAL_DIR="$ROOT/eval/ubuntu-irc-qa"
   cat "$EVAL_DIR/queries-dev.jsonl" "$ROOT/eval/offtopic-queries.jsonl" > "$RTFM_RUN_DIR/eval-queries.jsonl"
-  for corpus in corpus corpus-discord; do
-    log "evaluating retrieval on eval/ubuntu-irc-qa/$corpus.jsonl (84 dev + 30 off-topic questions)"
-    if "$TARGET_DIR/debug/processor" eval \
-        --corpus "$EVAL_DIR/$corpus.jsonl" --queries "$RTFM_RUN_DIR/eval-queries.jsonl" \
-        --out "$RTFM_RUN_DIR/eval-run-$corpus.jsonl" --min-recall-at-10 0.4 2>"$LOG_DIR/eval-$corpus.log"; then
+  log "evaluating retrieval on eval/ubuntu-irc-qa: corpus.jsonl (IRC-style) and corpus-discord.jsonl (84 dev + 30 off-topic questions)"
+  if "$TARGET_DIR/debug/processor" eval \
+      --corpus "$EVAL_DIR/corpus.jsonl" --out "$RTFM_RUN_DIR/eval-run-corpus.jsonl" \
+      --corpus "$EVAL_DIR/corpus-discord.jsonl" --out "$RTFM_RUN_DIR/eval-run-corpus-discord.jsonl" \
+      --queries "$RTFM_RUN_DIR/eval-queries.jsonl" --min-recall-at-10 0.4 2>"$LOG_DIR/eval.log"; then
+    for corpus in corpus corpus-discord; do
+      echo "evaluate.py on $corpus.jsonl:"
       python3 "$EVAL_DIR/evaluate.py" --queries "$EVAL_DIR/queries-dev.jsonl" --run "$RTFM_RUN_DIR/eval-run-$corpus.jsonl"
-    else
-      eval_status=1
-      tail -20 "$LOG_DIR/eval-$corpus.log" >&2
-      echo "eval $corpus: FAILED (log: $LOG_DIR/eval-$corpus.log)" >> "$LOG_DIR/eval-failures.txt"
-    fi
-  done
+    done
+  else
+    eval_status=1
+    tail -20 "$LOG_DIR/eval.log" >&2
+    echo "processor eval: FAILED (log: $LOG_DIR/eval.log)" >> "$LOG_DIR/eval-failures.txt"
+  fi
 fi
 
 python3 "$ROOT/scripts/test_summary.py" "$LOG_DIR/cargo-test.log" \

@@ -7,7 +7,7 @@
 //! and the same metrics are printed: recall@{1,5,10}, MRR@10, nDCG@10, thread_success@10, plus
 //! throughput and abstention ("found nothing") rates for answerable and off-topic questions.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,16 +25,18 @@ use crate::store::MessageStore;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
-    /// Corpus: one `discord-messages` record per line.
-    #[arg(long)]
-    pub corpus: PathBuf,
+    /// Corpus: one `discord-messages` record per line. Repeat to evaluate several corpora in
+    /// one run (texts they share are embedded once).
+    #[arg(long, required = true)]
+    pub corpus: Vec<PathBuf>,
     /// Questions: `query_id, question, channel_id, relevant_message_ids, source_message_ids,
     /// thread_message_ids` per line. Questions without relevant ids count as off-topic.
     #[arg(long)]
     pub queries: PathBuf,
-    /// Where to write the run (`{"query_id", "ranked_message_ids"}` per line).
-    #[arg(long)]
-    pub out: PathBuf,
+    /// Where to write the run (`{"query_id", "ranked_message_ids"}` per line); one per
+    /// `--corpus`, in the same order.
+    #[arg(long, required = true)]
+    pub out: Vec<PathBuf>,
     /// Keep the evaluation collection instead of deleting it afterwards.
     #[arg(long)]
     pub keep_collection: bool,
@@ -175,12 +177,9 @@ pub fn quoted_precision(
 }
 
 pub fn ranked_ids(retrieved: &Retrieved) -> Vec<String> {
-    let mut seen = HashSet::new();
     retrieved
-        .groups
-        .iter()
-        .flat_map(|group| group.ranked())
-        .filter(|message| seen.insert(message.message_id.clone()))
+        .ranked()
+        .into_iter()
         .map(|message| message.message_id.clone())
         .collect()
 }
@@ -196,10 +195,35 @@ fn progress(len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// Runs the evaluation and prints the report. Returns the metrics.
+/// Runs the evaluation of every corpus and prints a report for each. Returns the metrics of
+/// the last one.
 pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metrics> {
-    let corpus_text = std::fs::read_to_string(&args.corpus)
-        .with_context(|| format!("while reading {}", args.corpus.display()))?;
+    anyhow::ensure!(
+        args.corpus.len() == args.out.len(),
+        "give one --out per --corpus ({} corpora, {} outputs)",
+        args.corpus.len(),
+        args.out.len()
+    );
+    let embedder = crate::build_embedder(&config.embedding, &config.model).await?;
+    let mut cache: HashMap<String, Vec<f32>> = HashMap::new();
+    let mut last = Metrics::default();
+    for (corpus, out) in args.corpus.iter().zip(&args.out) {
+        println!("\n### {}\n", corpus.display());
+        last = run_corpus(config, args, corpus, out, &embedder, &mut cache).await?;
+    }
+    Ok(last)
+}
+
+async fn run_corpus(
+    config: &crate::Config,
+    args: &EvalArgs,
+    corpus: &std::path::Path,
+    out_path: &std::path::Path,
+    embedder: &crate::embedding::Embedder,
+    cache: &mut HashMap<String, Vec<f32>>,
+) -> anyhow::Result<Metrics> {
+    let corpus_text = std::fs::read_to_string(corpus)
+        .with_context(|| format!("while reading {}", corpus.display()))?;
     let mut messages = Vec::new();
     for (line_number, line) in corpus_text
         .lines()
@@ -207,7 +231,7 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
         .filter(|(_, line)| !line.trim().is_empty())
     {
         let message = DiscordMessage::decode(line.as_bytes())
-            .with_context(|| format!("{} line {}", args.corpus.display(), line_number + 1))?;
+            .with_context(|| format!("{} line {}", corpus.display(), line_number + 1))?;
         messages.push(message);
     }
     let queries_text = std::fs::read_to_string(&args.queries)
@@ -219,7 +243,6 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
         .collect::<Result<_, _>>()
         .with_context(|| format!("while parsing {}", args.queries.display()))?;
 
-    let embedder = crate::build_embedder(&config.embedding, &config.model).await?;
     let mut store_config = config.store.clone();
     store_config.chroma_collection = format!(
         "rtfm_eval_{}",
@@ -234,6 +257,7 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
         store: Arc::clone(&store),
         embedder: embedder.clone(),
     };
+    let mut embedded_now = 0usize;
 
     let started = Instant::now();
     let bar = progress(messages.len() as u64, "messages indexed");
@@ -241,7 +265,22 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
         let refs: Vec<&DiscordMessage> = chunk.iter().collect();
         let plan = ingest::plan(&refs);
         let upserts: Vec<&DiscordMessage> = plan.upserts.iter().map(|&index| refs[index]).collect();
-        indexer.upsert(&upserts).await?;
+        // Texts another corpus of this run already embedded are not embedded again.
+        let missing: Vec<&DiscordMessage> = upserts
+            .iter()
+            .copied()
+            .filter(|message| !cache.contains_key(&message.content))
+            .collect();
+        let vectors = indexer.embed(&missing).await?;
+        embedded_now += missing.len();
+        for (message, vector) in missing.iter().zip(vectors) {
+            cache.insert(message.content.clone(), vector);
+        }
+        let vectors: Vec<Vec<f32>> = upserts
+            .iter()
+            .map(|message| cache.get(&message.content).cloned().unwrap_or_default())
+            .collect();
+        indexer.write(&upserts, vectors).await?;
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
@@ -249,7 +288,7 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
 
     let retriever = Retriever {
         store: Arc::clone(&store),
-        embedder,
+        embedder: embedder.clone(),
         settings: config.retrieval.clone(),
     };
     let started = Instant::now();
@@ -257,8 +296,8 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
     let mut results = Vec::with_capacity(queries.len());
     // Per question: the ids the extractive answer quotes, and the best hit's similarity.
     let mut shown: Vec<(Vec<String>, f32)> = Vec::with_capacity(queries.len());
-    let mut out = std::fs::File::create(&args.out)
-        .with_context(|| format!("while creating {}", args.out.display()))?;
+    let mut out = std::fs::File::create(out_path)
+        .with_context(|| format!("while creating {}", out_path.display()))?;
     for query in &queries {
         let bot_query = BotQuery {
             query_id: query.query_id.clone(),
@@ -313,7 +352,7 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
         metrics.thread_success_at_10
     );
     println!(
-        "| indexing | {index_rate:.0} messages/s ({} messages) |",
+        "| indexing | {index_rate:.0} messages/s ({} messages, {embedded_now} embedded, the rest shared with an earlier corpus) |",
         messages.len()
     );
     println!("| querying | {query_rate:.1} questions/s |");
@@ -432,7 +471,7 @@ mod tests {
     }
 
     #[test]
-    fn rankings_put_replies_after_the_hit_before_earlier_context() {
+    fn rankings_put_every_hit_and_its_answers_before_any_context() {
         let message = |id: &str| SourceMessage {
             message_id: id.into(),
             channel_id: "1".into(),
@@ -462,6 +501,6 @@ mod tests {
                 },
             ],
         };
-        assert_eq!(ranked_ids(&retrieved), ids(&["3", "4", "5", "2", "1", "9"]));
+        assert_eq!(ranked_ids(&retrieved), ids(&["3", "4", "9", "5", "2", "1"]));
     }
 }

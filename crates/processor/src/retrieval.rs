@@ -195,6 +195,45 @@ impl Retrieved {
             .fold(0.0, f32::max)
     }
 
+    /// Every message once, best evidence first across groups: each group's hit and answers
+    /// (groups in rank order), then what followed the hits, then the questions the hits
+    /// answer, then what preceded the hits.
+    pub fn ranked(&self) -> Vec<&SourceMessage> {
+        let tiers: Vec<Vec<&SourceMessage>> =
+            self.groups.iter().map(|group| group.ranked()).collect();
+        let position_of = |group: &SourceGroup, message: &SourceMessage| {
+            let hit = group
+                .messages
+                .iter()
+                .position(|m| m.message_id == group.hit_id)
+                .unwrap_or(0);
+            let at = group
+                .messages
+                .iter()
+                .position(|m| m.message_id == message.message_id)
+                .unwrap_or(0);
+            at > hit
+        };
+        let tier = |group: &SourceGroup, message: &SourceMessage| match message.role {
+            Role::Hit | Role::Answer => 0,
+            Role::Context if position_of(group, message) => 1,
+            Role::Question => 2,
+            Role::Context => 3,
+        };
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for level in 0..4 {
+            for (group, ranked) in self.groups.iter().zip(&tiers) {
+                for message in ranked {
+                    if tier(group, message) == level && seen.insert(message.message_id.as_str()) {
+                        out.push(*message);
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Every conversation message once (hits, answers, questions — not mere context), groups
     /// in rank order, each in time order, numbered from 1 by position: the sources given to a
     /// model.
