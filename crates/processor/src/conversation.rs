@@ -77,6 +77,13 @@ pub fn conversation(
     let direct = replies_to(&hit.id);
     let second: HashSet<String> = direct.iter().flat_map(|id| replies_to(id)).collect();
     let names = hit.names();
+    // Messages by the hit's author near it: a reply to any of them is addressed to the author
+    // (Discord's "nick: …" — people reply to whichever of the asker's messages is handy).
+    let by_author: HashSet<&str> = messages
+        .iter()
+        .filter(|message| message.user_id == hit.user_id && within(message))
+        .map(|message| message.id.as_str())
+        .collect();
     let max_answers = 3 * expansion.neighbors.max(1) + 3;
     let mut roles: Vec<Option<Role>> = vec![None; messages.len()];
     roles[position] = Some(Role::Hit);
@@ -101,6 +108,10 @@ pub fn conversation(
                 && within(message)
                 && message.user_id != hit.user_id
                 && (message.mentions.contains(&hit.user_id)
+                    || message
+                        .reply_to
+                        .as_deref()
+                        .is_some_and(|parent| by_author.contains(parent))
                     || names
                         .iter()
                         .any(|name| mentions_name(&message.content, name))))
@@ -235,6 +246,21 @@ mod tests {
             .map(|(m, _)| m.id.as_str())
             .collect();
         assert_eq!(answers, vec!["2", "3"]);
+    }
+
+    #[test]
+    fn a_reply_to_another_message_of_the_author_nearby_is_addressed_to_the_author() {
+        let hit = message("1", 0.0, "7", "my wifi drops");
+        let follow_up = message("2", 20.0, "7", "on ubuntu 24.04");
+        let mut reply = message("3", 60.0, "8", "try a newer kernel");
+        reply.reply_to = Some("2".into());
+        let members = conversation(&hit, &[follow_up, reply], NARROW, "x");
+        assert!(
+            members
+                .iter()
+                .any(|(m, role)| m.id == "3" && *role == Role::Answer),
+            "{members:?}"
+        );
     }
 
     #[test]
