@@ -139,13 +139,24 @@ pub fn render_model_answer(
     }
 }
 
+/// How far below the best hit another hit may be and still be quoted.
+pub const QUOTE_SIMILARITY_MARGIN: f32 = 0.1;
+
 /// The best messages quoted with their authors, times and jump links: each hit and the replies
 /// that followed it.
 pub fn render_extractive(retrieved: &Retrieved, label: &str) -> Rendered {
     let mut text = String::from(label);
     let mut cited = Vec::new();
     let mut shown = HashSet::new();
-    for group in retrieved.groups.iter().take(3) {
+    // Only groups about as close to the question as the best one: a distant second hit is
+    // usually another conversation, and quoting it is noise, not evidence.
+    let best = retrieved.best_similarity();
+    for group in retrieved
+        .groups
+        .iter()
+        .filter(|group| group.similarity >= best - QUOTE_SIMILARITY_MARGIN)
+        .take(3)
+    {
         // The hit and the messages that answer it; the question it answers and what is merely
         // nearby are for the model only.
         let excerpt: Vec<&SourceMessage> = group

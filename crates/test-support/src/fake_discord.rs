@@ -629,22 +629,35 @@ async fn create_message(
             .nonces
             .insert(nonce.clone(), (Instant::now(), created.clone()));
     }
-    inner
-        .history
-        .entry(channel)
-        .or_default()
-        .push(created.clone());
-    inner.posts.push(Posted {
-        kind: PostKind::Message,
-        channel_id: channel,
-        message_id: id,
-        body,
-        deduplicated: false,
-        interaction_token: None,
-        interaction_id: None,
-        at: Instant::now(),
-    });
+    record_created(
+        &mut inner,
+        Posted {
+            kind: PostKind::Message,
+            channel_id: channel,
+            message_id: id,
+            body,
+            deduplicated: false,
+            interaction_token: None,
+            interaction_id: None,
+            at: Instant::now(),
+        },
+        &created,
+        true,
+    );
     Json(created).into_response()
+}
+
+/// Records a message the bot created: in the list of posts and, unless only its author sees
+/// it, in its channel's history.
+fn record_created(inner: &mut Inner, post: Posted, created: &Value, in_history: bool) {
+    if in_history {
+        inner
+            .history
+            .entry(post.channel_id)
+            .or_default()
+            .push(created.clone());
+    }
+    inner.posts.push(post);
 }
 
 #[derive(serde::Deserialize)]
@@ -770,23 +783,21 @@ async fn followup(
     });
     // An ephemeral follow-up (flags 64) is seen only by the asker: not in the channel.
     let ephemeral = body["flags"].as_u64().is_some_and(|flags| flags & 64 != 0);
-    if !ephemeral {
-        inner
-            .history
-            .entry(channel)
-            .or_default()
-            .push(created.clone());
-    }
-    inner.posts.push(Posted {
-        kind: PostKind::Followup,
-        channel_id: channel,
-        message_id: id,
-        body,
-        deduplicated: false,
-        interaction_token: Some(token),
-        interaction_id: Some(interaction),
-        at: Instant::now(),
-    });
+    record_created(
+        &mut inner,
+        Posted {
+            kind: PostKind::Followup,
+            channel_id: channel,
+            message_id: id,
+            body,
+            deduplicated: false,
+            interaction_token: Some(token),
+            interaction_id: Some(interaction),
+            at: Instant::now(),
+        },
+        &created,
+        !ephemeral,
+    );
     Json(created).into_response()
 }
 
