@@ -672,17 +672,15 @@ async fn the_fake_answers_posts_follow_ups_and_history_in_shapes_serenity_reads(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rate_limited_slash_command_gets_its_notice_as_its_one_follow_up() {
     let (fake, kafka) = setup().await;
+    let queries: Reader<BotQuery> = Reader::new(&kafka);
     let bot = start_bot(&fake, &kafka, &["--rate-limit-per-minute", "1"]).await;
-    // The first one uses the user's quota (and notifies nothing); the second is over it.
-    for id in [901, 902] {
-        fake.push_interaction(fake_discord::slash_command(
-            id,
-            CHANNEL,
-            GUILD,
-            human(42),
-            "how do I deploy?",
-        ));
-    }
+    // The first one uses the user's quota (and notifies nothing); the second is over it. The
+    // gateway hands events to concurrent tasks, so the second is sent only once the first is
+    // known to have been counted (its question was published).
+    let slash = |id| fake_discord::slash_command(id, CHANNEL, GUILD, human(42), "how do I deploy?");
+    fake.push_interaction(slash(901));
+    assert_eq!(queries.next().await.original_message_id, "901");
+    fake.push_interaction(slash(902));
     eventually(WAIT, "the notice follow-up", || async {
         (!fake.followups().is_empty()).then_some(())
     })

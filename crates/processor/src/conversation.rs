@@ -13,6 +13,10 @@ use std::collections::HashSet;
 
 use crate::index::IndexedMessage;
 
+/// Similarity to the question above which a nearby unaddressed message counts as part of the
+/// conversation (all-MiniLM-L6-v2 puts unrelated chat at 0.0–0.3; `processor eval` measures).
+pub const RELATED_TO_QUESTION: f32 = 0.4;
+
 /// A message's part in a hit's conversation, in rank order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
@@ -124,6 +128,22 @@ pub fn conversation(
             None
         };
         roles[index] = role;
+    }
+    // Unaddressed messages right around the hit that are about the question anyway (two
+    // signals agreeing: near in time and near in meaning) answer it when they follow it, and
+    // state the question when they precede it. "lunch?" next to the hit stays context.
+    for (index, message) in messages.iter().enumerate() {
+        let related = message
+            .relevance
+            .is_some_and(|relevance| relevance >= RELATED_TO_QUESTION);
+        if roles[index].is_none() && related && within(message) && answers < max_answers {
+            if index > position {
+                roles[index] = Some(Role::Answer);
+                answers += 1;
+            } else {
+                roles[index] = Some(Role::Question);
+            }
+        }
     }
     // Context: the nearest messages either side in time, within the window.
     let start = position.saturating_sub(expansion.neighbors);
@@ -260,6 +280,28 @@ mod tests {
                 .iter()
                 .any(|(m, role)| m.id == "3" && *role == Role::Answer),
             "{members:?}"
+        );
+    }
+
+    #[test]
+    fn a_nearby_message_about_the_question_answers_it_and_small_talk_does_not() {
+        let hit = message("1", 0.0, "7", "how do I rotate the deploy key?");
+        let answer = IndexedMessage {
+            relevance: Some(0.62),
+            ..message("2", 60.0, "8", "run vaultctl rotate --key deploy")
+        };
+        let lunch = IndexedMessage {
+            relevance: Some(0.04),
+            ..message("3", 70.0, "9", "lunch anyone?")
+        };
+        let wide = Expansion {
+            neighbors: 3,
+            ..NARROW
+        };
+        let members = conversation(&hit, &[answer, lunch], wide, "x");
+        assert_eq!(
+            roles(&members),
+            vec![("1", Role::Hit), ("2", Role::Answer), ("3", Role::Context)]
         );
     }
 

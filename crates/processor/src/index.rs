@@ -58,6 +58,8 @@ pub struct IndexedMessage {
     pub mentions: Vec<String>,
     pub thread_parent: Option<String>,
     pub thread_starter: Option<String>,
+    /// Cosine similarity to the question being answered, when retrieval computed it.
+    pub relevance: Option<f32>,
 }
 
 impl IndexedMessage {
@@ -96,6 +98,7 @@ impl IndexedMessage {
                 .unwrap_or_default(),
             thread_parent: text(key::THREAD_PARENT),
             thread_starter: text(key::THREAD_STARTER),
+            relevance: None,
         }
     }
 

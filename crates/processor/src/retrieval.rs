@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use crate::conversation::{self, Expansion, Role};
 use crate::embedding::{EmbedError, Embedder};
 use crate::index::{self, IndexedMessage};
-use crate::store::{Hit, MessageStore, StoreError, StoredMessage};
+use crate::store::{Hit, MessageStore, StoreError};
 
 /// How wide a question looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -291,6 +291,7 @@ impl Retriever {
         );
         let started = std::time::Instant::now();
         let embedding = self.embedder.embed_one(&query.question).await?;
+        let question_vector = embedding.clone();
         let embedded = started.elapsed();
         // One extra candidate in case the triggering message is among them.
         let hits = self
@@ -303,11 +304,17 @@ impl Retriever {
             .iter()
             .map(|hit| (IndexedMessage::from_stored(&hit.message), hit.similarity))
             .collect();
-        let around = if self.settings.neighbors == 0 || hits.is_empty() {
+        let mut around = if self.settings.neighbors == 0 || hits.is_empty() {
             Vec::new()
         } else {
             self.around(&hits, &filter).await?
         };
+        for (message, vector) in &mut around {
+            if !vector.is_empty() {
+                message.relevance = Some(crate::embedding::cosine(&question_vector, vector));
+            }
+        }
+        let around: Vec<IndexedMessage> = around.into_iter().map(|(message, _)| message).collect();
         let expansion = Expansion {
             neighbors: self.settings.neighbors,
             window_secs: self.settings.neighbor_window_secs as f64,
@@ -351,7 +358,7 @@ impl Retriever {
         &self,
         hits: &[(IndexedMessage, f32)],
         scope: &Value,
-    ) -> Result<Vec<IndexedMessage>, StoreError> {
+    ) -> Result<Vec<(IndexedMessage, Vec<f32>)>, StoreError> {
         let window = self.settings.neighbor_window_secs as f64;
         let mut alternatives: Vec<Value> = hits
             .iter()
@@ -375,6 +382,7 @@ impl Retriever {
         let hit_ids: HashSet<&str> = hits.iter().map(|(hit, _)| hit.id.as_str()).collect();
         let replies: Vec<String> = first
             .iter()
+            .map(|(message, _)| message)
             .filter(|message| {
                 message
                     .reply_to
@@ -393,12 +401,13 @@ impl Retriever {
         Ok(all)
     }
 
-    /// One Chroma `get` of the messages matching any of `alternatives`, inside `scope`.
+    /// One Chroma `get` of the messages matching any of `alternatives`, inside `scope`, with
+    /// their vectors.
     async fn get_within(
         &self,
         scope: &Value,
         alternatives: Vec<Value>,
-    ) -> Result<Vec<IndexedMessage>, StoreError> {
+    ) -> Result<Vec<(IndexedMessage, Vec<f32>)>, StoreError> {
         let count = alternatives.len();
         // Chroma wants at least two operands in `$or`.
         let any = if count == 1 {
@@ -407,11 +416,11 @@ impl Retriever {
             json!({ "$or": alternatives })
         };
         let filter = json!({"$and": [scope, any]});
-        let found: Vec<StoredMessage> = self
-            .store
-            .get(Some(filter), Vec::new(), Some(100 * count))
-            .await?;
-        Ok(found.iter().map(IndexedMessage::from_stored).collect())
+        let found = self.store.get_with_vectors(filter, 100 * count).await?;
+        Ok(found
+            .into_iter()
+            .map(|(stored, vector)| (IndexedMessage::from_stored(&stored), vector))
+            .collect())
     }
 }
 
@@ -419,11 +428,11 @@ impl Retriever {
 mod tests {
     use super::*;
 
-    fn stored(id: &str, epoch: f64) -> StoredMessage {
+    fn stored(id: &str, epoch: f64) -> crate::store::StoredMessage {
         let mut metadata = serde_json::Map::new();
         metadata.insert("timestamp_epoch".into(), json!(epoch));
         metadata.insert("channel_id".into(), json!("5"));
-        StoredMessage {
+        crate::store::StoredMessage {
             id: id.into(),
             document: format!("text {id}"),
             metadata,

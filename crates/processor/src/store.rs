@@ -295,6 +295,45 @@ impl MessageStore {
             .collect())
     }
 
+    /// Like [`MessageStore::get`] (no ids), with each message's stored vector.
+    pub async fn get_with_vectors(
+        &self,
+        filter: Value,
+        limit: usize,
+    ) -> Result<Vec<(StoredMessage, Vec<f32>)>, StoreError> {
+        let options = GetOptions {
+            ids: Vec::new(),
+            where_metadata: Some(filter),
+            limit: Some(limit),
+            offset: None,
+            where_document: None,
+            include: Some(vec![
+                "metadatas".to_string(),
+                "documents".to_string(),
+                "embeddings".to_string(),
+            ]),
+        };
+        let result = bounded(&self.url, self.timeout, self.collection.get(options)).await?;
+        let documents = result.documents.unwrap_or_default();
+        let metadatas = result.metadatas.unwrap_or_default();
+        let embeddings = result.embeddings.unwrap_or_default();
+        Ok(result
+            .ids
+            .into_iter()
+            .enumerate()
+            .map(|(index, id)| {
+                (
+                    StoredMessage {
+                        id,
+                        document: documents.get(index).cloned().flatten().unwrap_or_default(),
+                        metadata: metadatas.get(index).cloned().flatten().unwrap_or_default(),
+                    },
+                    embeddings.get(index).cloned().flatten().unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
     pub async fn count(&self) -> Result<usize, StoreError> {
         bounded(&self.url, self.timeout, self.collection.count()).await
     }
