@@ -286,6 +286,11 @@ async fn conversation_is_answered(gemini: bool) {
             !log.contains(DISCORD_TOKEN) && !log.contains(GEMINI_KEY),
             "a secret leaked into the {name} log"
         );
+        // The slash command's interaction token is a credential for 15 minutes.
+        assert!(
+            !log.contains("interaction-token-2010"),
+            "an interaction token leaked into the {name} log"
+        );
     }
     store.drop_collection().await.expect("cleanup");
 }

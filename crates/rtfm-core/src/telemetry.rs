@@ -20,7 +20,7 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber. JSON lines when `LOG_FORMAT=json`, human text otherwise.
 /// Safe to call more than once (later calls are no-ops), which tests rely on.
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::new(log_directives(std::env::var("RUST_LOG").ok().as_deref()));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -30,6 +30,18 @@ pub fn init_tracing() {
     } else {
         builder.try_init()
     };
+}
+
+/// `RUST_LOG` (default `info`) plus `serenity::http=warn`: serenity's `Http::request` opens an
+/// INFO span that records the whole request, route included — and the route of an interaction
+/// follow-up carries the interaction token, a credential. Capping serenity's HTTP module at
+/// `warn` keeps that span (and its token) out of every log line, whatever else is at `debug`.
+pub fn log_directives(rust_log: Option<&str>) -> String {
+    let base = rust_log
+        .map(str::trim)
+        .filter(|value| !value.is_empty())
+        .unwrap_or("info");
+    format!("{base},serenity::http=warn")
 }
 
 /// Metrics every service shares.
@@ -192,6 +204,16 @@ pub fn shutdown_on_signals() -> CancellationToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serenity_http_stays_at_warn_whatever_rust_log_says() {
+        assert_eq!(log_directives(None), "info,serenity::http=warn");
+        assert_eq!(log_directives(Some("debug")), "debug,serenity::http=warn");
+        assert_eq!(
+            log_directives(Some(" bot=debug ")),
+            "bot=debug,serenity::http=warn"
+        );
+    }
 
     #[test]
     fn readiness_needs_every_component() {
