@@ -10,7 +10,7 @@ import os
 import re
 import sys
 
-RUNNING = re.compile(r"^\s+Running (\S+) \((.+)\)$")
+RUNNING = re.compile(r"^\s+Running (.+) \((.+)\)$")
 DOCTESTS = re.compile(r"^\s+Doc-tests (\S+)$")
 RESULT = re.compile(r"^test result: (ok|FAILED)\. (\d+) passed; (\d+) failed; (\d+) ignored")
 FAILED_TEST = re.compile(r"^test (\S+) \.\.\. FAILED$")
