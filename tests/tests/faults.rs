@@ -380,22 +380,13 @@ async fn a_kafka_restart_mid_stream_loses_nothing() {
     assert_eq!(fake.posts().len(), 2);
     // Once the ingest group is past every record, the two questions were read and left out
     // of the index: a question to the bot is never evidence.
-    let positions: Vec<(i32, i64)> =
-        rtfm_core::kafka::dead_letters::read_records::<DiscordMessage>(&kafka, WAIT)
-            .await
-            .expect("discord-messages")
-            .into_iter()
-            .map(|(partition, offset, _)| (partition, offset))
-            .collect();
-    assert_eq!(positions.len(), 202, "every message reached Kafka");
-    services::until_group_passed(
+    let read = services::until_group_passed_all::<DiscordMessage>(
         &kafka,
         rtfm_core::topics::GROUP_MESSAGE_PROCESSOR,
-        TopicKind::DiscordMessages,
-        &positions,
         WAIT,
     )
     .await;
+    assert_eq!(read, 202, "every message reached Kafka");
     assert_eq!(store.count().await.expect("count"), 200);
     let metrics = http_get(&format!("http://{processor_http}/metrics"))
         .await

@@ -171,22 +171,13 @@ async fn a_thousand_malformed_records_per_topic_are_dead_lettered_while_real_tra
     }
     // Once the ingest group is past every valid record, only the facts are indexed: the
     // questions to the bot are never evidence.
-    let positions: Vec<(i32, i64)> =
-        rtfm_core::kafka::dead_letters::read_records::<rtfm_core::DiscordMessage>(&kafka, WAIT)
-            .await
-            .expect("discord-messages")
-            .into_iter()
-            .map(|(partition, offset, _)| (partition, offset))
-            .collect();
-    assert_eq!(positions.len(), 20, "the 20 real messages reached Kafka");
-    services::until_group_passed(
+    let read = services::until_group_passed_all::<rtfm_core::DiscordMessage>(
         &kafka,
         rtfm_core::topics::GROUP_MESSAGE_PROCESSOR,
-        TopicKind::DiscordMessages,
-        &positions,
         WAIT,
     )
     .await;
+    assert_eq!(read, 20, "the 20 real messages reached Kafka");
     assert_eq!(
         store.count().await.expect("count"),
         10,

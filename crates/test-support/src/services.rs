@@ -177,3 +177,21 @@ pub async fn until_group_passed(
     )
     .await;
 }
+
+/// Waits until group `group` has committed past every record now on `T`'s topic; returns how
+/// many valid records that was (a snapshot read, so the caller can assert the count).
+pub async fn until_group_passed_all<T: rtfm_core::Record>(
+    config: &KafkaConfig,
+    group: &str,
+    timeout: std::time::Duration,
+) -> usize {
+    let positions: Vec<(i32, i64)> =
+        rtfm_core::kafka::dead_letters::read_records::<T>(config, timeout)
+            .await
+            .unwrap_or_else(|err| panic!("cannot read the topic back: {err}"))
+            .into_iter()
+            .map(|(partition, offset, _)| (partition, offset))
+            .collect();
+    until_group_passed(config, group, T::TOPIC, &positions, timeout).await;
+    positions.len()
+}
