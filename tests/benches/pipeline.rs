@@ -185,7 +185,8 @@ async fn main() {
         &std::env::var_os("EMBEDDING_MODEL_DIR")
             .map(Into::into)
             .unwrap_or_else(default_model_dir),
-        32,
+        processor::embedding::DEFAULT_BATCH_SIZE,
+        0,
     )
     .expect("model (run scripts/model.sh)");
     let texts: Vec<String> = (0..messages.min(3_000)).map(sentence).collect();

@@ -204,8 +204,8 @@ fn dockerfile_is_multi_stage_and_ships_all_four_binaries() {
             .lines()
             .filter(|line| line.starts_with("FROM "))
             .count(),
-        2,
-        "build + runtime stages"
+        3,
+        "build + model + runtime stages"
     );
     for binary in ["bot", "processor", "init-topics", "kafka-smoke"] {
         assert!(
@@ -245,33 +245,34 @@ fn the_processor_can_be_scaled_with_docker_compose_scale() {
 }
 
 #[test]
-fn the_model_cache_volume_is_writable_by_the_images_user() {
+fn the_image_carries_the_local_model_where_the_processor_looks() {
     let dockerfile = read("Dockerfile");
-    let compose = compose();
-    let volumes: Vec<&str> = service(&compose, "processor")["volumes"]
-        .as_sequence()
-        .expect("processor volumes")
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
-    let cache = volumes
-        .iter()
-        .find_map(|volume| volume.strip_prefix("model-cache:"))
-        .expect("the model cache is a volume");
-    // A named volume takes the owner of the image's directory at its mount point, so the image
-    // must create that directory and give it to its user.
-    let user = dockerfile
+    let model_dir = dockerfile
         .lines()
-        .find_map(|line| line.strip_prefix("USER "))
-        .expect("USER line")
+        .find_map(|line| line.trim().strip_prefix("EMBEDDING_MODEL_DIR="))
+        .expect("the image sets EMBEDDING_MODEL_DIR")
         .trim();
+    // Every file the local embedder opens (processor::embedding) is copied into that directory.
+    let copy = dockerfile
+        .lines()
+        .find(|line| line.starts_with("COPY --from=model "))
+        .expect("the model stage's output is copied into the image");
     assert!(
-        dockerfile.contains(&format!("mkdir -p {cache}"))
-            || dockerfile.contains(&format!("mkdir -p {cache}/")),
-        "the image creates {cache}"
+        copy.trim_end().trim_end_matches('/').ends_with(model_dir),
+        "{copy}"
     );
+    for file in [
+        processor::embedding::MODEL_FILE,
+        processor::embedding::TOKENIZER_FILE,
+        processor::embedding::RUNTIME_FILE,
+    ] {
+        assert!(
+            dockerfile.contains(&format!("/model/{file}")),
+            "the model stage copies {file}"
+        );
+    }
     assert!(
-        dockerfile.contains(&format!("chown -R {user}:{user} ")),
-        "the image gives the cache to {user}"
+        dockerfile.contains("scripts/model.sh"),
+        "the image gets the model the way the local set-up does"
     );
 }

@@ -16,7 +16,7 @@
 //!   scope filter;
 //! - [`prompt`]: prompt building and reply rendering (pure);
 //! - [`model`]: Gemini / OpenAI-compatible clients, retries, circuit breaker;
-//! - [`embedding`]: all-MiniLM-L6-v2 in-process (candle) or a hosted API;
+//! - [`embedding`]: all-MiniLM-L6-v2 in-process (ONNX Runtime) or a hosted API;
 //! - [`store`]: the Chroma collection;
 //! - [`eval`]: `processor eval`, retrieval quality on a public chat corpus;
 //! - [`metrics`]: Prometheus metrics.
@@ -74,17 +74,25 @@ pub struct EmbeddingSettings {
         default_value = "local"
     )]
     pub embedding_provider: EmbeddingProvider,
-    /// Directory with config.json, tokenizer.json, model.safetensors. Unset: the default cache
-    /// (~/.cache/rtfm/models/all-MiniLM-L6-v2), filled from the model hub if empty.
+    /// Directory with model.onnx, tokenizer.json and libonnxruntime.so, as `scripts/model.sh`
+    /// fills it. Unset: ~/.cache/rtfm/models/all-MiniLM-L6-v2.
     #[arg(long = "embedding-model-dir", env = "EMBEDDING_MODEL_DIR")]
     pub embedding_model_dir: Option<PathBuf>,
     /// Sentences per forward pass of the local model.
     #[arg(
         long = "embedding-batch-size",
         env = "EMBEDDING_BATCH_SIZE",
-        default_value_t = 32
+        default_value_t = embedding::DEFAULT_BATCH_SIZE
     )]
     pub embedding_batch_size: usize,
+    /// Threads of the local model's forward pass (0: one per core). Two processors on one
+    /// machine should take half the cores each.
+    #[arg(
+        long = "embedding-threads",
+        env = "EMBEDDING_THREADS",
+        default_value_t = 0
+    )]
+    pub embedding_threads: usize,
     /// Hosted embedding model name (gemini-embedding-001, text-embedding-3-small, …).
     #[arg(
         long = "embedding-model",
@@ -166,23 +174,22 @@ pub struct Config {
     pub instance_id: Option<String>,
 }
 
-/// Loads the configured embedder (downloading the local model into the default cache if needed).
+/// Loads the configured embedder.
 pub async fn build_embedder(
     settings: &EmbeddingSettings,
     model: &ModelSettings,
 ) -> anyhow::Result<Embedder> {
     match settings.embedding_provider {
         EmbeddingProvider::Local => {
-            let explicit = settings.embedding_model_dir.is_some();
             let dir = settings
                 .embedding_model_dir
                 .clone()
                 .unwrap_or_else(embedding::default_model_dir);
-            embedding::ensure_model_files(&dir, explicit).await?;
-            let batch_size = settings.embedding_batch_size;
-            let loaded = tokio::task::spawn_blocking(move || LocalModel::load(&dir, batch_size))
-                .await
-                .context("while loading the embedding model")??;
+            let (batch_size, threads) = (settings.embedding_batch_size, settings.embedding_threads);
+            let loaded =
+                tokio::task::spawn_blocking(move || LocalModel::load(&dir, batch_size, threads))
+                    .await
+                    .context("while loading the embedding model")??;
             Ok(Embedder::Local(Arc::new(loaded)))
         }
         provider => {

@@ -13,7 +13,7 @@ fn model_dir() -> PathBuf {
 
 fn load() -> LocalModel {
     let dir = model_dir();
-    LocalModel::load(&dir, 32).unwrap_or_else(|err| {
+    LocalModel::load(&dir, 4, 0).unwrap_or_else(|err| {
         panic!("{err}\nfetch the model with `scripts/model.sh` (the test suite does it)")
     })
 }
@@ -45,7 +45,7 @@ fn vectors_match_sentence_transformers_reference() {
 #[test]
 fn missing_model_files_are_a_clear_error_naming_the_path() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = match LocalModel::load(dir.path(), 32) {
+    let err = match LocalModel::load(dir.path(), 4, 0) {
         Ok(_) => panic!("an empty directory cannot load"),
         Err(err) => err.to_string(),
     };
@@ -56,22 +56,35 @@ fn missing_model_files_are_a_clear_error_naming_the_path() {
 }
 
 #[test]
+fn a_missing_runtime_library_is_a_clear_error_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let source = model_dir();
+    for file in ["tokenizer.json", "model.onnx"] {
+        std::fs::copy(source.join(file), dir.path().join(file)).expect("copy");
+    }
+    let err = match LocalModel::load(dir.path(), 4, 0) {
+        Ok(_) => panic!("no runtime library, no model"),
+        Err(err) => err.to_string(),
+    };
+    assert!(
+        err.contains("ORT_DYLIB_PATH") && err.contains("libonnxruntime.so"),
+        "{err}"
+    );
+}
+
+#[test]
 fn corrupt_weights_are_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let source = model_dir();
-    for file in ["config.json", "tokenizer.json"] {
+    for file in ["tokenizer.json", "libonnxruntime.so"] {
         std::fs::copy(source.join(file), dir.path().join(file)).expect("copy");
     }
-    std::fs::write(
-        dir.path().join("model.safetensors"),
-        b"not a safetensors file",
-    )
-    .expect("write");
-    let err = match LocalModel::load(dir.path(), 32) {
+    std::fs::write(dir.path().join("model.onnx"), b"not an onnx file").expect("write");
+    let err = match LocalModel::load(dir.path(), 4, 0) {
         Ok(_) => panic!("corrupt weights cannot load"),
         Err(err) => err.to_string(),
     };
-    assert!(err.contains("model.safetensors"), "{err}");
+    assert!(err.contains("model.onnx"), "{err}");
 }
 
 mod hosted {
