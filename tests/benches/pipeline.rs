@@ -1,12 +1,19 @@
-//! RTFM benchmarks: prints a table. Needs the real Kafka and Chroma (`scripts/kafka.sh start`,
-//! `scripts/chroma.sh start`) and the built binaries (`cargo build --bins`).
+//! RTFM benchmarks: prints one table. Needs the real Kafka and Chroma and the built binaries of
+//! the same profile. `scripts/bench.sh` does all of that and runs the Python reference first, in
+//! the same invocation, on the same broker, Chroma and messages (release build, as the
+//! Dockerfile builds):
 //!
-//!   cargo bench -p rtfm-tests --bench pipeline --profile dev            # full: 10 000 messages, 200 triggers
-//!   cargo bench -p rtfm-tests --bench pipeline --profile dev -- --quick  # 1 000 messages, 50 triggers
+//!   scripts/bench.sh            # rates on 2 000 messages; memory while ingesting 10 000
+//!   scripts/bench.sh --quick    # 1 000 messages, no 10 000 run
 //!
-//! Measures: embed-only rate; ingest rate Kafka → Chroma with offsets committed (one and two
-//! processors); answer latency with an instant fake model; trigger → reply latency through the
-//! bot and a fake Discord at 5 triggers/s; peak RSS of both services.
+//! By hand: `cargo build --release --bins && cargo bench -p rtfm-tests --bench pipeline --
+//! [--quick] [--messages N] [--reference python.json]`.
+//!
+//! Measures: embed-only rate (and per batch size); ingest rate Kafka → Chroma with offsets
+//! committed (one processor, two in one group); question → committed answer with an instant
+//! model at 5 questions/s while 50 messages/s are ingested; trigger → reply through the bot and
+//! a fake Discord; peak RSS of both services. The messages are the public IRC corpus
+//! (eval/ubuntu-irc-qa/corpus.jsonl), cycled with fresh ids past its end.
 
 use std::time::{Duration, Instant};
 
@@ -21,29 +28,27 @@ use test_support::fake_model::{Behaviour, FakeModel};
 use test_support::process::{spawn_bot, spawn_processor, ServiceProcess};
 use test_support::{http_get, metric_value, services};
 
-const WORDS: &[&str] = &[
-    "deploy", "key", "rotate", "the", "bot", "config", "staging", "database", "how", "do", "I",
-    "restart", "error", "build", "failed", "with", "docker", "kafka", "chroma", "token", "where",
-    "is", "log", "version", "upgrade", "python", "rust", "cargo", "test", "works", "for", "me",
-    "thanks", "try", "again", "please", "channel", "guild",
-];
+/// The public corpus' message texts, in order.
+fn corpus() -> &'static [String] {
+    static CORPUS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../eval/ubuntu-irc-qa/corpus.jsonl"
+        );
+        std::fs::read_to_string(path)
+            .unwrap_or_else(|err| panic!("{path}: {err}"))
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|value| value["content"].as_str().map(str::to_string))
+            .collect()
+    })
+}
 
-/// Chat-like text of varying length (2–60 words), deterministic per index.
+/// Message `i` of the corpus (cycled).
 fn sentence(i: u64) -> String {
-    let mut state = i
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut next = || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) as usize
-    };
-    let length = 2 + next() % 59;
-    (0..length)
-        .map(|_| WORDS[next() % WORDS.len()])
-        .collect::<Vec<_>>()
-        .join(" ")
+    let texts = corpus();
+    texts[i as usize % texts.len()].clone()
 }
 
 fn message(i: u64, channel: u64) -> DiscordMessage {
@@ -90,8 +95,6 @@ fn peak_rss_mib(pid: Option<u32>) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-struct Row(String, String);
-
 async fn start_processors(
     kafka: &KafkaConfig,
     chroma: &str,
@@ -126,9 +129,15 @@ async fn start_processors(
 }
 
 /// Publishes `count` messages and waits until all are in Chroma and every offset is committed.
-async fn ingest(kafka: &KafkaConfig, chroma: &str, processors: usize, count: u64) -> (f64, f64) {
+async fn ingest(
+    kafka: &KafkaConfig,
+    chroma: &str,
+    processors: usize,
+    count: u64,
+    extra: &[(&str, &str)],
+) -> (f64, f64) {
     let collection = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let running = start_processors(kafka, chroma, &collection, processors, &[]).await;
+    let running = start_processors(kafka, chroma, &collection, processors, extra).await;
     let producer = Producer::new(kafka, "bench").expect("producer");
     let messages: Vec<DiscordMessage> = (0..count).map(|i| message(i, 100 + i % 12)).collect();
     let started = Instant::now();
@@ -170,64 +179,168 @@ async fn ingest(kafka: &KafkaConfig, chroma: &str, processors: usize, count: u64
     (rate, rss)
 }
 
+/// The Python reference's results (scripts/bench_python.py), if given.
+#[derive(Default)]
+struct Reference {
+    embed_only: Option<f64>,
+    seed_style: Option<f64>,
+    batched: Option<f64>,
+    peak_rss_mib: Option<f64>,
+}
+
+fn reference(path: Option<&str>) -> Reference {
+    let Some(path) = path else {
+        return Reference::default();
+    };
+    let text = std::fs::read_to_string(path).unwrap_or_else(|err| panic!("{path}: {err}"));
+    let value: serde_json::Value =
+        serde_json::from_str(&text).unwrap_or_else(|err| panic!("{path}: {err}"));
+    let field = |name: &str| value[name].as_f64();
+    Reference {
+        embed_only: field("embed_only"),
+        seed_style: field("seed_style"),
+        batched: field("batched"),
+        peak_rss_mib: field("peak_rss_mib"),
+    }
+}
+
+fn ratio(ours: f64, theirs: Option<f64>) -> String {
+    theirs.map_or_else(
+        || "—".to_string(),
+        |theirs| format!("×{:.2}", ours / theirs),
+    )
+}
+
+fn arg_value(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|arg| arg == name)
+        .and_then(|index| args.get(index + 1).cloned())
+}
+
+/// Rows of the table: what, RTFM, Python reference, ratio.
+struct Table(Vec<[String; 4]>);
+
+impl Table {
+    fn row(
+        &mut self,
+        what: impl Into<String>,
+        ours: impl Into<String>,
+        python: Option<f64>,
+        unit: &str,
+        ratio: String,
+    ) {
+        let python = python.map_or_else(|| "—".to_string(), |value| format!("{value:.1} {unit}"));
+        self.0.push([what.into(), ours.into(), python, ratio]);
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let quick = std::env::args().any(|arg| arg == "--quick");
-    let (messages, triggers) = if quick {
-        (1_000u64, 50usize)
+    let messages: u64 = arg_value("--messages")
+        .map(|n| n.parse().expect("--messages N"))
+        .unwrap_or(if quick { 1_000 } else { 2_000 });
+    let questions = if quick { 50 } else { 200 };
+    let python = reference(arg_value("--reference").as_deref());
+    let profile = if cfg!(debug_assertions) {
+        "dev (debug assertions)"
     } else {
-        (10_000u64, 200usize)
+        "release"
     };
-    let mut rows: Vec<Row> = Vec::new();
+    let mut table = Table(Vec::new());
+    let model_dir: std::path::PathBuf = std::env::var_os("EMBEDDING_MODEL_DIR")
+        .map(Into::into)
+        .unwrap_or_else(default_model_dir);
 
-    // 1. Embed-only, same texts and batch size as ingestion.
-    let model = LocalModel::load(
-        &std::env::var_os("EMBEDDING_MODEL_DIR")
-            .map(Into::into)
-            .unwrap_or_else(default_model_dir),
-        processor::embedding::DEFAULT_BATCH_SIZE,
-        0,
-    )
-    .expect("model (run scripts/model.sh)");
-    let texts: Vec<String> = (0..messages.min(3_000)).map(sentence).collect();
-    let started = Instant::now();
-    for chunk in texts.chunks(128) {
-        model.embed(chunk).expect("embeds");
+    // 1. Embed-only: the same texts as the Python row, default batch size, then a sweep.
+    let texts: Vec<String> = (0..messages).map(sentence).collect();
+    let mut embed_rate = 0.0;
+    for batch in [processor::embedding::DEFAULT_BATCH_SIZE, 4, 16, 32, 64] {
+        let model = LocalModel::load(&model_dir, batch, 0).expect("model (run scripts/model.sh)");
+        model.embed(&texts[..64.min(texts.len())]).expect("warm-up");
+        let started = Instant::now();
+        model.embed(&texts).expect("embeds");
+        let rate = texts.len() as f64 / started.elapsed().as_secs_f64();
+        eprintln!("embed-only, batches of {batch}: {rate:.0}/s");
+        if batch == processor::embedding::DEFAULT_BATCH_SIZE {
+            embed_rate = rate;
+            table.row(
+                format!("embed-only, {messages} corpus messages (batches of {batch}; Python: 64)"),
+                format!("{rate:.1} msg/s"),
+                python.embed_only,
+                "msg/s",
+                ratio(rate, python.embed_only),
+            );
+        } else {
+            table.row(
+                format!("  embed-only, batches of {batch}"),
+                format!("{rate:.1} msg/s"),
+                None,
+                "",
+                String::new(),
+            );
+        }
     }
-    let embed_rate = texts.len() as f64 / started.elapsed().as_secs_f64();
-    drop(model);
-    rows.push(Row(
-        format!("embed-only ({} chat messages, batches of 128)", texts.len()),
-        format!("{embed_rate:.0} msg/s"),
-    ));
-    eprintln!("embed-only: {embed_rate:.0}/s");
 
     let chroma = services::chroma_url();
 
-    // 2. Ingest with one processor, then two in one group.
+    // 2. Ingest with one processor, then two in one group (one thread each: 2 cores).
     let kafka = services::kafka_with_topics().await;
-    let (rate_one, rss_ingest) = ingest(&kafka, &chroma, 1, messages).await;
+    let (rate_one, _) = ingest(&kafka, &chroma, 1, messages, &[]).await;
     eprintln!("ingest x1: {rate_one:.0}/s");
-    rows.push(Row(
-        format!("ingest Kafka → Chroma, offsets committed ({messages} msgs, 1 processor)"),
+    table.row(
+        format!("ingest Kafka → embed → Chroma, offsets committed, 1 processor ({messages} msgs)"),
         format!(
-            "{rate_one:.0} msg/s ({:.0} % of embed-only)",
+            "{rate_one:.1} msg/s ({:.0} % of embed-only)",
             100.0 * rate_one / embed_rate
         ),
-    ));
+        python.batched,
+        "msg/s (batched)",
+        format!(
+            "{} batched · {} seed-style",
+            ratio(rate_one, python.batched),
+            ratio(rate_one, python.seed_style)
+        ),
+    );
+    table.row(
+        "  Python seed-style consumer (per-message encode + add, auto-commit)",
+        "",
+        python.seed_style,
+        "msg/s",
+        String::new(),
+    );
     let kafka_two = services::kafka_with_topics().await;
-    let (rate_two, _) = ingest(&kafka_two, &chroma, 2, messages).await;
+    let (rate_two, _) = ingest(
+        &kafka_two,
+        &chroma,
+        2,
+        messages,
+        &[("EMBEDDING_THREADS", "1")],
+    )
+    .await;
     eprintln!("ingest x2: {rate_two:.0}/s");
-    rows.push(Row(
-        format!("ingest, 2 processors in one group ({messages} msgs)"),
-        format!("{rate_two:.0} msg/s (speed-up ×{:.2})", rate_two / rate_one),
-    ));
-    rows.push(Row(
-        "processor peak RSS during ingest".into(),
-        format!("{rss_ingest:.0} MiB"),
-    ));
+    table.row(
+        format!("ingest, 2 processors in one group on 2 cores ({messages} msgs)"),
+        format!("{rate_two:.1} msg/s (×{:.2} of one)", rate_two / rate_one),
+        None,
+        "",
+        String::new(),
+    );
+    if !quick {
+        let kafka = services::kafka_with_topics().await;
+        let (rate, rss) = ingest(&kafka, &chroma, 1, 10_000, &[]).await;
+        eprintln!("ingest 10k: {rate:.0}/s, {rss:.0} MiB");
+        table.row(
+            "processor peak RSS while ingesting 10 000 messages",
+            format!("{rss:.0} MiB ({rate:.0} msg/s)"),
+            python.peak_rss_mib,
+            "MiB (whole reference run)",
+            String::new(),
+        );
+    }
 
-    // 3. Answers with an instant fake model, and trigger → reply through the bot.
+    // 3. Trigger → reply through the bot, and question → committed answer under ingest load.
     let kafka = services::kafka_with_topics().await;
     let model_api = FakeModel::start().await;
     model_api.always(Behaviour::Answer("Use the documented command [1].".into()));
@@ -245,14 +358,14 @@ async fn main() {
     )
     .await;
     let producer = Producer::new(&kafka, "bench").expect("producer");
-    let history: Vec<DiscordMessage> = (0..500).map(|i| message(i, 20)).collect();
+    let history: Vec<DiscordMessage> = (0..1_000).map(|i| message(i, 20)).collect();
     for result in join_all(history.iter().map(|m| producer.send(m))).await {
         result.expect("acked");
     }
     let store = MessageStore::connect(&StoreConfig::new(&chroma, &collection))
         .await
         .expect("chroma");
-    while store.count().await.unwrap_or(0) < 500 {
+    while store.count().await.unwrap_or(0) < 1_000 {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -269,7 +382,7 @@ async fn main() {
     }
     // Warm-up: the first question pays for connections and caches.
     let mut sent_at = Vec::new();
-    for i in 0..triggers + 5 {
+    for i in 0..questions + 5 {
         let id = 60_000_000 + i as u64;
         let author = fake_discord::user(2_000 + (i % 100) as u64, "asker", false);
         let started = Instant::now();
@@ -284,7 +397,7 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(200)).await; // 5 triggers/s
     }
     let deadline = Instant::now() + Duration::from_secs(120);
-    while fake.posts().len() < triggers + 5 && Instant::now() < deadline {
+    while fake.posts().len() < questions + 5 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let posts = fake.posts();
@@ -299,16 +412,9 @@ async fn main() {
         })
         .collect();
     latencies.sort_by(f64::total_cmp);
-    let metrics = http_get(&format!("http://{}/metrics", processors[0].1))
-        .await
-        .map(|(_, body)| body)
-        .unwrap_or_default();
-    let answered = metric_value(&metrics, "rtfm_query_seconds_count").unwrap_or(0.0);
-    let processor_mean_ms =
-        metric_value(&metrics, "rtfm_query_seconds_sum").unwrap_or(0.0) / answered.max(1.0) * 1e3;
-    rows.push(Row(
+    table.row(
         format!(
-            "trigger → reply via fake Discord, instant model ({} of {triggers} at 5/s)",
+            "trigger → reply via bot + fake Discord, instant model ({} of {questions} at 5/s)",
             latencies.len()
         ),
         format!(
@@ -317,85 +423,135 @@ async fn main() {
             percentile(&latencies, 0.95),
             percentile(&latencies, 0.99)
         ),
-    ));
-    rows.push(Row(
-        "  of which in the processor (embed + Chroma + model + transaction), mean".into(),
-        format!("{processor_mean_ms:.0} ms"),
-    ));
-    rows.push(Row(
-        "  of which Kafka hops + bot (p50 minus processor mean)".into(),
-        format!("{:.0} ms", percentile(&latencies, 0.5) - processor_mean_ms),
-    ));
+        None,
+        "",
+        String::new(),
+    );
 
-    // 4. Answer latency seen on Kafka alone: query in → committed response out.
-    let responses_config = kafka.clone();
-    let queries: Vec<BotQuery> = (0..triggers as u64)
-        .map(|i| BotQuery {
-            query_id: uuid::Uuid::new_v4().to_string(),
-            original_message_id: (70_000_000 + i).to_string(),
-            question: sentence(i * 13),
-            username: "bench".into(),
-            user_id: "1".into(),
-            channel_id: "20".into(),
-            timestamp: rtfm_core::schema::now_timestamp(),
-            context: Map::new(),
-            guild_id: Some("77".into()),
-            extra: Map::new(),
-        })
-        .collect();
-    let reader_producer = Producer::new(&responses_config, "bench").expect("producer");
+    // Question → committed answer on Kafka at 5 questions/s while 50 messages/s are ingested.
+    let reader_producer = Producer::new(&kafka, "bench").expect("producer");
     let reader: rtfm_core::kafka::Consumer<rtfm_core::BotResponse> =
         rtfm_core::kafka::Consumer::new(
-            &responses_config,
+            &kafka,
             &rtfm_core::kafka::ConsumerOptions::new(
                 &format!("bench-{}", uuid::Uuid::new_v4()),
                 "bench",
             )
-            .offset_reset(rtfm_core::kafka::OffsetReset::Earliest),
+            .offset_reset(rtfm_core::kafka::OffsetReset::Latest),
             reader_producer,
         )
         .expect("consumer");
-    let shutdown = tokio_util_token();
-    let mut answer_latencies = Vec::new();
-    for query in &queries {
-        let started = Instant::now();
-        producer.send(query).await.expect("acked");
-        loop {
-            match tokio::time::timeout(Duration::from_secs(30), reader.recv(&shutdown)).await {
-                Ok(Ok(Some(received))) if received.record.query_id == query.query_id => break,
-                Ok(Ok(Some(_))) => continue,
-                _ => panic!("no answer"),
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    // Join the responses topic before the first question, so none is missed.
+    let _ = tokio::time::timeout(Duration::from_secs(3), reader.recv(&shutdown)).await;
+    let load = {
+        let producer = Producer::new(&kafka, "bench-load").expect("producer");
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut i = 100_000u64;
+            let mut tick = tokio::time::interval(Duration::from_millis(20)); // 50 msg/s
+            while !stop.is_cancelled() {
+                tick.tick().await;
+                let _ = producer.send(&message(i, 21)).await;
+                i += 1;
             }
+            i - 100_000
+        })
+    };
+    let ingested_before = store.count().await.unwrap_or(0);
+    let asked: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> =
+        Default::default();
+    let asker = {
+        let producer = Producer::new(&kafka, "bench-ask").expect("producer");
+        let asked = std::sync::Arc::clone(&asked);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(200)); // 5 questions/s
+            for i in 0..questions as u64 {
+                tick.tick().await;
+                let query = BotQuery {
+                    query_id: uuid::Uuid::new_v4().to_string(),
+                    original_message_id: (70_000_000 + i).to_string(),
+                    question: sentence(i * 13),
+                    username: "bench".into(),
+                    user_id: "1".into(),
+                    channel_id: "20".into(),
+                    timestamp: rtfm_core::schema::now_timestamp(),
+                    context: Map::new(),
+                    guild_id: Some("77".into()),
+                    extra: Map::new(),
+                };
+                asked
+                    .lock()
+                    .expect("asked")
+                    .insert(query.query_id.clone(), Instant::now());
+                producer.send(&query).await.expect("acked");
+            }
+        })
+    };
+    let load_started = Instant::now();
+    let mut answer_latencies = Vec::new();
+    while answer_latencies.len() < questions {
+        match tokio::time::timeout(Duration::from_secs(30), reader.recv(&shutdown)).await {
+            Ok(Ok(Some(received))) => {
+                let at = Instant::now();
+                if let Some(started) = asked
+                    .lock()
+                    .expect("asked")
+                    .remove(&received.record.query_id)
+                {
+                    answer_latencies.push(at.duration_since(started).as_secs_f64() * 1e3);
+                }
+            }
+            _ => panic!("no answer within 30 s"),
         }
-        answer_latencies.push(started.elapsed().as_secs_f64() * 1e3);
     }
+    let seconds = load_started.elapsed().as_secs_f64();
+    asker.await.expect("asker");
+    shutdown.cancel();
+    let produced = load.await.expect("load");
+    let ingested = store
+        .count()
+        .await
+        .unwrap_or(0)
+        .saturating_sub(ingested_before);
     answer_latencies.sort_by(f64::total_cmp);
-    rows.push(Row(
-        format!("query → committed response on Kafka, instant model ({triggers} sequential)"),
+    table.row(
+        format!(
+            "question → committed answer on Kafka, instant model, {questions} at 5/s while ingesting 50 msg/s ({produced} sent, {ingested} indexed in {seconds:.0} s)"
+        ),
         format!(
             "p50 {:.0} ms · p99 {:.0} ms",
             percentile(&answer_latencies, 0.5),
             percentile(&answer_latencies, 0.99)
         ),
-    ));
-    rows.push(Row(
-        "bot peak RSS".into(),
+        None,
+        "",
+        String::new(),
+    );
+    table.row(
+        "bot peak RSS",
         format!("{:.0} MiB", peak_rss_mib(bot.pid())),
-    ));
-    rows.push(Row(
-        "processor peak RSS (answering, model loaded)".into(),
+        None,
+        "",
+        String::new(),
+    );
+    table.row(
+        "processor peak RSS (answering, model loaded)",
         format!("{:.0} MiB", peak_rss_mib(processors[0].0.pid())),
-    ));
+        None,
+        "",
+        String::new(),
+    );
     bot.kill_9();
     processors.clear();
     let _ = store.drop_collection().await;
 
-    println!("\n| measurement | result |\n|---|---|");
-    for Row(what, value) in rows {
-        println!("| {what} | {value} |");
+    println!(
+        "\nRTFM {profile} build vs the Python reference, one run, this machine ({} cores)\n",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    println!("| measurement | RTFM | Python reference | ratio |\n|---|---|---|---|");
+    for [what, ours, theirs, ratio] in table.0 {
+        println!("| {what} | {ours} | {theirs} | {ratio} |");
     }
-}
-
-fn tokio_util_token() -> tokio_util::sync::CancellationToken {
-    tokio_util::sync::CancellationToken::new()
 }

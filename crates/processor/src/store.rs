@@ -136,13 +136,16 @@ struct Collection {
     id: String,
 }
 
+/// Chroma's columns may hold `null` for a record (e.g. one stored without a document).
+type Column<T> = Option<Vec<Option<T>>>;
+
 #[derive(Deserialize)]
 struct QueryAnswer {
     ids: Vec<Vec<String>>,
     #[serde(default)]
     documents: Option<Vec<Vec<Option<String>>>>,
     #[serde(default)]
-    metadatas: Option<Vec<Vec<Option<Map<String, Value>>>>>,
+    metadatas: Option<Vec<Vec<Option<Metadata>>>>,
     #[serde(default)]
     distances: Option<Vec<Vec<Option<f32>>>>,
 }
@@ -151,11 +154,11 @@ struct QueryAnswer {
 struct GetAnswer {
     ids: Vec<String>,
     #[serde(default)]
-    documents: Option<Vec<Option<String>>>,
+    documents: Column<String>,
     #[serde(default)]
-    metadatas: Option<Vec<Option<Map<String, Value>>>>,
+    metadatas: Column<Metadata>,
     #[serde(default)]
-    embeddings: Option<Vec<Option<Vec<f32>>>>,
+    embeddings: Column<Vec<f32>>,
 }
 
 /// The first row of a per-query column (we send one query embedding).
@@ -163,7 +166,9 @@ fn first_row<T>(column: Option<Vec<Vec<T>>>) -> Option<Vec<T>> {
     column.and_then(|rows| rows.into_iter().next())
 }
 
-fn nth<T: Clone + Default>(column: &Option<Vec<Option<T>>>, index: usize) -> T {
+type Metadata = Map<String, Value>;
+
+fn nth<T: Clone + Default>(column: &Column<T>, index: usize) -> T {
     column
         .as_ref()
         .and_then(|values| values.get(index).cloned().flatten())
@@ -193,7 +198,11 @@ impl MessageStore {
         };
         // A token names its tenant; "*" (no auth) means the default one.
         let identity: Identity = store
-            .call(reqwest::Method::GET, &format!("{}/api/v2/auth/identity", store.url), None)
+            .call(
+                reqwest::Method::GET,
+                &format!("{}/api/v2/auth/identity", store.url),
+                None,
+            )
             .await?;
         let tenant = if identity.tenant == "*" {
             "default_tenant".to_string()
@@ -319,10 +328,11 @@ impl MessageStore {
                     metadata: nth(&metadatas, index),
                 },
                 // Cosine distance is 1 - similarity.
-                similarity: 1.0 - distances
-                    .as_ref()
-                    .and_then(|values| values.get(index).copied().flatten())
-                    .unwrap_or(1.0),
+                similarity: 1.0
+                    - distances
+                        .as_ref()
+                        .and_then(|values| values.get(index).copied().flatten())
+                        .unwrap_or(1.0),
             })
             .collect())
     }
@@ -463,9 +473,8 @@ impl MessageStore {
         } else {
             &bytes
         };
-        serde_json::from_slice(bytes).map_err(|err| {
-            StoreError::Rejected(format!("unexpected answer from {url}: {err}"))
-        })
+        serde_json::from_slice(bytes)
+            .map_err(|err| StoreError::Rejected(format!("unexpected answer from {url}: {err}")))
     }
 }
 
@@ -507,12 +516,18 @@ mod tests {
     fn client_errors_are_rejections_and_the_rest_is_unavailability() {
         for status in [400, 404, 409, 422] {
             assert!(
-                matches!(classify_status("u", status, String::new()), StoreError::Rejected(_)),
+                matches!(
+                    classify_status("u", status, String::new()),
+                    StoreError::Rejected(_)
+                ),
                 "{status}"
             );
         }
         for status in [408, 429, 500, 502, 503] {
-            assert!(classify_status("u", status, String::new()).is_unavailable(), "{status}");
+            assert!(
+                classify_status("u", status, String::new()).is_unavailable(),
+                "{status}"
+            );
         }
     }
 
