@@ -48,8 +48,10 @@ source "$RTFM_RUN_DIR/chroma.env"
 set +a
 export EMBEDDING_MODEL_DIR="${EMBEDDING_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rtfm/models/all-MiniLM-L6-v2}"
 
+# The bench profile is the release profile (Cargo.toml); building the binaries with it lets the
+# benchmark and the services share one set of compiled dependencies in target/release.
 log "building the release binaries"
-cargo build --release --locked --workspace --bins
+cargo build --profile bench --locked --workspace --bins
 cargo bench --locked -p rtfm-tests --bench pipeline --no-run
 
 log "running the Python reference on $MESSAGES messages"

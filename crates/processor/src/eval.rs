@@ -280,7 +280,7 @@ async fn run_corpus(
             .iter()
             .map(|message| cache.get(&message.content).cloned().unwrap_or_default())
             .collect();
-        indexer.write(&upserts, vectors).await?;
+        indexer.write(&upserts, &vectors).await?;
         bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();

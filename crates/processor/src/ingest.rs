@@ -5,6 +5,12 @@
 //! events); only then are its offsets stored. A crash anywhere re-delivers the batch and the
 //! upsert makes the retry harmless.
 //!
+//! Pipelined: while batch N is being written to Chroma, batch N+1 is consumed and embedded, so
+//! the embedder (CPU) and Chroma (I/O, another process) work at the same time. Offsets are
+//! still stored in order and only after their own batch's upsert: N's as soon as N is durable,
+//! N+1's after N+1's upsert. Vectors computed ahead are kept across Chroma retries, so an
+//! outage never re-embeds.
+//!
 //! While Chroma is down the loop keeps the batch in hand and retries with capped exponential
 //! backoff: no offsets stored, nothing dropped, no busy loop, and `/readyz` says not ready. A
 //! record Chroma rejects for good (4xx) is isolated and dead-lettered with the reason.
@@ -123,7 +129,7 @@ impl Indexer {
     /// Embeds and upserts `messages` (one embedding call, one upsert).
     pub async fn upsert(&self, messages: &[&DiscordMessage]) -> Result<(), IndexError> {
         let vectors = self.embed(messages).await?;
-        self.write(messages, vectors).await
+        self.write(messages, &vectors).await
     }
 
     /// Embeds the messages' contents, in order.
@@ -145,7 +151,7 @@ impl Indexer {
     pub async fn write(
         &self,
         messages: &[&DiscordMessage],
-        vectors: Vec<Vec<f32>>,
+        vectors: &[Vec<f32>],
     ) -> Result<(), IndexError> {
         if messages.is_empty() {
             return Ok(());
@@ -181,6 +187,39 @@ impl IndexError {
     }
 }
 
+/// A batch consumed ahead, with its upserts' vectors if embedding them worked.
+struct Prefetched {
+    batch: Vec<Received<DiscordMessage>>,
+    vectors: Option<Vec<Vec<f32>>>,
+}
+
+/// Consumes the next batch and embeds what it will upsert (best effort: a failed embedding is
+/// retried by [`apply`], which knows how to wait and isolate).
+async fn prefetch(
+    consumer: &Consumer<DiscordMessage>,
+    indexer: &Indexer,
+    settings: &IngestSettings,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Prefetched> {
+    let linger = Duration::from_millis(settings.linger_ms);
+    let batch = consumer
+        .recv_batch(settings.batch_size.max(1), linger, shutdown)
+        .await
+        // Transient errors are absorbed by the consumer; this one ends the process.
+        .map_err(|err| anyhow::Error::new(err).context("while consuming discord-messages"))?;
+    let records: Vec<&DiscordMessage> = batch.iter().map(|received| &received.record).collect();
+    let plan = plan(&records);
+    let upserts: Vec<&DiscordMessage> = plan.upserts.iter().map(|&index| records[index]).collect();
+    let vectors = match indexer.embed(&upserts).await {
+        Ok(vectors) => Some(vectors),
+        Err(err) => {
+            debug!(error = %err, "embedding ahead failed; the batch will retry it");
+            None
+        }
+    };
+    Ok(Prefetched { batch, vectors })
+}
+
 /// The ingestion loop. Returns when `shutdown` is cancelled, after committing what is durable.
 pub async fn run(
     consumer: Arc<Consumer<DiscordMessage>>,
@@ -189,37 +228,46 @@ pub async fn run(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let linger = Duration::from_millis(settings.linger_ms);
-    loop {
-        let batch = match consumer
-            .recv_batch(settings.batch_size.max(1), linger, &shutdown)
-            .await
-        {
-            Ok(batch) => batch,
-            // Transient errors are absorbed by the consumer; this one ends the process.
-            Err(err) => {
-                return Err(anyhow::Error::new(err).context("while consuming discord-messages"))
+    let mut current = prefetch(&consumer, &indexer, &settings, &shutdown).await?;
+    while !current.batch.is_empty() {
+        // Write this batch while the next one is consumed and embedded.
+        let next = prefetch(&consumer, &indexer, &settings, &shutdown);
+        tokio::pin!(next);
+        let mut ahead = None;
+        let applied = {
+            let applying = apply(
+                &consumer,
+                &indexer,
+                &current.batch,
+                current.vectors.take(),
+                &settings,
+                &readiness,
+                &shutdown,
+            );
+            tokio::pin!(applying);
+            loop {
+                tokio::select! {
+                    applied = &mut applying => break applied,
+                    fetched = &mut next, if ahead.is_none() => ahead = Some(fetched),
+                }
             }
         };
-        if batch.is_empty() {
-            break; // shut down while idle
-        }
-        match apply(
-            &consumer, &indexer, &batch, &settings, &readiness, &shutdown,
-        )
-        .await
-        {
+        match applied {
             Ok(()) => {
-                for received in &batch {
+                for received in &current.batch {
                     consumer.store(received);
                 }
                 metrics::BATCHES.inc();
             }
             Err(Interrupted::Shutdown) => {
-                info!(records = batch.len(), "shutdown while the index was unavailable; the batch will be re-read after restart");
+                info!(records = current.batch.len(), "shutdown while the index was unavailable; the batch will be re-read after restart");
                 break;
             }
         }
+        current = match ahead {
+            Some(fetched) => fetched?,
+            None => next.await?,
+        };
     }
     if let Err(err) = consumer.commit() {
         warn!(error = %err, "final offset commit failed; the last records may be re-read (harmless)");
@@ -232,6 +280,7 @@ async fn apply(
     consumer: &Consumer<DiscordMessage>,
     indexer: &Indexer,
     batch: &[Received<DiscordMessage>],
+    mut vectors: Option<Vec<Vec<f32>>>,
     settings: &IngestSettings,
     readiness: &Readiness,
     shutdown: &CancellationToken,
@@ -246,17 +295,23 @@ async fn apply(
     );
     let mut backoff = Duration::from_millis(250);
     let max_backoff = Duration::from_secs(settings.max_backoff_secs.max(1));
+    let upserts: Vec<&DiscordMessage> = plan.upserts.iter().map(|&index| records[index]).collect();
     loop {
-        let upserts: Vec<&DiscordMessage> =
-            plan.upserts.iter().map(|&index| records[index]).collect();
-        let result = match indexer.upsert(&upserts).await {
-            Ok(()) => indexer
+        let result = async {
+            let ready = match vectors.take() {
+                Some(ready) => ready,
+                None => indexer.embed(&upserts).await?,
+            };
+            // Kept for the next attempt if Chroma fails: an outage never re-embeds.
+            let ready: &[Vec<f32>] = vectors.insert(ready);
+            indexer.write(&upserts, ready).await?;
+            indexer
                 .store
                 .delete(&plan.deletes)
                 .await
-                .map_err(IndexError::from),
-            Err(err) => Err(err),
-        };
+                .map_err(IndexError::from)
+        }
+        .await;
         match result {
             Ok(()) => {
                 readiness.set("chroma", true);

@@ -242,7 +242,7 @@ impl MessageStore {
     pub async fn upsert(
         &self,
         messages: &[StoredMessage],
-        embeddings: Vec<Vec<f32>>,
+        embeddings: &[Vec<f32>],
     ) -> Result<(), StoreError> {
         if messages.is_empty() {
             return Ok(());

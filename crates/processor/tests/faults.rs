@@ -321,7 +321,7 @@ async fn records_chroma_rejects_for_good_are_dead_lettered_with_the_reason() {
                 document: "tiny".into(),
                 metadata: serde_json::Map::new(),
             }],
-            vec![vec![0.1, 0.2, 0.3]],
+            &[vec![0.1, 0.2, 0.3]],
         )
         .await
         .expect("seed vector");
