@@ -75,8 +75,9 @@ if [ $# -eq 0 ]; then
   # the IRC-style corpus and on the same messages as Discord delivers them. Metrics are
   # printed; only floors far below the measured values are asserted (a broken pipeline).
   EVAL_DIR="$ROOT/eval/ubuntu-irc-qa"
-  cat "$EVAL_DIR/queries-dev.jsonl" "$ROOT/eval/offtopic-queries.jsonl" > "$RTFM_RUN_DIR/eval-queries.jsonl"
-  log "evaluating retrieval on eval/ubuntu-irc-qa: corpus.jsonl (IRC-style) and corpus-discord.jsonl (84 dev + 30 off-topic questions)"
+  cat "$EVAL_DIR/queries-dev.jsonl" "$ROOT/eval/offtopic-queries.jsonl" "$ROOT/eval/paraphrased-queries.jsonl" \
+    > "$RTFM_RUN_DIR/eval-queries.jsonl"
+  log "evaluating retrieval on eval/ubuntu-irc-qa: corpus.jsonl (IRC-style) and corpus-discord.jsonl (84 dev, 28 paraphrased, 30 off-topic questions)"
   if "$TARGET_DIR/debug/processor" eval \
       --corpus "$EVAL_DIR/corpus.jsonl" --out "$RTFM_RUN_DIR/eval-run-corpus.jsonl" \
       --corpus "$EVAL_DIR/corpus-discord.jsonl" --out "$RTFM_RUN_DIR/eval-run-corpus-discord.jsonl" \

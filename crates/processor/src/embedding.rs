@@ -192,6 +192,9 @@ impl LocalModel {
                     .map_err(Into::into)
             })
             .and_then(|builder| builder.with_intra_threads(threads).map_err(Into::into))
+            // Idle threads sleep instead of spinning: the processor shares its cores with
+            // Kafka's client, Chroma's requests and, on one machine, the servers themselves.
+            .and_then(|builder| builder.with_intra_op_spinning(false).map_err(Into::into))
             .and_then(|mut builder| builder.commit_from_file(&model_path))
             .map_err(|err| bad(format!("{MODEL_FILE}: {err}")))?;
         Ok(Self {

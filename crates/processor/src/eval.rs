@@ -56,6 +56,16 @@ pub struct EvalQuery {
     pub source_message_ids: Vec<String>,
     #[serde(default)]
     pub thread_message_ids: Vec<String>,
+    /// `paraphrase`: an answerable question asked in other words than the corpus' own (scored
+    /// apart, so the dev metrics stay comparable across runs).
+    #[serde(default)]
+    pub split: String,
+}
+
+impl EvalQuery {
+    fn is_paraphrase(&self) -> bool {
+        self.split == "paraphrase"
+    }
 }
 
 /// Averages over the answerable questions (as `evaluate.py` computes them).
@@ -328,6 +338,13 @@ async fn run_corpus(
     bar.finish_and_clear();
     let query_rate = queries.len() as f64 / started.elapsed().as_secs_f64();
 
+    // Paraphrased questions are reported on their own; everything else as before.
+    let (paraphrased, results): (Vec<_>, Vec<_>) = results
+        .into_iter()
+        .zip(shown)
+        .partition(|((query, _), _)| query.is_paraphrase());
+    let (results, shown): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+    let (paraphrased, paraphrased_shown): (Vec<_>, Vec<_>) = paraphrased.into_iter().unzip();
     let metrics = score(&results);
     let abstained = |answerable: bool| {
         let group: Vec<_> = results
@@ -369,7 +386,21 @@ async fn run_corpus(
         "| messages quoted per answer (mean) | {:.2} |",
         quoting.mean_shown
     );
-    println!("\n| similarity floor | \"found nothing\" answerable | \"found nothing\" off-topic |\n|---|---|---|");
+    if !paraphrased.is_empty() {
+        let para = score(&paraphrased);
+        let empty = paraphrased
+            .iter()
+            .filter(|(_, ranked)| ranked.is_empty())
+            .count();
+        println!(
+            "| paraphrased questions ({}): recall@10 · nDCG@10 · \"found nothing\" | {:.3} · {:.3} · {empty}/{} |",
+            paraphrased.len(),
+            para.recall_at_10,
+            para.ndcg_at_10,
+            paraphrased.len()
+        );
+    }
+    println!("\n| similarity floor | \"found nothing\" answerable | \"found nothing\" paraphrased | \"found nothing\" off-topic |\n|---|---|---|---|");
     for floor in [0.3f32, 0.4, 0.5, 0.55, 0.6, 0.65, 0.7] {
         let below = |answerable: bool| {
             results
@@ -379,9 +410,14 @@ async fn run_corpus(
                 .filter(|(_, (_, best))| *best < floor)
                 .count()
         };
+        let paraphrased_below = paraphrased_shown
+            .iter()
+            .filter(|(_, best)| *best < floor)
+            .count();
         println!(
-            "| {floor:.2} | {}/{real_total} | {}/{off_total} |",
+            "| {floor:.2} | {}/{real_total} | {paraphrased_below}/{} | {}/{off_total} |",
             below(true),
+            paraphrased.len(),
             below(false)
         );
     }
@@ -414,6 +450,7 @@ mod tests {
             relevant_message_ids: relevant.iter().map(|s| s.to_string()).collect(),
             source_message_ids: source.iter().map(|s| s.to_string()).collect(),
             thread_message_ids: thread.iter().map(|s| s.to_string()).collect(),
+            split: String::new(),
         }
     }
 
