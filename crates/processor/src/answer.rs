@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use crate::metrics;
 use crate::model::{BreakerState, ModelClient};
 use crate::prompt::{self, Rendered};
-use crate::retrieval::Retriever;
+use crate::retrieval::{Retrieved, Retriever, SourceMessage};
 
 /// What to do with a question older than `QUERY_MAX_AGE_SECS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -29,20 +29,96 @@ pub struct Answerer {
     pub stale_policy: StalePolicy,
 }
 
+/// How a question's age changes its answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Staleness {
+    Fresh,
+    /// Answered, with a notice that it waited this many seconds.
+    Late(i64),
+    Skip,
+}
+
+/// Pure: a question that waited `waited` seconds, against the limit and policy. An unreadable
+/// timestamp counts as fresh (the schema validated it; a clock skew must not drop questions).
+fn staleness(waited: Option<i64>, max_age_secs: i64, policy: StalePolicy) -> Staleness {
+    match waited {
+        Some(waited) if waited > max_age_secs => match policy {
+            StalePolicy::Answer => Staleness::Late(waited),
+            StalePolicy::Skip => Staleness::Skip,
+        },
+        _ => Staleness::Fresh,
+    }
+}
+
+/// What retrieval and the model gave for one question.
+enum Outcome<'a> {
+    /// Chroma could not be searched.
+    IndexDown,
+    /// Nothing relevant (every hit below the floor).
+    NothingRelevant,
+    /// Evidence, and no model configured.
+    NoModel(&'a Retrieved),
+    /// Evidence and the model's text (already checked against the sources by `prompt`).
+    Model {
+        retrieved: &'a Retrieved,
+        sources: &'a [SourceMessage],
+        text: &'a str,
+        provider: &'static str,
+        model: &'a str,
+    },
+    /// Evidence, but the model failed or its breaker is open.
+    ModelFailed(&'a Retrieved),
+}
+
+/// Pure: the answer for an outcome. Degraded means "worse than configured": the index down, or
+/// the model replaced by the extractive answer; "nothing relevant" and "no model" are not.
+fn compose(outcome: Outcome<'_>) -> Answer {
+    match outcome {
+        Outcome::IndexDown => Answer::plain(prompt::INDEX_DOWN, "none", true),
+        Outcome::NothingRelevant => Answer::plain(prompt::NOT_FOUND, "none", false),
+        Outcome::NoModel(retrieved) => Answer::from_rendered(
+            prompt::render_extractive(retrieved, prompt::EXTRACTIVE_LABEL),
+            "extractive",
+            "extractive",
+            false,
+            retrieved.best_similarity(),
+        ),
+        Outcome::Model {
+            retrieved,
+            sources,
+            text,
+            provider,
+            model,
+        } => Answer::from_rendered(
+            prompt::render_model_answer(text, sources, retrieved),
+            provider,
+            model,
+            false,
+            retrieved.best_similarity(),
+        ),
+        Outcome::ModelFailed(retrieved) => Answer::from_rendered(
+            prompt::render_extractive(retrieved, prompt::DEGRADED_LABEL),
+            "extractive",
+            "extractive",
+            true,
+            retrieved.best_similarity(),
+        ),
+    }
+}
+
 impl Answerer {
     /// The response to `query`, or `None` when it is stale and the policy is to skip it.
     pub async fn respond(&self, query: &BotQuery) -> Option<BotResponse> {
         let waited = query
             .timestamp_utc()
-            .map(|asked| (Utc::now() - asked).num_seconds())
-            .unwrap_or(0);
-        let late = waited > self.max_age_secs;
-        if late && self.stale_policy == StalePolicy::Skip {
+            .map(|asked| (Utc::now() - asked).num_seconds());
+        let staleness = staleness(waited, self.max_age_secs, self.stale_policy);
+        if staleness == Staleness::Skip {
             info!(query_id = %query.query_id, waited_secs = waited, "skipping a stale query");
             return None;
         }
         let mut answer = self.answer(query).await;
-        if late {
+        if let Staleness::Late(waited) = staleness {
             answer.text = format!("{}{}", prompt::late_notice(waited), answer.text);
         }
         metrics::QUERIES_ANSWERED
@@ -93,21 +169,14 @@ impl Answerer {
             Ok(retrieved) => retrieved,
             Err(err) => {
                 warn!(query_id = %query.query_id, error = %err, "retrieval failed; answering that the index is unavailable");
-                return Answer::plain(prompt::INDEX_DOWN, "none", true);
+                return compose(Outcome::IndexDown);
             }
         };
         if retrieved.is_empty() {
-            return Answer::plain(prompt::NOT_FOUND, "none", false);
+            return compose(Outcome::NothingRelevant);
         }
-        let confidence = retrieved.best_similarity();
         let Some(model) = &self.model else {
-            return Answer::from_rendered(
-                prompt::render_extractive(&retrieved, prompt::EXTRACTIVE_LABEL),
-                "extractive",
-                "extractive",
-                false,
-                confidence,
-            );
+            return compose(Outcome::NoModel(&retrieved));
         };
         let sources = retrieved.numbered();
         let prompt_text = prompt::build_prompt(&query.question, &sources);
@@ -118,22 +187,16 @@ impl Answerer {
             BreakerState::Open => 2,
         });
         match result {
-            Ok(text) => Answer::from_rendered(
-                prompt::render_model_answer(&text, &sources, &retrieved),
-                model.kind().as_str(),
-                model.model_name(),
-                false,
-                confidence,
-            ),
+            Ok(text) => compose(Outcome::Model {
+                retrieved: &retrieved,
+                sources: &sources,
+                text: &text,
+                provider: model.kind().as_str(),
+                model: model.model_name(),
+            }),
             Err(err) => {
                 warn!(query_id = %query.query_id, error = %err, "model failed; falling back to the extractive answer");
-                Answer::from_rendered(
-                    prompt::render_extractive(&retrieved, prompt::DEGRADED_LABEL),
-                    "extractive",
-                    "extractive",
-                    true,
-                    confidence,
-                )
+                compose(Outcome::ModelFailed(&retrieved))
             }
         }
     }
@@ -175,5 +238,119 @@ impl Answer {
             degraded,
             confidence,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conversation::Role;
+    use crate::retrieval::SourceGroup;
+
+    fn message(id: &str, content: &str, role: Role) -> SourceMessage {
+        SourceMessage {
+            message_id: id.into(),
+            channel_id: "11".into(),
+            guild_id: Some("1".into()),
+            username: "alice".into(),
+            timestamp: "2025-11-02T12:34:56.789Z".into(),
+            content: content.into(),
+            similarity: None,
+            reply_to: None,
+            role,
+        }
+    }
+
+    fn evidence() -> Retrieved {
+        Retrieved {
+            groups: vec![SourceGroup {
+                hit_id: "2".into(),
+                similarity: 0.8,
+                messages: vec![
+                    message("2", "how do I rotate the deploy key?", Role::Hit),
+                    message("3", "run `vaultctl rotate --key deploy`", Role::Answer),
+                ],
+            }],
+        }
+    }
+
+    #[test]
+    fn age_decides_fresh_late_or_skipped() {
+        assert_eq!(
+            staleness(Some(10), 3600, StalePolicy::Skip),
+            Staleness::Fresh
+        );
+        assert_eq!(
+            staleness(Some(3600), 3600, StalePolicy::Skip),
+            Staleness::Fresh
+        );
+        assert_eq!(
+            staleness(Some(3601), 3600, StalePolicy::Answer),
+            Staleness::Late(3601)
+        );
+        assert_eq!(
+            staleness(Some(3601), 3600, StalePolicy::Skip),
+            Staleness::Skip
+        );
+        assert_eq!(staleness(None, 3600, StalePolicy::Skip), Staleness::Fresh);
+    }
+
+    #[test]
+    fn no_model_quotes_the_evidence_undegraded() {
+        let retrieved = evidence();
+        let answer = compose(Outcome::NoModel(&retrieved));
+        assert_eq!((answer.provider, answer.degraded), ("extractive", false));
+        assert!(answer.text.contains("vaultctl"), "{}", answer.text);
+        assert_eq!(answer.cited_ids, vec!["2".to_string(), "3".to_string()]);
+        assert!((answer.confidence - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_failing_model_or_open_breaker_gives_the_labelled_extractive_answer() {
+        let retrieved = evidence();
+        let answer = compose(Outcome::ModelFailed(&retrieved));
+        assert_eq!((answer.provider, answer.degraded), ("extractive", true));
+        assert!(
+            answer.text.starts_with(prompt::DEGRADED_LABEL.trim_end()),
+            "{}",
+            answer.text
+        );
+        assert!(answer.text.contains("vaultctl"));
+    }
+
+    #[test]
+    fn the_model_answer_keeps_its_provider_model_and_valid_citations() {
+        let retrieved = evidence();
+        let sources = retrieved.numbered();
+        let answer = compose(Outcome::Model {
+            retrieved: &retrieved,
+            sources: &sources,
+            text: "Run the rotate command [2].",
+            provider: "gemini",
+            model: "gemini-2.5-flash",
+        });
+        assert_eq!(
+            (answer.provider, answer.model.as_str(), answer.degraded),
+            ("gemini", "gemini-2.5-flash", false)
+        );
+        assert_eq!(answer.cited_ids, vec!["3".to_string()]);
+    }
+
+    #[test]
+    fn nothing_relevant_is_not_found_and_an_unreachable_index_is_degraded() {
+        let answer = compose(Outcome::NothingRelevant);
+        assert_eq!(
+            (
+                answer.text.as_str(),
+                answer.degraded,
+                answer.cited_ids.len()
+            ),
+            (prompt::NOT_FOUND, false, 0)
+        );
+        let answer = compose(Outcome::IndexDown);
+        assert_eq!(
+            (answer.text.as_str(), answer.degraded),
+            (prompt::INDEX_DOWN, true)
+        );
     }
 }

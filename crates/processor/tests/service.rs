@@ -572,3 +572,64 @@ async fn hosted_embeddings_keep_to_the_batch_limit_and_a_refused_record_is_dead_
     );
     store.drop_collection().await.expect("cleanup");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_lettered_question_is_committed_so_a_restart_does_not_dead_letter_it_again() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection_name();
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    // The malformed question is the last record of its partition: no later transaction would
+    // carry its offset.
+    let topic = kafka.topics().name(rtfm_core::TopicKind::BotQueries);
+    let poisoned = producer
+        .send_raw(&topic, Some("11"), b"{\"query_id\": 42}", None)
+        .await
+        .expect("acked");
+    let running = Running::start(config(
+        &kafka,
+        &chroma,
+        &collection,
+        &["--llm-provider", "extractive"],
+    ));
+    let dead_letters = || async {
+        rtfm_core::kafka::dead_letters::read_all(&kafka, rtfm_core::TopicKind::BotQueries, WAIT)
+            .await
+            .ok()
+    };
+    eventually(WAIT, "the malformed question dead-lettered", || async {
+        (!dead_letters().await?.is_empty()).then_some(())
+    })
+    .await;
+    services::until_group_passed(
+        &kafka,
+        rtfm_core::topics::GROUP_QUERY_PROCESSOR,
+        rtfm_core::TopicKind::BotQueries,
+        &[(poisoned.partition, poisoned.offset)],
+        WAIT,
+    )
+    .await;
+    running.stop().await;
+    // A restarted processor starts after it: still exactly one dead letter.
+    let running = Running::start(config(
+        &kafka,
+        &chroma,
+        &collection,
+        &["--llm-provider", "extractive"],
+    ));
+    producer
+        .send(&query(7_900_001, Some("1"), "11", "anyone here?"))
+        .await
+        .expect("acked");
+    let mut reader = ResponseReader::new(&kafka);
+    reader
+        .until("the next question answered", |seen| !seen.is_empty())
+        .await;
+    running.stop().await;
+    assert_eq!(dead_letters().await.map(|dead| dead.len()), Some(1));
+    store(&chroma, &collection)
+        .await
+        .drop_collection()
+        .await
+        .expect("cleanup");
+}

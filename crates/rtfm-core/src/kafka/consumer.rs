@@ -125,6 +125,8 @@ pub struct Consumer<T> {
     dead_letters: Producer,
     role: String,
     instance_id: Option<String>,
+    /// Offsets go out with transactions, not by auto-commit.
+    transactional: bool,
     _record: PhantomData<fn() -> T>,
 }
 
@@ -174,6 +176,7 @@ impl<T: Record> Consumer<T> {
             dead_letters,
             role: options.role.clone(),
             instance_id: options.instance_id.clone(),
+            transactional: options.transactional,
             _record: PhantomData,
         })
     }
@@ -256,6 +259,15 @@ impl<T: Record> Consumer<T> {
                         return Ok(None);
                     }
                     self.store_position(message.topic(), message.partition(), message.offset());
+                    if self.transactional {
+                        // No auto-commit here, and no transaction is open while a record is
+                        // being read (each is committed before the next read): commit the
+                        // dead-lettered position now, or a restart dead-letters it again.
+                        // Async: never blocks the worker; a lost commit only repeats the letter.
+                        if let Err(err) = self.inner.commit_consumer_state(CommitMode::Async) {
+                            warn!(role = %self.role, error = %err, "could not commit past a dead-lettered record; it may be dead-lettered again after a restart");
+                        }
+                    }
                 }
             }
         }
