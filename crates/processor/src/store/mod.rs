@@ -11,14 +11,19 @@
 //!
 //! One record per Discord message: id = `message_id`, document = content, embedding, and flat
 //! metadata.
+mod wire;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
+
+use wire::{
+    classify_status, first_row, is_empty_filter, nth, transport_error, Collection, GetAnswer,
+    Identity, QueryAnswer,
+};
 
 /// How to reach Chroma.
 #[derive(Clone, clap::Args)]
@@ -123,56 +128,6 @@ pub struct MessageStore {
     collection_url: String,
     collection_name: String,
     token: Option<SecretString>,
-}
-
-/// What `/auth/identity` answers.
-#[derive(Deserialize)]
-struct Identity {
-    tenant: String,
-}
-
-#[derive(Deserialize)]
-struct Collection {
-    id: String,
-}
-
-/// Chroma's columns may hold `null` for a record (e.g. one stored without a document).
-type Column<T> = Option<Vec<Option<T>>>;
-
-#[derive(Deserialize)]
-struct QueryAnswer {
-    ids: Vec<Vec<String>>,
-    #[serde(default)]
-    documents: Option<Vec<Vec<Option<String>>>>,
-    #[serde(default)]
-    metadatas: Option<Vec<Vec<Option<Metadata>>>>,
-    #[serde(default)]
-    distances: Option<Vec<Vec<Option<f32>>>>,
-}
-
-#[derive(Deserialize)]
-struct GetAnswer {
-    ids: Vec<String>,
-    #[serde(default)]
-    documents: Column<String>,
-    #[serde(default)]
-    metadatas: Column<Metadata>,
-    #[serde(default)]
-    embeddings: Column<Vec<f32>>,
-}
-
-/// The first row of a per-query column (we send one query embedding).
-fn first_row<T>(column: Option<Vec<Vec<T>>>) -> Option<Vec<T>> {
-    column.and_then(|rows| rows.into_iter().next())
-}
-
-type Metadata = Map<String, Value>;
-
-fn nth<T: Clone + Default>(column: &Column<T>, index: usize) -> T {
-    column
-        .as_ref()
-        .and_then(|values| values.get(index).cloned().flatten())
-        .unwrap_or_default()
 }
 
 impl MessageStore {
@@ -475,66 +430,5 @@ impl MessageStore {
         };
         serde_json::from_slice(bytes)
             .map_err(|err| StoreError::Rejected(format!("unexpected answer from {url}: {err}")))
-    }
-}
-
-/// `{}` or `null`: no filter (Chroma rejects an empty `where`).
-fn is_empty_filter(filter: &Value) -> bool {
-    filter.is_null() || filter.as_object().is_some_and(Map::is_empty)
-}
-
-/// A transport error in words, with its causes (reqwest's own message is only the outermost).
-fn transport_error(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// A 4xx other than 408/429 is a rejection (the same request would fail again); 408, 429 and
-/// 5xx are unavailability.
-fn classify_status(url: &str, status: u16, reason: String) -> StoreError {
-    if (400..500).contains(&status) && status != 408 && status != 429 {
-        StoreError::Rejected(reason)
-    } else {
-        StoreError::Unavailable {
-            url: url.to_string(),
-            reason,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn client_errors_are_rejections_and_the_rest_is_unavailability() {
-        for status in [400, 404, 409, 422] {
-            assert!(
-                matches!(
-                    classify_status("u", status, String::new()),
-                    StoreError::Rejected(_)
-                ),
-                "{status}"
-            );
-        }
-        for status in [408, 429, 500, 502, 503] {
-            assert!(
-                classify_status("u", status, String::new()).is_unavailable(),
-                "{status}"
-            );
-        }
-    }
-
-    #[test]
-    fn debug_output_never_shows_the_token() {
-        let mut config = StoreConfig::new("http://x", "c");
-        config.chroma_auth_token = Some(SecretString::from("chroma-secret-123".to_string()));
-        assert!(!format!("{config:?}").contains("chroma-secret-123"));
     }
 }
