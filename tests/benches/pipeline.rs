@@ -70,6 +70,14 @@ fn message(i: u64, channel: u64) -> DiscordMessage {
     }
 }
 
+/// How many of `messages` the processor indexes (empty ones are not; a few corpus lines are).
+fn indexable(messages: &[DiscordMessage]) -> usize {
+    messages
+        .iter()
+        .filter(|message| !message.content.trim().is_empty())
+        .count()
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -140,11 +148,7 @@ async fn ingest(
     let running = start_processors(kafka, chroma, &collection, processors, extra).await;
     let producer = Producer::new(kafka, "bench").expect("producer");
     let messages: Vec<DiscordMessage> = (0..count).map(|i| message(i, 100 + i % 12)).collect();
-    // Empty messages are not indexed (a few corpus lines are empty).
-    let expected = messages
-        .iter()
-        .filter(|message| !message.content.trim().is_empty())
-        .count();
+    let expected = indexable(&messages);
     let store = MessageStore::connect(&StoreConfig::new(chroma, &collection))
         .await
         .expect("chroma");
@@ -387,10 +391,7 @@ async fn main() {
     let store = MessageStore::connect(&StoreConfig::new(&chroma, &collection))
         .await
         .expect("chroma");
-    let expected = history
-        .iter()
-        .filter(|message| !message.content.trim().is_empty())
-        .count();
+    let expected = indexable(&history);
     while store.count().await.unwrap_or(0) < expected {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
