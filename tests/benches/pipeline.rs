@@ -505,6 +505,7 @@ async fn main() {
                     timestamp: rtfm_core::schema::now_timestamp(),
                     context: Map::new(),
                     guild_id: Some("77".into()),
+                    visible_channel_ids: None,
                     extra: Map::new(),
                 };
                 asked

@@ -405,3 +405,138 @@ async fn the_fake_discord_program_drives_the_real_bot_over_its_control_api() {
     }
     assert_eq!(posts.len(), 2, "one answer each: {posts:#?}");
 }
+
+/// `RETRIEVAL_SCOPE=guild` with a private channel: the bot reads the guild's permissions from
+/// Discord and stamps what the asking channel's readers may read; the processor's filter
+/// enforces it. A question in a public channel finds the answer in another public channel but
+/// nothing of the private channel or of a public thread inside it; a question in the private
+/// channel sees the public channels too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn guild_wide_questions_never_quote_a_channel_their_readers_cannot_read() {
+    const GUILD: u64 = 3;
+    const GENERAL: u64 = 31;
+    const HELP: u64 = 32;
+    const MODS: u64 = 33;
+    const MODS_THREAD: u64 = 34;
+    const MOD_ROLE: u64 = 500;
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection();
+    let _processor = start_processor(
+        &kafka,
+        &chroma,
+        &collection,
+        &[("LLM_PROVIDER", "extractive"), ("RETRIEVAL_SCOPE", "guild")],
+    )
+    .await;
+    let fake = FakeDiscord::start().await;
+    fake.add_channel(GENERAL, Some(GUILD), "general");
+    fake.add_channel(HELP, Some(GUILD), "help");
+    fake.add_channel(MODS, Some(GUILD), "mods");
+    fake.set_overwrites(
+        MODS,
+        vec![
+            fake_discord::role_overwrite(GUILD, 0, fake_discord::VIEW_CHANNEL),
+            fake_discord::role_overwrite(
+                MOD_ROLE,
+                fake_discord::VIEW_CHANNEL | fake_discord::READ_MESSAGE_HISTORY,
+                0,
+            ),
+        ],
+    );
+    // A public thread of the private channel: readable by the channel's readers only.
+    fake.add_thread(MODS_THREAD, MODS, true, "incident");
+    let (_bot, _) = spawn_bot(
+        &kafka,
+        &fake.base_url(),
+        DISCORD_TOKEN,
+        &[("GUILD_PERMISSIONS_TTL_SECS", "600")],
+    );
+    eventually(WAIT, "the bot on the gateway", || async {
+        (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
+    })
+    .await;
+    let say = |id: u64, channel: u64, user: u64, text: &str| {
+        fake.push_message(fake_discord::message(
+            id,
+            channel,
+            Some(GUILD),
+            fake_discord::user(user, &format!("user{user}"), false),
+            text,
+        ))
+    };
+    say(
+        3201,
+        HELP,
+        301,
+        "rotate the deploy key with vaultctl rotate --key deploy --force",
+    );
+    say(
+        3202,
+        HELP,
+        302,
+        "the staging database listens on db-staging.internal port 5432",
+    );
+    say(
+        3301,
+        MODS,
+        303,
+        "the prod deploy key is rotated with secretctl spin --vault prod-keys",
+    );
+    say(
+        3401,
+        MODS_THREAD,
+        304,
+        "rotate the root deploy key with keyvault-rotate --root",
+    );
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "the four messages indexed", || async {
+        (store.count().await.ok()? == 4).then_some(())
+    })
+    .await;
+    let reply_to = |id: u64| {
+        let replies: Vec<String> = fake
+            .posts()
+            .into_iter()
+            .filter(|post| post.reply_to() == Some(id))
+            .map(|post| post.content().to_string())
+            .collect();
+        (!replies.is_empty()).then(|| replies.join("\n"))
+    };
+
+    say(3101, GENERAL, 305, "rtfm how do I rotate the deploy key?");
+    let public = eventually(WAIT, "the public question answered", || async {
+        reply_to(3101)
+    })
+    .await;
+    assert!(
+        public.contains("vaultctl rotate") && public.contains("/3/32/3201"),
+        "the other public channel answers: {public}"
+    );
+    for private in ["secretctl", "keyvault-rotate", "/3/33/", "/3/34/"] {
+        assert!(
+            !public.contains(private),
+            "a public question quoted the private channel ({private}): {public}"
+        );
+    }
+
+    say(
+        3302,
+        MODS,
+        303,
+        "rtfm which port does the staging database use?",
+    );
+    say(3303, MODS, 303, "rtfm how is the prod deploy key rotated?");
+    let (staging, prod) = eventually(WAIT, "the private questions answered", || async {
+        Some((reply_to(3302)?, reply_to(3303)?))
+    })
+    .await;
+    assert!(
+        staging.contains("/3/32/3202"),
+        "a private channel's readers see the public channels: {staging}"
+    );
+    assert!(prod.contains("/3/33/3301"), "and their own channel: {prod}");
+    // One lookup of channels and roles for the guild, reused by the later questions.
+    assert_eq!(fake.guild_lookups(), 2);
+    store.drop_collection().await.expect("cleanup");
+}

@@ -49,6 +49,7 @@ fn question(i: u64) -> BotQuery {
         timestamp: now_timestamp(),
         context: Map::new(),
         guild_id: Some("7".into()),
+        visible_channel_ids: None,
         extra: Map::new(),
     }
 }

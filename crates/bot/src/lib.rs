@@ -17,6 +17,7 @@
 //! - [`console`]: terminal chat when there is no `DISCORD_TOKEN`;
 //! - [`history`]: channel history pages; the check for the bot's own earlier answer;
 //! - [`backfill`]: publishing a channel's history;
+//! - [`visibility`]: which channels a guild-wide question may search (Discord permissions);
 //! - [`metrics`].
 
 pub mod backfill;
@@ -31,6 +32,7 @@ pub mod records;
 pub mod reply;
 pub mod responder;
 pub mod trigger;
+pub mod visibility;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -53,6 +55,7 @@ use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimiter;
 use crate::trigger::Triggers;
+use crate::visibility::Visibility;
 
 /// Everything the bot needs.
 #[derive(Debug, Clone, clap::Args)]
@@ -91,6 +94,14 @@ pub struct Config {
         default_value_t = 840
     )]
     pub slash_deadline_secs: u64,
+    /// Seconds a guild's channel permissions are reused before they are read again (for
+    /// `bot-queries.visible_channel_ids`; a permission change applies within this time).
+    #[arg(
+        long = "guild-permissions-ttl-secs",
+        env = "GUILD_PERMISSIONS_TTL_SECS",
+        default_value_t = 30
+    )]
+    pub guild_permissions_ttl_secs: u64,
     /// Where a new bot-responses consumer group starts.
     #[arg(
         long = "responses-offset-reset",
@@ -146,6 +157,7 @@ impl Config {
             pending: Mutex::new(HashMap::new()),
             response_timeout: Duration::from_secs(self.response_timeout_secs.max(1)),
             slash_deadline: Duration::from_secs(self.slash_deadline_secs.max(1)),
+            visibility: Visibility::new(Duration::from_secs(self.guild_permissions_ttl_secs)),
         })
     }
 }

@@ -18,6 +18,7 @@ use crate::ratelimit::{self, Decision, RateLimiter};
 use crate::records::{self, Incoming};
 use crate::reply::{split_reply, DISCORD_LIMIT};
 use crate::trigger::{Detected, Triggers, USAGE_HINT};
+use crate::visibility::Visibility;
 
 /// Told (only) to a slash-command asker whose question could not be queued.
 pub const COULD_NOT_QUEUE_NOTICE: &str =
@@ -48,6 +49,8 @@ pub struct Pipeline {
     /// When a waiting slash command gets its "no answer in time" follow-up (before its
     /// token expires; `SLASH_DEADLINE_SECS`).
     pub slash_deadline: Duration,
+    /// The channels each guild shows to everyone (stamped on guild questions).
+    pub visibility: Visibility,
 }
 
 /// How a question arrived.
@@ -169,6 +172,14 @@ impl Pipeline {
             return Ok(());
         }
         let mut query = records::query(incoming, &question, via.as_str());
+        if let (Some(guild_id), Outbox::Discord(http)) = (incoming.guild_id, outbox) {
+            // Guild-wide retrieval may search these besides the question's own channel.
+            query.visible_channel_ids = Some(
+                self.visibility
+                    .for_question(http, guild_id, incoming.channel_id, incoming.thread_parent)
+                    .await,
+            );
+        }
         if let Some(token) = &target.interaction_token {
             // Carried durably with the question (and echoed in the response), so a restarted
             // bot can still finish the interaction while its token lives.

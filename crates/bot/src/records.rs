@@ -104,6 +104,7 @@ pub fn query(incoming: &Incoming, question: &str, source: &str) -> BotQuery {
         timestamp: now_timestamp(),
         context: Map::from_iter([("source".to_string(), json!(source))]),
         guild_id: incoming.guild_id.map(|id| id.to_string()),
+        visible_channel_ids: None,
         extra: Map::new(),
     }
 }

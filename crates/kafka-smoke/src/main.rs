@@ -150,6 +150,7 @@ fn bot_query() -> BotQuery {
         timestamp: now_timestamp(),
         context: Map::new(),
         guild_id: None,
+        visible_channel_ids: None,
         extra: Map::new(),
     }
 }

@@ -321,6 +321,7 @@ async fn run_corpus(
             timestamp: rtfm_core::schema::now_timestamp(),
             context: Map::new(),
             guild_id: None,
+            visible_channel_ids: None,
             extra: Map::new(),
         };
         let retrieved = retriever.retrieve(&bot_query).await?;

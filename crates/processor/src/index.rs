@@ -5,7 +5,7 @@
 //! ([`IndexedMessage::from_stored`]) is here; nothing else touches the keys. Messages indexed
 //! by older versions lack the newer keys and read back with those fields empty.
 
-use rtfm_core::DiscordMessage;
+use rtfm_core::{BotQuery, DiscordMessage};
 use serde_json::{json, Map, Value};
 
 use crate::retrieval::Scope;
@@ -160,24 +160,38 @@ pub fn metadata_for(message: &DiscordMessage) -> Map<String, Value> {
 
 /// The `where` filter that confines a question to what its asker may see.
 ///
-/// - guild + channel scope: that guild **and** (that channel, or a thread of it);
-/// - guild + guild scope: that guild;
+/// - guild + channel scope: that guild **and** (that channel, or a public thread of it);
+/// - guild + guild scope: that guild **and** (that channel or one of the query's
+///   `visible_channel_ids` — the channels the bot found readable by everyone who can read the
+///   question's channel — or a public thread of one of them). A query without the field (an
+///   older bot) gets channel scope: nothing is widened on a guess;
 /// - no guild (a DM): that channel **and** `is_dm` — so a query that omits its guild cannot
 ///   reach a guild channel by naming its id.
-pub fn scope_filter(guild_id: Option<&str>, channel_id: &str, scope: Scope) -> Value {
-    match (guild_id, scope) {
-        (Some(guild), Scope::Channel) => json!({"$and": [
-            {key::GUILD: {"$eq": guild}},
-            {"$or": [
-                {key::CHANNEL: {"$eq": channel_id}},
-                {key::THREAD_PARENT: {"$eq": channel_id}},
-            ]},
-        ]}),
-        (Some(guild), Scope::Guild) => json!({key::GUILD: {"$eq": guild}}),
-        (None, _) => {
-            json!({"$and": [{key::IS_DM: {"$eq": true}}, {key::CHANNEL: {"$eq": channel_id}}]})
+pub fn scope_filter(query: &BotQuery, scope: Scope) -> Value {
+    let channel_id = query.channel_id.as_str();
+    let Some(guild) = query.guild_id.as_deref() else {
+        return json!({"$and": [{key::IS_DM: {"$eq": true}}, {key::CHANNEL: {"$eq": channel_id}}]});
+    };
+    let mut channels = vec![channel_id];
+    if scope == Scope::Guild {
+        for visible in query.visible_channel_ids.iter().flatten() {
+            if !channels.contains(&visible.as_str()) {
+                channels.push(visible);
+            }
         }
     }
+    let reach = if channels.len() == 1 {
+        json!({"$or": [
+            {key::CHANNEL: {"$eq": channel_id}},
+            {key::THREAD_PARENT: {"$eq": channel_id}},
+        ]})
+    } else {
+        json!({"$or": [
+            {key::CHANNEL: {"$in": channels}},
+            {key::THREAD_PARENT: {"$in": channels}},
+        ]})
+    };
+    json!({"$and": [{key::GUILD: {"$eq": guild}}, reach]})
 }
 
 /// Messages of `channel_id` in the time buckets `from..=to`.
@@ -234,16 +248,43 @@ mod tests {
         assert!((indexed.epoch - 1_762_086_896.0).abs() < 1.0);
     }
 
+    fn asked(guild: Option<&str>, channel: &str, visible: Option<&[&str]>) -> BotQuery {
+        BotQuery {
+            guild_id: guild.map(str::to_string),
+            channel_id: channel.into(),
+            visible_channel_ids: visible
+                .map(|channels| channels.iter().map(|id| id.to_string()).collect()),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn a_channel_question_sees_its_channel_and_its_threads_inside_its_guild() {
+        let only_its_channel = json!({"$and": [{"guild_id": {"$eq": "1"}}, {"$or": [
+            {"channel_id": {"$eq": "2"}}, {"thread_parent_channel_id": {"$eq": "2"}}]}]});
         assert_eq!(
-            scope_filter(Some("1"), "2", Scope::Channel),
-            json!({"$and": [{"guild_id": {"$eq": "1"}}, {"$or": [
-                {"channel_id": {"$eq": "2"}}, {"thread_parent_channel_id": {"$eq": "2"}}]}]})
+            scope_filter(&asked(Some("1"), "2", None), Scope::Channel),
+            only_its_channel
         );
+        // Channel scope ignores the visible channels.
         assert_eq!(
-            scope_filter(Some("1"), "2", Scope::Guild),
-            json!({"guild_id": {"$eq": "1"}})
+            scope_filter(&asked(Some("1"), "2", Some(&["3"])), Scope::Channel),
+            only_its_channel
+        );
+        // Guild scope without the bot's word on visibility does not widen.
+        assert_eq!(
+            scope_filter(&asked(Some("1"), "2", None), Scope::Guild),
+            only_its_channel
+        );
+    }
+
+    #[test]
+    fn a_guild_question_sees_only_the_channels_the_bot_found_visible() {
+        assert_eq!(
+            scope_filter(&asked(Some("1"), "2", Some(&["3", "2", "4"])), Scope::Guild),
+            json!({"$and": [{"guild_id": {"$eq": "1"}}, {"$or": [
+                {"channel_id": {"$in": ["2", "3", "4"]}},
+                {"thread_parent_channel_id": {"$in": ["2", "3", "4"]}}]}]})
         );
     }
 
@@ -251,7 +292,7 @@ mod tests {
     fn a_dm_only_sees_its_dm_channel_even_with_guild_scope() {
         for scope in [Scope::Channel, Scope::Guild] {
             assert_eq!(
-                scope_filter(None, "9", scope),
+                scope_filter(&asked(None, "9", Some(&["3"])), scope),
                 json!({"$and": [{"is_dm": {"$eq": true}}, {"channel_id": {"$eq": "9"}}]})
             );
         }

@@ -29,14 +29,16 @@ use crate::store::{Hit, MessageStore, StoreError};
 pub enum Scope {
     /// Only the channel the question was asked in (default).
     Channel,
-    /// The whole guild the question was asked in.
+    /// The channels of its guild that everyone who can read the asking channel can read
+    /// (the bot stamps them on the query from Discord's permissions).
     Guild,
 }
 
 /// Retrieval knobs (defaults from the seed bot).
 #[derive(Debug, Clone, clap::Args)]
 pub struct RetrievalSettings {
-    /// channel: only the asking channel; guild: the whole guild. DMs only ever see their DM.
+    /// channel: only the asking channel; guild: the channels of the guild that everyone who
+    /// can read the asking channel can read. DMs only ever see their DM.
     #[arg(
         long = "retrieval-scope",
         env = "RETRIEVAL_SCOPE",
@@ -285,11 +287,7 @@ pub struct Retriever {
 
 impl Retriever {
     pub async fn retrieve(&self, query: &BotQuery) -> Result<Retrieved, RetrieveError> {
-        let filter = index::scope_filter(
-            query.guild_id.as_deref(),
-            &query.channel_id,
-            self.settings.scope,
-        );
+        let filter = index::scope_filter(query, self.settings.scope);
         let started = std::time::Instant::now();
         let embedding = self.embedder.embed_one(&query.question).await?;
         let question_vector = embedding.clone();

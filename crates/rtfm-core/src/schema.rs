@@ -16,6 +16,9 @@ pub const MAX_CONTENT_CHARS: usize = 4_000;
 pub const MAX_RESPONSE_CHARS: usize = 16_000;
 /// Largest encoded record we try to decode at all (guards the JSON parser against huge input).
 pub const MAX_RECORD_BYTES: usize = 256 * 1024;
+/// `bot-queries.visible_channel_ids` at most: a guild has at most 500 channels (Discord's
+/// documented limit; threads are reached through their parent).
+pub const MAX_VISIBLE_CHANNELS: usize = 500;
 
 /// Why a record could not be decoded. The message names the field and the rule.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -212,7 +215,7 @@ impl Record for DiscordMessage {
 }
 
 /// A question for the processor on `bot-queries`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BotQuery {
     pub query_id: String,
     pub original_message_id: String,
@@ -227,6 +230,12 @@ pub struct BotQuery {
     /// retrieves outside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guild_id: Option<String>,
+    /// Additive: the other channels of the guild whose messages everyone who can read the
+    /// question's channel may read too, as the bot computed them from Discord's permissions.
+    /// Guild-wide retrieval (`RETRIEVAL_SCOPE=guild`) searches only the question's channel
+    /// and these; without the field it searches only the question's channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible_channel_ids: Option<Vec<String>>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
@@ -247,6 +256,17 @@ impl Record for BotQuery {
         snowflake("channel_id", &self.channel_id)?;
         if let Some(guild_id) = &self.guild_id {
             snowflake("guild_id", guild_id)?;
+        }
+        if let Some(channels) = &self.visible_channel_ids {
+            if channels.len() > MAX_VISIBLE_CHANNELS {
+                return Err(SchemaError::invalid(
+                    "visible_channel_ids",
+                    format!("lists more than {MAX_VISIBLE_CHANNELS} channels"),
+                ));
+            }
+            for channel in channels {
+                snowflake("visible_channel_ids", channel)?;
+            }
         }
         timestamp("timestamp", &self.timestamp)?;
         max_chars("question", &self.question, MAX_CONTENT_CHARS)?;
@@ -569,6 +589,35 @@ mod tests {
             json!("x".repeat(MAX_CONTENT_CHARS + 1)),
         ));
         assert!(err.contains("content") && err.contains("4001"), "{err}");
+    }
+
+    #[test]
+    fn visible_channels_are_ids_and_at_most_a_guilds_worth() {
+        let listed = with(example_query(), "visible_channel_ids", json!(["1", "22"]));
+        assert_eq!(round_trip::<BotQuery>(listed.clone()), listed);
+        let query = BotQuery::decode(&serde_json::to_vec(&listed).expect("json")).expect("ok");
+        assert_eq!(
+            query.visible_channel_ids,
+            Some(vec!["1".into(), "22".into()])
+        );
+        let err = decode_error::<BotQuery>(with(
+            example_query(),
+            "visible_channel_ids",
+            json!(["1", "general"]),
+        ));
+        assert!(err.contains("visible_channel_ids"), "{err}");
+        let too_many: Vec<String> = (1..=MAX_VISIBLE_CHANNELS + 1)
+            .map(|id| id.to_string())
+            .collect();
+        let err = decode_error::<BotQuery>(with(
+            example_query(),
+            "visible_channel_ids",
+            json!(too_many),
+        ));
+        assert!(err.contains("more than 500"), "{err}");
+        let err =
+            decode_error::<BotQuery>(with(example_query(), "visible_channel_ids", json!("1")));
+        assert!(err.contains("visible_channel_ids"), "{err}");
     }
 
     #[test]

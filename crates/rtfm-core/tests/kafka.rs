@@ -46,6 +46,7 @@ fn query(id: u64) -> BotQuery {
         timestamp: now_timestamp(),
         context: Map::new(),
         guild_id: Some("7".into()),
+        visible_channel_ids: None,
         extra: Map::new(),
     }
 }

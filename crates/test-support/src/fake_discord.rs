@@ -21,6 +21,10 @@
 //! - **History**: `GET /channels/{id}/messages` pages (`before` / `after`, `limit` ≤ 100) over
 //!   every message of the channel, including the bot's own replies and follow-ups (with their
 //!   `message_reference` / `interaction_metadata`), newest first.
+//! - **Guild permissions**: `GET /guilds/{id}/channels` lists the guild's channels (not its
+//!   threads) with their `permission_overwrites`, `GET /guilds/{id}/roles` its roles — here the
+//!   `@everyone` role, whose id is the guild's; permissions are decimal strings. A guild the
+//!   bot is not in answers 404 `Unknown Guild` (code 10004).
 //!
 //! # Control API
 //! - `POST /_fake/messages` `{channel_id, guild_id, author_id, username, content,
@@ -47,6 +51,15 @@ use tokio::sync::broadcast;
 
 /// The bot's own user id and application id in the fake.
 pub const BOT_ID: u64 = 1000;
+
+/// `VIEW_CHANNEL` (Discord permission bit 10).
+pub const VIEW_CHANNEL: u64 = 1 << 10;
+/// `READ_MESSAGE_HISTORY` (bit 16).
+pub const READ_MESSAGE_HISTORY: u64 = 1 << 16;
+/// A new guild's `@everyone` role: view channels, send messages, add reactions, embed links,
+/// attach files, read message history, use application commands.
+pub const DEFAULT_EVERYONE_PERMISSIONS: u64 =
+    VIEW_CHANNEL | (1 << 11) | (1 << 6) | (1 << 14) | (1 << 15) | READ_MESSAGE_HISTORY | (1 << 31);
 
 /// What kind of message-creating call the bot made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -166,6 +179,14 @@ struct Inner {
     limited_channels: HashMap<u64, f64>,
     message_creates: HashSet<u64>,
     channels: HashMap<u64, (Option<u64>, String)>,
+    /// Threads: thread id → (parent channel, public).
+    threads: HashMap<u64, (u64, bool)>,
+    /// A channel's `permission_overwrites` (none unless set).
+    overwrites: HashMap<u64, Vec<Value>>,
+    /// A guild's `@everyone` permissions, when not [`DEFAULT_EVERYONE_PERMISSIONS`].
+    everyone_permissions: HashMap<u64, u64>,
+    /// `GET /guilds/{id}/channels` and `/roles` calls.
+    guild_lookups: usize,
     identifies: usize,
     resumes: usize,
     next_id: u64,
@@ -222,6 +243,8 @@ impl FakeDiscord {
             .route("/api/v10/channels/{channel}/typing", post(typing))
             .route("/api/v10/users/@me", get(current_user))
             .route("/api/v10/channels/{channel}", get(get_channel))
+            .route("/api/v10/guilds/{guild}/channels", get(guild_channels))
+            .route("/api/v10/guilds/{guild}/roles", get(guild_roles))
             .route(
                 "/api/v10/interactions/{id}/{token}/callback",
                 post(interaction_callback),
@@ -335,6 +358,31 @@ impl FakeDiscord {
         self.lock()
             .channels
             .insert(channel_id, (guild_id, name.to_string()));
+    }
+
+    /// A thread of `parent` (public or private); its id is its starter message's id.
+    pub fn add_thread(&self, thread_id: u64, parent: u64, public: bool, name: &str) {
+        let mut inner = self.lock();
+        let guild = inner.channels.get(&parent).and_then(|(guild, _)| *guild);
+        inner.channels.insert(thread_id, (guild, name.to_string()));
+        inner.threads.insert(thread_id, (parent, public));
+    }
+
+    /// Sets a channel's permission overwrites (see [`role_overwrite`]).
+    pub fn set_overwrites(&self, channel_id: u64, overwrites: Vec<Value>) {
+        self.lock().overwrites.insert(channel_id, overwrites);
+    }
+
+    /// Sets the permissions of a guild's `@everyone` role (whose id is the guild's).
+    pub fn set_everyone_permissions(&self, guild_id: u64, permissions: u64) {
+        self.lock()
+            .everyone_permissions
+            .insert(guild_id, permissions);
+    }
+
+    /// How often the bot read a guild's channels or roles.
+    pub fn guild_lookups(&self) -> usize {
+        self.lock().guild_lookups
     }
 
     /// Stores history served by `GET /channels/{id}/messages`.
@@ -706,17 +754,84 @@ async fn channel_history(
 }
 
 async fn get_channel(State(fake): State<FakeDiscord>, Path(channel): Path<u64>) -> Response {
-    let known = fake.lock().channels.get(&channel).cloned();
-    match known {
-        Some((Some(guild), name)) => Json(json!({
-            "id": channel.to_string(), "type": 0, "guild_id": guild.to_string(), "name": name,
-            "position": 0, "permission_overwrites": [], "nsfw": false, "rate_limit_per_user": 0,
-            "parent_id": null, "last_message_id": null, "topic": null
-        }))
-        .into_response(),
+    let inner = fake.lock();
+    match inner.channels.get(&channel) {
+        Some((Some(guild), name)) => Json(guild_channel_json(&inner, channel, *guild, name)).into_response(),
         Some((None, _)) => Json(json!({"id": channel.to_string(), "type": 1, "recipients": [user(4242, "someone", false)], "last_message_id": null})).into_response(),
         None => (StatusCode::NOT_FOUND, Json(json!({"code": 10003, "message": "Unknown Channel"}))).into_response(),
     }
+}
+
+fn guild_channel_json(inner: &Inner, channel: u64, guild: u64, name: &str) -> Value {
+    let overwrites = inner.overwrites.get(&channel).cloned().unwrap_or_default();
+    // Channel types: 0 text, 11 public thread, 12 private thread.
+    let (kind, parent) = match inner.threads.get(&channel) {
+        Some((parent, public)) => (if *public { 11 } else { 12 }, json!(parent.to_string())),
+        None => (0, Value::Null),
+    };
+    json!({
+        "id": channel.to_string(), "type": kind, "guild_id": guild.to_string(), "name": name,
+        "position": 0, "permission_overwrites": overwrites, "nsfw": false,
+        "rate_limit_per_user": 0, "parent_id": parent, "last_message_id": null, "topic": null
+    })
+}
+
+/// A channel permission overwrite for a role (the guild's id is `@everyone`), as Discord
+/// sends it: permissions as decimal strings.
+pub fn role_overwrite(role_id: u64, allow: u64, deny: u64) -> Value {
+    json!({"id": role_id.to_string(), "type": 0, "allow": allow.to_string(), "deny": deny.to_string()})
+}
+
+/// A guild the bot is in is one with a channel; Discord answers others `Unknown Guild`.
+fn unknown_guild() -> Response {
+    error_response(StatusCode::NOT_FOUND, 10004, "Unknown Guild")
+}
+
+/// `GET /guilds/{id}/channels`: the guild's channels with their overwrites (no threads).
+async fn guild_channels(State(fake): State<FakeDiscord>, Path(guild): Path<u64>) -> Response {
+    let mut inner = fake.lock();
+    inner.guild_lookups += 1;
+    let mut channels: Vec<(u64, String)> = inner
+        .channels
+        .iter()
+        .filter(|(id, (in_guild, _))| *in_guild == Some(guild) && !inner.threads.contains_key(id))
+        .map(|(id, (_, name))| (*id, name.clone()))
+        .collect();
+    if channels.is_empty() {
+        return unknown_guild();
+    }
+    channels.sort();
+    let channels: Vec<Value> = channels
+        .iter()
+        .map(|(id, name)| guild_channel_json(&inner, *id, guild, name))
+        .collect();
+    Json(Value::Array(channels)).into_response()
+}
+
+/// `GET /guilds/{id}/roles`: the `@everyone` role (id = the guild's).
+async fn guild_roles(State(fake): State<FakeDiscord>, Path(guild): Path<u64>) -> Response {
+    let mut inner = fake.lock();
+    inner.guild_lookups += 1;
+    if !inner
+        .channels
+        .values()
+        .any(|(in_guild, _)| *in_guild == Some(guild))
+    {
+        return unknown_guild();
+    }
+    let permissions = inner
+        .everyone_permissions
+        .get(&guild)
+        .copied()
+        .unwrap_or(DEFAULT_EVERYONE_PERMISSIONS);
+    Json(json!([{
+        "id": guild.to_string(), "name": "@everyone", "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": null, "tertiary_color": null},
+        "hoist": false, "icon": null, "unicode_emoji": null, "position": 0,
+        "permissions": permissions.to_string(), "managed": false, "mentionable": false,
+        "flags": 0
+    }]))
+    .into_response()
 }
 
 async fn current_user() -> Json<Value> {

@@ -127,6 +127,7 @@ pub fn query(id: u64, guild: Option<&str>, channel: &str, question: &str) -> Bot
         timestamp: now_timestamp(),
         context: Map::new(),
         guild_id: guild.map(str::to_string),
+        visible_channel_ids: None,
         extra: Map::new(),
     }
 }
