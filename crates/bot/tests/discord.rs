@@ -271,6 +271,55 @@ async fn every_trigger_form_publishes_one_question_and_lookalikes_do_not() {
     bot.stop().await;
 }
 
+/// Each question carries the channels everyone who can read its channel can read (from the
+/// guild's permissions, looked up once); a guild whose permissions Discord will not give the
+/// bot gets none: its questions search their own channel only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_question_carries_the_channels_its_readers_may_read_and_fails_closed() {
+    let (fake, kafka) = setup().await;
+    fake.add_channel(CHANNEL + 1, Some(GUILD), "help");
+    fake.add_channel(CHANNEL + 2, Some(GUILD), "staff");
+    fake.set_overwrites(
+        CHANNEL + 2,
+        vec![fake_discord::role_overwrite(
+            GUILD,
+            0,
+            fake_discord::VIEW_CHANNEL,
+        )],
+    );
+    let queries: Reader<BotQuery> = Reader::new(&kafka);
+    let bot = start_bot(&fake, &kafka, &[]).await;
+    let ask = |id: u64, channel: u64, guild: u64| {
+        fake.push_message(fake_discord::message(
+            id,
+            channel,
+            Some(guild),
+            human(42),
+            "rtfm where are the docs?",
+        ))
+    };
+    ask(301, CHANNEL, GUILD);
+    let query = queries.next().await;
+    assert_eq!(
+        query.visible_channel_ids,
+        Some(vec![(CHANNEL + 1).to_string()])
+    );
+    ask(302, CHANNEL + 2, GUILD);
+    let query = queries.next().await;
+    assert_eq!(
+        query.visible_channel_ids,
+        Some(vec![CHANNEL.to_string(), (CHANNEL + 1).to_string()]),
+        "a private channel's readers may read the public ones"
+    );
+    assert_eq!(fake.guild_lookups(), 2, "one lookup per guild, reused");
+    // A guild the fake does not know answers 404 Unknown Guild.
+    ask(303, 77, 99);
+    let query = queries.next().await;
+    assert_eq!(query.guild_id.as_deref(), Some("99"));
+    assert_eq!(query.visible_channel_ids, Some(vec![]));
+    bot.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_empty_trigger_gets_the_usage_hint() {
     let (fake, kafka) = setup().await;
