@@ -47,7 +47,8 @@ set +a
 
 "$TARGET_DIR/debug/init-topics" --action create
 log "starting the processor (log: $RTFM_RUN_DIR/processor.log, http: $PROCESSOR_HTTP_ADDR)"
-HTTP_ADDR="$PROCESSOR_HTTP_ADDR" "$TARGET_DIR/debug/processor" >>"$RTFM_RUN_DIR/processor.log" 2>&1 &
+# The model's weights in transparent huge pages (as the Dockerfile sets; README, "Benchmarks").
+GLIBC_TUNABLES="${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}" HTTP_ADDR="$PROCESSOR_HTTP_ADDR" "$TARGET_DIR/debug/processor" >>"$RTFM_RUN_DIR/processor.log" 2>&1 &
 processor_pid=$!
 ready=""
 for _ in $(seq 1 600); do

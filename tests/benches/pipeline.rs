@@ -103,6 +103,29 @@ fn peak_rss_mib(pid: Option<u32>) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// The processor's query stages: (stage, seconds summed, count) from its `/metrics`.
+async fn query_stages(http: &str) -> Vec<(&'static str, f64, f64)> {
+    let text = http_get(&format!("http://{http}/metrics"))
+        .await
+        .map(|(_, body)| body)
+        .unwrap_or_default();
+    let mut stages = Vec::new();
+    for stage in ["embed", "search", "expand", "answer", "commit"] {
+        let labels = format!("{{stage=\"{stage}\"}}");
+        let sum = metric_value(&text, &format!("rtfm_query_stage_seconds_sum{labels}"));
+        let count = metric_value(&text, &format!("rtfm_query_stage_seconds_count{labels}"));
+        stages.push((stage, sum.unwrap_or(0.0), count.unwrap_or(0.0)));
+    }
+    let model_sum = metric_value(&text, "rtfm_model_call_seconds_sum{provider=\"gemini\"}");
+    let model_count = metric_value(&text, "rtfm_model_call_seconds_count{provider=\"gemini\"}");
+    stages.push((
+        "model call",
+        model_sum.unwrap_or(0.0),
+        model_count.unwrap_or(0.0),
+    ));
+    stages
+}
+
 async fn start_processors(
     kafka: &KafkaConfig,
     chroma: &str,
@@ -118,6 +141,7 @@ async fn start_processors(
         let mut env = vec![
             ("RUST_LOG", log_filter.as_str()),
             ("INGEST_BATCH_LINGER_MS", "200"),
+            ("GLIBC_TUNABLES", "glibc.malloc.hugetlb=1"),
         ];
         env.extend_from_slice(extra);
         processors.push(spawn_processor(kafka, chroma, collection, &env));
@@ -486,6 +510,7 @@ async fn main() {
         })
     };
     let ingested_before = store.count().await.unwrap_or(0);
+    let stages_before = query_stages(&processors[0].1).await;
     let asked: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> =
         Default::default();
     let asker = {
@@ -543,6 +568,28 @@ async fn main() {
         .unwrap_or(0)
         .saturating_sub(ingested_before);
     answer_latencies.sort_by(f64::total_cmp);
+    let stages_after = query_stages(&processors[0].1).await;
+    let breakdown: Vec<String> = stages_before
+        .iter()
+        .zip(&stages_after)
+        .map(
+            |((stage, sum_before, count_before), (_, sum_after, count_after))| {
+                let count = (count_after - count_before).max(1.0);
+                format!("{stage} {:.1}", (sum_after - sum_before) / count * 1e3)
+            },
+        )
+        .collect();
+    let processor_mean = stages_after
+        .iter()
+        .zip(&stages_before)
+        .filter(|((stage, ..), _)| matches!(*stage, "answer" | "commit"))
+        .map(
+            |((_, sum_after, count_after), (_, sum_before, count_before))| {
+                (sum_after - sum_before) / (count_after - count_before).max(1.0) * 1e3
+            },
+        )
+        .sum::<f64>();
+    let mean = answer_latencies.iter().sum::<f64>() / answer_latencies.len().max(1) as f64;
     table.row(
         format!(
             "question → committed answer on Kafka, instant model, {questions} at 5/s while ingesting 50 msg/s ({produced} sent, {ingested} indexed in {seconds:.0} s)"
@@ -551,6 +598,17 @@ async fn main() {
             "p50 {:.0} ms · p99 {:.0} ms",
             percentile(&answer_latencies, 0.5),
             percentile(&answer_latencies, 0.99)
+        ),
+        None,
+        "",
+        String::new(),
+    );
+    table.row(
+        "… where it goes, mean ms: in the processor (answer = embed + search + expand + model + rendering; commit = the response transaction), and the Kafka hops (produce, fetch, read_committed fetch of the answer)",
+        format!(
+            "{} · Kafka hops {:.1} (of mean {mean:.1})",
+            breakdown.join(" · "),
+            mean - processor_mean
         ),
         None,
         "",

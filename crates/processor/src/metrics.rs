@@ -104,6 +104,21 @@ pub static ASSIGNED_PARTITIONS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 /// Time from a query's arrival to its committed response (retrieval, model, transaction).
+/// Where a query's time goes: `embed` (the question), `search` (nearest messages), `expand`
+/// (their conversations), `answer` (retrieval + model + rendering), `commit` (the response
+/// transaction: produce, offsets, commit).
+pub static QUERY_STAGE_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "rtfm_query_stage_seconds",
+        "Time of one stage of answering a query",
+        &["stage"],
+        vec![
+            0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0,
+            5.0, 10.0, 30.0
+        ]
+    )
+    .expect("metric registers once")
+});
 pub static QUERY_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(
         "rtfm_query_seconds",

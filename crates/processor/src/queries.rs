@@ -38,11 +38,20 @@ pub async fn run(
             .await
             .into_iter()
             .collect();
+        let answered = started.elapsed();
+        crate::metrics::QUERY_STAGE_SECONDS
+            .with_label_values(&["answer"])
+            .observe(answered.as_secs_f64());
         match producer
             .send_with_offset(&consumer, &received, &responses)
             .await
         {
-            Ok(()) => crate::metrics::QUERY_SECONDS.observe(started.elapsed().as_secs_f64()),
+            Ok(()) => {
+                crate::metrics::QUERY_STAGE_SECONDS
+                    .with_label_values(&["commit"])
+                    .observe((started.elapsed() - answered).as_secs_f64());
+                crate::metrics::QUERY_SECONDS.observe(started.elapsed().as_secs_f64());
+            }
             Err(TransactionError::Aborted(err)) => {
                 warn!(query_id = %received.record.query_id, error = %err, "transaction aborted; the query will be answered again");
                 tokio::select! {

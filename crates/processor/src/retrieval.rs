@@ -290,12 +290,15 @@ impl Retriever {
         let filter = index::scope_filter(query, self.settings.scope);
         let started = std::time::Instant::now();
         let embedding = self.embedder.embed_one(&query.question).await?;
-        let question_vector = embedding.clone();
         let embedded = started.elapsed();
         // One extra candidate in case the triggering message is among them.
         let hits = self
             .store
-            .query(embedding, filter.clone(), self.settings.candidates + 1)
+            .query(
+                embedding.clone(),
+                filter.clone(),
+                self.settings.candidates + 1,
+            )
             .await?;
         let searched = started.elapsed();
         let hits = select_hits(hits, &query.original_message_id, &self.settings);
@@ -303,17 +306,11 @@ impl Retriever {
             .iter()
             .map(|hit| (IndexedMessage::from_stored(&hit.message), hit.similarity))
             .collect();
-        let mut around = if self.settings.neighbors == 0 || hits.is_empty() {
+        let around = if self.settings.neighbors == 0 || hits.is_empty() {
             Vec::new()
         } else {
-            self.around(&hits, &filter).await?
+            self.around(&embedding, &hits, &filter).await?
         };
-        for (message, vector) in &mut around {
-            if !vector.is_empty() {
-                message.relevance = Some(crate::embedding::cosine(&question_vector, vector));
-            }
-        }
-        let around: Vec<IndexedMessage> = around.into_iter().map(|(message, _)| message).collect();
         let expansion = Expansion {
             neighbors: self.settings.neighbors,
             window_secs: self.settings.neighbor_window_secs as f64,
@@ -339,6 +336,16 @@ impl Retriever {
                 }
             })
             .collect();
+        let stage = &crate::metrics::QUERY_STAGE_SECONDS;
+        stage
+            .with_label_values(&["embed"])
+            .observe(embedded.as_secs_f64());
+        stage
+            .with_label_values(&["search"])
+            .observe((searched - embedded).as_secs_f64());
+        stage
+            .with_label_values(&["expand"])
+            .observe((started.elapsed() - searched).as_secs_f64());
         tracing::debug!(
             query_id = %query.query_id,
             embed_ms = embedded.as_millis() as u64,
@@ -352,12 +359,14 @@ impl Retriever {
     /// Everything the hits' conversations may contain, still inside `scope`: the messages of
     /// each hit's channel within the window around it, the messages linked to the hits (their
     /// replies, the messages they reply to and those messages' other replies, their threads),
-    /// then the replies to those replies.
+    /// then the replies to those replies. Each with its similarity to the question
+    /// (`relevance`).
     async fn around(
         &self,
+        question: &[f32],
         hits: &[(IndexedMessage, f32)],
         scope: &Value,
-    ) -> Result<Vec<(IndexedMessage, Vec<f32>)>, StoreError> {
+    ) -> Result<Vec<IndexedMessage>, StoreError> {
         let window = self.settings.neighbor_window_secs as f64;
         let mut alternatives: Vec<Value> = hits
             .iter()
@@ -376,12 +385,11 @@ impl Retriever {
             linked.extend(hit.thread_starter.iter().cloned());
         }
         alternatives.push(index::linked_filter(&linked));
-        let first = self.get_within(scope, alternatives).await?;
+        let first = self.get_within(question, scope, alternatives).await?;
         // Second hop: replies to the replies of the hits.
         let hit_ids: HashSet<&str> = hits.iter().map(|(hit, _)| hit.id.as_str()).collect();
         let replies: Vec<String> = first
             .iter()
-            .map(|(message, _)| message)
             .filter(|message| {
                 message
                     .reply_to
@@ -393,20 +401,21 @@ impl Retriever {
         let mut all = first;
         if !replies.is_empty() {
             all.extend(
-                self.get_within(scope, vec![index::linked_filter(&replies)])
+                self.get_within(question, scope, vec![index::linked_filter(&replies)])
                     .await?,
             );
         }
         Ok(all)
     }
 
-    /// One Chroma `get` of the messages matching any of `alternatives`, inside `scope`, with
-    /// their vectors.
+    /// Every message matching any of `alternatives`, inside `scope` (at most 100 per
+    /// alternative), with its similarity to `question` — one Chroma query.
     async fn get_within(
         &self,
+        question: &[f32],
         scope: &Value,
         alternatives: Vec<Value>,
-    ) -> Result<Vec<(IndexedMessage, Vec<f32>)>, StoreError> {
+    ) -> Result<Vec<IndexedMessage>, StoreError> {
         let count = alternatives.len();
         // Chroma wants at least two operands in `$or`.
         let any = if count == 1 {
@@ -415,10 +424,17 @@ impl Retriever {
             json!({ "$or": alternatives })
         };
         let filter = json!({"$and": [scope, any]});
-        let found = self.store.get_with_vectors(filter, 100 * count).await?;
+        let found = self
+            .store
+            .query(question.to_vec(), filter, 100 * count)
+            .await?;
         Ok(found
             .into_iter()
-            .map(|(stored, vector)| (IndexedMessage::from_stored(&stored), vector))
+            .map(|hit| {
+                let mut message = IndexedMessage::from_stored(&hit.message);
+                message.relevance = Some(hit.similarity);
+                message
+            })
             .collect())
     }
 }

@@ -1,7 +1,9 @@
 //! all-MiniLM-L6-v2 in-process on ONNX Runtime.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
@@ -66,6 +68,8 @@ fn runtime(library: &Path) -> Result<Environment, String> {
 /// all-MiniLM-L6-v2 on the CPU, through ONNX Runtime.
 pub struct LocalModel {
     session: Mutex<Session>,
+    /// Questions waiting for the session: bulk embedding lets them go first.
+    questions_waiting: AtomicUsize,
     tokenizer: Tokenizer,
     batch_size: usize,
 }
@@ -126,17 +130,24 @@ impl LocalModel {
             .map_err(|err| bad(format!("{MODEL_FILE}: {err}")))?;
         Ok(Self {
             session: Mutex::new(session),
+            questions_waiting: AtomicUsize::new(0),
             tokenizer,
             batch_size: batch_size.max(1),
         })
     }
 
-    /// Embeds `texts` (any number), returning vectors in input order.
+    /// Embeds `texts` (any number), returning vectors in input order. Bulk work (ingestion):
+    /// before each batch it lets any waiting question go first.
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&index| texts[index].len());
         let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(self.batch_size) {
+            // A question waits for at most the one batch already running, never for a
+            // whole ingest backlog (the session runs one batch at a time).
+            while self.questions_waiting.load(Ordering::Acquire) > 0 {
+                std::thread::sleep(Duration::from_micros(200));
+            }
             let batch: Vec<&str> = chunk.iter().map(|&index| texts[index].as_str()).collect();
             let embedded = self.embed_batch(&batch)?;
             for (&index, vector) in chunk.iter().zip(embedded) {
@@ -144,6 +155,16 @@ impl LocalModel {
             }
         }
         Ok(vectors)
+    }
+
+    /// Embeds one question ahead of any bulk work waiting for the session.
+    pub fn embed_question(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
+        self.questions_waiting.fetch_add(1, Ordering::AcqRel);
+        let result = self.embed_batch(&[text]);
+        self.questions_waiting.fetch_sub(1, Ordering::AcqRel);
+        result?
+            .pop()
+            .ok_or_else(|| EmbedError::Inference("no vector returned".to_string()))
     }
 
     fn embed_batch(&self, batch: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {

@@ -8,8 +8,8 @@
 //! package on PyPI), which measured 2.7x faster than candle on the same CPU (README,
 //! "Benchmarks"). Texts are sorted by length and embedded in small batches (less padding; see
 //! [`DEFAULT_BATCH_SIZE`]), and the results put back in input order. Each batch holds the
-//! session for a few milliseconds only, so a question's embedding never waits behind a whole
-//! ingest batch. Inference is CPU-bound, so it runs on the blocking thread pool, never on the
+//! session for a few milliseconds only, and a waiting question goes before the next batch, so
+//! a question's embedding never waits behind more than one small batch. Inference is CPU-bound, so it runs on the blocking thread pool, never on the
 //! async runtime.
 //!
 //! - `local`: the in-process model (ONNX Runtime);
@@ -82,11 +82,23 @@ impl Embedder {
         }
     }
 
+    /// Embeds a question: locally ahead of ingestion's batches (see
+    /// [`LocalModel::embed_question`]).
     pub async fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
-        self.embed(vec![text.to_string()])
-            .await?
-            .pop()
-            .ok_or_else(|| EmbedError::Inference("no vector returned".to_string()))
+        match self {
+            Embedder::Local(model) => {
+                let model = Arc::clone(model);
+                let text = text.to_string();
+                tokio::task::spawn_blocking(move || model.embed_question(&text))
+                    .await
+                    .map_err(|err| EmbedError::Inference(format!("embedding task failed: {err}")))?
+            }
+            Embedder::Hosted(_) => self
+                .embed(vec![text.to_string()])
+                .await?
+                .pop()
+                .ok_or_else(|| EmbedError::Inference("no vector returned".to_string())),
+        }
     }
 }
 

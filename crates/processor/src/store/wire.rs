@@ -37,8 +37,6 @@ pub(super) struct GetAnswer {
     pub documents: Column<String>,
     #[serde(default)]
     pub metadatas: Column<Metadata>,
-    #[serde(default)]
-    pub embeddings: Column<Vec<f32>>,
 }
 
 /// The first row of a per-query column (we send one query embedding).

@@ -62,7 +62,9 @@ impl Producer {
             .set("acks", "all")
             .set("enable.idempotence", "true")
             .set("compression.type", "lz4")
-            .set("linger.ms", "5")
+            // A question is one small record that someone is waiting on: send it now. Bursts
+            // (a backfill) still batch, behind the requests in flight.
+            .set("linger.ms", "0")
             .set(
                 "delivery.timeout.ms",
                 DELIVERY_TIMEOUT.as_millis().to_string(),
