@@ -256,7 +256,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
     let outcome = supervise("bot", tasks, stop.clone(), config.shutdown_grace()).await;
     let _ = http_task.await;
-    if let Err(err) = producer.flush(Duration::from_secs(10)) {
+    if let Err(err) = producer.flush(Duration::from_secs(10)).await {
         warn!(error = %err, "producer flush at shutdown failed");
     }
     info!("bot stopped");
@@ -280,6 +280,7 @@ pub async fn backfill(
     let report = backfill::run(&http, &producer, &args, &shutdown).await?;
     producer
         .flush(Duration::from_secs(30))
+        .await
         .context("while flushing the producer")?;
     Ok(report)
 }

@@ -212,7 +212,7 @@ pub async fn run(
     // Let each worker finish the post in hand (or give up on shutdown), then commit what is done.
     drop(channels);
     while workers.join_next().await.is_some() {}
-    if let Err(err) = consumer.commit() {
+    if let Err(err) = consumer.commit().await {
         warn!(error = %err, "final commit of bot-responses failed; the answers in question will be checked against the channel before posting again");
     }
     outcome

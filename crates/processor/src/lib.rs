@@ -344,7 +344,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     )
     .await;
     let _ = http_task.await;
-    if let Err(err) = producer.flush(Duration::from_secs(10)) {
+    if let Err(err) = producer.flush(Duration::from_secs(10)).await {
         warn!(error = %err, "producer flush at shutdown failed");
     }
     info!("processor stopped");

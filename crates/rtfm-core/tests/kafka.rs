@@ -252,7 +252,7 @@ async fn a_restarted_consumer_resumes_exactly_after_its_stored_offsets() {
         );
         // Read two more without storing them: their effect was "not durable".
         receive_n(&consumer, 2, false).await;
-        consumer.commit().expect("commit stored offsets");
+        consumer.commit().await.expect("commit stored offsets");
     }
     let consumer: Consumer<DiscordMessage> =
         Consumer::new(&config, &options, producer).expect("consumer");

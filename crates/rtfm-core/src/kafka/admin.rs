@@ -7,6 +7,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kafka::error::ClientError;
 use rdkafka::admin::{
     AdminClient, AdminOptions, AlterConfig, NewTopic, ResourceSpecifier, TopicReplication,
 };
@@ -25,12 +26,12 @@ pub enum AdminError {
     Unreachable {
         bootstrap: String,
         timeout: Duration,
-        source: KafkaError,
+        source: ClientError,
     },
     #[error("admin request to {bootstrap} failed: {source}")]
     Request {
         bootstrap: String,
-        source: KafkaError,
+        source: ClientError,
     },
     #[error("topic `{topic}`: {code}")]
     Topic {
@@ -90,9 +91,9 @@ impl Admin {
         let client: AdminClient<DefaultClientContext> = config
             .client_config("init-topics")
             .create()
-            .map_err(|source| AdminError::Request {
+            .map_err(|source: KafkaError| AdminError::Request {
                 bootstrap: bootstrap.clone(),
-                source,
+                source: source.into(),
             })?;
         let admin = Self {
             client: Arc::new(client),
@@ -123,12 +124,12 @@ impl Admin {
         .await
         .map_err(|_| AdminError::Request {
             bootstrap: self.bootstrap.clone(),
-            source: KafkaError::Canceled,
+            source: ClientError::canceled(),
         })?;
         metadata.map_err(|source| AdminError::Unreachable {
             bootstrap: self.bootstrap.clone(),
             timeout: self.timeout,
-            source,
+            source: source.into(),
         })
     }
 
@@ -141,7 +142,7 @@ impl Admin {
     fn request_error(&self, source: KafkaError) -> AdminError {
         AdminError::Request {
             bootstrap: self.bootstrap.clone(),
-            source,
+            source: source.into(),
         }
     }
 
@@ -387,7 +388,7 @@ pub async fn wait_for_coordinators(
 
     let deadline = std::time::Instant::now() + timeout;
     let bootstrap = config.bootstrap_servers.clone();
-    let unreachable = |source| AdminError::Unreachable {
+    let unreachable = |source: ClientError| AdminError::Unreachable {
         bootstrap: bootstrap.clone(),
         timeout,
         source,
@@ -421,8 +422,8 @@ pub async fn wait_for_coordinators(
         }
     })
     .await
-    .map_err(|_| unreachable(KafkaError::Canceled))?;
-    groups.map_err(unreachable)?;
+    .map_err(|_| unreachable(ClientError::canceled()))?;
+    groups.map_err(|err| unreachable(err.into()))?;
 
     // Transaction coordinator: registering a transactional id needs it (and creates
     // __transaction_state).
@@ -436,7 +437,7 @@ pub async fn wait_for_coordinators(
                     timeout,
                     source: match err {
                         crate::kafka::TransactionError::Create { source, .. } => source,
-                        _ => KafkaError::Canceled,
+                        _ => ClientError::canceled(),
                     },
                 })
             }
@@ -493,7 +494,10 @@ pub async fn committed_offsets(
     .await
     .map_err(|_| AdminError::Request {
         bootstrap: bootstrap.clone(),
-        source: KafkaError::Canceled,
+        source: ClientError::canceled(),
     })?;
-    result.map_err(|source| AdminError::Request { bootstrap, source })
+    result.map_err(|source| AdminError::Request {
+        bootstrap,
+        source: source.into(),
+    })
 }

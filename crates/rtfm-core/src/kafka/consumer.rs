@@ -10,8 +10,10 @@
 //! to `<topic>.dlq` with the error and its origin in headers, then its offset is stored.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::kafka::error::ClientError;
 use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerGroupMetadata, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
@@ -21,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
+use crate::kafka::blocking;
 use crate::kafka::config::{KafkaConfig, OffsetReset};
 use crate::kafka::context::LoggingContext;
 use crate::kafka::dlq_headers;
@@ -78,8 +81,8 @@ pub struct Received<T> {
     pub partition: i32,
     pub offset: i64,
     /// The record was already in its partition when this member was assigned it, so an
-    /// earlier owner may have acted on it without committing (see
-    /// [`RedeliveryMarks`](crate::kafka::context::RedeliveryMarks)).
+    /// earlier owner may have acted on it without committing (the high watermark at
+    /// assignment is remembered per partition by the client's context).
     pub maybe_redelivered: bool,
 }
 
@@ -88,10 +91,10 @@ pub enum ConsumeError {
     #[error("could not create the Kafka consumer for {bootstrap}: {source}")]
     Create {
         bootstrap: String,
-        source: KafkaError,
+        source: ClientError,
     },
     #[error("could not subscribe to `{topic}`: {source}")]
-    Subscribe { topic: String, source: KafkaError },
+    Subscribe { topic: String, source: ClientError },
     /// Kafka stopped this consumer for good: typically another live process joined the group
     /// with the same static membership id (`group.instance.id`). The process must stop; it
     /// would otherwise run without partitions and do nothing.
@@ -103,7 +106,7 @@ pub enum ConsumeError {
     Fatal {
         /// Its role and instance id, e.g. "`ingest` (instance id `host-0`)".
         consumer: String,
-        source: KafkaError,
+        source: ClientError,
     },
 }
 
@@ -119,7 +122,8 @@ fn is_fatal(err: &KafkaError) -> bool {
 
 /// Typed consumer of the topic of `T`.
 pub struct Consumer<T> {
-    inner: StreamConsumer<LoggingContext>,
+    /// Shared with blocking calls run off the async runtime (commit, seek).
+    inner: Arc<StreamConsumer<LoggingContext>>,
     topic: String,
     dead_letter_topic: String,
     dead_letters: Producer,
@@ -160,17 +164,17 @@ impl<T: Record> Consumer<T> {
             .create_with_context(LoggingContext::new(options.role.clone()))
             .map_err(|source| ConsumeError::Create {
                 bootstrap: config.bootstrap_servers.clone(),
-                source,
+                source: source.into(),
             })?;
         inner
             .subscribe(&[&topic])
             .map_err(|source| ConsumeError::Subscribe {
                 topic: topic.clone(),
-                source,
+                source: source.into(),
             })?;
         info!(role = %options.role, topic, group = %topics.group(&options.group), "consumer subscribed");
         Ok(Self {
-            inner,
+            inner: Arc::new(inner),
             dead_letter_topic: topics.dead_letter(T::TOPIC),
             topic,
             dead_letters,
@@ -227,7 +231,7 @@ impl<T: Record> Consumer<T> {
                         .unwrap_or_default();
                     return Err(ConsumeError::Fatal {
                         consumer: format!("`{}`{instance}", self.role),
-                        source,
+                        source: source.into(),
                     });
                 }
                 // No sleep here: these are events librdkafka queued while it reconnects by
@@ -314,20 +318,30 @@ impl<T: Record> Consumer<T> {
         }
     }
 
-    /// Commits stored offsets now (used at shutdown so a restart re-reads nothing).
-    pub fn commit(&self) -> Result<(), KafkaError> {
-        match self.inner.commit_consumer_state(CommitMode::Sync) {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
-            Err(err) => Err(err),
-        }
+    /// Commits stored offsets now (used at shutdown so a restart re-reads nothing). The
+    /// synchronous commit runs off the async runtime.
+    pub async fn commit(&self) -> Result<(), ClientError> {
+        let inner = Arc::clone(&self.inner);
+        blocking(
+            move || match inner.commit_consumer_state(CommitMode::Sync) {
+                Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => Ok(()),
+                Err(err) => Err(err),
+            },
+        )
+        .await
     }
 
     /// Rewinds a partition to `offset` so that record is read again (after an aborted
-    /// transaction).
+    /// transaction). The seek runs off the async runtime.
     ///
     /// A partition this member no longer owns (a rebalance took it during the transaction) is
     /// left alone: its new owner reads from the committed offset, which is before the input.
-    pub fn rewind(&self, topic: &str, partition: i32, offset: i64) -> Result<(), KafkaError> {
+    pub async fn rewind(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<(), ClientError> {
         let owned = self.inner.assignment().is_ok_and(|assignment| {
             assignment
                 .elements()
@@ -338,12 +352,17 @@ impl<T: Record> Consumer<T> {
             info!(role = %self.role, topic, partition, offset, "not rewinding a partition this member no longer owns");
             return Ok(());
         }
-        self.inner.seek(
-            topic,
-            partition,
-            Offset::Offset(offset),
-            Timeout::After(Duration::from_secs(10)),
-        )
+        let inner = Arc::clone(&self.inner);
+        let topic = topic.to_string();
+        blocking(move || {
+            inner.seek(
+                &topic,
+                partition,
+                Offset::Offset(offset),
+                Timeout::After(Duration::from_secs(10)),
+            )
+        })
+        .await
     }
 
     pub(crate) fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
@@ -529,12 +548,14 @@ pub async fn fetch_at<T: Record>(
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .create_with_context(LoggingContext::new("fetch-at"))
-        .map_err(FetchError::Kafka)?;
+        .map_err(|err| FetchError::Kafka(err.into()))?;
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(&topic, partition, Offset::Offset(offset))
-        .map_err(FetchError::Kafka)?;
-    consumer.assign(&assignment).map_err(FetchError::Kafka)?;
+        .map_err(|err| FetchError::Kafka(err.into()))?;
+    consumer
+        .assign(&assignment)
+        .map_err(|err| FetchError::Kafka(err.into()))?;
     drop(assignment);
     let message = tokio::time::timeout(timeout, consumer.recv())
         .await
@@ -544,7 +565,7 @@ pub async fn fetch_at<T: Record>(
             offset,
             timeout,
         })?
-        .map_err(FetchError::Kafka)?
+        .map_err(|err| FetchError::Kafka(err.into()))?
         .detach();
     T::decode(message.payload().unwrap_or_default()).map_err(FetchError::Decode)
 }
@@ -552,7 +573,7 @@ pub async fn fetch_at<T: Record>(
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
     #[error("kafka error: {0}")]
-    Kafka(KafkaError),
+    Kafka(ClientError),
     #[error("nothing arrived from {topic}[{partition}]@{offset} within {timeout:?}")]
     Timeout {
         topic: String,

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::kafka::error::ClientError;
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
@@ -30,7 +31,7 @@ pub struct DeadLetter {
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterReadError {
     #[error("kafka error while reading `{topic}`: {source}")]
-    Kafka { topic: String, source: KafkaError },
+    Kafka { topic: String, source: ClientError },
     #[error("`{topic}` did not deliver its records up to the end within {timeout:?}")]
     Timeout { topic: String, timeout: Duration },
 }
@@ -95,9 +96,9 @@ pub async fn read_snapshot(
     timeout: Duration,
 ) -> Result<Vec<RawRecord>, DeadLetterReadError> {
     let topic = topic.to_string();
-    let kafka_error = |source| DeadLetterReadError::Kafka {
+    let kafka_error = |source: KafkaError| DeadLetterReadError::Kafka {
         topic: topic.clone(),
-        source,
+        source: source.into(),
     };
     let consumer: StreamConsumer<LoggingContext> = config
         .client_config("snapshot-reader")

@@ -8,18 +8,21 @@
 //! - [`admin`]: create/list/delete/alter our topics (used by `init-topics`), coordinator
 //!   readiness, committed offsets of a group;
 //! - [`dead_letters`]: reading a dead-letter topic back (what, why, from where);
-//! - [`context`]: logs librdkafka events, rebalances and commits through `tracing`.
+//! - [`error`]: the client's errors behind a type of ours ([`ClientError`]);
+//! - `context` (crate-private): logs librdkafka events, rebalances and commits through `tracing`.
 
 pub mod admin;
 pub mod config;
 pub mod consumer;
-pub mod context;
+pub(crate) mod context;
 pub mod dead_letters;
+pub mod error;
 pub mod producer;
 pub mod transaction;
 
 pub use config::{KafkaConfig, OffsetReset};
 pub use consumer::{fetch_at, ConsumeError, Consumer, ConsumerOptions, FetchError, Received};
+pub use error::ClientError;
 pub use producer::{ProduceError, Producer};
 pub use transaction::{TransactionError, TransactionalProducer};
 
@@ -29,4 +32,17 @@ pub mod dlq_headers {
     pub const ORIGIN_TOPIC: &str = "origin.topic";
     pub const ORIGIN_PARTITION: &str = "origin.partition";
     pub const ORIGIN_OFFSET: &str = "origin.offset";
+}
+
+/// Runs a blocking librdkafka call off the async runtime.
+pub(crate) async fn blocking<T, F>(call: F) -> Result<T, ClientError>
+where
+    F: FnOnce() -> Result<T, rdkafka::error::KafkaError> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(call).await {
+        Ok(result) => result.map_err(ClientError::from),
+        // The closure panicked or the runtime is shutting down.
+        Err(_) => Err(ClientError::canceled()),
+    }
 }

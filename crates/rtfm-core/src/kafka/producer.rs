@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use rdkafka::error::KafkaError;
+use crate::kafka::error::ClientError;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
@@ -34,10 +34,10 @@ pub enum ProduceError {
     #[error("could not create the Kafka producer for {bootstrap}: {source}")]
     Create {
         bootstrap: String,
-        source: KafkaError,
+        source: ClientError,
     },
     #[error("record for `{topic}` was not acknowledged by the broker: {source}")]
-    Delivery { topic: String, source: KafkaError },
+    Delivery { topic: String, source: ClientError },
 }
 
 /// Typed, idempotent producer. Cheap to clone (shares one librdkafka client).
@@ -72,7 +72,7 @@ impl Producer {
             .create_with_context(LoggingContext::new(role))
             .map_err(|source| ProduceError::Create {
                 bootstrap: config.bootstrap_servers.clone(),
-                source,
+                source: source.into(),
             })?;
         Ok(Self {
             inner,
@@ -155,14 +155,16 @@ impl Producer {
             }
             Err((source, _message)) => Err(ProduceError::Delivery {
                 topic: topic.to_string(),
-                source,
+                source: source.into(),
             }),
         }
     }
 
-    /// Waits until every queued record is acknowledged, at most `timeout`.
-    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.inner.flush(Timeout::After(timeout))
+    /// Waits until every queued record is acknowledged, at most `timeout` (off the async
+    /// runtime).
+    pub async fn flush(&self, timeout: Duration) -> Result<(), ClientError> {
+        let inner = self.inner.clone();
+        crate::kafka::blocking(move || inner.flush(Timeout::After(timeout))).await
     }
 
     /// Like [`Producer::broker_reachable`], off the async runtime (the metadata call blocks).

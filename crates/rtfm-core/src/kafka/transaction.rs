@@ -8,12 +8,14 @@
 
 use std::time::Duration;
 
+use crate::kafka::error::ClientError;
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use tracing::{info, warn};
 
+use crate::kafka::blocking;
 use crate::kafka::config::KafkaConfig;
 use crate::kafka::consumer::{next_offsets, Consumer, Received};
 use crate::kafka::context::LoggingContext;
@@ -30,18 +32,18 @@ pub enum TransactionError {
     #[error("could not create the transactional producer `{transactional_id}`: {source}")]
     Create {
         transactional_id: String,
-        source: KafkaError,
+        source: ClientError,
     },
     /// The transaction was aborted and the input rewound; processing it again is safe.
     #[error("transaction aborted, input will be processed again: {0}")]
-    Aborted(KafkaError),
+    Aborted(ClientError),
     /// The producer is unusable (e.g. fenced by a newer instance with the same id); the
     /// process should stop and be restarted.
     #[error(
         "transactional producer failed fatally: {0} (\"fenced\" means another live process \
          uses the same transactional id, i.e. the same PROCESSOR_INSTANCE_ID)"
     )]
-    Fatal(KafkaError),
+    Fatal(ClientError),
     #[error("the consumer has no group metadata yet (not in a group)")]
     NoGroupMetadata,
 }
@@ -61,7 +63,7 @@ impl TransactionalProducer {
         config: &KafkaConfig,
         transactional_id: &str,
     ) -> Result<Self, TransactionError> {
-        let create_error = |source| TransactionError::Create {
+        let create_error = |source: ClientError| TransactionError::Create {
             transactional_id: transactional_id.to_string(),
             source,
         };
@@ -77,7 +79,7 @@ impl TransactionalProducer {
                 TRANSACTION_TIMEOUT.as_millis().to_string(),
             )
             .create_with_context(LoggingContext::new(format!("txn:{transactional_id}")))
-            .map_err(create_error)?;
+            .map_err(|err| create_error(err.into()))?;
         let producer = inner.clone();
         blocking(move || producer.init_transactions(Timeout::After(CALL_TIMEOUT)))
             .await
@@ -117,7 +119,10 @@ impl TransactionalProducer {
         {
             return Err(TransactionError::Fatal(abort_err));
         }
-        if let Err(seek_err) = consumer.rewind(&input.topic, input.partition, input.offset) {
+        if let Err(seek_err) = consumer
+            .rewind(&input.topic, input.partition, input.offset)
+            .await
+        {
             // Without the rewind the consumer would skip the input; stopping (and restarting
             // from the committed offset) is the safe way out.
             return Err(TransactionError::Fatal(seek_err));
@@ -130,7 +135,7 @@ impl TransactionalProducer {
         group: ConsumerGroupMetadata,
         input: &Received<I>,
         outputs: &[O],
-    ) -> Result<(), KafkaError> {
+    ) -> Result<(), ClientError> {
         self.begin().await?;
         for output in outputs {
             self.send(output).await?;
@@ -150,13 +155,13 @@ impl TransactionalProducer {
     }
 
     /// Starts a transaction. Exposed so tests can simulate a crash half-way through.
-    pub async fn begin(&self) -> Result<(), KafkaError> {
+    pub async fn begin(&self) -> Result<(), ClientError> {
         let producer = self.inner.clone();
         blocking(move || producer.begin_transaction()).await
     }
 
     /// Sends one record inside the open transaction.
-    pub async fn send<O: Record>(&self, output: &O) -> Result<(), KafkaError> {
+    pub async fn send<O: Record>(&self, output: &O) -> Result<(), ClientError> {
         let topic = self.topics.name(O::TOPIC);
         let payload = output.encode();
         let record = FutureRecord::<str, [u8]>::to(&topic)
@@ -166,7 +171,7 @@ impl TransactionalProducer {
             .send(record, Timeout::After(CALL_TIMEOUT))
             .await
             .map(|_| ())
-            .map_err(|(err, _)| err)
+            .map_err(|(err, _)| err.into())
     }
 }
 
@@ -186,21 +191,9 @@ fn retry_retriable(mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(
     }
 }
 
-fn is_fatal(err: &KafkaError) -> bool {
-    match err {
+fn is_fatal(err: &ClientError) -> bool {
+    match err.kafka() {
         KafkaError::Transaction(inner) => inner.is_fatal(),
         _ => false,
-    }
-}
-
-/// Runs a blocking librdkafka call off the async runtime.
-async fn blocking<F>(call: F) -> Result<(), KafkaError>
-where
-    F: FnOnce() -> Result<(), KafkaError> + Send + 'static,
-{
-    match tokio::task::spawn_blocking(call).await {
-        Ok(result) => result,
-        // The closure panicked or the runtime is shutting down; report it as a state error.
-        Err(_) => Err(KafkaError::Canceled),
     }
 }
