@@ -125,7 +125,7 @@ async fn a_processor_killed_again_and_again_while_indexing_still_indexes_every_m
         process.kill_9();
         kills += 1;
         let upserted = store.count().await.unwrap_or(0) as i64;
-        let committed: i64 = rtfm_core::kafka::admin::committed_offsets(
+        let committed: i64 = rtfm_core::kafka::group::committed_offsets(
             &kafka,
             rtfm_core::topics::GROUP_MESSAGE_PROCESSOR,
             TopicKind::DiscordMessages,

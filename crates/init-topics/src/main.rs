@@ -74,7 +74,7 @@ async fn run(args: &Args) -> anyhow::Result<Vec<TopicReport>> {
                 .context("while creating topics")?;
             // The broker creates its group and transaction state lazily; do it now so the first
             // processor does not wait for it.
-            rtfm_core::kafka::admin::wait_for_coordinators(&args.kafka, Duration::from_secs(60))
+            rtfm_core::kafka::group::wait_for_coordinators(&args.kafka, Duration::from_secs(60))
                 .await
                 .context("while waiting for the broker's group and transaction coordinators")?;
             reports

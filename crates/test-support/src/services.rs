@@ -69,7 +69,7 @@ pub async fn broker_ready(config: &KafkaConfig) {
     static READY: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     READY
         .get_or_init(|| async {
-            rtfm_core::kafka::admin::wait_for_coordinators(
+            rtfm_core::kafka::group::wait_for_coordinators(
                 config,
                 std::time::Duration::from_secs(120),
             )
@@ -167,7 +167,7 @@ pub async fn until_group_passed(
         timeout,
         &format!("group {group} to commit past {last:?}"),
         || async {
-            let committed = rtfm_core::kafka::admin::committed_offsets(config, group, kind)
+            let committed = rtfm_core::kafka::group::committed_offsets(config, group, kind)
                 .await
                 .ok()?;
             last.iter()

@@ -7,29 +7,29 @@
 //! idempotent (the processor's Chroma upsert is keyed by message id).
 //!
 //! A record that does not decode never blocks its partition and is never dropped: it is written
-//! to `<topic>.dlq` with the error and its origin in headers, then its offset is stored.
+//! to `<topic>.dlq` with the error and its origin in headers, then its offset is stored
+//! (`dead_letter`).
+
+mod dead_letter;
 
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::kafka::error::ClientError;
 use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerGroupMetadata, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::Message;
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::backoff::Backoff;
 use crate::kafka::blocking;
 use crate::kafka::config::{KafkaConfig, OffsetReset};
 use crate::kafka::context::LoggingContext;
-use crate::kafka::dlq_headers;
+use crate::kafka::error::ClientError;
 use crate::kafka::producer::Producer;
-use crate::schema::{Record, SchemaError};
-use crate::telemetry::metrics;
+use crate::schema::Record;
 
 /// How a consumer joins its group.
 #[derive(Debug, Clone)]
@@ -400,118 +400,6 @@ impl<T: Record> Consumer<T> {
         drop(assignment);
         Some(lag)
     }
-
-    /// Writes a decoded record that its consumer cannot process (e.g. the store rejects it for
-    /// good) to the DLQ with `reason`. Returns false if `shutdown` fired first; then the caller
-    /// must not store its offset.
-    pub async fn dead_letter_record(
-        &self,
-        received: &Received<T>,
-        reason: &str,
-        shutdown: &CancellationToken,
-    ) -> bool {
-        let payload = received.record.encode();
-        let origin = Origin {
-            topic: &received.topic,
-            partition: received.partition,
-            offset: received.offset,
-        };
-        self.write_dead_letter(
-            origin,
-            Some(received.record.key()),
-            &payload,
-            reason,
-            shutdown,
-        )
-        .await
-    }
-
-    /// Writes one undecodable record to the DLQ, retrying until the broker acks it. Returns
-    /// false if `shutdown` fired first (the offset is then left unstored).
-    async fn dead_letter(
-        &self,
-        message: &OwnedMessage,
-        err: &SchemaError,
-        shutdown: &CancellationToken,
-    ) -> bool {
-        let key = message
-            .key()
-            .map(|key| String::from_utf8_lossy(key).into_owned());
-        let origin = Origin {
-            topic: message.topic(),
-            partition: message.partition(),
-            offset: message.offset(),
-        };
-        let payload = message.payload().unwrap_or_default();
-        self.write_dead_letter(origin, key.as_deref(), payload, &err.to_string(), shutdown)
-            .await
-    }
-
-    async fn write_dead_letter(
-        &self,
-        origin: Origin<'_>,
-        key: Option<&str>,
-        payload: &[u8],
-        reason: &str,
-        shutdown: &CancellationToken,
-    ) -> bool {
-        warn!(
-            role = %self.role,
-            topic = origin.topic,
-            partition = origin.partition,
-            offset = origin.offset,
-            error = %reason,
-            "record sent to the dead-letter topic"
-        );
-        let partition = origin.partition.to_string();
-        let offset = origin.offset.to_string();
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(10));
-        loop {
-            let headers = OwnedHeaders::new()
-                .insert(Header {
-                    key: dlq_headers::ERROR,
-                    value: Some(reason),
-                })
-                .insert(Header {
-                    key: dlq_headers::ORIGIN_TOPIC,
-                    value: Some(origin.topic),
-                })
-                .insert(Header {
-                    key: dlq_headers::ORIGIN_PARTITION,
-                    value: Some(partition.as_str()),
-                })
-                .insert(Header {
-                    key: dlq_headers::ORIGIN_OFFSET,
-                    value: Some(offset.as_str()),
-                });
-            let sent = tokio::select! {
-                _ = shutdown.cancelled() => return false,
-                sent = self.dead_letters.send_raw(&self.dead_letter_topic, key, payload, Some(headers)) => sent,
-            };
-            match sent {
-                Ok(_) => {
-                    metrics::DEAD_LETTERED
-                        .with_label_values(&[self.topic.as_str()])
-                        .inc();
-                    return true;
-                }
-                Err(err) => {
-                    error!(role = %self.role, error = %err, "could not write to the dead-letter topic; retrying");
-                    if !backoff.wait(shutdown).await {
-                        return false;
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Where a dead-lettered record came from.
-#[derive(Clone, Copy)]
-struct Origin<'a> {
-    topic: &'a str,
-    partition: i32,
-    offset: i64,
 }
 
 /// Sleeps until `deadline`, or forever without one.
@@ -531,56 +419,4 @@ pub(crate) fn next_offsets(
     let mut list = TopicPartitionList::new();
     list.add_partition_offset(topic, partition, Offset::Offset(offset + 1))?;
     Ok(list)
-}
-
-/// Reads the record at `partition`/`offset` of `T`'s topic with a throw-away consumer (no group
-/// commits). Used by `kafka-smoke` and tests to read back exactly what was produced.
-pub async fn fetch_at<T: Record>(
-    config: &KafkaConfig,
-    partition: i32,
-    offset: i64,
-    timeout: Duration,
-) -> Result<T, FetchError> {
-    let topic = config.topics().name(T::TOPIC);
-    let consumer: StreamConsumer<LoggingContext> = config
-        .client_config("fetch-at")
-        .set("group.id", format!("rtfm-fetch-{}", uuid::Uuid::new_v4()))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create_with_context(LoggingContext::new("fetch-at"))
-        .map_err(|err| FetchError::Kafka(err.into()))?;
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(&topic, partition, Offset::Offset(offset))
-        .map_err(|err| FetchError::Kafka(err.into()))?;
-    consumer
-        .assign(&assignment)
-        .map_err(|err| FetchError::Kafka(err.into()))?;
-    drop(assignment);
-    let message = tokio::time::timeout(timeout, consumer.recv())
-        .await
-        .map_err(|_| FetchError::Timeout {
-            topic: topic.clone(),
-            partition,
-            offset,
-            timeout,
-        })?
-        .map_err(|err| FetchError::Kafka(err.into()))?
-        .detach();
-    T::decode(message.payload().unwrap_or_default()).map_err(FetchError::Decode)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    #[error("kafka error: {0}")]
-    Kafka(ClientError),
-    #[error("nothing arrived from {topic}[{partition}]@{offset} within {timeout:?}")]
-    Timeout {
-        topic: String,
-        partition: i32,
-        offset: i64,
-        timeout: Duration,
-    },
-    #[error("the record read back does not decode: {0}")]
-    Decode(SchemaError),
 }

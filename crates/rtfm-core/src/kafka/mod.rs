@@ -5,8 +5,9 @@
 //! - [`producer`]: idempotent, `acks=all` producer with typed `send`;
 //! - [`consumer`]: at-least-once typed consumer with a dead-letter topic;
 //! - [`transaction`]: consume-transform-produce in one Kafka transaction (exactly once);
-//! - [`admin`]: create/list/delete/alter our topics (used by `init-topics`), coordinator
-//!   readiness, committed offsets of a group;
+//! - [`admin`]: create/list/delete/alter our topics (used by `init-topics`);
+//! - [`group`]: coordinator readiness, committed offsets of a group;
+//! - [`fetch`]: reading back the record at one offset (`kafka-smoke`, tests);
 //! - [`dead_letters`]: reading a dead-letter topic back (what, why, from where);
 //! - [`error`]: the client's errors behind a type of ours ([`ClientError`]);
 //! - `context` (crate-private): logs librdkafka events, rebalances and commits through `tracing`.
@@ -17,12 +18,15 @@ pub mod consumer;
 pub(crate) mod context;
 pub mod dead_letters;
 pub mod error;
+pub mod fetch;
+pub mod group;
 pub mod producer;
 pub mod transaction;
 
 pub use config::{KafkaConfig, OffsetReset};
-pub use consumer::{fetch_at, ConsumeError, Consumer, ConsumerOptions, FetchError, Received};
+pub use consumer::{ConsumeError, Consumer, ConsumerOptions, Received};
 pub use error::ClientError;
+pub use fetch::{fetch_at, FetchError};
 pub use producer::{ProduceError, Producer};
 pub use transaction::{TransactionError, TransactionalProducer};
 

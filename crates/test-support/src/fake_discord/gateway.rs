@@ -1,0 +1,82 @@
+//! The gateway websocket: HELLO, IDENTIFY/RESUME, heartbeats, dispatched events, reconnects.
+
+use super::*;
+
+pub(super) async fn gateway_socket(
+    State(fake): State<FakeDiscord>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    upgrade.on_upgrade(move |socket| run_gateway(fake, socket))
+}
+
+pub(super) async fn send(socket: &mut WebSocket, value: Value) -> bool {
+    socket
+        .send(WsMessage::Text(value.to_string().into()))
+        .await
+        .is_ok()
+}
+
+pub(super) async fn run_gateway(fake: FakeDiscord, mut socket: WebSocket) {
+    let mut commands = fake.gateway.subscribe();
+    if !send(
+        &mut socket,
+        json!({"op": 10, "d": {"heartbeat_interval": 41250}}),
+    )
+    .await
+    {
+        return;
+    }
+    loop {
+        tokio::select! {
+            frame = socket.recv() => {
+                let Some(Ok(frame)) = frame else { return };
+                let text = match frame {
+                    WsMessage::Text(text) => text.to_string(),
+                    WsMessage::Close(_) => return,
+                    _ => continue,
+                };
+                let Ok(payload) = serde_json::from_str::<Value>(&text) else { continue };
+                let reply = match payload["op"].as_u64() {
+                    Some(1) => Some(json!({"op": 11})),
+                    Some(2) => {
+                        fake.lock().identifies += 1;
+                        let ready = json!({
+                            "v": 10,
+                            "user": user(BOT_ID, "rtfm", true),
+                            "guilds": [],
+                            "session_id": "fake-session",
+                            "resume_gateway_url": format!("ws://{}/gateway", fake.addr),
+                            "application": {"id": BOT_ID.to_string(), "flags": 0},
+                        });
+                        Some(json!({"op": 0, "t": "READY", "s": fake.next_sequence(), "d": ready}))
+                    }
+                    Some(6) => {
+                        fake.lock().resumes += 1;
+                        Some(json!({"op": 0, "t": "RESUMED", "s": fake.next_sequence(), "d": {}}))
+                    }
+                    _ => None,
+                };
+                if let Some(reply) = reply {
+                    if !send(&mut socket, reply).await {
+                        return;
+                    }
+                }
+            }
+            command = commands.recv() => {
+                match command {
+                    Ok(GatewayCommand::Dispatch(event, data)) => {
+                        let sequence = fake.next_sequence();
+                        if !send(&mut socket, json!({"op": 0, "t": event, "s": sequence, "d": data})).await { return; }
+                    }
+                    Ok(GatewayCommand::Reconnect) => {
+                        let _ = send(&mut socket, json!({"op": 7, "d": null})).await;
+                        let _ = futures::SinkExt::close(&mut socket).await;
+                        return;
+                    }
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    }
+}

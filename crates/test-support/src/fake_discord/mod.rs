@@ -1,0 +1,406 @@
+//! A fake Discord as strict as the real one where our guarantees depend on it: the REST routes
+//! the bot uses under `/api/v10` and a gateway websocket, on one local port. It records every
+//! message-creating call the bot makes (including the ones it deduplicated) and lets a test, or
+//! anyone over HTTP (`/_fake/…`, see [`control`](self#control-api)), push gateway events.
+//!
+//! Point serenity at it with `HttpBuilder::proxy(base_url)` + `ratelimiter_disabled(true)`
+//! (the bot's `DISCORD_API_URL`); serenity then asks `GET /api/v10/gateway` for the websocket.
+//!
+//! # Documented limits it models (read in Discord's developer documentation)
+//! - **Nonces** (`POST /channels/{id}/messages`, `nonce` + `enforce_nonce: true`): "if another
+//!   message was created by the same author with the same nonce, that message will be returned
+//!   and no new message will be created" — but only for messages created "within the past few
+//!   minutes". Modelled as a window, default 5 min, configurable down to 0 s (no dedupe at all,
+//!   the worst case our exactly-once logic must survive).
+//! - **Interaction tokens** are valid for 15 minutes; a follow-up with an expired or unknown
+//!   token gets 401 `{"code": 50027, "message": "Invalid Webhook Token"}`.
+//! - **Rate limits**: a 429 carries `Retry-After` (seconds) and `retry_after` in the body; 5xx on
+//!   demand ([`FakeDiscord::fail_next_posts`]).
+//! - **Permissions**: a channel the bot may not post in answers 403 `Missing Access` (code 50001);
+//!   an unknown channel 404 `Unknown Channel` (code 10003).
+//! - **History**: `GET /channels/{id}/messages` pages (`before` / `after`, `limit` ≤ 100) over
+//!   every message of the channel, including the bot's own replies and follow-ups (with their
+//!   `message_reference` / `interaction_metadata`), newest first.
+//! - **Guild permissions**: `GET /guilds/{id}/channels` lists the guild's channels (not its
+//!   threads) with their `permission_overwrites`, `GET /guilds/{id}/roles` its roles — here the
+//!   `@everyone` role, whose id is the guild's; permissions are decimal strings. A guild the
+//!   bot is not in answers 404 `Unknown Guild` (code 10004).
+//!
+//! # Control API
+//! - `POST /_fake/messages` `{channel_id, guild_id, author_id, username, content,
+//!   reply_to_message_id?}` → dispatches MESSAGE_CREATE → `{message_id}`;
+//! - `POST /_fake/interactions` `{channel_id, guild_id, user_id, username, question}` →
+//!   dispatches a `/rtfm` INTERACTION_CREATE → `{interaction_id, token}`;
+//! - `GET /_fake/posts` → every message-creating call, in order: `[{kind: "message"|"followup",
+//!   channel_id, content, nonce, message_reference, interaction_token, deduplicated}]`;
+//! - `GET /_fake/ready` → 200 once a bot has identified on the gateway (503 before).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+
+/// The bot's own user id and application id in the fake.
+pub const BOT_ID: u64 = 1000;
+
+/// `VIEW_CHANNEL` (Discord permission bit 10).
+pub const VIEW_CHANNEL: u64 = 1 << 10;
+/// `READ_MESSAGE_HISTORY` (bit 16).
+pub const READ_MESSAGE_HISTORY: u64 = 1 << 16;
+/// A new guild's `@everyone` role: view channels, send messages, add reactions, embed links,
+/// attach files, read message history, use application commands.
+pub const DEFAULT_EVERYONE_PERMISSIONS: u64 =
+    VIEW_CHANNEL | (1 << 11) | (1 << 6) | (1 << 14) | (1 << 15) | READ_MESSAGE_HISTORY | (1 << 31);
+
+mod control;
+mod gateway;
+mod payloads;
+mod posts;
+mod rest;
+
+use gateway::gateway_socket;
+pub use payloads::{message, role_overwrite, slash_command, user};
+pub use posts::{Failure, FakeOptions, PostKind, Posted};
+use rest::*;
+
+#[derive(Debug, Clone)]
+enum GatewayCommand {
+    Dispatch(&'static str, Value),
+    Reconnect,
+}
+
+#[derive(Default)]
+struct Inner {
+    options: FakeOptions,
+    posts: Vec<Posted>,
+    callbacks: Vec<(u64, Value)>,
+    commands: Vec<Value>,
+    typing: Vec<u64>,
+    failures: VecDeque<Failure>,
+    history_failures_after: Option<usize>,
+    history_requests: usize,
+    /// nonce → (created at, the message created with it).
+    nonces: HashMap<String, (Instant, Value)>,
+    /// Every message of each channel (pushed, added as history, or posted by the bot).
+    history: HashMap<u64, Vec<Value>>,
+    /// interaction token → (interaction id, channel id, issued at).
+    tokens: HashMap<String, (u64, u64, Instant)>,
+    /// Channels whose posts are refused with this status (403 or 404).
+    refused_channels: HashMap<u64, u16>,
+    /// Channels whose posts get 429 with this `Retry-After` (seconds) until healed.
+    limited_channels: HashMap<u64, f64>,
+    message_creates: HashSet<u64>,
+    channels: HashMap<u64, (Option<u64>, String)>,
+    /// Threads: thread id → (parent channel, public).
+    threads: HashMap<u64, (u64, bool)>,
+    /// A channel's `permission_overwrites` (none unless set).
+    overwrites: HashMap<u64, Vec<Value>>,
+    /// A guild's `@everyone` permissions, when not [`DEFAULT_EVERYONE_PERMISSIONS`].
+    everyone_permissions: HashMap<u64, u64>,
+    /// `GET /guilds/{id}/channels` and `/roles` calls.
+    guild_lookups: usize,
+    identifies: usize,
+    resumes: usize,
+    next_id: u64,
+    unknown_routes: Vec<String>,
+}
+
+#[derive(Clone)]
+pub struct FakeDiscord {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    gateway: broadcast::Sender<GatewayCommand>,
+    sequence: Arc<Mutex<u64>>,
+}
+
+impl FakeDiscord {
+    /// On a free loopback port, with Discord's documented limits.
+    pub async fn start() -> Self {
+        Self::start_with(FakeOptions::default()).await
+    }
+
+    /// On a free loopback port with `options` (e.g. a nonce window of 0 s).
+    pub async fn start_with(options: FakeOptions) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake discord");
+        Self::serve(listener, options)
+    }
+
+    /// Serves on `listener` (the `fake-discord` binary binds its own address).
+    pub fn serve(listener: tokio::net::TcpListener, options: FakeOptions) -> Self {
+        let addr = listener.local_addr().expect("addr");
+        let (gateway, _) = broadcast::channel(4096);
+        let fake = Self {
+            addr,
+            inner: Arc::new(Mutex::new(Inner {
+                options,
+                next_id: 900_000_000_000_000_000,
+                ..Default::default()
+            })),
+            gateway,
+            sequence: Arc::new(Mutex::new(1)),
+        };
+        let app = Router::new()
+            .route("/api/v10/gateway", get(gateway_url))
+            .route("/api/v10/gateway/bot", get(gateway_bot))
+            .route(
+                "/api/v10/applications/{app}/commands",
+                put(register_commands),
+            )
+            .route(
+                "/api/v10/channels/{channel}/messages",
+                post(create_message).get(channel_history),
+            )
+            .route("/api/v10/channels/{channel}/typing", post(typing))
+            .route("/api/v10/users/@me", get(current_user))
+            .route("/api/v10/channels/{channel}", get(get_channel))
+            .route("/api/v10/guilds/{guild}/channels", get(guild_channels))
+            .route("/api/v10/guilds/{guild}/roles", get(guild_roles))
+            .route(
+                "/api/v10/interactions/{id}/{token}/callback",
+                post(interaction_callback),
+            )
+            .route("/api/v10/webhooks/{app}/{token}", post(followup))
+            .route("/gateway", get(gateway_socket))
+            .route("/_fake/messages", post(control::post_message))
+            .route("/_fake/interactions", post(control::post_interaction))
+            .route("/_fake/posts", get(control::get_posts))
+            .route("/_fake/ready", get(control::get_ready))
+            .fallback(unknown)
+            .with_state(fake.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        fake
+    }
+
+    /// For `DISCORD_API_URL`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Messages the bot created in channels (not deduplicated, not follow-ups).
+    pub fn posts(&self) -> Vec<Posted> {
+        self.lock()
+            .posts
+            .iter()
+            .filter(|post| post.kind == PostKind::Message && !post.deduplicated)
+            .cloned()
+            .collect()
+    }
+
+    /// Every message-creating call, in order: messages and follow-ups, including the ones
+    /// Discord deduplicated by nonce. "Exactly one reply" is asserted on this list.
+    pub fn attempts(&self) -> Vec<Posted> {
+        self.lock().posts.clone()
+    }
+
+    /// Bodies of the interaction follow-ups that were accepted.
+    pub fn followups(&self) -> Vec<Value> {
+        self.lock()
+            .posts
+            .iter()
+            .filter(|post| post.kind == PostKind::Followup)
+            .map(|post| post.body.clone())
+            .collect()
+    }
+
+    /// Posts to `channel_id` get 429 with `Retry-After: retry_after` (its route's bucket is
+    /// empty) until [`FakeDiscord::unlimit_channel`]. Other channels are unaffected, as on
+    /// Discord, where rate limits are per route.
+    pub fn limit_channel(&self, channel_id: u64, retry_after: f64) {
+        self.lock().limited_channels.insert(channel_id, retry_after);
+    }
+
+    pub fn unlimit_channel(&self, channel_id: u64) {
+        self.lock().limited_channels.remove(&channel_id);
+    }
+
+    /// Posts to `channel_id` are refused from now on with `status` (403 Missing Access or
+    /// 404 Unknown Channel).
+    pub fn refuse_channel(&self, channel_id: u64, status: u16) {
+        self.lock().refused_channels.insert(channel_id, status);
+    }
+
+    /// (interaction id, body) of every interaction response.
+    pub fn callbacks(&self) -> Vec<(u64, Value)> {
+        self.lock().callbacks.clone()
+    }
+
+    pub fn commands(&self) -> Vec<Value> {
+        self.lock().commands.clone()
+    }
+
+    pub fn typing(&self) -> Vec<u64> {
+        self.lock().typing.clone()
+    }
+
+    pub fn identifies(&self) -> usize {
+        self.lock().identifies
+    }
+
+    pub fn resumes(&self) -> usize {
+        self.lock().resumes
+    }
+
+    pub fn unknown_routes(&self) -> Vec<String> {
+        self.lock().unknown_routes.clone()
+    }
+
+    /// The next `POST …/messages` calls fail like this, in order.
+    pub fn fail_next_posts(&self, failures: &[Failure]) {
+        self.lock().failures.extend(failures.iter().copied());
+    }
+
+    /// After `pages` successful history pages, history requests get 403 (an interruption).
+    pub fn fail_history_after(&self, pages: Option<usize>) {
+        let mut inner = self.lock();
+        inner.history_failures_after = pages;
+        inner.history_requests = 0;
+    }
+
+    pub fn add_channel(&self, channel_id: u64, guild_id: Option<u64>, name: &str) {
+        self.lock()
+            .channels
+            .insert(channel_id, (guild_id, name.to_string()));
+    }
+
+    /// A thread of `parent` (public or private); its id is its starter message's id.
+    pub fn add_thread(&self, thread_id: u64, parent: u64, public: bool, name: &str) {
+        let mut inner = self.lock();
+        let guild = inner.channels.get(&parent).and_then(|(guild, _)| *guild);
+        inner.channels.insert(thread_id, (guild, name.to_string()));
+        inner.threads.insert(thread_id, (parent, public));
+    }
+
+    /// Sets a channel's permission overwrites (see [`role_overwrite`]).
+    pub fn set_overwrites(&self, channel_id: u64, overwrites: Vec<Value>) {
+        self.lock().overwrites.insert(channel_id, overwrites);
+    }
+
+    /// Sets the permissions of a guild's `@everyone` role (whose id is the guild's).
+    pub fn set_everyone_permissions(&self, guild_id: u64, permissions: u64) {
+        self.lock()
+            .everyone_permissions
+            .insert(guild_id, permissions);
+    }
+
+    /// How often the bot read a guild's channels or roles.
+    pub fn guild_lookups(&self) -> usize {
+        self.lock().guild_lookups
+    }
+
+    /// Stores history served by `GET /channels/{id}/messages`.
+    pub fn add_history(&self, channel_id: u64, messages: Vec<Value>) {
+        self.lock()
+            .history
+            .entry(channel_id)
+            .or_default()
+            .extend(messages);
+    }
+
+    fn next_sequence(&self) -> u64 {
+        let mut sequence = self
+            .sequence
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *sequence += 1;
+        *sequence
+    }
+
+    fn dispatch(&self, event: &'static str, data: Value) {
+        let _ = self.gateway.send(GatewayCommand::Dispatch(event, data));
+    }
+
+    /// Dispatches MESSAGE_CREATE; the message joins its channel's history (and the channel is
+    /// known from then on, in its guild).
+    pub fn push_message(&self, message: Value) {
+        {
+            let mut inner = self.lock();
+            let channel = id_field(&message, "channel_id");
+            let guild = message["guild_id"].as_str().and_then(|id| id.parse().ok());
+            inner
+                .channels
+                .entry(channel)
+                .or_insert_with(|| (guild, format!("channel-{channel}")));
+            inner.message_creates.insert(id_field(&message, "id"));
+            inner
+                .history
+                .entry(channel)
+                .or_default()
+                .push(message.clone());
+        }
+        self.dispatch("MESSAGE_CREATE", message);
+    }
+
+    pub fn push_update(&self, message: Value) {
+        self.dispatch("MESSAGE_UPDATE", message);
+    }
+
+    pub fn push_delete(&self, id: u64, channel_id: u64, guild_id: Option<u64>) {
+        let mut data = json!({"id": id.to_string(), "channel_id": channel_id.to_string()});
+        if let Some(guild_id) = guild_id {
+            data["guild_id"] = json!(guild_id.to_string());
+        }
+        self.dispatch("MESSAGE_DELETE", data);
+    }
+
+    pub fn push_delete_bulk(&self, ids: &[u64], channel_id: u64, guild_id: Option<u64>) {
+        let mut data = json!({"ids": ids.iter().map(u64::to_string).collect::<Vec<_>>(), "channel_id": channel_id.to_string()});
+        if let Some(guild_id) = guild_id {
+            data["guild_id"] = json!(guild_id.to_string());
+        }
+        self.dispatch("MESSAGE_DELETE_BULK", data);
+    }
+
+    /// Dispatches INTERACTION_CREATE; its token accepts follow-ups for the token lifetime.
+    pub fn push_interaction(&self, interaction: Value) {
+        {
+            let mut inner = self.lock();
+            let id = id_field(&interaction, "id");
+            let channel = id_field(&interaction, "channel_id");
+            if let Some(token) = interaction["token"].as_str() {
+                inner
+                    .tokens
+                    .insert(token.to_string(), (id, channel, Instant::now()));
+            }
+        }
+        self.dispatch("INTERACTION_CREATE", interaction);
+    }
+
+    /// Makes every interaction token issued so far expire now (as after 15 minutes).
+    pub fn expire_interaction_tokens(&self) {
+        let mut inner = self.lock();
+        let ttl = inner.options.token_ttl;
+        for (_, _, issued) in inner.tokens.values_mut() {
+            *issued = Instant::now().checked_sub(ttl).unwrap_or(*issued);
+        }
+    }
+
+    fn next_message_id(&self) -> u64 {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        inner.next_id
+    }
+
+    /// Sends op 7: the client reconnects and resumes.
+    pub fn request_reconnect(&self) {
+        let _ = self.gateway.send(GatewayCommand::Reconnect);
+    }
+}

@@ -1,0 +1,74 @@
+//! Discord payloads as the gateway and REST API send them, for tests to push.
+
+use serde_json::{json, Value};
+
+use super::BOT_ID;
+
+/// A user object.
+pub fn user(id: u64, name: &str, bot: bool) -> Value {
+    json!({"id": id.to_string(), "username": name, "discriminator": "0", "global_name": null, "avatar": null, "bot": bot})
+}
+
+/// A MESSAGE_CREATE payload / Message object.
+pub fn message(
+    id: u64,
+    channel_id: u64,
+    guild_id: Option<u64>,
+    author: Value,
+    content: &str,
+) -> Value {
+    let mut message = json!({
+        "id": id.to_string(),
+        "channel_id": channel_id.to_string(),
+        "author": author,
+        "content": content,
+        "timestamp": "2025-11-02T12:34:56.789000+00:00",
+        "edited_timestamp": null,
+        "tts": false,
+        "mention_everyone": false,
+        "mentions": [],
+        "mention_roles": [],
+        "attachments": [],
+        "embeds": [],
+        "pinned": false,
+        "type": 0,
+    });
+    if let Some(guild_id) = guild_id {
+        message["guild_id"] = json!(guild_id.to_string());
+    }
+    message
+}
+
+/// An INTERACTION_CREATE payload for `/rtfm question:<question>`.
+pub fn slash_command(
+    id: u64,
+    channel_id: u64,
+    guild_id: u64,
+    author: Value,
+    question: &str,
+) -> Value {
+    json!({
+        "id": id.to_string(),
+        "application_id": BOT_ID.to_string(),
+        "type": 2,
+        "data": {"id": "5000", "name": "rtfm", "type": 1, "options": [{"name": "question", "type": 3, "value": question}]},
+        "guild_id": guild_id.to_string(),
+        "channel_id": channel_id.to_string(),
+        "member": {"user": author, "roles": [], "joined_at": "2025-01-01T00:00:00.000000+00:00", "deaf": false, "mute": false, "flags": 0, "permissions": "0"},
+        "token": format!("interaction-token-{id}"),
+        "version": 1,
+        "app_permissions": "0",
+        "locale": "en-US",
+        "guild_locale": "en-US",
+        "entitlements": [],
+        "authorizing_integration_owners": {},
+        "context": 0,
+        "attachment_size_limit": 26214400,
+    })
+}
+
+/// A channel permission overwrite for a role (the guild's id is `@everyone`), as Discord
+/// sends it: permissions as decimal strings.
+pub fn role_overwrite(role_id: u64, allow: u64, deny: u64) -> Value {
+    json!({"id": role_id.to_string(), "type": 0, "allow": allow.to_string(), "deny": deny.to_string()})
+}

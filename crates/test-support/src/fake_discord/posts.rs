@@ -1,0 +1,95 @@
+//! What the fake records and how strict it is.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// What kind of message-creating call the bot made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostKind {
+    /// `POST /channels/{id}/messages`.
+    Message,
+    /// `POST /webhooks/{app}/{token}` (an interaction follow-up).
+    Followup,
+}
+
+/// One message-creating call the bot made (successful ones; refused calls are not posts).
+#[derive(Debug, Clone)]
+pub struct Posted {
+    pub kind: PostKind,
+    pub channel_id: u64,
+    pub body: Value,
+    /// The message Discord created, or returned instead (deduplicated).
+    pub message_id: u64,
+    /// Discord matched the nonce of a recent message and created nothing.
+    pub deduplicated: bool,
+    pub interaction_token: Option<String>,
+    /// The interaction a follow-up answers.
+    pub interaction_id: Option<u64>,
+    /// When the fake received it (for latency benchmarks).
+    pub at: Instant,
+}
+
+impl Posted {
+    pub fn content(&self) -> &str {
+        self.body["content"].as_str().unwrap_or_default()
+    }
+
+    pub fn reply_to(&self) -> Option<u64> {
+        self.body["message_reference"]["message_id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .or_else(|| self.body["message_reference"]["message_id"].as_u64())
+    }
+
+    /// What this post answers: the message it replies to, or the interaction it follows up.
+    pub fn answers(&self) -> Option<u64> {
+        self.reply_to().or(self.interaction_id)
+    }
+
+    pub fn nonce(&self) -> Option<&str> {
+        self.body["nonce"].as_str()
+    }
+
+    /// The `GET /_fake/posts` form.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "kind": self.kind,
+            "channel_id": self.channel_id.to_string(),
+            "message_id": self.message_id.to_string(),
+            "content": self.content(),
+            "nonce": self.body.get("nonce").cloned().unwrap_or(Value::Null),
+            "message_reference": self.body.get("message_reference").cloned().unwrap_or(Value::Null),
+            "interaction_token": self.interaction_token,
+            "deduplicated": self.deduplicated,
+        })
+    }
+}
+
+/// How strict the fake is. `Default` is real Discord's documented behaviour.
+#[derive(Debug, Clone, Copy)]
+pub struct FakeOptions {
+    /// Nonces are deduplicated only for messages created this recently (Discord: "a few
+    /// minutes"; default 5 min). Zero: never.
+    pub nonce_window: Duration,
+    /// How long an interaction token accepts follow-ups (Discord: 15 min).
+    pub token_ttl: Duration,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        Self {
+            nonce_window: Duration::from_secs(5 * 60),
+            token_ttl: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// What the next `POST …/messages` gets instead of success.
+#[derive(Debug, Clone, Copy)]
+pub enum Failure {
+    Status(u16),
+    /// 429 with `retry_after` seconds in the body.
+    RateLimited(f64),
+}

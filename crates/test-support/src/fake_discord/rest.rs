@@ -1,0 +1,383 @@
+//! The REST routes under `/api/v10` the bot uses, as strict as Discord where it matters.
+
+use super::*;
+
+pub(super) async fn gateway_url(State(fake): State<FakeDiscord>) -> Json<Value> {
+    Json(json!({"url": format!("ws://{}/gateway", fake.addr)}))
+}
+
+pub(super) async fn gateway_bot(State(fake): State<FakeDiscord>) -> Json<Value> {
+    Json(json!({
+        "url": format!("ws://{}/gateway", fake.addr),
+        "shards": 1,
+        "session_start_limit": {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
+    }))
+}
+
+pub(super) async fn register_commands(
+    State(fake): State<FakeDiscord>,
+    Json(commands): Json<Value>,
+) -> Json<Value> {
+    let registered: Vec<Value> = commands
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(index, mut command)| {
+            command["id"] = json!((5000 + index).to_string());
+            command["application_id"] = json!(BOT_ID.to_string());
+            command["version"] = json!("1");
+            command["type"] = json!(1);
+            command["default_member_permissions"] = Value::Null;
+            command
+        })
+        .collect();
+    fake.lock().commands = registered.clone();
+    Json(Value::Array(registered))
+}
+
+pub(super) fn error_response(status: StatusCode, code: u32, message: &str) -> Response {
+    (status, Json(json!({"code": code, "message": message}))).into_response()
+}
+
+pub(super) fn failure_response(failure: Failure) -> Response {
+    match failure {
+        Failure::Status(status) => error_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            0,
+            "fake failure",
+        ),
+        Failure::RateLimited(after) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", format!("{after}"))],
+            Json(json!({"code": 0, "message": "You are being rate limited.", "retry_after": after, "global": false})),
+        )
+            .into_response(),
+    }
+}
+
+/// A numeric id field that Discord sends as a string.
+pub(super) fn id_field(value: &Value, key: &str) -> u64 {
+    value[key]
+        .as_str()
+        .and_then(|id| id.parse().ok())
+        .or_else(|| value[key].as_u64())
+        .unwrap_or_default()
+}
+
+pub(super) async fn create_message(
+    State(fake): State<FakeDiscord>,
+    Path(channel): Path<u64>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut inner = fake.lock();
+    if let Some(failure) = inner.failures.pop_front() {
+        return failure_response(failure);
+    }
+    if let Some(after) = inner.limited_channels.get(&channel).copied() {
+        return failure_response(Failure::RateLimited(after));
+    }
+    match inner.refused_channels.get(&channel) {
+        Some(403) => return error_response(StatusCode::FORBIDDEN, 50001, "Missing Access"),
+        Some(_) => return error_response(StatusCode::NOT_FOUND, 10003, "Unknown Channel"),
+        None => {}
+    }
+    let Some(guild) = inner.channels.get(&channel).map(|(guild, _)| *guild) else {
+        return error_response(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
+    };
+    let nonce = body["nonce"].as_str().map(str::to_string);
+    let window = inner.options.nonce_window;
+    if body["enforce_nonce"] == json!(true) {
+        let recent = nonce
+            .as_ref()
+            .and_then(|nonce| inner.nonces.get(nonce))
+            .filter(|(created, _)| created.elapsed() < window)
+            .map(|(_, message)| message.clone());
+        if let Some(existing) = recent {
+            // Discord returns the earlier message instead of creating a duplicate; the attempt
+            // is still recorded, so a test sees that the bot tried.
+            inner.posts.push(Posted {
+                kind: PostKind::Message,
+                channel_id: channel,
+                message_id: id_field(&existing, "id"),
+                body,
+                deduplicated: true,
+                interaction_token: None,
+                interaction_id: None,
+                at: Instant::now(),
+            });
+            return Json(existing).into_response();
+        }
+    }
+    inner.next_id += 1;
+    let id = inner.next_id;
+    let mut created = message(
+        id,
+        channel,
+        guild,
+        user(BOT_ID, "rtfm", true),
+        body["content"].as_str().unwrap_or_default(),
+    );
+    if let Some(reference) = body.get("message_reference").filter(|r| !r.is_null()) {
+        created["message_reference"] = json!({
+            "message_id": reference["message_id"].clone(),
+            "channel_id": channel.to_string(),
+        });
+        created["type"] = json!(19);
+    }
+    if let Some(nonce) = &nonce {
+        created["nonce"] = json!(nonce);
+        inner
+            .nonces
+            .insert(nonce.clone(), (Instant::now(), created.clone()));
+    }
+    record_created(
+        &mut inner,
+        Posted {
+            kind: PostKind::Message,
+            channel_id: channel,
+            message_id: id,
+            body,
+            deduplicated: false,
+            interaction_token: None,
+            interaction_id: None,
+            at: Instant::now(),
+        },
+        &created,
+        true,
+    );
+    Json(created).into_response()
+}
+
+/// Records a message the bot created: in the list of posts and, unless only its author sees
+/// it, in its channel's history.
+pub(super) fn record_created(inner: &mut Inner, post: Posted, created: &Value, in_history: bool) {
+    if in_history {
+        inner
+            .history
+            .entry(post.channel_id)
+            .or_default()
+            .push(created.clone());
+    }
+    inner.posts.push(post);
+}
+
+#[derive(serde::Deserialize)]
+pub(super) struct HistoryQuery {
+    before: Option<u64>,
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+pub(super) async fn channel_history(
+    State(fake): State<FakeDiscord>,
+    Path(channel): Path<u64>,
+    Query(query): Query<HistoryQuery>,
+) -> Response {
+    let mut inner = fake.lock();
+    inner.history_requests += 1;
+    if inner
+        .history_failures_after
+        .is_some_and(|pages| inner.history_requests > pages)
+    {
+        return error_response(StatusCode::FORBIDDEN, 50001, "Missing Access");
+    }
+    let mut messages: Vec<Value> = inner
+        .history
+        .get(&channel)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|message| {
+            let id = id_field(message, "id");
+            query.before.is_none_or(|before| id < before)
+                && query.after.is_none_or(|after| id > after)
+        })
+        .collect();
+    let limit = query.limit.unwrap_or(50).clamp(1, 100);
+    if query.after.is_some() && query.before.is_none() {
+        // `after`: the oldest `limit` messages after it (Discord still lists them newest first).
+        messages.sort_by_key(|message| id_field(message, "id"));
+        messages.truncate(limit);
+        messages.reverse();
+    } else {
+        messages.sort_by_key(|message| std::cmp::Reverse(id_field(message, "id")));
+        messages.truncate(limit);
+    }
+    Json(Value::Array(messages)).into_response()
+}
+
+pub(super) async fn get_channel(
+    State(fake): State<FakeDiscord>,
+    Path(channel): Path<u64>,
+) -> Response {
+    let inner = fake.lock();
+    match inner.channels.get(&channel) {
+        Some((Some(guild), name)) => Json(guild_channel_json(&inner, channel, *guild, name)).into_response(),
+        Some((None, _)) => Json(json!({"id": channel.to_string(), "type": 1, "recipients": [user(4242, "someone", false)], "last_message_id": null})).into_response(),
+        None => (StatusCode::NOT_FOUND, Json(json!({"code": 10003, "message": "Unknown Channel"}))).into_response(),
+    }
+}
+
+pub(super) fn guild_channel_json(inner: &Inner, channel: u64, guild: u64, name: &str) -> Value {
+    let overwrites = inner.overwrites.get(&channel).cloned().unwrap_or_default();
+    // Channel types: 0 text, 11 public thread, 12 private thread.
+    let (kind, parent) = match inner.threads.get(&channel) {
+        Some((parent, public)) => (if *public { 11 } else { 12 }, json!(parent.to_string())),
+        None => (0, Value::Null),
+    };
+    json!({
+        "id": channel.to_string(), "type": kind, "guild_id": guild.to_string(), "name": name,
+        "position": 0, "permission_overwrites": overwrites, "nsfw": false,
+        "rate_limit_per_user": 0, "parent_id": parent, "last_message_id": null, "topic": null
+    })
+}
+
+/// A guild the bot is in is one with a channel; Discord answers others `Unknown Guild`.
+pub(super) fn unknown_guild() -> Response {
+    error_response(StatusCode::NOT_FOUND, 10004, "Unknown Guild")
+}
+
+/// `GET /guilds/{id}/channels`: the guild's channels with their overwrites (no threads).
+pub(super) async fn guild_channels(
+    State(fake): State<FakeDiscord>,
+    Path(guild): Path<u64>,
+) -> Response {
+    let mut inner = fake.lock();
+    inner.guild_lookups += 1;
+    let mut channels: Vec<(u64, String)> = inner
+        .channels
+        .iter()
+        .filter(|(id, (in_guild, _))| *in_guild == Some(guild) && !inner.threads.contains_key(id))
+        .map(|(id, (_, name))| (*id, name.clone()))
+        .collect();
+    if channels.is_empty() {
+        return unknown_guild();
+    }
+    channels.sort();
+    let channels: Vec<Value> = channels
+        .iter()
+        .map(|(id, name)| guild_channel_json(&inner, *id, guild, name))
+        .collect();
+    Json(Value::Array(channels)).into_response()
+}
+
+/// `GET /guilds/{id}/roles`: the `@everyone` role (id = the guild's).
+pub(super) async fn guild_roles(
+    State(fake): State<FakeDiscord>,
+    Path(guild): Path<u64>,
+) -> Response {
+    let mut inner = fake.lock();
+    inner.guild_lookups += 1;
+    if !inner
+        .channels
+        .values()
+        .any(|(in_guild, _)| *in_guild == Some(guild))
+    {
+        return unknown_guild();
+    }
+    let permissions = inner
+        .everyone_permissions
+        .get(&guild)
+        .copied()
+        .unwrap_or(DEFAULT_EVERYONE_PERMISSIONS);
+    Json(json!([{
+        "id": guild.to_string(), "name": "@everyone", "color": 0,
+        "colors": {"primary_color": 0, "secondary_color": null, "tertiary_color": null},
+        "hoist": false, "icon": null, "unicode_emoji": null, "position": 0,
+        "permissions": permissions.to_string(), "managed": false, "mentionable": false,
+        "flags": 0
+    }]))
+    .into_response()
+}
+
+pub(super) async fn current_user() -> Json<Value> {
+    Json(user(BOT_ID, "rtfm", true))
+}
+
+pub(super) async fn typing(
+    State(fake): State<FakeDiscord>,
+    Path(channel): Path<u64>,
+) -> StatusCode {
+    fake.lock().typing.push(channel);
+    StatusCode::NO_CONTENT
+}
+
+pub(super) async fn interaction_callback(
+    State(fake): State<FakeDiscord>,
+    Path((id, token)): Path<(u64, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut inner = fake.lock();
+    let known = inner
+        .tokens
+        .get(&token)
+        .is_some_and(|(interaction, _, _)| *interaction == id);
+    if !known {
+        return error_response(StatusCode::NOT_FOUND, 10062, "Unknown interaction");
+    }
+    inner.callbacks.push((id, body));
+    StatusCode::NO_CONTENT.into_response()
+}
+
+pub(super) async fn followup(
+    State(fake): State<FakeDiscord>,
+    Path((_app, token)): Path<(u64, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut inner = fake.lock();
+    let ttl = inner.options.token_ttl;
+    let Some((interaction, channel, _)) = inner
+        .tokens
+        .get(&token)
+        .filter(|(_, _, issued)| issued.elapsed() < ttl)
+        .copied()
+    else {
+        return error_response(StatusCode::UNAUTHORIZED, 50027, "Invalid Webhook Token");
+    };
+    if let Some(failure) = inner.failures.pop_front() {
+        return failure_response(failure);
+    }
+    inner.next_id += 1;
+    let id = inner.next_id;
+    let interaction_user = 4242u64;
+    let guild = inner.channels.get(&channel).and_then(|(guild, _)| *guild);
+    let mut created = message(
+        id,
+        channel,
+        guild,
+        user(BOT_ID, "rtfm", true),
+        body["content"].as_str().unwrap_or_default(),
+    );
+    created["webhook_id"] = json!(BOT_ID.to_string());
+    created["interaction_metadata"] = json!({
+        "id": interaction.to_string(),
+        "type": 2,
+        "user": user(interaction_user, "asker", false),
+        "authorizing_integration_owners": {},
+    });
+    // An ephemeral follow-up (flags 64) is seen only by the asker: not in the channel.
+    let ephemeral = body["flags"].as_u64().is_some_and(|flags| flags & 64 != 0);
+    record_created(
+        &mut inner,
+        Posted {
+            kind: PostKind::Followup,
+            channel_id: channel,
+            message_id: id,
+            body,
+            deduplicated: false,
+            interaction_token: Some(token),
+            interaction_id: Some(interaction),
+            at: Instant::now(),
+        },
+        &created,
+        !ephemeral,
+    );
+    Json(created).into_response()
+}
+
+pub(super) async fn unknown(State(fake): State<FakeDiscord>, uri: Uri) -> StatusCode {
+    fake.lock().unknown_routes.push(uri.to_string());
+    StatusCode::NOT_FOUND
+}
