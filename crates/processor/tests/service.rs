@@ -13,10 +13,6 @@ use test_support::{eventually, services};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
-    let kafka = services::kafka_with_topics().await;
-    let chroma = services::chroma_url();
-    let collection = collection_name();
-    let producer = Producer::new(&kafka, "test").expect("producer");
     let messages: Vec<_> = (0..1000u64)
         .map(|i| {
             message(
@@ -28,13 +24,9 @@ async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
             )
         })
         .collect();
-    publish(&producer, &messages).await;
-    let running = Running::start(config(&kafka, &chroma, &collection, &[]));
-    let store = store(&chroma, &collection).await;
-    eventually(WAIT, "1000 messages in Chroma", || async {
-        (store.count().await.ok()? == 1000).then_some(())
-    })
-    .await;
+    let processor = TestProcessor::start(&messages, &[]).await;
+    processor.until_indexed(1000).await;
+    let (producer, store) = (&processor.producer, &processor.store);
 
     let stored = store
         .get(None, vec!["5000007".into()], None)
@@ -53,9 +45,9 @@ async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
     assert_eq!(metadata["timestamp_epoch"].as_f64(), Some(1_762_078_020.0));
 
     // The same 1000 again, then a sentinel: once the sentinel is in, the repeats were applied.
-    publish(&producer, &messages).await;
+    publish(producer, &messages).await;
     let sentinel = message(5_999_999, Some("77"), "100", "sentinel", 0);
-    publish(&producer, std::slice::from_ref(&sentinel)).await;
+    publish(producer, std::slice::from_ref(&sentinel)).await;
     eventually(WAIT, "the sentinel", || async {
         (store.count().await.ok()? == 1001).then_some(())
     })
@@ -67,7 +59,7 @@ async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
     let mut delete = messages[8].clone();
     delete.event = MessageEvent::Delete;
     delete.content = String::new();
-    publish(&producer, &[edit, delete]).await;
+    publish(producer, &[edit, delete]).await;
     eventually(WAIT, "the edit and the delete", || async {
         let edited = store.get(None, vec!["5000007".into()], None).await.ok()?;
         let deleted = store.get(None, vec!["5000008".into()], None).await.ok()?;
@@ -75,13 +67,12 @@ async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
     })
     .await;
     assert_eq!(store.count().await.expect("count"), 1000);
-    running.stop().await;
-    store.drop_collection().await.expect("cleanup");
+    processor.stop().await;
 }
 
 /// A small conversation: a question in guild 1 / channel A and its answer right after it.
-async fn seed_conversation(producer: &Producer) {
-    let conversation = [
+fn conversation() -> Vec<DiscordMessage> {
+    vec![
         message(
             7_000_001,
             Some("1"),
@@ -105,28 +96,13 @@ async fn seed_conversation(producer: &Producer) {
             "our wiki moved to the new domain",
             4,
         ),
-    ];
-    publish(producer, &conversation).await;
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn answers_cite_their_source_and_never_cross_a_guild_or_channel() {
-    let kafka = services::kafka_with_topics().await;
-    let chroma = services::chroma_url();
-    let collection = collection_name();
-    let producer = Producer::new(&kafka, "test").expect("producer");
-    seed_conversation(&producer).await;
-    let running = Running::start(config(
-        &kafka,
-        &chroma,
-        &collection,
-        &["--llm-provider", "extractive"],
-    ));
-    let store = store(&chroma, &collection).await;
-    eventually(WAIT, "the conversation indexed", || async {
-        (store.count().await.ok()? == 5).then_some(())
-    })
-    .await;
+    let processor = TestProcessor::start(&conversation(), &["--llm-provider", "extractive"]).await;
+    processor.until_indexed(5).await;
 
     let question = "how can I rotate the deploy key?";
     let same_channel = query(7_100_001, Some("1"), "11", question);
@@ -144,11 +120,11 @@ async fn answers_cite_their_source_and_never_cross_a_guild_or_channel() {
         &other_channel,
         &dm_naming_guild_channel,
     ];
-    producer.send(&late).await.expect("acked");
+    processor.producer.send(&late).await.expect("acked");
     for query in queries {
-        producer.send(query).await.expect("acked");
+        processor.producer.send(query).await.expect("acked");
     }
-    let mut reader = ResponseReader::new(&kafka);
+    let mut reader = ResponseReader::new(&processor.kafka);
     reader.until("six responses", |seen| seen.len() >= 6).await;
     let late_answer = reader.for_query(&late.query_id)[0];
     assert!(
@@ -197,36 +173,25 @@ async fn answers_cite_their_source_and_never_cross_a_guild_or_channel() {
         assert!(!response.response_text.contains("vaultctl"));
         assert!(response.metadata.source_message_ids.is_empty());
     }
-    running.stop().await;
-    store.drop_collection().await.expect("cleanup");
+    processor.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gemini_receives_key_model_and_quoted_sources_and_its_answer_is_published() {
-    let kafka = services::kafka_with_topics().await;
-    let chroma = services::chroma_url();
-    let collection = collection_name();
     let fake = FakeModel::start().await;
     fake.always(Behaviour::Answer("Rotate it with vaultctl [2].".into()));
-    let producer = Producer::new(&kafka, "test").expect("producer");
-    seed_conversation(&producer).await;
     let base = fake.gemini_base_url();
-    let running = Running::start(config(
-        &kafka,
-        &chroma,
-        &collection,
+    let processor = TestProcessor::start(
+        &conversation(),
         &[
             "--gemini-api-key",
             "test-gemini-key-123",
             "--gemini-base-url",
             &base,
         ],
-    ));
-    let store = store(&chroma, &collection).await;
-    eventually(WAIT, "indexed", || async {
-        (store.count().await.ok()? == 5).then_some(())
-    })
+    )
     .await;
+    processor.until_indexed(5).await;
 
     let question = query(
         7_200_001,
@@ -234,8 +199,8 @@ async fn gemini_receives_key_model_and_quoted_sources_and_its_answer_is_publishe
         "11",
         "how do I rotate the deploy key?",
     );
-    producer.send(&question).await.expect("acked");
-    let mut reader = ResponseReader::new(&kafka);
+    processor.producer.send(&question).await.expect("acked");
+    let mut reader = ResponseReader::new(&processor.kafka);
     reader.until("the answer", |seen| !seen.is_empty()).await;
     let answer = &reader.seen[0];
     assert!(
@@ -286,23 +251,15 @@ async fn gemini_receives_key_model_and_quoted_sources_and_its_answer_is_publishe
         .as_str()
         .expect("system")
         .contains("chat history"));
-    running.stop().await;
-    store.drop_collection().await.expect("cleanup");
+    processor.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_openai_compatible_model_is_called_with_bearer_key_and_model_name() {
-    let kafka = services::kafka_with_topics().await;
-    let chroma = services::chroma_url();
-    let collection = collection_name();
     let fake = FakeModel::start().await;
-    let producer = Producer::new(&kafka, "test").expect("producer");
-    seed_conversation(&producer).await;
     let base = fake.openai_base_url();
-    let running = Running::start(config(
-        &kafka,
-        &chroma,
-        &collection,
+    let processor = TestProcessor::start(
+        &conversation(),
         &[
             "--llm-provider",
             "openai",
@@ -313,17 +270,15 @@ async fn an_openai_compatible_model_is_called_with_bearer_key_and_model_name() {
             "--openai-api-key",
             "sk-test-openai",
         ],
-    ));
-    let store = store(&chroma, &collection).await;
-    eventually(WAIT, "indexed", || async {
-        (store.count().await.ok()? == 5).then_some(())
-    })
+    )
     .await;
-    producer
+    processor.until_indexed(5).await;
+    processor
+        .producer
         .send(&query(7_300_001, Some("1"), "11", "deploy key rotation?"))
         .await
         .expect("acked");
-    let mut reader = ResponseReader::new(&kafka);
+    let mut reader = ResponseReader::new(&processor.kafka);
     reader.until("the answer", |seen| !seen.is_empty()).await;
     assert_eq!(reader.seen[0].metadata.provider.as_deref(), Some("openai"));
     assert_eq!(reader.seen[0].metadata.model, "qwen2.5");
@@ -338,24 +293,16 @@ async fn an_openai_compatible_model_is_called_with_bearer_key_and_model_name() {
         Some("Bearer sk-test-openai")
     );
     assert_eq!(request.body["messages"][0]["role"], "system");
-    running.stop().await;
-    store.drop_collection().await.expect("cleanup");
+    processor.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_model_trips_the_breaker_and_users_get_labelled_extractive_answers() {
-    let kafka = services::kafka_with_topics().await;
-    let chroma = services::chroma_url();
-    let collection = collection_name();
     let fake = FakeModel::start().await;
     fake.always(Behaviour::Fail(500));
-    let producer = Producer::new(&kafka, "test").expect("producer");
-    seed_conversation(&producer).await;
     let base = fake.gemini_base_url();
-    let running = Running::start(config(
-        &kafka,
-        &chroma,
-        &collection,
+    let processor = TestProcessor::start(
+        &conversation(),
         &[
             "--gemini-api-key",
             "k",
@@ -370,14 +317,12 @@ async fn a_failing_model_trips_the_breaker_and_users_get_labelled_extractive_ans
             "--llm-breaker-cooldown-secs",
             "3600",
         ],
-    ));
-    let store = store(&chroma, &collection).await;
-    eventually(WAIT, "indexed", || async {
-        (store.count().await.ok()? == 5).then_some(())
-    })
+    )
     .await;
+    processor.until_indexed(5).await;
     for i in 0..4 {
-        producer
+        processor
+            .producer
             .send(&query(
                 7_400_001 + i,
                 Some("1"),
@@ -387,7 +332,7 @@ async fn a_failing_model_trips_the_breaker_and_users_get_labelled_extractive_ans
             .await
             .expect("acked");
     }
-    let mut reader = ResponseReader::new(&kafka);
+    let mut reader = ResponseReader::new(&processor.kafka);
     reader.until("four answers", |seen| seen.len() >= 4).await;
     for answer in &reader.seen {
         assert!(answer.metadata.degraded, "{answer:?}");
@@ -407,26 +352,18 @@ async fn a_failing_model_trips_the_breaker_and_users_get_labelled_extractive_ans
         4,
         "the breaker stops calls after the threshold"
     );
-    running.stop().await;
-    store.drop_collection().await.expect("cleanup");
+    processor.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_model_that_recovers_is_used_again_after_the_breaker_cooldown() {
-    let kafka = services::kafka_with_topics().await;
-    let chroma = services::chroma_url();
-    let collection = collection_name();
     let fake = FakeModel::start().await;
     fake.then(Behaviour::RateLimit(0));
     fake.then(Behaviour::Stall(Duration::from_secs(5)));
     fake.always(Behaviour::Answer("Use vaultctl [2].".into()));
-    let producer = Producer::new(&kafka, "test").expect("producer");
-    seed_conversation(&producer).await;
     let base = fake.gemini_base_url();
-    let running = Running::start(config(
-        &kafka,
-        &chroma,
-        &collection,
+    let processor = TestProcessor::start(
+        &conversation(),
         &[
             "--gemini-api-key",
             "k",
@@ -443,13 +380,10 @@ async fn a_model_that_recovers_is_used_again_after_the_breaker_cooldown() {
             "--llm-breaker-cooldown-secs",
             "2",
         ],
-    ));
-    let store = store(&chroma, &collection).await;
-    eventually(WAIT, "indexed", || async {
-        (store.count().await.ok()? == 5).then_some(())
-    })
+    )
     .await;
-    let mut reader = ResponseReader::new(&kafka);
+    processor.until_indexed(5).await;
+    let mut reader = ResponseReader::new(&processor.kafka);
     // 429 then a stall past the 1 s timeout: the answer falls back and the breaker opens.
     let first = query(
         7_500_001,
@@ -457,7 +391,7 @@ async fn a_model_that_recovers_is_used_again_after_the_breaker_cooldown() {
         "11",
         "how do I rotate the deploy key?",
     );
-    producer.send(&first).await.expect("acked");
+    processor.producer.send(&first).await.expect("acked");
     reader
         .until("the degraded answer", |seen| !seen.is_empty())
         .await;
@@ -469,7 +403,7 @@ async fn a_model_that_recovers_is_used_again_after_the_breaker_cooldown() {
         "11",
         "how do I rotate the deploy key?",
     );
-    producer.send(&second).await.expect("acked");
+    processor.producer.send(&second).await.expect("acked");
     reader
         .until("the second answer", |seen| seen.len() >= 2)
         .await;
@@ -483,14 +417,13 @@ async fn a_model_that_recovers_is_used_again_after_the_breaker_cooldown() {
         "11",
         "how do I rotate the deploy key?",
     );
-    producer.send(&third).await.expect("acked");
+    processor.producer.send(&third).await.expect("acked");
     reader
         .until("the third answer", |seen| seen.len() >= 3)
         .await;
     assert!(!reader.seen[2].metadata.degraded, "{:?}", reader.seen[2]);
     assert_eq!(reader.seen[2].metadata.provider.as_deref(), Some("gemini"));
-    running.stop().await;
-    store.drop_collection().await.expect("cleanup");
+    processor.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -10,6 +10,7 @@ use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, Producer};
 use rtfm_core::schema::now_timestamp;
 use rtfm_core::{BotQuery, BotResponse, DiscordMessage, MessageEvent};
 use serde_json::{json, Map};
+use test_support::{eventually, services};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -72,6 +73,49 @@ impl Running {
             .expect("processor stops within 30 s")
             .expect("task not panicked");
         result.expect("processor ends cleanly");
+    }
+}
+
+/// One test's processor, in-process, on its own topics, group and collection, with what the
+/// test talks to it through: a producer, the collection, and `kafka` for readers.
+pub struct TestProcessor {
+    pub kafka: KafkaConfig,
+    pub producer: Producer,
+    pub store: MessageStore,
+    running: Running,
+}
+
+impl TestProcessor {
+    /// Publishes `waiting` (records the processor finds on start), then starts the processor
+    /// with the flags `extra` (added to [`config`]'s).
+    pub async fn start(waiting: &[DiscordMessage], extra: &[&str]) -> Self {
+        let kafka = services::kafka_with_topics().await;
+        let chroma = services::chroma_url();
+        let collection = collection_name();
+        let producer = Producer::new(&kafka, "test").expect("producer");
+        publish(&producer, waiting).await;
+        let running = Running::start(config(&kafka, &chroma, &collection, extra));
+        let store = store(&chroma, &collection).await;
+        Self {
+            kafka,
+            producer,
+            store,
+            running,
+        }
+    }
+
+    /// Waits until the collection holds `count` messages.
+    pub async fn until_indexed(&self, count: usize) {
+        eventually(WAIT, &format!("{count} messages indexed"), || async {
+            (self.store.count().await.ok()? == count).then_some(())
+        })
+        .await;
+    }
+
+    /// Stops the processor (it must end cleanly) and drops the collection.
+    pub async fn stop(self) {
+        self.running.stop().await;
+        self.store.drop_collection().await.expect("cleanup");
     }
 }
 
