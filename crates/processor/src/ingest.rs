@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rtfm_core::backoff::Backoff;
 use rtfm_core::kafka::{Consumer, Received};
 use rtfm_core::telemetry::Readiness;
 use rtfm_core::{DiscordMessage, MessageEvent};
@@ -293,8 +294,10 @@ async fn apply(
         skipped = plan.skipped,
         "applying batch"
     );
-    let mut backoff = Duration::from_millis(250);
-    let max_backoff = Duration::from_secs(settings.max_backoff_secs.max(1));
+    let mut backoff = Backoff::new(
+        Duration::from_millis(250),
+        Duration::from_secs(settings.max_backoff_secs.max(1)),
+    );
     let upserts: Vec<&DiscordMessage> = plan.upserts.iter().map(|&index| records[index]).collect();
     loop {
         let result = async {
@@ -362,12 +365,10 @@ async fn apply(
                         batch.len()
                     )),
                 );
-                warn!(error = %err, waiting_for, retry_in_ms = backoff.as_millis() as u64, "dependency unavailable; holding the batch and retrying");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Err(Interrupted::Shutdown),
-                    _ = tokio::time::sleep(backoff) => {}
+                warn!(error = %err, waiting_for, "dependency unavailable; holding the batch and retrying");
+                if !backoff.wait(shutdown).await {
+                    return Err(Interrupted::Shutdown);
                 }
-                backoff = (backoff * 2).min(max_backoff);
             }
         }
     }
@@ -383,7 +384,7 @@ async fn isolate(
 ) -> Result<(), Interrupted> {
     for &index in &plan.upserts {
         let received = &batch[index];
-        let mut backoff = Duration::from_millis(250);
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
         loop {
             match indexer.upsert(&[&received.record]).await {
                 Ok(()) => break,
@@ -400,15 +401,14 @@ async fn isolate(
                     break;
                 }
                 Err(_) => {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return Err(Interrupted::Shutdown),
-                        _ = tokio::time::sleep(backoff) => {}
+                    if !backoff.wait(shutdown).await {
+                        return Err(Interrupted::Shutdown);
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
                 }
             }
         }
     }
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     loop {
         match indexer.store.delete(&plan.deletes).await {
             Ok(()) => return Ok(()),
@@ -416,10 +416,11 @@ async fn isolate(
                 warn!(reason, "Chroma rejected a delete; nothing left to remove");
                 return Ok(());
             }
-            Err(_) => tokio::select! {
-                _ = shutdown.cancelled() => return Err(Interrupted::Shutdown),
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            },
+            Err(_) => {
+                if !backoff.wait(shutdown).await {
+                    return Err(Interrupted::Shutdown);
+                }
+            }
         }
     }
 }

@@ -43,6 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use rtfm_core::backoff::Backoff;
 use rtfm_core::kafka::{
     Consumer, ConsumerOptions, KafkaConfig, OffsetReset, Producer, TransactionalProducer,
 };
@@ -216,7 +217,7 @@ pub async fn connect_store(
     readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<MessageStore>> {
-    let mut backoff = Duration::from_millis(500);
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     loop {
         match MessageStore::connect(config).await {
             Ok(store) => {
@@ -234,11 +235,9 @@ pub async fn connect_store(
             Err(err) => {
                 readiness.set("chroma", false);
                 warn!(error = %err, "waiting for Chroma");
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ok(None),
-                    _ = tokio::time::sleep(backoff) => {}
+                if !backoff.wait(shutdown).await {
+                    return Ok(None);
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
     }
