@@ -21,7 +21,9 @@
 //! - [`eval`]: `processor eval`, retrieval quality on a public chat corpus;
 //! - [`metrics`]: Prometheus metrics.
 //!
-//! [`run`] is the whole service; `main.rs` only parses the config and calls it.
+//! [`App::build`] binds the HTTP endpoint and builds the parts (embedder, Chroma, Kafka clients,
+//! transactional producer); [`App::run_until_stopped`] runs them under one supervisor until
+//! shutdown. [`run`] is both; `main.rs` only parses the config and calls it.
 
 pub mod answer;
 pub mod conversation;
@@ -38,7 +40,6 @@ pub mod retrieval;
 pub mod store;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,70 +52,17 @@ use rtfm_core::supervise::supervise;
 use rtfm_core::telemetry::{self, Readiness};
 use rtfm_core::topics::{GROUP_MESSAGE_PROCESSOR, GROUP_QUERY_PROCESSOR};
 use rtfm_core::{BotQuery, DiscordMessage};
-use secrecy::SecretString;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::answer::{Answerer, StalePolicy};
-use crate::embedding::{Embedder, EmbeddingProvider, HostedEmbedder, LocalModel};
+pub use crate::embedding::{build_embedder, EmbeddingSettings};
 use crate::ingest::{Indexer, IngestSettings};
 use crate::instance::Instance;
 use crate::model::{ModelClient, ModelSettings};
 use crate::retrieval::{RetrievalSettings, Retriever};
 use crate::store::{MessageStore, StoreConfig};
-
-/// Embedding settings.
-#[derive(Debug, Clone, clap::Args)]
-pub struct EmbeddingSettings {
-    /// local (all-MiniLM-L6-v2 in-process) | gemini | openai.
-    #[arg(
-        long = "embedding-provider",
-        env = "EMBEDDING_PROVIDER",
-        value_enum,
-        default_value = "local"
-    )]
-    pub embedding_provider: EmbeddingProvider,
-    /// Directory with model.onnx, tokenizer.json and libonnxruntime.so, as `scripts/model.sh`
-    /// fills it. Unset: ~/.cache/rtfm/models/all-MiniLM-L6-v2.
-    #[arg(long = "embedding-model-dir", env = "EMBEDDING_MODEL_DIR")]
-    pub embedding_model_dir: Option<PathBuf>,
-    /// Sentences per forward pass of the local model.
-    #[arg(
-        long = "embedding-batch-size",
-        env = "EMBEDDING_BATCH_SIZE",
-        default_value_t = embedding::DEFAULT_BATCH_SIZE
-    )]
-    pub embedding_batch_size: usize,
-    /// Threads of the local model's forward pass (0: one per core). Two processors on one
-    /// machine should take half the cores each.
-    #[arg(
-        long = "embedding-threads",
-        env = "EMBEDDING_THREADS",
-        default_value_t = 0
-    )]
-    pub embedding_threads: usize,
-    /// Hosted embedding model name (gemini-embedding-001, text-embedding-3-small, …).
-    #[arg(
-        long = "embedding-model",
-        env = "EMBEDDING_MODEL",
-        default_value = "gemini-embedding-001"
-    )]
-    pub embedding_model: String,
-    /// Hosted embedding API base URL; default GEMINI_BASE_URL or OPENAI_BASE_URL.
-    #[arg(long = "embedding-base-url", env = "EMBEDDING_BASE_URL")]
-    pub embedding_base_url: Option<String>,
-    /// Hosted embedding API key; default GEMINI_API_KEY or OPENAI_API_KEY.
-    #[arg(long = "embedding-api-key", env = "EMBEDDING_API_KEY", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
-    pub embedding_api_key: Option<SecretString>,
-    /// Vector size requested from a hosted API (must match the collection).
-    #[arg(
-        long = "embedding-dimensions",
-        env = "EMBEDDING_DIMENSIONS",
-        default_value_t = 384
-    )]
-    pub embedding_dimensions: usize,
-}
 
 /// Everything the processor service needs.
 #[derive(Debug, Clone, clap::Args)]
@@ -175,42 +123,6 @@ pub struct Config {
     pub instance_id: Option<String>,
 }
 
-/// Loads the configured embedder.
-pub async fn build_embedder(
-    settings: &EmbeddingSettings,
-    model: &ModelSettings,
-) -> anyhow::Result<Embedder> {
-    match settings.embedding_provider {
-        EmbeddingProvider::Local => {
-            let dir = settings
-                .embedding_model_dir
-                .clone()
-                .unwrap_or_else(embedding::default_model_dir);
-            let (batch_size, threads) = (settings.embedding_batch_size, settings.embedding_threads);
-            let loaded =
-                tokio::task::spawn_blocking(move || LocalModel::load(&dir, batch_size, threads))
-                    .await
-                    .context("while loading the embedding model")??;
-            Ok(Embedder::Local(Arc::new(loaded)))
-        }
-        provider => {
-            let (base, key) = if provider == EmbeddingProvider::Gemini {
-                (model.gemini_base_url.clone(), model.gemini_api_key.clone())
-            } else {
-                (model.openai_base_url.clone(), model.openai_api_key.clone())
-            };
-            let hosted = HostedEmbedder::new(
-                provider,
-                settings.embedding_base_url.as_deref().unwrap_or(&base),
-                &settings.embedding_model,
-                settings.embedding_api_key.clone().or(key),
-                settings.embedding_dimensions,
-            )?;
-            Ok(Embedder::Hosted(hosted))
-        }
-    }
-}
-
 /// Connects to Chroma, retrying until it answers or `shutdown` fires.
 pub async fn connect_store(
     config: &StoreConfig,
@@ -245,109 +157,161 @@ pub async fn connect_store(
 
 /// Runs the processor until `shutdown` is cancelled or a part of it fails.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let readiness = Readiness::new();
-    readiness.set("kafka", false);
-    readiness.set("chroma", false);
-    // A failing task cancels this child token so its siblings stop too; the caller's token
-    // stays untouched.
-    let stop = shutdown.child_token();
-    let (http_addr, http_task) =
-        telemetry::serve(config.http_addr, readiness.clone(), stop.clone())
-            .await
-            .with_context(|| format!("while binding HTTP_ADDR {}", config.http_addr))?;
-    info!(%http_addr, provider = config.model.effective_provider().as_str(), "processor starting");
-
-    let embedder = build_embedder(&config.embedding, &config.model).await?;
-    let Some(store) = connect_store(&config.store, &readiness, &stop).await? else {
-        return Ok(());
-    };
-    let store = Arc::new(store);
-    let model = ModelClient::new(&config.model)?;
-    let producer =
-        Producer::new(&config.kafka, "processor").context("while creating the Kafka producer")?;
-    // Held until `run` returns: the slot lock keeps the id ours.
-    let instance = Instance::acquire(
-        config.instance_id.as_deref(),
-        &config.kafka.topics().group(GROUP_QUERY_PROCESSOR),
-    )
-    .context("while choosing this instance's id")?;
-    info!(instance_id = instance.id(), "processor instance");
-    let ingest_consumer: Arc<Consumer<DiscordMessage>> = Arc::new(Consumer::new(
-        &config.kafka,
-        &ConsumerOptions::new(GROUP_MESSAGE_PROCESSOR, "ingest")
-            .offset_reset(config.ingest_offset_reset)
-            .static_member(instance.id()),
-        producer.clone(),
-    )?);
-    let query_consumer: Arc<Consumer<BotQuery>> = Arc::new(Consumer::new(
-        &config.kafka,
-        &ConsumerOptions::new(GROUP_QUERY_PROCESSOR, "queries")
-            .transactional()
-            .static_member(instance.id()),
-        producer.clone(),
-    )?);
-    let transactional_id = format!(
-        "{}-{}",
-        config.kafka.topics().group(GROUP_QUERY_PROCESSOR),
-        instance.id()
-    );
-    let transactional = TransactionalProducer::new(&config.kafka, &transactional_id)
-        .await
-        .context("while registering the transactional producer")?;
-    readiness.set("kafka", true);
-
-    let answerer = Arc::new(Answerer {
-        retriever: Retriever {
-            store: Arc::clone(&store),
-            embedder: embedder.clone(),
-            settings: config.retrieval.clone(),
-        },
-        model,
-        max_age_secs: config.query_max_age_secs,
-        stale_policy: config.query_stale_policy,
-    });
-    let indexer = Indexer {
-        store: Arc::clone(&store),
-        embedder,
-    };
-
-    let mut tasks = JoinSet::new();
-    tasks.spawn(ingest::run(
-        Arc::clone(&ingest_consumer),
-        indexer,
-        config.ingest.clone(),
-        readiness.clone(),
-        stop.clone(),
-    ));
-    tasks.spawn(queries::run(
-        Arc::clone(&query_consumer),
-        transactional,
-        Arc::clone(&answerer),
-        stop.clone(),
-    ));
-    tasks.spawn(monitor(
-        producer.clone(),
-        Arc::clone(&store),
-        ingest_consumer,
-        query_consumer,
-        answerer,
-        readiness.clone(),
-        stop.clone(),
-    ));
-
-    let outcome = supervise(
-        "processor",
-        tasks,
-        stop.clone(),
-        Duration::from_secs(config.shutdown_grace_secs.max(1)),
-    )
-    .await;
-    let _ = http_task.await;
-    if let Err(err) = producer.flush(Duration::from_secs(10)).await {
-        warn!(error = %err, "producer flush at shutdown failed");
+    match App::build(config, shutdown).await? {
+        Some(app) => app.run_until_stopped().await,
+        // Shut down while waiting for Chroma.
+        None => Ok(()),
     }
-    info!("processor stopped");
-    outcome
+}
+
+/// The processor with its parts built and its HTTP endpoint bound, not yet consuming.
+pub struct App {
+    http_addr: SocketAddr,
+    http_task: tokio::task::JoinHandle<()>,
+    readiness: Readiness,
+    /// Cancelled by the caller's token or by a failing task (then its siblings stop too).
+    stop: CancellationToken,
+    grace: Duration,
+    producer: Producer,
+    store: Arc<MessageStore>,
+    ingest_consumer: Arc<Consumer<DiscordMessage>>,
+    query_consumer: Arc<Consumer<BotQuery>>,
+    transactional: TransactionalProducer,
+    answerer: Arc<Answerer>,
+    indexer: Indexer,
+    ingest: IngestSettings,
+    /// Held while the app lives: the slot lock keeps the instance id ours.
+    _instance: Instance,
+}
+
+impl App {
+    /// Binds `HTTP_ADDR`, loads the embedder, connects to Chroma (waiting for it) and Kafka,
+    /// and registers the transactional producer. `None` if `shutdown` fired while waiting.
+    pub async fn build(
+        config: Config,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Option<Self>> {
+        let readiness = Readiness::new();
+        readiness.set("kafka", false);
+        readiness.set("chroma", false);
+        // A failing task cancels this child token so its siblings stop too; the caller's token
+        // stays untouched.
+        let stop = shutdown.child_token();
+        let (http_addr, http_task) =
+            telemetry::serve(config.http_addr, readiness.clone(), stop.clone())
+                .await
+                .with_context(|| format!("while binding HTTP_ADDR {}", config.http_addr))?;
+        info!(%http_addr, provider = config.model.effective_provider().as_str(), "processor starting");
+
+        let embedder = build_embedder(&config.embedding, &config.model).await?;
+        let Some(store) = connect_store(&config.store, &readiness, &stop).await? else {
+            return Ok(None);
+        };
+        let store = Arc::new(store);
+        let model = ModelClient::new(&config.model)?;
+        let producer = Producer::new(&config.kafka, "processor")
+            .context("while creating the Kafka producer")?;
+        let instance = Instance::acquire(
+            config.instance_id.as_deref(),
+            &config.kafka.topics().group(GROUP_QUERY_PROCESSOR),
+        )
+        .context("while choosing this instance's id")?;
+        info!(instance_id = instance.id(), "processor instance");
+        let ingest_consumer: Arc<Consumer<DiscordMessage>> = Arc::new(Consumer::new(
+            &config.kafka,
+            &ConsumerOptions::new(GROUP_MESSAGE_PROCESSOR, "ingest")
+                .offset_reset(config.ingest_offset_reset)
+                .static_member(instance.id()),
+            producer.clone(),
+        )?);
+        let query_consumer: Arc<Consumer<BotQuery>> = Arc::new(Consumer::new(
+            &config.kafka,
+            &ConsumerOptions::new(GROUP_QUERY_PROCESSOR, "queries")
+                .transactional()
+                .static_member(instance.id()),
+            producer.clone(),
+        )?);
+        let transactional_id = format!(
+            "{}-{}",
+            config.kafka.topics().group(GROUP_QUERY_PROCESSOR),
+            instance.id()
+        );
+        let transactional = TransactionalProducer::new(&config.kafka, &transactional_id)
+            .await
+            .context("while registering the transactional producer")?;
+        readiness.set("kafka", true);
+
+        let answerer = Arc::new(Answerer {
+            retriever: Retriever {
+                store: Arc::clone(&store),
+                embedder: embedder.clone(),
+                settings: config.retrieval.clone(),
+            },
+            model,
+            max_age_secs: config.query_max_age_secs,
+            stale_policy: config.query_stale_policy,
+        });
+        let indexer = Indexer {
+            store: Arc::clone(&store),
+            embedder,
+        };
+        Ok(Some(Self {
+            http_addr,
+            http_task,
+            readiness,
+            stop,
+            grace: Duration::from_secs(config.shutdown_grace_secs.max(1)),
+            producer,
+            store,
+            ingest_consumer,
+            query_consumer,
+            transactional,
+            answerer,
+            indexer,
+            ingest: config.ingest,
+            _instance: instance,
+        }))
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` are served (`HTTP_ADDR` with its port bound).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Ingests and answers until the shutdown token fires or a part fails; then gives the
+    /// parts the grace period to finish what they hold and flushes the producer.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(ingest::run(
+            Arc::clone(&self.ingest_consumer),
+            self.indexer,
+            self.ingest,
+            self.readiness.clone(),
+            self.stop.clone(),
+        ));
+        tasks.spawn(queries::run(
+            Arc::clone(&self.query_consumer),
+            self.transactional,
+            Arc::clone(&self.answerer),
+            self.stop.clone(),
+        ));
+        tasks.spawn(monitor(
+            self.producer.clone(),
+            self.store,
+            self.ingest_consumer,
+            self.query_consumer,
+            self.answerer,
+            self.readiness,
+            self.stop.clone(),
+        ));
+        let outcome = supervise("processor", tasks, self.stop.clone(), self.grace).await;
+        let _ = self.http_task.await;
+        if let Err(err) = self.producer.flush(Duration::from_secs(10)).await {
+            warn!(error = %err, "producer flush at shutdown failed");
+        }
+        info!("processor stopped");
+        outcome
+    }
 }
 
 /// Every few seconds: Kafka reachability, Chroma heartbeat, breaker state, consumer lag.

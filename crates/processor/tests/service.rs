@@ -26,6 +26,8 @@ async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
         .collect();
     let processor = TestProcessor::start(&messages, &[]).await;
     processor.until_indexed(1000).await;
+    let (status, body) = processor.readyz().await;
+    assert_eq!(status, 200, "ready once indexing: {body}");
     let (producer, store) = (&processor.producer, &processor.store);
 
     let stored = store

@@ -13,10 +13,12 @@
 //! async runtime.
 //!
 //! - `local`: the in-process model (ONNX Runtime);
-//! - `hosted`: Gemini and OpenAI-compatible embedding APIs, split to their batch limits.
+//! - `hosted`: Gemini and OpenAI-compatible embedding APIs, split to their batch limits;
+//! - `settings`: `EMBEDDING_*` and building the configured embedder.
 
 mod hosted;
 mod local;
+mod settings;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ pub use local::{
     default_model_dir, runtime_library, LocalModel, DEFAULT_BATCH_SIZE, MODEL_FILE, RUNTIME_FILE,
     TOKENIZER_FILE,
 };
+pub use settings::{build_embedder, EmbeddingSettings};
 
 /// Output size of all-MiniLM-L6-v2.
 pub const MINILM_DIMENSIONS: usize = 384;

@@ -80,6 +80,8 @@ impl Running {
 /// test talks to it through: a producer, the collection, and `kafka` for readers.
 pub struct TestProcessor {
     pub kafka: KafkaConfig,
+    /// Its `/healthz`, `/readyz` and `/metrics` (bound by [`processor::App::build`]).
+    pub http_addr: std::net::SocketAddr,
     pub producer: Producer,
     pub store: MessageStore,
     running: Running,
@@ -94,10 +96,23 @@ impl TestProcessor {
         let collection = collection_name();
         let producer = Producer::new(&kafka, "test").expect("producer");
         publish(&producer, waiting).await;
-        let running = Running::start(config(&kafka, &chroma, &collection, extra));
+        let shutdown = CancellationToken::new();
+        let app = processor::App::build(
+            config(&kafka, &chroma, &collection, extra),
+            shutdown.clone(),
+        )
+        .await
+        .expect("the processor builds")
+        .expect("not shut down while building");
+        let http_addr = app.http_addr();
+        let running = Running {
+            shutdown,
+            handle: tokio::spawn(app.run_until_stopped()),
+        };
         let store = store(&chroma, &collection).await;
         Self {
             kafka,
+            http_addr,
             producer,
             store,
             running,
@@ -110,6 +125,13 @@ impl TestProcessor {
             (self.store.count().await.ok()? == count).then_some(())
         })
         .await;
+    }
+
+    /// The status of its `/readyz` and the body.
+    pub async fn readyz(&self) -> (u16, String) {
+        test_support::http_get(&format!("http://{}/readyz", self.http_addr))
+            .await
+            .expect("the processor's HTTP endpoint answers")
     }
 
     /// Stops the processor (it must end cleanly) and drops the collection.

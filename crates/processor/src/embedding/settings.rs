@@ -1,0 +1,99 @@
+//! How the processor's embedder is configured and built.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use secrecy::SecretString;
+
+use super::{Embedder, EmbeddingProvider, HostedEmbedder, LocalModel};
+use crate::embedding;
+use crate::model::ModelSettings;
+
+/// Embedding settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EmbeddingSettings {
+    /// local (all-MiniLM-L6-v2 in-process) | gemini | openai.
+    #[arg(
+        long = "embedding-provider",
+        env = "EMBEDDING_PROVIDER",
+        value_enum,
+        default_value = "local"
+    )]
+    pub embedding_provider: EmbeddingProvider,
+    /// Directory with model.onnx, tokenizer.json and libonnxruntime.so, as `scripts/model.sh`
+    /// fills it. Unset: ~/.cache/rtfm/models/all-MiniLM-L6-v2.
+    #[arg(long = "embedding-model-dir", env = "EMBEDDING_MODEL_DIR")]
+    pub embedding_model_dir: Option<PathBuf>,
+    /// Sentences per forward pass of the local model.
+    #[arg(
+        long = "embedding-batch-size",
+        env = "EMBEDDING_BATCH_SIZE",
+        default_value_t = embedding::DEFAULT_BATCH_SIZE
+    )]
+    pub embedding_batch_size: usize,
+    /// Threads of the local model's forward pass (0: one per core). Two processors on one
+    /// machine should take half the cores each.
+    #[arg(
+        long = "embedding-threads",
+        env = "EMBEDDING_THREADS",
+        default_value_t = 0
+    )]
+    pub embedding_threads: usize,
+    /// Hosted embedding model name (gemini-embedding-001, text-embedding-3-small, …).
+    #[arg(
+        long = "embedding-model",
+        env = "EMBEDDING_MODEL",
+        default_value = "gemini-embedding-001"
+    )]
+    pub embedding_model: String,
+    /// Hosted embedding API base URL; default GEMINI_BASE_URL or OPENAI_BASE_URL.
+    #[arg(long = "embedding-base-url", env = "EMBEDDING_BASE_URL")]
+    pub embedding_base_url: Option<String>,
+    /// Hosted embedding API key; default GEMINI_API_KEY or OPENAI_API_KEY.
+    #[arg(long = "embedding-api-key", env = "EMBEDDING_API_KEY", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
+    pub embedding_api_key: Option<SecretString>,
+    /// Vector size requested from a hosted API (must match the collection).
+    #[arg(
+        long = "embedding-dimensions",
+        env = "EMBEDDING_DIMENSIONS",
+        default_value_t = 384
+    )]
+    pub embedding_dimensions: usize,
+}
+
+/// Loads the configured embedder.
+pub async fn build_embedder(
+    settings: &EmbeddingSettings,
+    model: &ModelSettings,
+) -> anyhow::Result<Embedder> {
+    match settings.embedding_provider {
+        EmbeddingProvider::Local => {
+            let dir = settings
+                .embedding_model_dir
+                .clone()
+                .unwrap_or_else(embedding::default_model_dir);
+            let (batch_size, threads) = (settings.embedding_batch_size, settings.embedding_threads);
+            let loaded =
+                tokio::task::spawn_blocking(move || LocalModel::load(&dir, batch_size, threads))
+                    .await
+                    .context("while loading the embedding model")??;
+            Ok(Embedder::Local(Arc::new(loaded)))
+        }
+        provider => {
+            let (base, key) = if provider == EmbeddingProvider::Gemini {
+                (model.gemini_base_url.clone(), model.gemini_api_key.clone())
+            } else {
+                (model.openai_base_url.clone(), model.openai_api_key.clone())
+            };
+            let hosted = HostedEmbedder::new(
+                provider,
+                settings.embedding_base_url.as_deref().unwrap_or(&base),
+                &settings.embedding_model,
+                settings.embedding_api_key.clone().or(key),
+                settings.embedding_dimensions,
+            )?;
+            Ok(Embedder::Hosted(hosted))
+        }
+    }
+}
