@@ -31,6 +31,13 @@ use crate::index::metadata_for;
 use crate::metrics;
 use crate::store::{MessageStore, StoreError, StoredMessage};
 
+/// `IngestSettings`' defaults, defined once (the flags' defaults and `Default` use them).
+pub mod defaults {
+    pub const BATCH_SIZE: usize = 128;
+    pub const LINGER_MS: u64 = 200;
+    pub const MAX_BACKOFF_SECS: u64 = 10;
+}
+
 /// Batching knobs.
 #[derive(Debug, Clone, clap::Args)]
 pub struct IngestSettings {
@@ -38,21 +45,21 @@ pub struct IngestSettings {
     #[arg(
         long = "ingest-batch-size",
         env = "INGEST_BATCH_SIZE",
-        default_value_t = 128
+        default_value_t = defaults::BATCH_SIZE
     )]
     pub batch_size: usize,
     /// How long to wait for a batch to fill.
     #[arg(
         long = "ingest-batch-linger-ms",
         env = "INGEST_BATCH_LINGER_MS",
-        default_value_t = 200
+        default_value_t = defaults::LINGER_MS
     )]
     pub linger_ms: u64,
     /// Longest pause between retries while Chroma is down.
     #[arg(
         long = "ingest-max-backoff-secs",
         env = "INGEST_MAX_BACKOFF_SECS",
-        default_value_t = 10
+        default_value_t = defaults::MAX_BACKOFF_SECS
     )]
     pub max_backoff_secs: u64,
 }
@@ -60,9 +67,9 @@ pub struct IngestSettings {
 impl Default for IngestSettings {
     fn default() -> Self {
         Self {
-            batch_size: 128,
-            linger_ms: 200,
-            max_backoff_secs: 10,
+            batch_size: defaults::BATCH_SIZE,
+            linger_ms: defaults::LINGER_MS,
+            max_backoff_secs: defaults::MAX_BACKOFF_SECS,
         }
     }
 }

@@ -31,6 +31,19 @@ impl ProviderKind {
     }
 }
 
+/// `ModelSettings`' defaults, defined once (the flags' defaults and `Default` use them).
+pub mod defaults {
+    pub const GEMINI_BASE_URL: &str = "https://generativelanguage.googleapis.com";
+    pub const GEMINI_MODEL: &str = "gemini-2.5-flash";
+    pub const OPENAI_BASE_URL: &str = "http://localhost:11434/v1";
+    pub const OPENAI_MODEL: &str = "llama3.1";
+    pub const TIMEOUT_SECS: u64 = 30;
+    pub const MAX_RETRIES: u32 = 2;
+    pub const BREAKER_THRESHOLD: u32 = 3;
+    pub const BREAKER_COOLDOWN_SECS: u64 = 30;
+    pub const RETRY_BASE_MS: u64 = 250;
+}
+
 /// Model settings. Secrets are `SecretString` (their `Debug` prints `[REDACTED]`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelSettings {
@@ -43,20 +56,20 @@ pub struct ModelSettings {
     #[arg(
         long,
         env = "GEMINI_BASE_URL",
-        default_value = "https://generativelanguage.googleapis.com"
+        default_value = defaults::GEMINI_BASE_URL
     )]
     pub gemini_base_url: String,
     #[arg(
         long = "gemini-model",
         env = "GEMINI_MODEL",
-        default_value = "gemini-2.5-flash"
+        default_value = defaults::GEMINI_MODEL
     )]
     pub gemini_model: String,
     /// Base URL of an OpenAI-compatible API, including `/v1` (Ollama: http://localhost:11434/v1).
     #[arg(
         long,
         env = "OPENAI_BASE_URL",
-        default_value = "http://localhost:11434/v1"
+        default_value = defaults::OPENAI_BASE_URL
     )]
     pub openai_base_url: String,
     /// Optional bearer key for the OpenAI-compatible API.
@@ -65,38 +78,38 @@ pub struct ModelSettings {
     #[arg(
         long = "openai-model",
         env = "OPENAI_MODEL",
-        default_value = "llama3.1"
+        default_value = defaults::OPENAI_MODEL
     )]
     pub openai_model: String,
     /// Upper bound for one model call.
     #[arg(
         long = "llm-timeout-secs",
         env = "LLM_TIMEOUT_SECS",
-        default_value_t = 30
+        default_value_t = defaults::TIMEOUT_SECS
     )]
     pub timeout_secs: u64,
     /// Retries after the first attempt on 429/5xx/timeouts.
-    #[arg(long = "llm-max-retries", env = "LLM_MAX_RETRIES", default_value_t = 2)]
+    #[arg(long = "llm-max-retries", env = "LLM_MAX_RETRIES", default_value_t = defaults::MAX_RETRIES)]
     pub max_retries: u32,
     /// Consecutive failed answers that open the circuit breaker.
     #[arg(
         long = "llm-breaker-threshold",
         env = "LLM_BREAKER_THRESHOLD",
-        default_value_t = 3
+        default_value_t = defaults::BREAKER_THRESHOLD
     )]
     pub breaker_threshold: u32,
     /// How long the breaker stays open before one probe call.
     #[arg(
         long = "llm-breaker-cooldown-secs",
         env = "LLM_BREAKER_COOLDOWN_SECS",
-        default_value_t = 30
+        default_value_t = defaults::BREAKER_COOLDOWN_SECS
     )]
     pub breaker_cooldown_secs: u64,
     /// First retry delay; doubles per retry, with jitter.
     #[arg(
         long = "llm-retry-base-ms",
         env = "LLM_RETRY_BASE_MS",
-        default_value_t = 250
+        default_value_t = defaults::RETRY_BASE_MS
     )]
     pub retry_base_ms: u64,
 }
@@ -106,16 +119,16 @@ impl Default for ModelSettings {
         Self {
             provider: None,
             gemini_api_key: None,
-            gemini_base_url: "https://generativelanguage.googleapis.com".into(),
-            gemini_model: "gemini-2.5-flash".into(),
-            openai_base_url: "http://localhost:11434/v1".into(),
+            gemini_base_url: defaults::GEMINI_BASE_URL.into(),
+            gemini_model: defaults::GEMINI_MODEL.into(),
+            openai_base_url: defaults::OPENAI_BASE_URL.into(),
             openai_api_key: None,
-            openai_model: "llama3.1".into(),
-            timeout_secs: 30,
-            max_retries: 2,
-            breaker_threshold: 3,
-            breaker_cooldown_secs: 30,
-            retry_base_ms: 250,
+            openai_model: defaults::OPENAI_MODEL.into(),
+            timeout_secs: defaults::TIMEOUT_SECS,
+            max_retries: defaults::MAX_RETRIES,
+            breaker_threshold: defaults::BREAKER_THRESHOLD,
+            breaker_cooldown_secs: defaults::BREAKER_COOLDOWN_SECS,
+            retry_base_ms: defaults::RETRY_BASE_MS,
         }
     }
 }

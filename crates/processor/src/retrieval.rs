@@ -24,81 +24,8 @@ use crate::embedding::{EmbedError, Embedder};
 use crate::index::{self, IndexedMessage};
 use crate::store::{Hit, MessageStore, StoreError};
 
-/// How wide a question looks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Scope {
-    /// Only the channel the question was asked in (default).
-    Channel,
-    /// The channels of its guild that everyone who can read the asking channel can read
-    /// (the bot stamps them on the query from Discord's permissions).
-    Guild,
-}
-
-/// Retrieval knobs (defaults from the seed bot).
-#[derive(Debug, Clone, clap::Args)]
-pub struct RetrievalSettings {
-    /// channel: only the asking channel; guild: the channels of the guild that everyone who
-    /// can read the asking channel can read. DMs only ever see their DM.
-    #[arg(
-        long = "retrieval-scope",
-        env = "RETRIEVAL_SCOPE",
-        value_enum,
-        default_value = "channel"
-    )]
-    pub scope: Scope,
-    /// Nearest messages fetched per question.
-    #[arg(
-        long = "retrieval-candidates",
-        env = "RETRIEVAL_CANDIDATES",
-        default_value_t = 10
-    )]
-    pub candidates: usize,
-    /// Cosine similarity below which a hit is ignored. 0.5, not the seed's 0.3: measured with
-    /// `processor eval`, all-MiniLM-L6-v2 puts unrelated chat at 0.3–0.5 (the seed's floor
-    /// answered 19 of 30 off-topic questions with noise; 0.5 says "not found" for 28–29 of 30,
-    /// for none of the 84 answerable questions and none of the 28 paraphrased ones, whose first
-    /// loss comes at 0.55).
-    #[arg(
-        long = "retrieval-min-similarity",
-        env = "RETRIEVAL_MIN_SIMILARITY",
-        default_value_t = 0.5
-    )]
-    pub min_similarity: f32,
-    /// Hits kept as sources.
-    #[arg(
-        long = "retrieval-max-sources",
-        env = "RETRIEVAL_MAX_SOURCES",
-        default_value_t = 5
-    )]
-    pub max_sources: usize,
-    /// Messages before and after a hit added as its context.
-    #[arg(
-        long = "retrieval-neighbors",
-        env = "RETRIEVAL_NEIGHBORS",
-        default_value_t = 3
-    )]
-    pub neighbors: usize,
-    /// Only neighbours within this many seconds of the hit.
-    #[arg(
-        long = "retrieval-neighbor-window-secs",
-        env = "RETRIEVAL_NEIGHBOR_WINDOW_SECS",
-        default_value_t = 600
-    )]
-    pub neighbor_window_secs: u64,
-}
-
-impl Default for RetrievalSettings {
-    fn default() -> Self {
-        Self {
-            scope: Scope::Channel,
-            candidates: 10,
-            min_similarity: 0.5,
-            max_sources: 5,
-            neighbors: 3,
-            neighbor_window_secs: 600,
-        }
-    }
-}
+mod settings;
+pub use settings::{defaults, RetrievalSettings, Scope};
 
 /// One message shown to the model or quoted to the user.
 #[derive(Debug, Clone, PartialEq)]
