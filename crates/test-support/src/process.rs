@@ -219,17 +219,12 @@ pub fn spawn_processor(
     collection: &str,
     extra: &[(&str, &str)],
 ) -> (ServiceProcess, String) {
-    let http = format!("127.0.0.1:{}", crate::free_port());
-    let mut env = vec![
-        ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
-        ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
+    let own = [
         ("CHROMA_URL", chroma),
         ("CHROMA_COLLECTION", collection),
-        ("HTTP_ADDR", http.as_str()),
         ("INGEST_BATCH_LINGER_MS", "50"),
     ];
-    env.extend_from_slice(extra);
-    (ServiceProcess::spawn("processor", &[], &env, false), http)
+    spawn_service("processor", kafka, &own, extra)
 }
 
 /// The `bot` binary against a fake Discord at `discord_api_url`, on `kafka`'s private topics.
@@ -239,14 +234,28 @@ pub fn spawn_bot(
     token: &str,
     extra: &[(&str, &str)],
 ) -> (ServiceProcess, String) {
+    let own = [
+        ("DISCORD_TOKEN", token),
+        ("DISCORD_API_URL", discord_api_url),
+    ];
+    spawn_service("bot", kafka, &own, extra)
+}
+
+/// One of our services on `kafka`'s private topics with `HTTP_ADDR` on a free port (returned),
+/// then `own` and `extra` settings (later ones override).
+fn spawn_service(
+    binary: &str,
+    kafka: &rtfm_core::kafka::KafkaConfig,
+    own: &[(&str, &str)],
+    extra: &[(&str, &str)],
+) -> (ServiceProcess, String) {
     let http = format!("127.0.0.1:{}", crate::free_port());
     let mut env = vec![
         ("KAFKA_BOOTSTRAP_SERVERS", kafka.bootstrap_servers.as_str()),
         ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
-        ("DISCORD_TOKEN", token),
-        ("DISCORD_API_URL", discord_api_url),
         ("HTTP_ADDR", http.as_str()),
     ];
+    env.extend_from_slice(own);
     env.extend_from_slice(extra);
-    (ServiceProcess::spawn("bot", &[], &env, false), http)
+    (ServiceProcess::spawn(binary, &[], &env, false), http)
 }
