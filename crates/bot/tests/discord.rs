@@ -4,11 +4,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use clap::Parser;
-use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, Producer};
+use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::schema::now_timestamp;
 use rtfm_core::{BotQuery, BotResponse, DiscordMessage, MessageEvent, Record, ResponseMetadata};
 use serde_json::{json, Map, Value};
 use test_support::fake_discord::{self, Failure, FakeDiscord, FakeOptions, BOT_ID};
+use test_support::topic::TopicReader;
 use test_support::{eventually, services};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -76,41 +77,6 @@ fn human(id: u64) -> Value {
     fake_discord::user(id, &format!("human{id}"), false)
 }
 
-/// Reads `T` records from a fresh group.
-struct Reader<T: Record> {
-    consumer: Consumer<T>,
-}
-
-impl<T: Record + std::fmt::Debug> Reader<T> {
-    fn new(kafka: &KafkaConfig) -> Self {
-        let producer = Producer::new(kafka, "test").expect("producer");
-        let group = format!("reader-{}", uuid::Uuid::new_v4());
-        Self {
-            consumer: Consumer::new(kafka, &ConsumerOptions::new(&group, "test"), producer)
-                .expect("consumer"),
-        }
-    }
-
-    async fn next(&self) -> T {
-        let shutdown = CancellationToken::new();
-        tokio::time::timeout(WAIT, self.consumer.recv(&shutdown))
-            .await
-            .expect("a record within the timeout")
-            .expect("ok")
-            .expect("some")
-            .record
-    }
-
-    async fn nothing_within(&self, quiet: Duration) -> Option<T> {
-        let shutdown = CancellationToken::new();
-        tokio::time::timeout(quiet, self.consumer.recv(&shutdown))
-            .await
-            .ok()
-            .and_then(|r| r.ok().flatten())
-            .map(|r| r.record)
-    }
-}
-
 fn response(query_id: &str, original: u64, text: &str) -> BotResponse {
     BotResponse {
         response_id: uuid::Uuid::new_v4().to_string(),
@@ -150,7 +116,7 @@ fn fake_payloads_deserialize_with_serenity_types() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_human_message_is_published_with_the_seed_schema_and_bots_are_ignored() {
     let (fake, kafka) = setup().await;
-    let messages: Reader<DiscordMessage> = Reader::new(&kafka);
+    let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
     let bot = start_bot(&fake, &kafka, &[]).await;
     fake.push_message(fake_discord::message(
         101,
@@ -173,7 +139,7 @@ async fn a_human_message_is_published_with_the_seed_schema_and_bots_are_ignored(
         human(42),
         "Hello, this is a test message",
     ));
-    let record = messages.next().await;
+    let record = messages.next(WAIT).await;
     let json: Value = serde_json::from_slice(&record.encode()).expect("json");
     assert_eq!(
         json,
@@ -194,7 +160,7 @@ async fn a_human_message_is_published_with_the_seed_schema_and_bots_are_ignored(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_trigger_form_publishes_one_question_and_lookalikes_do_not() {
     let (fake, kafka) = setup().await;
-    let queries: Reader<BotQuery> = Reader::new(&kafka);
+    let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let bot = start_bot(&fake, &kafka, &[]).await;
     let cases = [
         (
@@ -218,7 +184,7 @@ async fn every_trigger_form_publishes_one_question_and_lookalikes_do_not() {
             human(42),
             content,
         ));
-        let query = queries.next().await;
+        let query = queries.next(WAIT).await;
         assert_eq!(query.question, expected);
         assert_eq!(query.original_message_id, id.to_string());
         assert_eq!(query.guild_id.as_deref(), Some("10"));
@@ -246,7 +212,7 @@ async fn every_trigger_form_publishes_one_question_and_lookalikes_do_not() {
         human(43),
         "how do I deploy?",
     ));
-    let query = queries.next().await;
+    let query = queries.next(WAIT).await;
     assert_eq!(query.question, "how do I deploy?");
     assert_eq!(query.user_id, "43");
     let callbacks = fake.callbacks();
@@ -287,7 +253,7 @@ async fn a_question_carries_the_channels_its_readers_may_read_and_fails_closed()
             fake_discord::VIEW_CHANNEL,
         )],
     );
-    let queries: Reader<BotQuery> = Reader::new(&kafka);
+    let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let bot = start_bot(&fake, &kafka, &[]).await;
     let ask = |id: u64, channel: u64, guild: u64| {
         fake.push_message(fake_discord::message(
@@ -299,13 +265,13 @@ async fn a_question_carries_the_channels_its_readers_may_read_and_fails_closed()
         ))
     };
     ask(301, CHANNEL, GUILD);
-    let query = queries.next().await;
+    let query = queries.next(WAIT).await;
     assert_eq!(
         query.visible_channel_ids,
         Some(vec![(CHANNEL + 1).to_string()])
     );
     ask(302, CHANNEL + 2, GUILD);
-    let query = queries.next().await;
+    let query = queries.next(WAIT).await;
     assert_eq!(
         query.visible_channel_ids,
         Some(vec![CHANNEL.to_string(), (CHANNEL + 1).to_string()]),
@@ -314,7 +280,7 @@ async fn a_question_carries_the_channels_its_readers_may_read_and_fails_closed()
     assert_eq!(fake.guild_lookups(), 2, "one lookup per guild, reused");
     // A guild the fake does not know answers 404 Unknown Guild.
     ask(303, 77, 99);
-    let query = queries.next().await;
+    let query = queries.next(WAIT).await;
     assert_eq!(query.guild_id.as_deref(), Some("99"));
     assert_eq!(query.visible_channel_ids, Some(vec![]));
     bot.stop().await;
@@ -473,22 +439,22 @@ async fn discord_errors_are_retried_and_the_reply_is_delivered_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn edits_republish_and_deletes_publish_delete_events() {
     let (fake, kafka) = setup().await;
-    let messages: Reader<DiscordMessage> = Reader::new(&kafka);
+    let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
     let bot = start_bot(&fake, &kafka, &[]).await;
     fake.push_update(json!({"id": "701", "channel_id": CHANNEL.to_string(), "guild_id": GUILD.to_string(), "author": human(42), "content": "fixed typo", "edited_timestamp": "2025-11-02T12:40:00.000000+00:00"}));
-    let edit = messages.next().await;
+    let edit = messages.next(WAIT).await;
     assert_eq!(
         (edit.event, edit.message_id.as_str(), edit.content.as_str()),
         (MessageEvent::Edit, "701", "fixed typo")
     );
     fake.push_delete(702, CHANNEL, Some(GUILD));
-    let delete = messages.next().await;
+    let delete = messages.next(WAIT).await;
     assert_eq!(
         (delete.event, delete.message_id.as_str()),
         (MessageEvent::Delete, "702")
     );
     fake.push_delete_bulk(&[703, 704], CHANNEL, Some(GUILD));
-    let ids: BTreeSet<String> = [messages.next().await, messages.next().await]
+    let ids: BTreeSet<String> = [messages.next(WAIT).await, messages.next(WAIT).await]
         .into_iter()
         .map(|m| m.message_id)
         .collect();
@@ -499,7 +465,7 @@ async fn edits_republish_and_deletes_publish_delete_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_user_over_the_rate_limit_gets_one_notice() {
     let (fake, kafka) = setup().await;
-    let queries: Reader<BotQuery> = Reader::new(&kafka);
+    let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let bot = start_bot(&fake, &kafka, &["--rate-limit-per-minute", "3"]).await;
     for i in 0..6 {
         fake.push_message(fake_discord::message(
@@ -511,7 +477,7 @@ async fn a_user_over_the_rate_limit_gets_one_notice() {
         ));
     }
     for _ in 0..3 {
-        queries.next().await;
+        queries.next(WAIT).await;
     }
     assert!(
         queries
@@ -539,7 +505,7 @@ async fn a_user_over_the_rate_limit_gets_one_notice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_bot_resumes_after_a_gateway_reconnect_and_keeps_working() {
     let (fake, kafka) = setup().await;
-    let messages: Reader<DiscordMessage> = Reader::new(&kafka);
+    let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
     let bot = start_bot(&fake, &kafka, &[]).await;
     fake.request_reconnect();
     eventually(WAIT, "a resume", || async {
@@ -553,7 +519,7 @@ async fn the_bot_resumes_after_a_gateway_reconnect_and_keeps_working() {
         human(42),
         "after the reconnect",
     ));
-    assert_eq!(messages.next().await.message_id, "901");
+    assert_eq!(messages.next(WAIT).await.message_id, "901");
     bot.stop().await;
 }
 
@@ -594,7 +560,7 @@ async fn backfill_publishes_history_and_resumes_after_an_interruption() {
         })
         .collect();
     fake.add_history(CHANNEL, history);
-    let messages: Reader<DiscordMessage> = Reader::new(&kafka);
+    let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
     let checkpoint =
         std::env::temp_dir().join(format!("rtfm-backfill-{}.checkpoint", uuid::Uuid::new_v4()));
     let config = TestCli::try_parse_from([
@@ -634,7 +600,7 @@ async fn backfill_publishes_history_and_resumes_after_an_interruption() {
     let mut ids = BTreeSet::new();
     let mut total = 0;
     while ids.len() < 250 {
-        let message = messages.next().await;
+        let message = messages.next(WAIT).await;
         assert_eq!(message.guild_id.as_deref(), Some("10"));
         ids.insert(message.message_id);
         total += 1;
@@ -721,14 +687,14 @@ async fn the_fake_answers_posts_follow_ups_and_history_in_shapes_serenity_reads(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rate_limited_slash_command_gets_its_notice_as_its_one_follow_up() {
     let (fake, kafka) = setup().await;
-    let queries: Reader<BotQuery> = Reader::new(&kafka);
+    let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let bot = start_bot(&fake, &kafka, &["--rate-limit-per-minute", "1"]).await;
     // The first one uses the user's quota (and notifies nothing); the second is over it. The
     // gateway hands events to concurrent tasks, so the second is sent only once the first is
     // known to have been counted (its question was published).
     let slash = |id| fake_discord::slash_command(id, CHANNEL, GUILD, human(42), "how do I deploy?");
     fake.push_interaction(slash(901));
-    assert_eq!(queries.next().await.original_message_id, "901");
+    assert_eq!(queries.next(WAIT).await.original_message_id, "901");
     fake.push_interaction(slash(902));
     eventually(WAIT, "the notice follow-up", || async {
         (!fake.followups().is_empty()).then_some(())
@@ -746,7 +712,7 @@ async fn a_rate_limited_slash_command_gets_its_notice_as_its_one_follow_up() {
 async fn a_slash_command_without_an_answer_in_time_gets_one_notice_and_the_late_answer_goes_to_the_channel(
 ) {
     let (fake, kafka) = setup().await;
-    let queries: Reader<BotQuery> = Reader::new(&kafka);
+    let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let bot = start_bot(&fake, &kafka, &["--slash-deadline-secs", "2"]).await;
     fake.push_interaction(fake_discord::slash_command(
         903,
@@ -755,7 +721,7 @@ async fn a_slash_command_without_an_answer_in_time_gets_one_notice_and_the_late_
         human(42),
         "how do I deploy?",
     ));
-    let query = queries.next().await;
+    let query = queries.next(WAIT).await;
     eventually(WAIT, "the timeout notice", || async {
         (!fake.followups().is_empty()).then_some(())
     })
@@ -791,7 +757,7 @@ async fn a_slash_command_without_an_answer_in_time_gets_one_notice_and_the_late_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_bot_finishes_a_slash_command_whose_token_is_still_alive() {
     let (fake, kafka) = setup().await;
-    let queries: Reader<BotQuery> = Reader::new(&kafka);
+    let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let first = start_bot(&fake, &kafka, &[]).await;
     fake.push_interaction(fake_discord::slash_command(
         904,
@@ -800,7 +766,7 @@ async fn a_restarted_bot_finishes_a_slash_command_whose_token_is_still_alive() {
         human(42),
         "how do I deploy?",
     ));
-    let query = queries.next().await;
+    let query = queries.next(WAIT).await;
     first.stop().await;
     let interaction = query
         .context

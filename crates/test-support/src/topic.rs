@@ -50,6 +50,38 @@ impl<T: Record + std::fmt::Debug> TopicReader<T> {
         &self.seen
     }
 
+    /// Reads the next record (kept in `seen` too); panics after `timeout`.
+    pub async fn next(&mut self, timeout: Duration) -> T
+    where
+        T: Clone,
+    {
+        let shutdown = CancellationToken::new();
+        let received = tokio::time::timeout(timeout, self.consumer.recv(&shutdown))
+            .await
+            .unwrap_or_else(|_| panic!("no record within {timeout:?}"))
+            .expect("consumer works")
+            .expect("not shut down");
+        let record = received.record.clone();
+        self.seen.push(received);
+        record
+    }
+
+    /// Whatever arrives within `quiet` (kept in `seen`), to prove that nothing more does:
+    /// the first such record, if any.
+    pub async fn nothing_within(&mut self, quiet: Duration) -> Option<T>
+    where
+        T: Clone,
+    {
+        let shutdown = CancellationToken::new();
+        let first = self.seen.len();
+        while let Ok(Ok(Some(received))) =
+            tokio::time::timeout(quiet, self.consumer.recv(&shutdown)).await
+        {
+            self.seen.push(received);
+        }
+        self.seen.get(first).map(|received| received.record.clone())
+    }
+
     /// The records read so far.
     pub fn records(&self) -> Vec<&T> {
         self.seen.iter().map(|received| &received.record).collect()

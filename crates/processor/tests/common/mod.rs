@@ -6,10 +6,11 @@ use std::time::Duration;
 use clap::Parser;
 use futures::future::join_all;
 use processor::store::{MessageStore, StoreConfig};
-use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, Producer};
+use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::schema::now_timestamp;
 use rtfm_core::{BotQuery, BotResponse, DiscordMessage, MessageEvent};
 use serde_json::{json, Map};
+use test_support::topic::TopicReader;
 use test_support::{eventually, services};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -207,52 +208,42 @@ pub async fn publish<T: rtfm_core::Record>(producer: &Producer, records: &[T]) {
     }
 }
 
-/// Reads committed responses (fresh group, from the beginning) until `done` holds.
+/// Reads committed responses (fresh group, from the beginning) until `done` holds: the shared
+/// [`TopicReader`], with the responses at hand in `seen`.
 pub struct ResponseReader {
-    consumer: Consumer<BotResponse>,
+    reader: TopicReader<BotResponse>,
     pub seen: Vec<BotResponse>,
 }
 
 impl ResponseReader {
     pub fn new(kafka: &KafkaConfig) -> Self {
-        let producer = Producer::new(kafka, "test-reader").expect("producer");
-        let group = format!("test-reader-{}", uuid::Uuid::new_v4());
-        let consumer = Consumer::new(
-            kafka,
-            &ConsumerOptions::new(&group, "test-reader"),
-            producer,
-        )
-        .expect("consumer");
         Self {
-            consumer,
+            reader: TopicReader::new(kafka),
             seen: Vec::new(),
         }
     }
 
     pub async fn until(&mut self, what: &str, done: impl Fn(&[BotResponse]) -> bool) {
-        let shutdown = CancellationToken::new();
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while !done(&self.seen) {
-            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            match tokio::time::timeout(remaining, self.consumer.recv(&shutdown)).await {
-                Ok(Ok(Some(received))) => self.seen.push(received.record),
-                Ok(other) => panic!("response consumer failed: {other:?}"),
-                Err(_) => panic!(
-                    "timed out waiting for {what}; responses so far: {:#?}",
-                    self.seen
-                ),
-            }
-        }
+        self.reader
+            .until(what, WAIT, |seen| {
+                let records: Vec<BotResponse> = seen
+                    .iter()
+                    .map(|received| received.record.clone())
+                    .collect();
+                done(&records)
+            })
+            .await;
+        self.refresh();
     }
 
     /// Whatever else arrives within `quiet` (to prove nothing more does).
     pub async fn drain(&mut self, quiet: Duration) {
-        let shutdown = CancellationToken::new();
-        while let Ok(Ok(Some(received))) =
-            tokio::time::timeout(quiet, self.consumer.recv(&shutdown)).await
-        {
-            self.seen.push(received.record);
-        }
+        self.reader.nothing_within(quiet).await;
+        self.refresh();
+    }
+
+    fn refresh(&mut self) {
+        self.seen = self.reader.records().into_iter().cloned().collect();
     }
 
     pub fn for_query(&self, query_id: &str) -> Vec<&BotResponse> {
