@@ -44,6 +44,20 @@ async fn start_processor(
     process
 }
 
+/// The bot binary against `fake`, waited for until it is on the gateway with `/rtfm` registered.
+async fn start_bot(
+    kafka: &rtfm_core::kafka::KafkaConfig,
+    fake: &FakeDiscord,
+    extra: &[(&str, &str)],
+) -> ServiceProcess {
+    let (bot, _) = spawn_bot(kafka, &fake.base_url(), DISCORD_TOKEN, extra);
+    eventually(WAIT, "the bot on the gateway", || async {
+        (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
+    })
+    .await;
+    bot
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn console_mode_answers_a_line_end_to_end() {
     let kafka = services::kafka_with_topics().await;
@@ -153,18 +167,9 @@ async fn conversation_is_answered(gemini: bool) {
     let mut processor = start_processor(&kafka, &chroma, &collection, &processor_env).await;
     let conversation = Conversation::start().await;
     let fake = &conversation.fake;
-    let (mut bot, _) = spawn_bot(
-        &kafka,
-        &fake.base_url(),
-        DISCORD_TOKEN,
-        // Every crate at debug (serenity, reqwest, hyper, rdkafka, tungstenite …): a secret
-        // must not leak even where we do not write the log line ourselves.
-        &[("RUST_LOG", "debug")],
-    );
-    eventually(WAIT, "the bot on the gateway", || async {
-        (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
-    })
-    .await;
+    // Every crate at debug (serenity, reqwest, hyper, rdkafka, tungstenite …): a secret must
+    // not leak even where we do not write the log line ourselves.
+    let mut bot = start_bot(&kafka, fake, &[("RUST_LOG", "debug")]).await;
 
     // Several users, two guilds, three channels.
     conversation.say(1001, C11, G1, 101, "how do I rotate the deploy key?");
@@ -446,16 +451,7 @@ async fn guild_wide_questions_never_quote_a_channel_their_readers_cannot_read() 
     );
     // A public thread of the private channel: readable by the channel's readers only.
     fake.add_thread(MODS_THREAD, MODS, true, "incident");
-    let (_bot, _) = spawn_bot(
-        &kafka,
-        &fake.base_url(),
-        DISCORD_TOKEN,
-        &[("GUILD_PERMISSIONS_TTL_SECS", "600")],
-    );
-    eventually(WAIT, "the bot on the gateway", || async {
-        (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
-    })
-    .await;
+    let _bot = start_bot(&kafka, &fake, &[("GUILD_PERMISSIONS_TTL_SECS", "600")]).await;
     let say = |id: u64, channel: u64, user: u64, text: &str| {
         fake.push_message(fake_discord::message(
             id,
