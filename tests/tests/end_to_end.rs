@@ -26,6 +26,25 @@ async fn store(chroma: &str, collection: &str) -> MessageStore {
         })
 }
 
+/// The collection, once it holds `count` messages.
+async fn indexed(chroma: &str, collection: &str, count: usize) -> MessageStore {
+    let store = store(chroma, collection).await;
+    eventually(WAIT, &format!("{count} messages indexed"), || async {
+        (store.count().await.ok()? == count).then_some(())
+    })
+    .await;
+    store
+}
+
+/// The bodies of the messages the bot posted in reply to message `id`.
+fn replies_to(fake: &FakeDiscord, id: u64) -> Vec<Value> {
+    fake.posts()
+        .into_iter()
+        .filter(|post| post.reply_to() == Some(id))
+        .map(|post| post.body)
+        .collect()
+}
+
 /// The processor binary, waited for until `/readyz` says ready.
 async fn start_processor(
     kafka: &rtfm_core::kafka::KafkaConfig,
@@ -83,11 +102,7 @@ async fn console_mode_answers_a_line_end_to_end() {
         true,
     );
     bot.type_line("the deploy key is rotated with vaultctl rotate --key deploy --force");
-    let store = store(&chroma, &collection).await;
-    eventually(WAIT, "the line indexed", || async {
-        (store.count().await.ok()? == 1).then_some(())
-    })
-    .await;
+    indexed(&chroma, &collection, 1).await;
     bot.type_line("rtfm how do I rotate the deploy key?");
     bot.close_stdin();
     let status = bot
@@ -139,12 +154,7 @@ impl Conversation {
     }
 
     fn replies_to(&self, id: u64) -> Vec<Value> {
-        self.fake
-            .posts()
-            .into_iter()
-            .filter(|post| post.reply_to() == Some(id))
-            .map(|post| post.body)
-            .collect()
+        replies_to(&self.fake, id)
     }
 }
 
@@ -197,11 +207,7 @@ async fn conversation_is_answered(gemini: bool) {
         202,
         "in this project the deploy key rotates with keyctl spin --all",
     );
-    let store = store(&chroma, &collection).await;
-    eventually(WAIT, "the conversation indexed", || async {
-        (store.count().await.ok()? == 7).then_some(())
-    })
-    .await;
+    let store = indexed(&chroma, &collection, 7).await;
 
     conversation.say(1010, C11, G1, 105, "rtfm how can I rotate the deploy key?");
     conversation.say(1110, C12, G1, 106, "<@1000> where is the staging database?");
@@ -354,11 +360,7 @@ async fn the_fake_discord_program_drives_the_real_bot_over_its_control_api() {
     )
     .await;
     let fact_id = fact["message_id"].as_str().expect("message_id").to_string();
-    let store = store(&chroma, &collection).await;
-    eventually(WAIT, "the fact indexed", || async {
-        (store.count().await.ok()? == 1).then_some(())
-    })
-    .await;
+    indexed(&chroma, &collection, 1).await;
     let question = post_json(
         &format!("{fake}/_fake/messages"),
         serde_json::json!({"channel_id": "20", "guild_id": "10", "author_id": "43",
@@ -485,17 +487,12 @@ async fn guild_wide_questions_never_quote_a_channel_their_readers_cannot_read() 
         304,
         "rotate the root deploy key with keyvault-rotate --root",
     );
-    let store = store(&chroma, &collection).await;
-    eventually(WAIT, "the four messages indexed", || async {
-        (store.count().await.ok()? == 4).then_some(())
-    })
-    .await;
+    let store = indexed(&chroma, &collection, 4).await;
+    // All of a question's reply text, once there is some.
     let reply_to = |id: u64| {
-        let replies: Vec<String> = fake
-            .posts()
-            .into_iter()
-            .filter(|post| post.reply_to() == Some(id))
-            .map(|post| post.content().to_string())
+        let replies: Vec<String> = replies_to(&fake, id)
+            .iter()
+            .map(|body| body["content"].as_str().unwrap_or_default().to_string())
             .collect();
         (!replies.is_empty()).then(|| replies.join("\n"))
     };

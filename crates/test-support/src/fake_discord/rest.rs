@@ -234,9 +234,17 @@ pub(super) fn guild_channel_json(inner: &Inner, channel: u64, guild: u64, name: 
     })
 }
 
-/// A guild the bot is in is one with a channel; Discord answers others `Unknown Guild`.
+/// Discord's answer about a guild the bot is not in.
 pub(super) fn unknown_guild() -> Response {
     error_response(StatusCode::NOT_FOUND, 10004, "Unknown Guild")
+}
+
+/// The bot is in a guild here when the fake knows a channel of it.
+fn bot_is_in(inner: &Inner, guild: u64) -> bool {
+    inner
+        .channels
+        .values()
+        .any(|(in_guild, _)| *in_guild == Some(guild))
 }
 
 /// `GET /guilds/{id}/channels`: the guild's channels with their overwrites (no threads).
@@ -246,15 +254,15 @@ pub(super) async fn guild_channels(
 ) -> Response {
     let mut inner = fake.lock();
     inner.guild_lookups += 1;
+    if !bot_is_in(&inner, guild) {
+        return unknown_guild();
+    }
     let mut channels: Vec<(u64, String)> = inner
         .channels
         .iter()
         .filter(|(id, (in_guild, _))| *in_guild == Some(guild) && !inner.threads.contains_key(id))
         .map(|(id, (_, name))| (*id, name.clone()))
         .collect();
-    if channels.is_empty() {
-        return unknown_guild();
-    }
     channels.sort();
     let channels: Vec<Value> = channels
         .iter()
@@ -270,11 +278,7 @@ pub(super) async fn guild_roles(
 ) -> Response {
     let mut inner = fake.lock();
     inner.guild_lookups += 1;
-    if !inner
-        .channels
-        .values()
-        .any(|(in_guild, _)| *in_guild == Some(guild))
-    {
+    if !bot_is_in(&inner, guild) {
         return unknown_guild();
     }
     let permissions = inner
