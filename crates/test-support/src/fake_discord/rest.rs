@@ -1,5 +1,7 @@
 //! The REST routes under `/api/v10` the bot uses, as strict as Discord where it matters.
 
+use std::sync::MutexGuard;
+
 use super::*;
 
 pub(super) async fn gateway_url(State(fake): State<FakeDiscord>) -> Json<Value> {
@@ -239,12 +241,16 @@ pub(super) fn unknown_guild() -> Response {
     error_response(StatusCode::NOT_FOUND, 10004, "Unknown Guild")
 }
 
-/// The bot is in a guild here when the fake knows a channel of it.
-fn bot_is_in(inner: &Inner, guild: u64) -> bool {
-    inner
+/// Counts a guild lookup; the fake's state if the bot is in `guild` (the fake knows a channel
+/// of it), else `None` (Discord answers `Unknown Guild`).
+fn guild_lookup(fake: &FakeDiscord, guild: u64) -> Option<MutexGuard<'_, Inner>> {
+    let mut inner = fake.lock();
+    inner.guild_lookups += 1;
+    let member = inner
         .channels
         .values()
-        .any(|(in_guild, _)| *in_guild == Some(guild))
+        .any(|(in_guild, _)| *in_guild == Some(guild));
+    member.then_some(inner)
 }
 
 /// `GET /guilds/{id}/channels`: the guild's channels with their overwrites (no threads).
@@ -252,11 +258,9 @@ pub(super) async fn guild_channels(
     State(fake): State<FakeDiscord>,
     Path(guild): Path<u64>,
 ) -> Response {
-    let mut inner = fake.lock();
-    inner.guild_lookups += 1;
-    if !bot_is_in(&inner, guild) {
+    let Some(inner) = guild_lookup(&fake, guild) else {
         return unknown_guild();
-    }
+    };
     let mut channels: Vec<(u64, String)> = inner
         .channels
         .iter()
@@ -276,11 +280,9 @@ pub(super) async fn guild_roles(
     State(fake): State<FakeDiscord>,
     Path(guild): Path<u64>,
 ) -> Response {
-    let mut inner = fake.lock();
-    inner.guild_lookups += 1;
-    if !bot_is_in(&inner, guild) {
+    let Some(inner) = guild_lookup(&fake, guild) else {
         return unknown_guild();
-    }
+    };
     let permissions = inner
         .everyone_permissions
         .get(&guild)
