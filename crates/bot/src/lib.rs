@@ -41,15 +41,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, OffsetReset, Producer};
-use rtfm_core::supervise::supervise;
-use rtfm_core::telemetry::{self, Readiness};
+use rtfm_core::supervise::{every, Service};
 use rtfm_core::topics::GROUP_RESPONSE_SENDER;
 use rtfm_core::BotResponse;
 use secrecy::{ExposeSecret, SecretString};
 use serenity::all::ClientBuilder;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
@@ -164,103 +163,147 @@ impl Config {
 
 /// Runs the bot (gateway, or console mode without a token) until `shutdown` or a failure.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let readiness = Readiness::new();
-    readiness.set("kafka", false);
-    let stop = shutdown.child_token();
-    let (http_addr, http_task) =
-        telemetry::serve(config.http_addr, readiness.clone(), stop.clone())
-            .await
-            .with_context(|| format!("while binding HTTP_ADDR {}", config.http_addr))?;
-    let console = config.console_mode();
-    info!(%http_addr, console, "bot starting");
+    App::build(config, shutdown)
+        .await?
+        .run_until_stopped()
+        .await
+}
 
-    let producer =
-        Producer::new(&config.kafka, "bot").context("while creating the Kafka producer")?;
-    let pipeline = Arc::new(config.pipeline(producer.clone())?);
-    let group = if console {
-        format!("{GROUP_RESPONSE_SENDER}-console")
-    } else {
-        GROUP_RESPONSE_SENDER.to_string()
-    };
-    let responses: Arc<Consumer<BotResponse>> = Arc::new(Consumer::new(
-        &config.kafka,
-        &ConsumerOptions::new(&group, "responses").offset_reset(config.responses_offset_reset),
-        producer.clone(),
-    )?);
+/// Where the bot talks to people.
+enum Front {
+    /// A terminal chat (no `DISCORD_TOKEN`, or `--console`).
+    Console,
+    /// Discord's gateway and REST API.
+    Discord(Box<serenity::Client>),
+}
 
-    let mut tasks = JoinSet::new();
-    tasks.spawn(watch_kafka(
-        producer.clone(),
-        readiness.clone(),
-        stop.clone(),
-    ));
-    if console {
-        readiness.set("discord", true);
-        let outbox = Outbox::Console(outbox::Console);
-        tasks.spawn(responder::run(
-            Arc::clone(&responses),
-            outbox.clone(),
-            Arc::clone(&pipeline),
-            stop.clone(),
-            true,
-        ));
-        let console_pipeline = Arc::clone(&pipeline);
-        let console_stop = stop.clone();
-        tasks.spawn(async move {
-            let result = console::run(console_pipeline, console_stop.clone()).await;
-            // End of input ends the session.
-            console_stop.cancel();
-            result
-        });
-    } else {
-        readiness.set("discord", false);
-        let token = config
-            .discord_token
-            .as_ref()
-            .map(|token| token.expose_secret().to_string())
-            .unwrap_or_default();
-        let http = discord::http_client(&token, config.discord_api_url.as_deref());
-        let handler = discord::Handler::new(
-            Arc::clone(&pipeline),
+/// The bot with its parts built and its HTTP endpoint bound, not yet connected to the gateway.
+pub struct App {
+    service: Service,
+    producer: Producer,
+    pipeline: Arc<Pipeline>,
+    responses: Arc<Consumer<BotResponse>>,
+    front: Front,
+}
+
+impl App {
+    /// Binds `HTTP_ADDR` and builds the Kafka producer, the `bot-responses` consumer, the
+    /// pipeline and (with a token) the Discord client.
+    pub async fn build(config: Config, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let console = config.console_mode();
+        let service = Service::bind(
+            "bot",
+            config.http_addr,
+            &["kafka", "discord"],
+            &shutdown,
+            config.shutdown_grace(),
+        )
+        .await?;
+        info!(console, "front end");
+        let producer =
+            Producer::new(&config.kafka, "bot").context("while creating the Kafka producer")?;
+        let pipeline = Arc::new(config.pipeline(producer.clone())?);
+        let group = if console {
+            format!("{GROUP_RESPONSE_SENDER}-console")
+        } else {
+            GROUP_RESPONSE_SENDER.to_string()
+        };
+        let responses: Arc<Consumer<BotResponse>> = Arc::new(Consumer::new(
+            &config.kafka,
+            &ConsumerOptions::new(&group, "responses").offset_reset(config.responses_offset_reset),
             producer.clone(),
-            readiness.clone(),
-            stop.clone(),
-        );
-        let mut client = ClientBuilder::new_with_http(http, discord::intents())
-            .event_handler(handler)
-            .await
-            .context("while creating the Discord client")?;
-        let outbox = Outbox::Discord(Arc::clone(&client.http));
-        let shard_manager = Arc::clone(&client.shard_manager);
-        tasks.spawn(responder::run(
-            Arc::clone(&responses),
-            outbox.clone(),
-            Arc::clone(&pipeline),
-            stop.clone(),
-            false,
-        ));
-        let watcher = Arc::clone(&pipeline);
-        let watcher_stop = stop.clone();
-        tasks.spawn(async move { watcher.watch_pending(outbox, watcher_stop).await });
-        let gateway_stop = stop.clone();
-        tasks.spawn(async move {
-            tokio::select! {
-                result = client.start() => result.context("Discord gateway client stopped"),
-                _ = gateway_stop.cancelled() => {
-                    shard_manager.shutdown_all().await;
-                    Ok(())
-                }
-            }
-        });
+        )?);
+        let front = if console {
+            service.readiness.set("discord", true);
+            Front::Console
+        } else {
+            let token = config
+                .discord_token
+                .as_ref()
+                .map(|token| token.expose_secret().to_string())
+                .unwrap_or_default();
+            let http = discord::http_client(&token, config.discord_api_url.as_deref());
+            let handler = discord::Handler::new(
+                Arc::clone(&pipeline),
+                producer.clone(),
+                service.readiness.clone(),
+                service.stop.clone(),
+            );
+            let client = ClientBuilder::new_with_http(http, discord::intents())
+                .event_handler(handler)
+                .await
+                .context("while creating the Discord client")?;
+            Front::Discord(Box::new(client))
+        };
+        Ok(Self {
+            service,
+            producer,
+            pipeline,
+            responses,
+            front,
+        })
     }
 
-    let outcome = supervise("bot", tasks, stop.clone(), config.shutdown_grace()).await;
-    let _ = http_task.await;
-    if let Err(err) = producer.flush(Duration::from_secs(10)).await {
-        warn!(error = %err, "producer flush at shutdown failed");
+    /// Where `/healthz`, `/readyz` and `/metrics` are served (`HTTP_ADDR` with its port bound).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.service.http_addr()
     }
-    info!("bot stopped");
-    outcome
+
+    /// Connects (gateway or terminal) and relays until the shutdown token fires or a part
+    /// fails; then gives the replies in hand the grace period and flushes the producer.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let stop = &self.service.stop;
+        let mut tasks = JoinSet::new();
+        let (producer, readiness) = (self.producer.clone(), self.service.readiness.clone());
+        let kafka_stop = stop.clone();
+        tasks.spawn(async move {
+            // Kafka reachability for `/readyz`.
+            every(Duration::from_secs(5), &kafka_stop, || async {
+                readiness.set("kafka", producer.reachable(Duration::from_secs(3)).await);
+            })
+            .await
+        });
+        let (outbox, console) = match self.front {
+            Front::Console => (Outbox::Console(outbox::Console), true),
+            Front::Discord(mut client) => {
+                let outbox = Outbox::Discord(Arc::clone(&client.http));
+                let shard_manager = Arc::clone(&client.shard_manager);
+                let gateway_stop = stop.clone();
+                tasks.spawn(async move {
+                    tokio::select! {
+                        result = client.start() => result.context("Discord gateway client stopped"),
+                        _ = gateway_stop.cancelled() => {
+                            shard_manager.shutdown_all().await;
+                            Ok(())
+                        }
+                    }
+                });
+                (outbox, false)
+            }
+        };
+        tasks.spawn(responder::run(
+            Arc::clone(&self.responses),
+            outbox.clone(),
+            Arc::clone(&self.pipeline),
+            stop.clone(),
+            console,
+        ));
+        if console {
+            let console_pipeline = Arc::clone(&self.pipeline);
+            let console_stop = stop.clone();
+            tasks.spawn(async move {
+                let result = console::run(console_pipeline, console_stop.clone()).await;
+                // End of input ends the session.
+                console_stop.cancel();
+                result
+            });
+        } else {
+            let watcher = Arc::clone(&self.pipeline);
+            let watcher_stop = stop.clone();
+            tasks.spawn(async move { watcher.watch_pending(outbox, watcher_stop).await });
+        }
+        self.service.run(tasks, &self.producer).await
+    }
 }
 
 /// Publishes a channel's history (`bot backfill`).
@@ -283,21 +326,4 @@ pub async fn backfill(
         .await
         .context("while flushing the producer")?;
     Ok(report)
-}
-
-/// Kafka reachability for `/readyz`, every 5 s.
-async fn watch_kafka(
-    producer: Producer,
-    readiness: Readiness,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut interval = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = interval.tick() => {}
-        }
-        let up = producer.reachable(Duration::from_secs(3)).await;
-        readiness.set("kafka", up);
-    }
 }

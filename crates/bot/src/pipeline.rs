@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rtfm_core::kafka::Producer;
+use rtfm_core::supervise::every;
 use rtfm_core::MessageEvent;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -270,67 +271,66 @@ impl Pipeline {
         outbox: Outbox,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let mut interval = tokio::time::interval(Duration::from_secs(2));
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return Ok(()),
-                _ = interval.tick() => {}
-            }
-            let now = Instant::now();
-            let mut typing = Vec::new();
-            let mut delayed = Vec::new();
-            if let Ok(mut pending) = self.pending.lock() {
-                pending.retain(|_, waiting| {
-                    now.duration_since(waiting.asked) < Duration::from_secs(900)
-                });
-                for (query_id, waiting) in pending.iter_mut() {
-                    let waited = now.duration_since(waiting.asked);
-                    let slash = waiting.target.interaction_token.is_some();
-                    // A slash command gets exactly one follow-up: the answer, or (just before
-                    // its token expires) a notice; the late answer then goes to the channel.
-                    let due = if slash {
-                        waited >= self.slash_deadline
-                    } else {
-                        waited >= self.response_timeout
-                    };
-                    if !waiting.delay_notified && due {
-                        waiting.delay_notified = true;
-                        let notice_target = waiting.target.notice();
-                        if slash {
-                            waiting.target = Target {
-                                channel_id: waiting.target.channel_id,
-                                ..Target::default()
-                            };
-                        }
-                        delayed.push((query_id.clone(), notice_target));
-                    } else if waiting
-                        .last_typing
-                        .is_none_or(|last| now.duration_since(last) >= Duration::from_secs(8))
-                    {
-                        waiting.last_typing = Some(now);
-                        typing.push(waiting.target.channel_id);
+        every(Duration::from_secs(2), &shutdown, || {
+            self.check_pending(&outbox, &shutdown)
+        })
+        .await
+    }
+
+    async fn check_pending(&self, outbox: &Outbox, shutdown: &CancellationToken) {
+        let now = Instant::now();
+        let mut typing = Vec::new();
+        let mut delayed = Vec::new();
+        if let Ok(mut pending) = self.pending.lock() {
+            pending
+                .retain(|_, waiting| now.duration_since(waiting.asked) < Duration::from_secs(900));
+            for (query_id, waiting) in pending.iter_mut() {
+                let waited = now.duration_since(waiting.asked);
+                let slash = waiting.target.interaction_token.is_some();
+                // A slash command gets exactly one follow-up: the answer, or (just before
+                // its token expires) a notice; the late answer then goes to the channel.
+                let due = if slash {
+                    waited >= self.slash_deadline
+                } else {
+                    waited >= self.response_timeout
+                };
+                if !waiting.delay_notified && due {
+                    waiting.delay_notified = true;
+                    let notice_target = waiting.target.notice();
+                    if slash {
+                        waiting.target = Target {
+                            channel_id: waiting.target.channel_id,
+                            ..Target::default()
+                        };
                     }
+                    delayed.push((query_id.clone(), notice_target));
+                } else if waiting
+                    .last_typing
+                    .is_none_or(|last| now.duration_since(last) >= Duration::from_secs(8))
+                {
+                    waiting.last_typing = Some(now);
+                    typing.push(waiting.target.channel_id);
                 }
             }
-            for channel_id in typing {
-                outbox.typing(channel_id).await;
-            }
-            for (query_id, target) in delayed {
-                info!(%query_id, "answer delayed; telling the asker");
-                let notice = if target.interaction_token.is_some() {
-                    SLASH_TIMEOUT_NOTICE
-                } else {
-                    DELAYED_NOTICE
-                };
-                self.say(
-                    &outbox,
-                    &target,
-                    notice,
-                    &format!("delay-{query_id}"),
-                    &shutdown,
-                )
-                .await;
-            }
+        }
+        for channel_id in typing {
+            outbox.typing(channel_id).await;
+        }
+        for (query_id, target) in delayed {
+            info!(%query_id, "answer delayed; telling the asker");
+            let notice = if target.interaction_token.is_some() {
+                SLASH_TIMEOUT_NOTICE
+            } else {
+                DELAYED_NOTICE
+            };
+            self.say(
+                outbox,
+                &target,
+                notice,
+                &format!("delay-{query_id}"),
+                shutdown,
+            )
+            .await;
         }
     }
 }

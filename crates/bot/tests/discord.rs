@@ -3,74 +3,75 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use clap::Parser;
 use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::schema::now_timestamp;
 use rtfm_core::{BotQuery, BotResponse, DiscordMessage, MessageEvent, Record, ResponseMetadata};
 use serde_json::{json, Map, Value};
+use test_support::app::{self, Running};
 use test_support::fake_discord::{self, Failure, FakeDiscord, FakeOptions, BOT_ID};
 use test_support::topic::TopicReader;
 use test_support::{eventually, services};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 const GUILD: u64 = 10;
 const CHANNEL: u64 = 20;
 
-#[derive(Parser)]
-#[command(args_override_self = true)]
-struct TestCli {
-    #[command(flatten)]
-    config: bot::Config,
+/// One test's bot, in-process, built as `main` builds it ([`bot::App::build`]) and connected to
+/// a fake Discord, on the test's private topics.
+struct TestBot {
+    /// Its `/healthz`, `/readyz` and `/metrics`.
+    http_addr: std::net::SocketAddr,
+    running: Running,
 }
 
-struct Running {
-    shutdown: CancellationToken,
-    handle: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    async fn stop(self) {
-        self.shutdown.cancel();
-        tokio::time::timeout(Duration::from_secs(30), self.handle)
-            .await
-            .expect("bot stops within 30 s")
-            .expect("no panic")
-            .expect("bot ends cleanly");
+impl TestBot {
+    /// The bot's config for `fake` and `kafka`; `extra` adds flags.
+    fn config(fake: &FakeDiscord, kafka: &KafkaConfig, extra: &[&str]) -> bot::Config {
+        let mut args: Vec<String> = vec![
+            "--discord-token".into(),
+            "fake-discord-token-abc".into(),
+            "--discord-api-url".into(),
+            fake.base_url(),
+        ];
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        app::config("bot", kafka, &args)
     }
-}
 
-/// The bot connected to `fake` (waits for its READY and slash command registration).
-async fn start_bot(fake: &FakeDiscord, kafka: &KafkaConfig, extra: &[&str]) -> Running {
-    let mut args: Vec<String> = vec![
-        "bot".into(),
-        "--bootstrap-servers".into(),
-        kafka.bootstrap_servers.clone(),
-        format!("--topic-suffix={}", kafka.topic_suffix),
-        "--discord-token".into(),
-        "fake-discord-token-abc".into(),
-        "--discord-api-url".into(),
-        fake.base_url(),
-        "--http-addr".into(),
-        "127.0.0.1:0".into(),
-    ];
-    args.extend(extra.iter().map(|arg| arg.to_string()));
-    let config = TestCli::try_parse_from(args).expect("config").config;
-    let identified = fake.identifies();
-    let shutdown = CancellationToken::new();
-    let handle = tokio::spawn(bot::run(config, shutdown.clone()));
-    eventually(WAIT, "the bot to identify and register /rtfm", || async {
-        (fake.identifies() > identified && !fake.commands().is_empty()).then_some(())
-    })
-    .await;
-    Running { shutdown, handle }
+    /// Starts it and waits for its READY and its `/rtfm` registration.
+    async fn start(fake: &FakeDiscord, kafka: &KafkaConfig, extra: &[&str]) -> Self {
+        let identified = fake.identifies();
+        let shutdown = CancellationToken::new();
+        let app = bot::App::build(Self::config(fake, kafka, extra), shutdown.clone())
+            .await
+            .expect("the bot builds");
+        let http_addr = app.http_addr();
+        let running = Running::spawn_built("bot", shutdown, app.run_until_stopped());
+        eventually(WAIT, "the bot to identify and register /rtfm", || async {
+            (fake.identifies() > identified && !fake.commands().is_empty()).then_some(())
+        })
+        .await;
+        Self { http_addr, running }
+    }
+
+    async fn stop(self) {
+        self.running.stop().await;
+    }
 }
 
 async fn setup() -> (FakeDiscord, KafkaConfig) {
     let fake = FakeDiscord::start().await;
     fake.add_channel(CHANNEL, Some(GUILD), "general");
     (fake, services::kafka_with_topics().await)
+}
+
+/// Publishes one record to the test's topics (as the processor would) and waits for the ack.
+async fn publish<T: Record>(kafka: &KafkaConfig, record: &T) {
+    Producer::new(kafka, "test")
+        .expect("producer")
+        .send(record)
+        .await
+        .expect("acked");
 }
 
 fn human(id: u64) -> Value {
@@ -117,7 +118,14 @@ fn fake_payloads_deserialize_with_serenity_types() {
 async fn a_human_message_is_published_with_the_seed_schema_and_bots_are_ignored() {
     let (fake, kafka) = setup().await;
     let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
-    let bot = start_bot(&fake, &kafka, &[]).await;
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
+    // Ready once on the gateway with Kafka reachable (`App::build` bound the endpoint).
+    let readyz = format!("http://{}/readyz", bot.http_addr);
+    eventually(WAIT, "the bot ready on /readyz", || async {
+        let (status, body) = test_support::http_get(&readyz).await?;
+        (status == 200 && body.contains("discord: ready")).then_some(())
+    })
+    .await;
     fake.push_message(fake_discord::message(
         101,
         CHANNEL,
@@ -161,7 +169,7 @@ async fn a_human_message_is_published_with_the_seed_schema_and_bots_are_ignored(
 async fn every_trigger_form_publishes_one_question_and_lookalikes_do_not() {
     let (fake, kafka) = setup().await;
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
-    let bot = start_bot(&fake, &kafka, &[]).await;
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
     let cases = [
         (
             201,
@@ -220,15 +228,11 @@ async fn every_trigger_form_publishes_one_question_and_lookalikes_do_not() {
     assert_eq!(callbacks[0].0, 206);
     assert_eq!(callbacks[0].1["type"], 5, "deferred acknowledgement");
     // Its answer arrives as the interaction's follow-up.
-    Producer::new(&kafka, "test")
-        .expect("producer")
-        .send(&response(
-            &query.query_id,
-            206,
-            "Deploy with `make deploy`.",
-        ))
-        .await
-        .expect("acked");
+    publish(
+        &kafka,
+        &response(&query.query_id, 206, "Deploy with `make deploy`."),
+    )
+    .await;
     eventually(WAIT, "the follow-up", || async {
         (!fake.followups().is_empty()).then_some(())
     })
@@ -254,7 +258,7 @@ async fn a_question_carries_the_channels_its_readers_may_read_and_fails_closed()
         )],
     );
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
-    let bot = start_bot(&fake, &kafka, &[]).await;
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
     let ask = |id: u64, channel: u64, guild: u64| {
         fake.push_message(fake_discord::message(
             id,
@@ -289,7 +293,7 @@ async fn a_question_carries_the_channels_its_readers_may_read_and_fails_closed()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_empty_trigger_gets_the_usage_hint() {
     let (fake, kafka) = setup().await;
-    let bot = start_bot(&fake, &kafka, &[]).await;
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
     fake.push_message(fake_discord::message(
         301,
         CHANNEL,
@@ -310,7 +314,7 @@ async fn an_empty_trigger_gets_the_usage_hint() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_long_answer_is_one_split_reply_posted_once_and_never_pings_everyone() {
     let (fake, kafka) = setup().await;
-    let bot = start_bot(&fake, &kafka, &[]).await;
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
     let producer = Producer::new(&kafka, "test").expect("producer");
     let paragraph = format!("@everyone @here <@&555> <@777> {}", "word ".repeat(95));
     let text = vec![paragraph; 10].join("\n\n");
@@ -329,13 +333,8 @@ async fn a_long_answer_is_one_split_reply_posted_once_and_never_pings_everyone()
         .send(&response("query-after", 402, "done"))
         .await
         .expect("acked");
-    eventually(WAIT, "the next answer", || async {
-        fake.posts()
-            .iter()
-            .any(|p| p.content() == "done")
-            .then_some(())
-    })
-    .await;
+    fake.until_posted("the next answer", WAIT, |p| p.content() == "done")
+        .await;
     let posts = fake.posts();
     assert_eq!(
         posts.len(),
@@ -381,7 +380,7 @@ async fn a_restarted_bot_does_not_post_an_answer_twice_even_without_nonce_dedupl
     let producer = Producer::new(&kafka, "test").expect("producer");
     let answer = response("query-restart", 501, "the answer");
     producer.send(&answer).await.expect("acked");
-    let first = start_bot(&fake, &kafka, &[]).await;
+    let first = TestBot::start(&fake, &kafka, &[]).await;
     eventually(WAIT, "the answer", || async {
         (fake.posts().len() == 1).then_some(())
     })
@@ -390,18 +389,13 @@ async fn a_restarted_bot_does_not_post_an_answer_twice_even_without_nonce_dedupl
     // Redelivered after the restart (e.g. the offset commit was lost): the bot finds its own
     // reply in the channel and does not post again.
     producer.send(&answer).await.expect("acked");
-    let second = start_bot(&fake, &kafka, &[]).await;
+    let second = TestBot::start(&fake, &kafka, &[]).await;
     producer
         .send(&response("query-sentinel", 502, "sentinel"))
         .await
         .expect("acked");
-    eventually(WAIT, "the sentinel", || async {
-        fake.posts()
-            .iter()
-            .any(|p| p.content() == "sentinel")
-            .then_some(())
-    })
-    .await;
+    fake.until_posted("the sentinel", WAIT, |p| p.content() == "sentinel")
+        .await;
     second.stop().await;
     let attempts: Vec<_> = fake
         .attempts()
@@ -415,17 +409,13 @@ async fn a_restarted_bot_does_not_post_an_answer_twice_even_without_nonce_dedupl
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn discord_errors_are_retried_and_the_reply_is_delivered_once() {
     let (fake, kafka) = setup().await;
-    let bot = start_bot(&fake, &kafka, &[]).await;
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
     fake.fail_next_posts(&[
         Failure::Status(500),
         Failure::RateLimited(0.2),
         Failure::Status(503),
     ]);
-    Producer::new(&kafka, "test")
-        .expect("producer")
-        .send(&response("query-retry", 601, "eventually"))
-        .await
-        .expect("acked");
+    publish(&kafka, &response("query-retry", 601, "eventually")).await;
     eventually(WAIT, "the reply after the errors", || async {
         (!fake.posts().is_empty()).then_some(())
     })
@@ -440,7 +430,7 @@ async fn discord_errors_are_retried_and_the_reply_is_delivered_once() {
 async fn edits_republish_and_deletes_publish_delete_events() {
     let (fake, kafka) = setup().await;
     let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
-    let bot = start_bot(&fake, &kafka, &[]).await;
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
     fake.push_update(json!({"id": "701", "channel_id": CHANNEL.to_string(), "guild_id": GUILD.to_string(), "author": human(42), "content": "fixed typo", "edited_timestamp": "2025-11-02T12:40:00.000000+00:00"}));
     let edit = messages.next(WAIT).await;
     assert_eq!(
@@ -466,7 +456,7 @@ async fn edits_republish_and_deletes_publish_delete_events() {
 async fn a_user_over_the_rate_limit_gets_one_notice() {
     let (fake, kafka) = setup().await;
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
-    let bot = start_bot(&fake, &kafka, &["--rate-limit-per-minute", "3"]).await;
+    let bot = TestBot::start(&fake, &kafka, &["--rate-limit-per-minute", "3"]).await;
     for i in 0..6 {
         fake.push_message(fake_discord::message(
             801 + i,
@@ -486,11 +476,8 @@ async fn a_user_over_the_rate_limit_gets_one_notice() {
             .is_none(),
         "only 3 questions pass"
     );
-    eventually(WAIT, "the notice", || async {
-        fake.posts()
-            .iter()
-            .any(|p| p.content().starts_with("⏳ You've asked"))
-            .then_some(())
+    fake.until_posted("the notice", WAIT, |p| {
+        p.content().starts_with("⏳ You've asked")
     })
     .await;
     let notices = fake
@@ -506,7 +493,7 @@ async fn a_user_over_the_rate_limit_gets_one_notice() {
 async fn the_bot_resumes_after_a_gateway_reconnect_and_keeps_working() {
     let (fake, kafka) = setup().await;
     let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
-    let bot = start_bot(&fake, &kafka, &[]).await;
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
     fake.request_reconnect();
     eventually(WAIT, "a resume", || async {
         (fake.resumes() + fake.identifies() >= 2).then_some(())
@@ -526,7 +513,7 @@ async fn the_bot_resumes_after_a_gateway_reconnect_and_keeps_working() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_answer_in_time_tells_the_asker_it_is_delayed() {
     let (fake, kafka) = setup().await;
-    let bot = start_bot(&fake, &kafka, &["--response-timeout-secs", "2"]).await;
+    let bot = TestBot::start(&fake, &kafka, &["--response-timeout-secs", "2"]).await;
     fake.push_message(fake_discord::message(
         951,
         CHANNEL,
@@ -534,11 +521,8 @@ async fn no_answer_in_time_tells_the_asker_it_is_delayed() {
         human(42),
         "rtfm anyone there?",
     ));
-    eventually(WAIT, "the delay notice", || async {
-        fake.posts()
-            .iter()
-            .any(|p| p.content() == bot::pipeline::DELAYED_NOTICE && p.reply_to() == Some(951))
-            .then_some(())
+    fake.until_posted("the delay notice", WAIT, |p| {
+        p.content() == bot::pipeline::DELAYED_NOTICE && p.reply_to() == Some(951)
     })
     .await;
     assert!(fake.typing().contains(&CHANNEL), "typing… while waiting");
@@ -563,18 +547,7 @@ async fn backfill_publishes_history_and_resumes_after_an_interruption() {
     let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
     let checkpoint =
         std::env::temp_dir().join(format!("rtfm-backfill-{}.checkpoint", uuid::Uuid::new_v4()));
-    let config = TestCli::try_parse_from([
-        "bot".to_string(),
-        "--bootstrap-servers".into(),
-        kafka.bootstrap_servers.clone(),
-        format!("--topic-suffix={}", kafka.topic_suffix),
-        "--discord-token".into(),
-        "fake".into(),
-        "--discord-api-url".into(),
-        fake.base_url(),
-    ])
-    .expect("config")
-    .config;
+    let config = TestBot::config(&fake, &kafka, &[]);
     let args = bot::backfill::BackfillArgs {
         channel: CHANNEL,
         limit: None,
@@ -688,7 +661,7 @@ async fn the_fake_answers_posts_follow_ups_and_history_in_shapes_serenity_reads(
 async fn a_rate_limited_slash_command_gets_its_notice_as_its_one_follow_up() {
     let (fake, kafka) = setup().await;
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
-    let bot = start_bot(&fake, &kafka, &["--rate-limit-per-minute", "1"]).await;
+    let bot = TestBot::start(&fake, &kafka, &["--rate-limit-per-minute", "1"]).await;
     // The first one uses the user's quota (and notifies nothing); the second is over it. The
     // gateway hands events to concurrent tasks, so the second is sent only once the first is
     // known to have been counted (its question was published).
@@ -713,7 +686,7 @@ async fn a_slash_command_without_an_answer_in_time_gets_one_notice_and_the_late_
 ) {
     let (fake, kafka) = setup().await;
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
-    let bot = start_bot(&fake, &kafka, &["--slash-deadline-secs", "2"]).await;
+    let bot = TestBot::start(&fake, &kafka, &["--slash-deadline-secs", "2"]).await;
     fake.push_interaction(fake_discord::slash_command(
         903,
         CHANNEL,
@@ -726,16 +699,9 @@ async fn a_slash_command_without_an_answer_in_time_gets_one_notice_and_the_late_
         (!fake.followups().is_empty()).then_some(())
     })
     .await;
-    Producer::new(&kafka, "test")
-        .expect("producer")
-        .send(&response(&query.query_id, 903, "late answer"))
-        .await
-        .expect("acked");
-    eventually(WAIT, "the late answer in the channel", || async {
-        fake.posts()
-            .iter()
-            .any(|p| p.content() == "late answer")
-            .then_some(())
+    publish(&kafka, &response(&query.query_id, 903, "late answer")).await;
+    fake.until_posted("the late answer in the channel", WAIT, |p| {
+        p.content() == "late answer"
     })
     .await;
     bot.stop().await;
@@ -758,7 +724,7 @@ async fn a_slash_command_without_an_answer_in_time_gets_one_notice_and_the_late_
 async fn a_restarted_bot_finishes_a_slash_command_whose_token_is_still_alive() {
     let (fake, kafka) = setup().await;
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
-    let first = start_bot(&fake, &kafka, &[]).await;
+    let first = TestBot::start(&fake, &kafka, &[]).await;
     fake.push_interaction(fake_discord::slash_command(
         904,
         CHANNEL,
@@ -780,12 +746,8 @@ async fn a_restarted_bot_finishes_a_slash_command_whose_token_is_still_alive() {
         .metadata
         .extra
         .insert("interaction".into(), interaction);
-    let second = start_bot(&fake, &kafka, &[]).await;
-    Producer::new(&kafka, "test")
-        .expect("producer")
-        .send(&answer)
-        .await
-        .expect("acked");
+    let second = TestBot::start(&fake, &kafka, &[]).await;
+    publish(&kafka, &answer).await;
     eventually(WAIT, "the follow-up from the new process", || async {
         (!fake.followups().is_empty()).then_some(())
     })
@@ -806,7 +768,7 @@ async fn a_refused_or_rate_limited_channel_never_holds_up_another_channel() {
     fake.add_channel(limited, Some(GUILD), "busy");
     fake.refuse_channel(refused, 403);
     fake.limit_channel(limited, 1.0);
-    let bot = start_bot(&fake, &kafka, &[]).await;
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
     let producer = Producer::new(&kafka, "test").expect("producer");
     let to = |channel: u64, query: &str, text: &str| {
         let mut answer = response(query, 950, text);
@@ -826,11 +788,8 @@ async fn a_refused_or_rate_limited_channel_never_holds_up_another_channel() {
         .send(&to(healthy, "q-healthy", "to the healthy channel"))
         .await
         .expect("acked");
-    eventually(WAIT, "the healthy channel's reply", || async {
-        fake.posts()
-            .iter()
-            .any(|p| p.channel_id == healthy)
-            .then_some(())
+    fake.until_posted("the healthy channel's reply", WAIT, |p| {
+        p.channel_id == healthy
     })
     .await;
     assert!(
@@ -853,11 +812,8 @@ async fn a_refused_or_rate_limited_channel_never_holds_up_another_channel() {
     assert_eq!(dead.len(), 1);
     assert!(dead[0].error.contains("403"), "{}", dead[0].error);
     fake.unlimit_channel(limited);
-    eventually(WAIT, "the busy channel's reply", || async {
-        fake.posts()
-            .iter()
-            .any(|p| p.channel_id == limited)
-            .then_some(())
+    fake.until_posted("the busy channel's reply", WAIT, |p| {
+        p.channel_id == limited
     })
     .await;
     bot.stop().await;

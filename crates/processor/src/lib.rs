@@ -48,8 +48,8 @@ use rtfm_core::backoff::Backoff;
 use rtfm_core::kafka::{
     Consumer, ConsumerOptions, KafkaConfig, OffsetReset, Producer, TransactionalProducer,
 };
-use rtfm_core::supervise::supervise;
-use rtfm_core::telemetry::{self, Readiness};
+use rtfm_core::supervise::{every, Service};
+use rtfm_core::telemetry::Readiness;
 use rtfm_core::topics::{GROUP_MESSAGE_PROCESSOR, GROUP_QUERY_PROCESSOR};
 use rtfm_core::{BotQuery, DiscordMessage};
 use tokio::task::JoinSet;
@@ -166,12 +166,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 
 /// The processor with its parts built and its HTTP endpoint bound, not yet consuming.
 pub struct App {
-    http_addr: SocketAddr,
-    http_task: tokio::task::JoinHandle<()>,
-    readiness: Readiness,
-    /// Cancelled by the caller's token or by a failing task (then its siblings stop too).
-    stop: CancellationToken,
-    grace: Duration,
+    service: Service,
     producer: Producer,
     store: Arc<MessageStore>,
     ingest_consumer: Arc<Consumer<DiscordMessage>>,
@@ -191,20 +186,22 @@ impl App {
         config: Config,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Option<Self>> {
-        let readiness = Readiness::new();
-        readiness.set("kafka", false);
-        readiness.set("chroma", false);
-        // A failing task cancels this child token so its siblings stop too; the caller's token
-        // stays untouched.
-        let stop = shutdown.child_token();
-        let (http_addr, http_task) =
-            telemetry::serve(config.http_addr, readiness.clone(), stop.clone())
-                .await
-                .with_context(|| format!("while binding HTTP_ADDR {}", config.http_addr))?;
-        info!(%http_addr, provider = config.model.effective_provider().as_str(), "processor starting");
+        let service = Service::bind(
+            "processor",
+            config.http_addr,
+            &["kafka", "chroma"],
+            &shutdown,
+            Duration::from_secs(config.shutdown_grace_secs),
+        )
+        .await?;
+        let (readiness, stop) = (&service.readiness, &service.stop);
+        info!(
+            provider = config.model.effective_provider().as_str(),
+            "answering model"
+        );
 
         let embedder = build_embedder(&config.embedding, &config.model).await?;
-        let Some(store) = connect_store(&config.store, &readiness, &stop).await? else {
+        let Some(store) = connect_store(&config.store, readiness, stop).await? else {
             return Ok(None);
         };
         let store = Arc::new(store);
@@ -256,11 +253,7 @@ impl App {
             embedder,
         };
         Ok(Some(Self {
-            http_addr,
-            http_task,
-            readiness,
-            stop,
-            grace: Duration::from_secs(config.shutdown_grace_secs.max(1)),
+            service,
             producer,
             store,
             ingest_consumer,
@@ -275,77 +268,73 @@ impl App {
 
     /// Where `/healthz`, `/readyz` and `/metrics` are served (`HTTP_ADDR` with its port bound).
     pub fn http_addr(&self) -> SocketAddr {
-        self.http_addr
+        self.service.http_addr()
     }
 
     /// Ingests and answers until the shutdown token fires or a part fails; then gives the
     /// parts the grace period to finish what they hold and flushes the producer.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let (readiness, stop) = (&self.service.readiness, &self.service.stop);
         let mut tasks = JoinSet::new();
         tasks.spawn(ingest::run(
             Arc::clone(&self.ingest_consumer),
             self.indexer,
             self.ingest,
-            self.readiness.clone(),
-            self.stop.clone(),
+            readiness.clone(),
+            stop.clone(),
         ));
         tasks.spawn(queries::run(
             Arc::clone(&self.query_consumer),
             self.transactional,
             Arc::clone(&self.answerer),
-            self.stop.clone(),
+            stop.clone(),
         ));
-        tasks.spawn(monitor(
-            self.producer.clone(),
-            self.store,
-            self.ingest_consumer,
-            self.query_consumer,
-            self.answerer,
-            self.readiness,
-            self.stop.clone(),
-        ));
-        let outcome = supervise("processor", tasks, self.stop.clone(), self.grace).await;
-        let _ = self.http_task.await;
-        if let Err(err) = self.producer.flush(Duration::from_secs(10)).await {
-            warn!(error = %err, "producer flush at shutdown failed");
-        }
-        info!("processor stopped");
-        outcome
+        let monitor = Monitor {
+            producer: self.producer.clone(),
+            store: self.store,
+            ingest_consumer: self.ingest_consumer,
+            query_consumer: self.query_consumer,
+            answerer: self.answerer,
+            readiness: readiness.clone(),
+        };
+        let monitor_stop = stop.clone();
+        tasks.spawn(async move {
+            every(Duration::from_secs(2), &monitor_stop, || monitor.check()).await
+        });
+        self.service.run(tasks, &self.producer).await
     }
 }
 
-/// Every few seconds: Kafka reachability, Chroma heartbeat, breaker state, consumer lag.
-async fn monitor(
+/// What the processor checks every few seconds: Kafka reachability, Chroma heartbeat, breaker
+/// state, assigned partitions, consumer lag.
+struct Monitor {
     producer: Producer,
     store: Arc<MessageStore>,
     ingest_consumer: Arc<Consumer<DiscordMessage>>,
     query_consumer: Arc<Consumer<BotQuery>>,
     answerer: Arc<Answerer>,
     readiness: Readiness,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    let mut interval = tokio::time::interval(Duration::from_secs(2));
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
-            _ = interval.tick() => {}
-        }
-        let kafka_up = producer.reachable(Duration::from_secs(3)).await;
-        readiness.set("kafka", kafka_up);
-        let chroma_up = store.heartbeat().await;
-        readiness.set("chroma", chroma_up);
+}
+
+impl Monitor {
+    async fn check(&self) {
+        let kafka_up = self.producer.reachable(Duration::from_secs(3)).await;
+        self.readiness.set("kafka", kafka_up);
+        let chroma_up = self.store.heartbeat().await;
+        self.readiness.set("chroma", chroma_up);
         metrics::CHROMA_UP.set(i64::from(chroma_up));
-        if let Some(model) = &answerer.model {
-            readiness.set("model", model.breaker_state() != model::BreakerState::Open);
+        if let Some(model) = &self.answerer.model {
+            self.readiness
+                .set("model", model.breaker_state() != model::BreakerState::Open);
         }
         metrics::ASSIGNED_PARTITIONS
             .with_label_values(&[GROUP_MESSAGE_PROCESSOR])
-            .set(ingest_consumer.assigned_partitions().len() as i64);
+            .set(self.ingest_consumer.assigned_partitions().len() as i64);
         metrics::ASSIGNED_PARTITIONS
             .with_label_values(&[GROUP_QUERY_PROCESSOR])
-            .set(query_consumer.assigned_partitions().len() as i64);
-        let ingest = Arc::clone(&ingest_consumer);
-        let queries = Arc::clone(&query_consumer);
+            .set(self.query_consumer.assigned_partitions().len() as i64);
+        let ingest = Arc::clone(&self.ingest_consumer);
+        let queries = Arc::clone(&self.query_consumer);
         let lags = tokio::task::spawn_blocking(move || {
             (
                 ingest.lag(Duration::from_secs(2)),
@@ -354,15 +343,13 @@ async fn monitor(
         })
         .await
         .unwrap_or((None, None));
-        if let Some(lag) = lags.0 {
-            metrics::CONSUMER_LAG
-                .with_label_values(&[GROUP_MESSAGE_PROCESSOR])
-                .set(lag);
-        }
-        if let Some(lag) = lags.1 {
-            metrics::CONSUMER_LAG
-                .with_label_values(&[GROUP_QUERY_PROCESSOR])
-                .set(lag);
+        for (group, lag) in [
+            (GROUP_MESSAGE_PROCESSOR, lags.0),
+            (GROUP_QUERY_PROCESSOR, lags.1),
+        ] {
+            if let Some(lag) = lag {
+                metrics::CONSUMER_LAG.with_label_values(&[group]).set(lag);
+            }
         }
     }
 }

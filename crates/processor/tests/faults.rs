@@ -181,7 +181,7 @@ async fn chroma_down_for_thirty_seconds_pauses_ingestion_and_loses_nothing() {
     publish(&producer, &messages).await;
     let http_port = free_port();
     let http = format!("127.0.0.1:{http_port}");
-    let running = Running::start(config(
+    let running = run_in_process(config(
         &kafka,
         &chroma.url(),
         &collection,
@@ -244,10 +244,7 @@ async fn chroma_down_for_thirty_seconds_pauses_ingestion_and_loses_nothing() {
     );
     // About 30 s of outage in all.
     tokio::time::sleep(Duration::from_secs(25)).await;
-    assert!(
-        !running.handle.is_finished(),
-        "the processor survives the outage"
-    );
+    assert!(!running.is_finished(), "the processor survives the outage");
     chroma.resume();
 
     eventually(

@@ -195,13 +195,9 @@ async fn gemini_receives_key_model_and_quoted_sources_and_its_answer_is_publishe
     .await;
     processor.until_indexed(5).await;
 
-    let question = query(
-        7_200_001,
-        Some("1"),
-        "11",
-        "how do I rotate the deploy key?",
-    );
-    processor.producer.send(&question).await.expect("acked");
+    processor
+        .ask(7_200_001, "how do I rotate the deploy key?")
+        .await;
     let mut reader = ResponseReader::new(&processor.kafka);
     reader.until("the answer", |seen| !seen.is_empty()).await;
     let answer = &reader.seen[0];
@@ -275,11 +271,7 @@ async fn an_openai_compatible_model_is_called_with_bearer_key_and_model_name() {
     )
     .await;
     processor.until_indexed(5).await;
-    processor
-        .producer
-        .send(&query(7_300_001, Some("1"), "11", "deploy key rotation?"))
-        .await
-        .expect("acked");
+    processor.ask(7_300_001, "deploy key rotation?").await;
     let mut reader = ResponseReader::new(&processor.kafka);
     reader.until("the answer", |seen| !seen.is_empty()).await;
     assert_eq!(reader.seen[0].metadata.provider.as_deref(), Some("openai"));
@@ -305,34 +297,22 @@ async fn a_failing_model_trips_the_breaker_and_users_get_labelled_extractive_ans
     let base = fake.gemini_base_url();
     let processor = TestProcessor::start(
         &conversation(),
-        &[
-            "--gemini-api-key",
-            "k",
-            "--gemini-base-url",
+        &breaker_flags(
             &base,
-            "--llm-max-retries",
-            "1",
-            "--llm-retry-base-ms",
-            "10",
-            "--llm-breaker-threshold",
-            "2",
-            "--llm-breaker-cooldown-secs",
-            "3600",
-        ],
+            &[
+                "--llm-breaker-threshold",
+                "2",
+                "--llm-breaker-cooldown-secs",
+                "3600",
+            ],
+        ),
     )
     .await;
     processor.until_indexed(5).await;
     for i in 0..4 {
         processor
-            .producer
-            .send(&query(
-                7_400_001 + i,
-                Some("1"),
-                "11",
-                "how do I rotate the deploy key?",
-            ))
-            .await
-            .expect("acked");
+            .ask(7_400_001 + i, "how do I rotate the deploy key?")
+            .await;
     }
     let mut reader = ResponseReader::new(&processor.kafka);
     reader.until("four answers", |seen| seen.len() >= 4).await;
@@ -366,46 +346,33 @@ async fn a_model_that_recovers_is_used_again_after_the_breaker_cooldown() {
     let base = fake.gemini_base_url();
     let processor = TestProcessor::start(
         &conversation(),
-        &[
-            "--gemini-api-key",
-            "k",
-            "--gemini-base-url",
+        &breaker_flags(
             &base,
-            "--llm-max-retries",
-            "1",
-            "--llm-retry-base-ms",
-            "10",
-            "--llm-timeout-secs",
-            "1",
-            "--llm-breaker-threshold",
-            "1",
-            "--llm-breaker-cooldown-secs",
-            "2",
-        ],
+            &[
+                "--llm-timeout-secs",
+                "1",
+                "--llm-breaker-threshold",
+                "1",
+                "--llm-breaker-cooldown-secs",
+                "2",
+            ],
+        ),
     )
     .await;
     processor.until_indexed(5).await;
     let mut reader = ResponseReader::new(&processor.kafka);
     // 429 then a stall past the 1 s timeout: the answer falls back and the breaker opens.
-    let first = query(
-        7_500_001,
-        Some("1"),
-        "11",
-        "how do I rotate the deploy key?",
-    );
-    processor.producer.send(&first).await.expect("acked");
+    processor
+        .ask(7_500_001, "how do I rotate the deploy key?")
+        .await;
     reader
         .until("the degraded answer", |seen| !seen.is_empty())
         .await;
     assert!(reader.seen[0].metadata.degraded);
     // While open: no model call.
-    let second = query(
-        7_500_002,
-        Some("1"),
-        "11",
-        "how do I rotate the deploy key?",
-    );
-    processor.producer.send(&second).await.expect("acked");
+    processor
+        .ask(7_500_002, "how do I rotate the deploy key?")
+        .await;
     reader
         .until("the second answer", |seen| seen.len() >= 2)
         .await;
@@ -413,13 +380,9 @@ async fn a_model_that_recovers_is_used_again_after_the_breaker_cooldown() {
     assert_eq!(fake.requests().len(), 2);
     // After the cooldown the half-open probe succeeds and the breaker closes.
     tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let third = query(
-        7_500_003,
-        Some("1"),
-        "11",
-        "how do I rotate the deploy key?",
-    );
-    processor.producer.send(&third).await.expect("acked");
+    processor
+        .ask(7_500_003, "how do I rotate the deploy key?")
+        .await;
     reader
         .until("the third answer", |seen| seen.len() >= 3)
         .await;
@@ -430,13 +393,9 @@ async fn a_model_that_recovers_is_used_again_after_the_breaker_cooldown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hosted_embeddings_keep_to_the_batch_limit_and_a_refused_record_is_dead_lettered() {
-    let kafka = services::kafka_with_topics().await;
-    let chroma = services::chroma_url();
-    let collection = collection_name();
     let fake = FakeModel::start().await;
     // Gemini refuses batches over 100 (the fake as strict as the API) and one poisoned input.
     fake.refuse_embedding_of("POISON");
-    let producer = Producer::new(&kafka, "test").expect("producer");
     let total = 300u64;
     let poisoned = 8_800_150u64;
     let messages: Vec<DiscordMessage> = (0..total)
@@ -450,12 +409,9 @@ async fn hosted_embeddings_keep_to_the_batch_limit_and_a_refused_record_is_dead_
             message(id, Some("1"), "11", &text, (i / 10) as u32)
         })
         .collect();
-    publish(&producer, &messages).await;
     let gemini = fake.gemini_base_url();
-    let running = Running::start(config(
-        &kafka,
-        &chroma,
-        &collection,
+    let processor = TestProcessor::start(
+        &messages,
         &[
             "--embedding-provider",
             "gemini",
@@ -468,15 +424,13 @@ async fn hosted_embeddings_keep_to_the_batch_limit_and_a_refused_record_is_dead_
             "--llm-provider",
             "extractive",
         ],
-    ));
-    let store = store(&chroma, &collection).await;
-    eventually(WAIT, "every other message indexed", || async {
-        (store.count().await.ok()? == (total - 1) as usize).then_some(())
-    })
+    )
     .await;
+    // Every other message.
+    processor.until_indexed((total - 1) as usize).await;
     let dead = eventually(WAIT, "the poisoned record dead-lettered", || async {
         let dead = rtfm_core::kafka::dead_letters::read_all(
-            &kafka,
+            &processor.kafka,
             rtfm_core::TopicKind::DiscordMessages,
             WAIT,
         )
@@ -485,7 +439,7 @@ async fn hosted_embeddings_keep_to_the_batch_limit_and_a_refused_record_is_dead_
         (!dead.is_empty()).then_some(dead)
     })
     .await;
-    running.stop().await;
+    processor.stop().await;
     assert_eq!(dead.len(), 1, "only the refused record: {dead:#?}");
     let record = DiscordMessage::decode(&dead[0].payload).expect("the original record");
     assert_eq!(record.message_id, poisoned.to_string());
@@ -505,14 +459,11 @@ async fn hosted_embeddings_keep_to_the_batch_limit_and_a_refused_record_is_dead_
         (1..=100).contains(&largest),
         "no call over Gemini's limit of 100: largest {largest}"
     );
-    store.drop_collection().await.expect("cleanup");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_dead_lettered_question_is_committed_so_a_restart_does_not_dead_letter_it_again() {
     let kafka = services::kafka_with_topics().await;
-    let chroma = services::chroma_url();
-    let collection = collection_name();
     let producer = Producer::new(&kafka, "test").expect("producer");
     // The malformed question is the last record of its partition: no later transaction would
     // carry its offset.
@@ -521,12 +472,8 @@ async fn a_dead_lettered_question_is_committed_so_a_restart_does_not_dead_letter
         .send_raw(&topic, Some("11"), b"{\"query_id\": 42}", None)
         .await
         .expect("acked");
-    let running = Running::start(config(
-        &kafka,
-        &chroma,
-        &collection,
-        &["--llm-provider", "extractive"],
-    ));
+    let processor =
+        TestProcessor::start_on(kafka.clone(), producer, &["--llm-provider", "extractive"]).await;
     let dead_letters = || async {
         rtfm_core::kafka::dead_letters::read_all(&kafka, rtfm_core::TopicKind::BotQueries, WAIT)
             .await
@@ -544,27 +491,29 @@ async fn a_dead_lettered_question_is_committed_so_a_restart_does_not_dead_letter
         WAIT,
     )
     .await;
-    running.stop().await;
     // A restarted processor starts after it: still exactly one dead letter.
-    let running = Running::start(config(
-        &kafka,
-        &chroma,
-        &collection,
-        &["--llm-provider", "extractive"],
-    ));
-    producer
-        .send(&query(7_900_001, Some("1"), "11", "anyone here?"))
-        .await
-        .expect("acked");
+    let processor = processor.restart().await;
+    processor.ask(7_900_001, "anyone here?").await;
     let mut reader = ResponseReader::new(&kafka);
     reader
         .until("the next question answered", |seen| !seen.is_empty())
         .await;
-    running.stop().await;
+    processor.stop().await;
     assert_eq!(dead_letters().await.map(|dead| dead.len()), Some(1));
-    store(&chroma, &collection)
-        .await
-        .drop_collection()
-        .await
-        .expect("cleanup");
+}
+
+/// Gemini at `base` with one retry 10 ms apart, and `extra` (the breaker's settings).
+fn breaker_flags<'a>(base: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut flags = vec![
+        "--gemini-api-key",
+        "k",
+        "--gemini-base-url",
+        base,
+        "--llm-max-retries",
+        "1",
+        "--llm-retry-base-ms",
+        "10",
+    ];
+    flags.extend_from_slice(extra);
+    flags
 }

@@ -3,11 +3,17 @@
 //! to stop, they get a bounded grace period to finish the work in hand, and whatever is still
 //! running then is aborted (its input offsets are uncommitted, so the next owner redoes it).
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::task::JoinSet;
+use anyhow::Context;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
+
+use crate::kafka::Producer;
+use crate::telemetry::{self, Readiness};
 
 /// Default grace period after a stop request (SIGTERM): well inside the 30 s that Docker and
 /// Kubernetes wait before SIGKILL.
@@ -72,6 +78,92 @@ pub async fn supervise(
     outcome
 }
 
+/// What every service shares around its own tasks: the bound `/healthz` `/readyz` `/metrics`
+/// endpoint, the readiness it reports, the stop token its tasks watch, and the way it ends
+/// (supervised tasks, then the endpoint, then a producer flush).
+pub struct Service {
+    name: &'static str,
+    http_addr: SocketAddr,
+    http_task: JoinHandle<()>,
+    /// What `/readyz` reports.
+    pub readiness: Readiness,
+    /// Cancelled by the caller's token or by a failing task (then its siblings stop too); the
+    /// caller's token stays untouched.
+    pub stop: CancellationToken,
+    grace: Duration,
+}
+
+impl Service {
+    /// Binds `http_addr` (port 0: any free port) with `not_ready_yet` reported as not ready.
+    pub async fn bind(
+        name: &'static str,
+        http_addr: SocketAddr,
+        not_ready_yet: &[&str],
+        shutdown: &CancellationToken,
+        grace: Duration,
+    ) -> anyhow::Result<Self> {
+        let readiness = Readiness::new();
+        for component in not_ready_yet {
+            readiness.set(component, false);
+        }
+        let stop = shutdown.child_token();
+        let (http_addr, http_task) = telemetry::serve(http_addr, readiness.clone(), stop.clone())
+            .await
+            .with_context(|| format!("while binding HTTP_ADDR {http_addr}"))?;
+        info!(service = name, %http_addr, "{name} starting");
+        Ok(Self {
+            name,
+            http_addr,
+            http_task,
+            readiness,
+            stop,
+            grace: grace.max(Duration::from_secs(1)),
+        })
+    }
+
+    /// Where the endpoint listens (the bound port).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Runs `tasks` under [`supervise`], then stops the endpoint and flushes `producer`.
+    pub async fn run(
+        self,
+        tasks: JoinSet<anyhow::Result<()>>,
+        producer: &Producer,
+    ) -> anyhow::Result<()> {
+        let outcome = supervise(self.name, tasks, self.stop.clone(), self.grace).await;
+        let _ = self.http_task.await;
+        if let Err(err) = producer.flush(Duration::from_secs(10)).await {
+            warn!(service = self.name, error = %err, "producer flush at shutdown failed");
+        }
+        info!(service = self.name, "{} stopped", self.name);
+        outcome
+    }
+}
+
+/// Calls `tick` now and then every `period` until `shutdown` fires (for monitors and watchers;
+/// a slow tick delays the next one rather than piling up).
+pub async fn every<F, Fut>(
+    period: Duration,
+    shutdown: &CancellationToken,
+    mut tick: F,
+) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = interval.tick() => {}
+        }
+        tick().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +209,39 @@ mod tests {
         .await
         .expect("returns after the grace period");
         assert!(outcome.is_ok(), "asked to stop: not a failure");
+    }
+
+    #[tokio::test]
+    async fn every_ticks_each_period_until_stopped_and_never_after() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let stop = CancellationToken::new();
+        let ticks = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&ticks);
+        let watcher = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                every(Duration::from_millis(10), &stop, || {
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    async {}
+                })
+                .await
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(30), async {
+            while ticks.load(Ordering::SeqCst) < 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("ticks again and again");
+        stop.cancel();
+        watcher.await.expect("no panic").expect("ends cleanly");
+        let at_stop = ticks.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            ticks.load(Ordering::SeqCst),
+            at_stop,
+            "no tick after the stop"
+        );
     }
 }

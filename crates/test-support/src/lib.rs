@@ -7,8 +7,10 @@
 //! - [`fake_discord`]: a fake Discord (REST under `/api/v10` + gateway websocket);
 //! - [`process`]: our binaries as child processes (SIGKILL, SIGTERM, restart, logs);
 //! - [`chroma`]: a private Chroma server for tests that must stop and restart it;
-//! - [`topic`]: one typed reader of a topic (records with partition and offset).
+//! - [`topic`]: one typed reader of a topic (records with partition and offset);
+//! - [`app`]: our services in-process (config from flags, a running app and its stop).
 
+pub mod app;
 pub mod chroma;
 pub mod fake_discord;
 pub mod fake_model;

@@ -3,26 +3,18 @@
 
 use std::time::Duration;
 
-use clap::Parser;
 use futures::future::join_all;
 use processor::store::{MessageStore, StoreConfig};
 use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::schema::now_timestamp;
 use rtfm_core::{BotQuery, BotResponse, DiscordMessage, MessageEvent};
 use serde_json::{json, Map};
+use test_support::app::{self, Running};
 use test_support::topic::TopicReader;
 use test_support::{eventually, services};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub const WAIT: Duration = Duration::from_secs(90);
-
-#[derive(Parser)]
-#[command(args_override_self = true)] // `extra` may override the defaults below
-struct TestCli {
-    #[command(flatten)]
-    config: processor::Config,
-}
 
 /// A processor config for private topics and a private collection; `extra` adds flags.
 pub fn config(
@@ -31,50 +23,26 @@ pub fn config(
     collection: &str,
     extra: &[&str],
 ) -> processor::Config {
-    let mut args = vec![
-        "processor".to_string(),
-        "--bootstrap-servers".into(),
-        kafka.bootstrap_servers.clone(),
-        // `=`: the suffix starts with a dash.
-        format!("--topic-suffix={}", kafka.topic_suffix),
-        "--chroma-url".into(),
-        chroma_url.into(),
-        "--chroma-collection".into(),
-        collection.into(),
-        "--http-addr".into(),
-        "127.0.0.1:0".into(),
-        "--processor-instance-id".into(),
-        uuid::Uuid::new_v4().to_string(),
-        "--ingest-batch-linger-ms".into(),
-        "50".into(),
-    ];
+    let mut args: Vec<String> = [
+        "--chroma-url",
+        chroma_url,
+        "--chroma-collection",
+        collection,
+        "--ingest-batch-linger-ms",
+        "50",
+    ]
+    .iter()
+    .map(|arg| arg.to_string())
+    .collect();
+    args.push("--processor-instance-id".into());
+    args.push(uuid::Uuid::new_v4().to_string());
     args.extend(extra.iter().map(|arg| arg.to_string()));
-    TestCli::try_parse_from(args)
-        .expect("test config parses")
-        .config
+    app::config("processor", kafka, &args)
 }
 
-/// The processor running in-process.
-pub struct Running {
-    pub shutdown: CancellationToken,
-    pub handle: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    pub fn start(config: processor::Config) -> Self {
-        let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(processor::run(config, shutdown.clone()));
-        Self { shutdown, handle }
-    }
-
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        let result = tokio::time::timeout(Duration::from_secs(30), self.handle)
-            .await
-            .expect("processor stops within 30 s")
-            .expect("task not panicked");
-        result.expect("processor ends cleanly");
-    }
+/// The processor running in-process as `main` runs it.
+pub fn run_in_process(config: processor::Config) -> Running {
+    Running::spawn("processor", |shutdown| processor::run(config, shutdown))
 }
 
 /// One test's processor, in-process, on its own topics, group and collection, with what the
@@ -85,39 +53,77 @@ pub struct TestProcessor {
     pub http_addr: std::net::SocketAddr,
     pub producer: Producer,
     pub store: MessageStore,
+    config: processor::Config,
     running: Running,
 }
 
 impl TestProcessor {
-    /// Publishes `waiting` (records the processor finds on start), then starts the processor
-    /// with the flags `extra` (added to [`config`]'s).
+    /// Publishes `waiting` (records the processor finds on start) to private topics, then
+    /// starts the processor with the flags `extra` (added to [`config`]'s).
     pub async fn start(waiting: &[DiscordMessage], extra: &[&str]) -> Self {
         let kafka = services::kafka_with_topics().await;
-        let chroma = services::chroma_url();
-        let collection = collection_name();
         let producer = Producer::new(&kafka, "test").expect("producer");
         publish(&producer, waiting).await;
-        let shutdown = CancellationToken::new();
-        let app = processor::App::build(
-            config(&kafka, &chroma, &collection, extra),
-            shutdown.clone(),
-        )
-        .await
-        .expect("the processor builds")
-        .expect("not shut down while building");
-        let http_addr = app.http_addr();
-        let running = Running {
-            shutdown,
-            handle: tokio::spawn(app.run_until_stopped()),
-        };
+        Self::start_on(kafka, producer, extra).await
+    }
+
+    /// Starts the processor on topics the test already prepared.
+    pub async fn start_on(kafka: KafkaConfig, producer: Producer, extra: &[&str]) -> Self {
+        let chroma = services::chroma_url();
+        let collection = collection_name();
+        let config = config(&kafka, &chroma, &collection, extra);
+        let (http_addr, running) = Self::launch(config.clone()).await;
         let store = store(&chroma, &collection).await;
         Self {
             kafka,
             http_addr,
             producer,
             store,
+            config,
             running,
         }
+    }
+
+    async fn launch(config: processor::Config) -> (std::net::SocketAddr, Running) {
+        let shutdown = CancellationToken::new();
+        let app = processor::App::build(config, shutdown.clone())
+            .await
+            .expect("the processor builds")
+            .expect("not shut down while building");
+        let http_addr = app.http_addr();
+        let running = Running::spawn_built("processor", shutdown, app.run_until_stopped());
+        (http_addr, running)
+    }
+
+    /// Stops it (it must end cleanly) and starts it again: same topics, group, instance id
+    /// and collection, as after a deploy.
+    pub async fn restart(self) -> Self {
+        let Self {
+            kafka,
+            producer,
+            store,
+            config,
+            running,
+            ..
+        } = self;
+        running.stop().await;
+        let (http_addr, running) = Self::launch(config.clone()).await;
+        Self {
+            kafka,
+            http_addr,
+            producer,
+            store,
+            config,
+            running,
+        }
+    }
+
+    /// Publishes a question asked in channel 11 of guild 1 (the conversations' channel) by
+    /// message `id`, and returns it.
+    pub async fn ask(&self, id: u64, question: &str) -> BotQuery {
+        let asked = query(id, Some("1"), "11", question);
+        self.producer.send(&asked).await.expect("acked");
+        asked
     }
 
     /// Waits until the collection holds `count` messages.

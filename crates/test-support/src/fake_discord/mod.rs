@@ -205,6 +205,19 @@ impl FakeDiscord {
             .collect()
     }
 
+    /// Waits (at most `timeout`) until an accepted channel message matches `matches`.
+    pub async fn until_posted(
+        &self,
+        what: &str,
+        timeout: std::time::Duration,
+        matches: impl Fn(&Posted) -> bool,
+    ) -> Posted {
+        crate::eventually(timeout, what, || async {
+            self.posts().into_iter().find(|post| matches(post))
+        })
+        .await
+    }
+
     /// Every message-creating call, in order: messages and follow-ups, including the ones
     /// Discord deduplicated by nonce. "Exactly one reply" is asserted on this list.
     pub fn attempts(&self) -> Vec<Posted> {
