@@ -146,13 +146,7 @@ async fn a_thousand_malformed_records_per_topic_are_dead_lettered_while_real_tra
     // Counted from the dead-letter topics themselves: every malformed record exactly once.
     for kind in TopicKind::ALL {
         let origin = topics.name(kind);
-        let dead = eventually(WAIT, &format!("1000 dead letters of {origin}"), || async {
-            let dead = rtfm_core::kafka::dead_letters::read_all(&kafka, kind, WAIT)
-                .await
-                .ok()?;
-            (dead.len() >= 1000).then_some(dead)
-        })
-        .await;
+        let dead = services::until_dead_lettered(&kafka, kind, 1000, WAIT).await;
         let origins: BTreeSet<(i32, i64)> = dead
             .iter()
             .map(|letter| (letter.origin_partition, letter.origin_offset))

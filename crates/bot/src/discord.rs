@@ -40,7 +40,6 @@ pub fn http_client(token: &str, api_url: Option<&str>) -> Http {
     builder.build()
 }
 
-/// The plain view of a serenity message (`guild_id` passed in: REST history lacks it).
 /// What the bot needs to know of a channel (fetched once per channel).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChannelInfo {
@@ -50,16 +49,25 @@ pub struct ChannelInfo {
     pub public_thread_parent: Option<u64>,
 }
 
-/// The one serenity → [`Incoming`] conversion (gateway messages and backfilled history).
+/// The author's part of an [`Incoming`]; each conversion below fills in the rest.
+fn authored_by(author: &User) -> Incoming {
+    Incoming {
+        author_id: author.id.get(),
+        author_name: author.name.clone(),
+        author_discriminator: author.discriminator.map(|d| d.get()),
+        author_display_name: author.global_name.clone(),
+        ..Incoming::default()
+    }
+}
+
+/// The plain view of a serenity message, from the gateway or backfilled history (`guild_id`
+/// passed in: REST history lacks it).
 pub fn incoming_from(message: &Message, guild_id: Option<u64>, channel: &ChannelInfo) -> Incoming {
     Incoming {
         message_id: message.id.get(),
         channel_id: message.channel_id.get(),
         guild_id,
         channel_name: channel.name.clone(),
-        author_id: message.author.id.get(),
-        author_name: message.author.name.clone(),
-        author_discriminator: message.author.discriminator.map(|d| d.get()),
         content: message.content.clone(),
         timestamp: message.timestamp.to_rfc3339().unwrap_or_default(),
         reply_to: message
@@ -68,13 +76,13 @@ pub fn incoming_from(message: &Message, guild_id: Option<u64>, channel: &Channel
             .and_then(|reference| reference.message_id)
             .map(MessageId::get),
         mentioned_user_ids: message.mentions.iter().map(|user| user.id.get()).collect(),
-        author_display_name: message.author.global_name.clone(),
         author_nickname: message
             .member
             .as_ref()
             .and_then(|member| member.nick.clone()),
         thread_parent: channel.public_thread_parent,
         is_trigger: false,
+        ..authored_by(&message.author)
     }
 }
 
@@ -244,10 +252,6 @@ impl EventHandler for Handler {
             channel_id: event.channel_id.get(),
             guild_id: event.guild_id.map(GuildId::get),
             channel_name: channel.name.clone(),
-            author_id: author.id.get(),
-            author_name: author.name.clone(),
-            author_discriminator: author.discriminator.map(|d| d.get()),
-            author_display_name: author.global_name.clone(),
             content,
             timestamp: event
                 .timestamp
@@ -270,19 +274,11 @@ impl EventHandler for Handler {
                 .map(|user| user.id.get())
                 .collect(),
             thread_parent: channel.public_thread_parent,
-            ..Incoming::default()
+            ..authored_by(&author)
         };
         incoming.is_trigger = self.pipeline.is_trigger(&incoming.content, self.bot_id());
         let record = records::discord_message(&incoming, MessageEvent::Edit);
-        match self.producer.send(&record).await {
-            Ok(_) => {
-                metrics::PUBLISHED.with_label_values(&["edit"]).inc();
-                info!(message_id = incoming.message_id, "edit published");
-            }
-            Err(err) => {
-                error!(message_id = incoming.message_id, error = %err, "could not publish an edit")
-            }
-        }
+        self.publish(&record, "edit", incoming.message_id).await;
     }
 
     async fn message_delete(
@@ -333,14 +329,10 @@ impl EventHandler for Handler {
             channel_id: command.channel_id.get(),
             guild_id: command.guild_id.map(GuildId::get),
             channel_name: None,
-            author_id: command.user.id.get(),
-            author_name: command.user.name.clone(),
-            author_discriminator: command.user.discriminator.map(|d| d.get()),
             content: question.clone(),
             timestamp: rtfm_core::schema::now_timestamp(),
-            author_display_name: command.user.global_name.clone(),
             is_trigger: true,
-            ..Incoming::default()
+            ..authored_by(&command.user)
         };
         let detected = if question.trim().is_empty() {
             crate::trigger::Detected::Empty
@@ -380,15 +372,19 @@ impl Handler {
     ) {
         for id in deleted {
             let record = records::deletion(id.get(), channel_id.get(), guild_id.map(GuildId::get));
-            match self.producer.send(&record).await {
-                Ok(_) => {
-                    metrics::PUBLISHED.with_label_values(&["delete"]).inc();
-                    info!(message_id = id.get(), "delete published");
-                }
-                Err(err) => {
-                    error!(message_id = id.get(), error = %err, "could not publish a delete")
-                }
+            self.publish(&record, "delete", id.get()).await;
+        }
+    }
+
+    /// Publishes an edit or a delete (`kind`); a failure is logged (Kafka was unreachable for
+    /// the producer's whole delivery timeout).
+    async fn publish(&self, record: &rtfm_core::DiscordMessage, kind: &str, message_id: u64) {
+        match self.producer.send(record).await {
+            Ok(_) => {
+                metrics::PUBLISHED.with_label_values(&[kind]).inc();
+                info!(message_id, kind, "published");
             }
+            Err(err) => error!(message_id, kind, error = %err, "could not publish"),
         }
     }
 }

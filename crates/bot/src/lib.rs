@@ -19,6 +19,11 @@
 //! - [`backfill`]: publishing a channel's history;
 //! - [`visibility`]: which channels a guild-wide question may search (Discord permissions);
 //! - [`metrics`].
+//!
+//! [`App::build`] binds the HTTP endpoint and builds the parts (Kafka producer and
+//! `bot-responses` consumer, pipeline, Discord client); [`App::run_until_stopped`] connects and
+//! runs them under one supervisor until shutdown. [`run`] is both; `main.rs` only parses the
+//! config and calls it (or [`backfill`]).
 
 pub mod backfill;
 pub mod console;

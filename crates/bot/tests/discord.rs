@@ -798,17 +798,9 @@ async fn a_refused_or_rate_limited_channel_never_holds_up_another_channel() {
     );
     // The refused one is dead-lettered with Discord's reason; the busy one goes out once its
     // route has room again.
-    let dead = eventually(WAIT, "the refused reply dead-lettered", || async {
-        let dead = rtfm_core::kafka::dead_letters::read_all(
-            &kafka,
-            rtfm_core::TopicKind::BotResponses,
-            WAIT,
-        )
-        .await
-        .ok()?;
-        (!dead.is_empty()).then_some(dead)
-    })
-    .await;
+    // The refused reply.
+    let dead =
+        services::until_dead_lettered(&kafka, rtfm_core::TopicKind::BotResponses, 1, WAIT).await;
     assert_eq!(dead.len(), 1);
     assert!(dead[0].error.contains("403"), "{}", dead[0].error);
     fake.unlimit_channel(limited);

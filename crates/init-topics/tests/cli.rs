@@ -152,12 +152,7 @@ fn create_with_fix_repairs_drifted_retention() {
 #[test]
 fn an_unreachable_broker_fails_fast_naming_the_address() {
     // A port nothing listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    let address = format!("127.0.0.1:{}", test_support::free_port());
     let started = Instant::now();
     let output = init_topics(&address, "", &["--action", "create"]);
     let elapsed = started.elapsed();

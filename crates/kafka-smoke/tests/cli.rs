@@ -46,12 +46,7 @@ async fn a_single_topic_can_be_selected() {
 
 #[test]
 fn a_dead_port_fails_clearly() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    let address = format!("127.0.0.1:{}", test_support::free_port());
     let output = smoke(&address, "", "all");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);

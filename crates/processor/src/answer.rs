@@ -249,15 +249,8 @@ mod tests {
 
     fn message(id: &str, content: &str, role: Role) -> SourceMessage {
         SourceMessage {
-            message_id: id.into(),
-            channel_id: "11".into(),
-            guild_id: Some("1".into()),
-            username: "alice".into(),
-            timestamp: "2025-11-02T12:34:56.789Z".into(),
             content: content.into(),
-            similarity: None,
-            reply_to: None,
-            role,
+            ..SourceMessage::sample(id, role)
         }
     }
 

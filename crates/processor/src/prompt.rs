@@ -217,15 +217,11 @@ mod tests {
 
     fn source(id: &str, user: &str, content: &str, role: Role) -> SourceMessage {
         SourceMessage {
-            message_id: id.into(),
             channel_id: "20".into(),
             guild_id: Some("10".into()),
             username: user.into(),
-            timestamp: "2025-11-02T12:34:56.789Z".into(),
             content: content.into(),
-            similarity: None,
-            reply_to: None,
-            role,
+            ..SourceMessage::sample(id, role)
         }
     }
 

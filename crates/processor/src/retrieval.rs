@@ -45,6 +45,22 @@ pub struct SourceMessage {
 }
 
 impl SourceMessage {
+    /// A message of channel 11 in guild 1 by alice, for tests; override what a test needs.
+    #[cfg(test)]
+    pub(crate) fn sample(id: &str, role: Role) -> Self {
+        Self {
+            message_id: id.into(),
+            channel_id: "11".into(),
+            guild_id: Some("1".into()),
+            username: "alice".into(),
+            timestamp: "2025-11-02T12:34:56.789Z".into(),
+            content: format!("message {id}"),
+            similarity: None,
+            reply_to: None,
+            role,
+        }
+    }
+
     fn from_indexed(message: IndexedMessage, role: Role, similarity: Option<f32>) -> Self {
         Self {
             message_id: message.id,

@@ -428,16 +428,13 @@ async fn hosted_embeddings_keep_to_the_batch_limit_and_a_refused_record_is_dead_
     .await;
     // Every other message.
     processor.until_indexed((total - 1) as usize).await;
-    let dead = eventually(WAIT, "the poisoned record dead-lettered", || async {
-        let dead = rtfm_core::kafka::dead_letters::read_all(
-            &processor.kafka,
-            rtfm_core::TopicKind::DiscordMessages,
-            WAIT,
-        )
-        .await
-        .ok()?;
-        (!dead.is_empty()).then_some(dead)
-    })
+    // The poisoned record.
+    let dead = services::until_dead_lettered(
+        &processor.kafka,
+        rtfm_core::TopicKind::DiscordMessages,
+        1,
+        WAIT,
+    )
     .await;
     processor.stop().await;
     assert_eq!(dead.len(), 1, "only the refused record: {dead:#?}");
@@ -474,15 +471,8 @@ async fn a_dead_lettered_question_is_committed_so_a_restart_does_not_dead_letter
         .expect("acked");
     let processor =
         TestProcessor::start_on(kafka.clone(), producer, &["--llm-provider", "extractive"]).await;
-    let dead_letters = || async {
-        rtfm_core::kafka::dead_letters::read_all(&kafka, rtfm_core::TopicKind::BotQueries, WAIT)
-            .await
-            .ok()
-    };
-    eventually(WAIT, "the malformed question dead-lettered", || async {
-        (!dead_letters().await?.is_empty()).then_some(())
-    })
-    .await;
+    // The malformed question.
+    services::until_dead_lettered(&kafka, rtfm_core::TopicKind::BotQueries, 1, WAIT).await;
     services::until_group_passed(
         &kafka,
         rtfm_core::topics::GROUP_QUERY_PROCESSOR,
@@ -499,7 +489,9 @@ async fn a_dead_lettered_question_is_committed_so_a_restart_does_not_dead_letter
         .until("the next question answered", |seen| !seen.is_empty())
         .await;
     processor.stop().await;
-    assert_eq!(dead_letters().await.map(|dead| dead.len()), Some(1));
+    let dead =
+        services::until_dead_lettered(&kafka, rtfm_core::TopicKind::BotQueries, 1, WAIT).await;
+    assert_eq!(dead.len(), 1, "{dead:#?}");
 }
 
 /// Gemini at `base` with one retry 10 ms apart, and `extra` (the breaker's settings).

@@ -9,7 +9,8 @@
 //!   signals;
 //! - [`config`]: `.env` loading and secret handling helpers for the binaries' clap structs;
 //! - [`backoff`]: the one capped, jittered backoff every retry loop uses;
-//! - [`supervise`]: running a service's tasks: fail together, stop within a grace period.
+//! - [`supervise`]: running a service: its bound HTTP endpoint and stop token ([`supervise::Service`]),
+//!   its tasks (fail together, stop within a grace period), periodic checks ([`supervise::every`]).
 
 pub mod backoff;
 pub mod config;

@@ -38,10 +38,7 @@ fn chroma_bin() -> PathBuf {
 
 impl ChromaProcess {
     pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|addr| addr.port())
-            .expect("free port");
+        let port = crate::free_port();
         let data = std::env::temp_dir().join(format!("rtfm-chroma-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&data).expect("chroma data dir");
         let mut process = Self {

@@ -178,6 +178,24 @@ pub async fn until_group_passed(
     .await;
 }
 
+/// Waits (at most `timeout`) until `kind`'s dead-letter topic holds at least `count` records;
+/// returns them all (so the caller can assert there are not more).
+pub async fn until_dead_lettered(
+    kafka: &KafkaConfig,
+    kind: rtfm_core::TopicKind,
+    count: usize,
+    timeout: std::time::Duration,
+) -> Vec<rtfm_core::kafka::dead_letters::DeadLetter> {
+    let what = format!("{count} dead letters of {}", kafka.topics().name(kind));
+    crate::eventually(timeout, &what, || async {
+        let dead = rtfm_core::kafka::dead_letters::read_all(kafka, kind, timeout)
+            .await
+            .ok()?;
+        (dead.len() >= count).then_some(dead)
+    })
+    .await
+}
+
 /// Waits until group `group` has committed past every record now on `T`'s topic; returns how
 /// many valid records that was (a snapshot read, so the caller can assert the count).
 pub async fn until_group_passed_all<T: rtfm_core::Record>(

@@ -69,20 +69,13 @@ fn quoted_precision_counts_what_belongs_to_the_conversation() {
 
 #[test]
 fn rankings_put_every_hit_and_its_answers_before_any_context() {
-    let message = |id: &str| SourceMessage {
-        message_id: id.into(),
-        channel_id: "1".into(),
-        guild_id: None,
-        username: "u".into(),
-        timestamp: String::new(),
-        content: String::new(),
-        similarity: None,
-        reply_to: None,
-        role: match id {
+    let message = |id: &str| {
+        let role = match id {
             "3" | "9" => Role::Hit,
             "4" => Role::Answer,
             _ => Role::Context,
-        },
+        };
+        SourceMessage::sample(id, role)
     };
     let retrieved = Retrieved {
         groups: vec![

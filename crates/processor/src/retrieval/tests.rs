@@ -41,17 +41,7 @@ fn hits_below_threshold_and_the_trigger_itself_are_dropped() {
 
 #[test]
 fn a_group_ranks_the_hit_then_answers_then_the_rest() {
-    let message = |id: &str, role: Role| SourceMessage {
-        message_id: id.into(),
-        channel_id: "5".into(),
-        guild_id: None,
-        username: "u".into(),
-        timestamp: String::new(),
-        content: String::new(),
-        similarity: None,
-        reply_to: None,
-        role,
-    };
+    let message = SourceMessage::sample;
     let group = SourceGroup {
         hit_id: "2".into(),
         similarity: 0.9,
@@ -85,20 +75,15 @@ fn jump_links_use_me_for_dms() {
 
 #[test]
 fn numbered_sources_list_each_message_once() {
-    let message = |id: &str| SourceMessage {
-        message_id: id.into(),
-        channel_id: "5".into(),
-        guild_id: None,
-        username: "u".into(),
-        timestamp: String::new(),
-        content: String::new(),
-        similarity: None,
-        reply_to: None,
-        role: if id == "1" {
-            Role::Context
-        } else {
-            Role::Answer
-        },
+    let message = |id: &str| {
+        SourceMessage::sample(
+            id,
+            if id == "1" {
+                Role::Context
+            } else {
+                Role::Answer
+            },
+        )
     };
     let retrieved = Retrieved {
         groups: vec![

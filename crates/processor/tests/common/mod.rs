@@ -97,25 +97,10 @@ impl TestProcessor {
 
     /// Stops it (it must end cleanly) and starts it again: same topics, group, instance id
     /// and collection, as after a deploy.
-    pub async fn restart(self) -> Self {
-        let Self {
-            kafka,
-            producer,
-            store,
-            config,
-            running,
-            ..
-        } = self;
-        running.stop().await;
-        let (http_addr, running) = Self::launch(config.clone()).await;
-        Self {
-            kafka,
-            http_addr,
-            producer,
-            store,
-            config,
-            running,
-        }
+    pub async fn restart(mut self) -> Self {
+        self.running.stop().await;
+        (self.http_addr, self.running) = Self::launch(self.config.clone()).await;
+        self
     }
 
     /// Publishes a question asked in channel 11 of guild 1 (the conversations' channel) by

@@ -32,6 +32,20 @@ pub struct Posted {
 }
 
 impl Posted {
+    /// A channel message received now, created as message `message_id`.
+    pub(super) fn message(channel_id: u64, message_id: u64, body: Value) -> Self {
+        Self {
+            kind: PostKind::Message,
+            channel_id,
+            body,
+            message_id,
+            deduplicated: false,
+            interaction_token: None,
+            interaction_id: None,
+            at: Instant::now(),
+        }
+    }
+
     pub fn content(&self) -> &str {
         self.body["content"].as_str().unwrap_or_default()
     }

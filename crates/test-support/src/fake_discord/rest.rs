@@ -100,14 +100,8 @@ pub(super) async fn create_message(
             // Discord returns the earlier message instead of creating a duplicate; the attempt
             // is still recorded, so a test sees that the bot tried.
             inner.posts.push(Posted {
-                kind: PostKind::Message,
-                channel_id: channel,
-                message_id: id_field(&existing, "id"),
-                body,
                 deduplicated: true,
-                interaction_token: None,
-                interaction_id: None,
-                at: Instant::now(),
+                ..Posted::message(channel, id_field(&existing, "id"), body)
             });
             return Json(existing).into_response();
         }
@@ -136,16 +130,7 @@ pub(super) async fn create_message(
     }
     record_created(
         &mut inner,
-        Posted {
-            kind: PostKind::Message,
-            channel_id: channel,
-            message_id: id,
-            body,
-            deduplicated: false,
-            interaction_token: None,
-            interaction_id: None,
-            at: Instant::now(),
-        },
+        Posted::message(channel, id, body),
         &created,
         true,
     );
@@ -369,13 +354,9 @@ pub(super) async fn followup(
         &mut inner,
         Posted {
             kind: PostKind::Followup,
-            channel_id: channel,
-            message_id: id,
-            body,
-            deduplicated: false,
             interaction_token: Some(token),
             interaction_id: Some(interaction),
-            at: Instant::now(),
+            ..Posted::message(channel, id, body)
         },
         &created,
         !ephemeral,
