@@ -441,35 +441,7 @@ async fn main() {
     }
 
     // 3. Trigger → reply through the bot, and question → committed answer under ingest load.
-    let kafka = services::kafka_with_topics().await;
-    let model_api = FakeModel::start().await;
-    model_api.always(Behaviour::Answer("Use the documented command [1].".into()));
-    let base = model_api.gemini_base_url();
-    let collection = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
-    let mut processors = start_processors(
-        &kafka,
-        &chroma,
-        &collection,
-        1,
-        &[
-            ("GEMINI_API_KEY", "bench-key"),
-            ("GEMINI_BASE_URL", base.as_str()),
-        ],
-    )
-    .await;
-    let producer = Producer::new(&kafka, "bench").expect("producer");
-    let history: Vec<DiscordMessage> = (0..1_000).map(|i| message(i, 20)).collect();
-    for result in join_all(history.iter().map(|m| producer.send(m))).await {
-        result.expect("acked");
-    }
-    let store = MessageStore::connect(&StoreConfig::new(&chroma, &collection))
-        .await
-        .expect("chroma");
-    let expected = indexable(&history);
-    while store.count().await.unwrap_or(0) < expected {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
+    let (kafka, store, mut processors) = answering_processor(&chroma, &[]).await;
     let fake = FakeDiscord::start().await;
     fake.add_channel(20, Some(77), "bench");
     let (mut bot, _) = spawn_bot(
@@ -529,11 +501,156 @@ async fn main() {
         String::new(),
     );
 
-    // Question → committed answer on Kafka at 5 questions/s while 50 messages/s are ingested.
-    let reader_producer = Producer::new(&kafka, "bench").expect("producer");
+    answer_under_load(&kafka, &store, &processors[0].1, questions, "")
+        .await
+        .rows(&mut table, questions);
+    table.row(
+        "bot peak RSS",
+        format!("{:.0} MiB", peak_rss_mib(bot.pid())),
+        None,
+        "",
+        String::new(),
+    );
+    table.row(
+        "processor peak RSS (answering, model loaded)",
+        format!("{:.0} MiB", peak_rss_mib(processors[0].0.pid())),
+        None,
+        "",
+        String::new(),
+    );
+    bot.kill_9();
+    processors.clear();
+    let _ = store.drop_collection().await;
+    // The same with the int8 graph.
+    let (kafka, store, mut processors) =
+        answering_processor(&chroma, &[("EMBEDDING_PRECISION", "int8")]).await;
+    answer_under_load(
+        &kafka,
+        &store,
+        &processors[0].1,
+        questions,
+        ", EMBEDDING_PRECISION=int8",
+    )
+    .await
+    .rows(&mut table, questions);
+    table.row(
+        "processor peak RSS (answering, EMBEDDING_PRECISION=int8)",
+        format!("{:.0} MiB", peak_rss_mib(processors[0].0.pid())),
+        None,
+        "",
+        String::new(),
+    );
+    processors.clear();
+    let _ = store.drop_collection().await;
+
+    println!(
+        "\nRTFM {profile} build vs the Python reference, one run, this machine ({} cores)\n",
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    println!("| measurement | RTFM | Python reference | ratio |\n|---|---|---|---|");
+    for [what, ours, theirs, ratio] in table.0 {
+        println!("| {what} | {ours} | {theirs} | {ratio} |");
+    }
+}
+
+/// A processor answering with an instant fake model, on fresh topics and a fresh collection
+/// holding 1 000 indexed messages of channel 20.
+async fn answering_processor(
+    chroma: &str,
+    extra: &[(&str, &str)],
+) -> (KafkaConfig, MessageStore, Vec<(ServiceProcess, String)>) {
+    let kafka = services::kafka_with_topics().await;
+    let model_api = FakeModel::start().await;
+    model_api.always(Behaviour::Answer("Use the documented command [1].".into()));
+    let base = model_api.gemini_base_url();
+    let collection = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let mut env = vec![
+        ("GEMINI_API_KEY", "bench-key"),
+        ("GEMINI_BASE_URL", base.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    let processors = start_processors(&kafka, chroma, &collection, 1, &env).await;
+    let producer = Producer::new(&kafka, "bench").expect("producer");
+    let history: Vec<DiscordMessage> = (0..1_000).map(|i| message(i, 20)).collect();
+    for result in join_all(history.iter().map(|m| producer.send(m))).await {
+        result.expect("acked");
+    }
+    let store = MessageStore::connect(&StoreConfig::new(chroma, &collection))
+        .await
+        .expect("chroma");
+    let expected = indexable(&history);
+    while store.count().await.unwrap_or(0) < expected {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The fake model's server task keeps serving after `model_api` is dropped.
+    (kafka, store, processors)
+}
+
+/// Question → committed answer on Kafka, as measured by [`answer_under_load`].
+struct AnswerLoad {
+    latencies: Vec<f64>,
+    breakdown: Vec<String>,
+    mean: f64,
+    processor_mean: f64,
+    produced: u64,
+    ingested: usize,
+    seconds: f64,
+    label: &'static str,
+}
+
+impl AnswerLoad {
+    fn rows(&self, table: &mut Table, questions: usize) {
+        let AnswerLoad {
+            latencies,
+            breakdown,
+            mean,
+            processor_mean,
+            produced,
+            ingested,
+            seconds,
+            label,
+        } = self;
+        table.row(
+            format!(
+                "question → committed answer on Kafka, instant model, {questions} at 5/s while ingesting 50 msg/s{label} ({produced} sent, {ingested} indexed in {seconds:.0} s)"
+            ),
+            format!(
+                "p50 {:.0} ms · p99 {:.0} ms",
+                percentile(latencies, 0.5),
+                percentile(latencies, 0.99)
+            ),
+            None,
+            "",
+            String::new(),
+        );
+        table.row(
+            format!("… where it goes{label}, mean ms: in the processor (answer = embed + search + expand + model + rendering; commit = the response transaction), and the Kafka hops (produce, fetch, read_committed fetch of the answer)"),
+            format!(
+                "{} · Kafka hops {:.1} (of mean {mean:.1})",
+                breakdown.join(" · "),
+                mean - processor_mean
+            ),
+            None,
+            "",
+            String::new(),
+        );
+    }
+}
+
+/// Asks `questions` questions at 5/s of the processor whose HTTP endpoint is `http`, while 50
+/// messages/s are published, and times each until its answer is committed.
+async fn answer_under_load(
+    kafka: &KafkaConfig,
+    store: &MessageStore,
+    http: &str,
+    questions: usize,
+    label: &'static str,
+) -> AnswerLoad {
+    let reader_producer = Producer::new(kafka, "bench").expect("producer");
     let reader: rtfm_core::kafka::Consumer<rtfm_core::BotResponse> =
         rtfm_core::kafka::Consumer::new(
-            &kafka,
+            kafka,
             &rtfm_core::kafka::ConsumerOptions::new(
                 &format!("bench-{}", uuid::Uuid::new_v4()),
                 "bench",
@@ -546,7 +663,7 @@ async fn main() {
     // Join the responses topic before the first question, so none is missed.
     let _ = tokio::time::timeout(Duration::from_secs(3), reader.recv(&shutdown)).await;
     let load = {
-        let producer = Producer::new(&kafka, "bench-load").expect("producer");
+        let producer = Producer::new(kafka, "bench-load").expect("producer");
         let stop = shutdown.clone();
         tokio::spawn(async move {
             let mut i = 100_000u64;
@@ -560,11 +677,11 @@ async fn main() {
         })
     };
     let ingested_before = store.count().await.unwrap_or(0);
-    let stages_before = query_stages(&processors[0].1).await;
+    let stages_before = query_stages(http).await;
     let asked: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> =
         Default::default();
     let asker = {
-        let producer = Producer::new(&kafka, "bench-ask").expect("producer");
+        let producer = Producer::new(kafka, "bench-ask").expect("producer");
         let asked = std::sync::Arc::clone(&asked);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200)); // 5 questions/s
@@ -618,7 +735,7 @@ async fn main() {
         .unwrap_or(0)
         .saturating_sub(ingested_before);
     answer_latencies.sort_by(f64::total_cmp);
-    let stages_after = query_stages(&processors[0].1).await;
+    let stages_after = query_stages(http).await;
     let breakdown: Vec<String> = stages_before
         .iter()
         .zip(&stages_after)
@@ -640,54 +757,14 @@ async fn main() {
         )
         .sum::<f64>();
     let mean = answer_latencies.iter().sum::<f64>() / answer_latencies.len().max(1) as f64;
-    table.row(
-        format!(
-            "question → committed answer on Kafka, instant model, {questions} at 5/s while ingesting 50 msg/s ({produced} sent, {ingested} indexed in {seconds:.0} s)"
-        ),
-        format!(
-            "p50 {:.0} ms · p99 {:.0} ms",
-            percentile(&answer_latencies, 0.5),
-            percentile(&answer_latencies, 0.99)
-        ),
-        None,
-        "",
-        String::new(),
-    );
-    table.row(
-        "… where it goes, mean ms: in the processor (answer = embed + search + expand + model + rendering; commit = the response transaction), and the Kafka hops (produce, fetch, read_committed fetch of the answer)",
-        format!(
-            "{} · Kafka hops {:.1} (of mean {mean:.1})",
-            breakdown.join(" · "),
-            mean - processor_mean
-        ),
-        None,
-        "",
-        String::new(),
-    );
-    table.row(
-        "bot peak RSS",
-        format!("{:.0} MiB", peak_rss_mib(bot.pid())),
-        None,
-        "",
-        String::new(),
-    );
-    table.row(
-        "processor peak RSS (answering, model loaded)",
-        format!("{:.0} MiB", peak_rss_mib(processors[0].0.pid())),
-        None,
-        "",
-        String::new(),
-    );
-    bot.kill_9();
-    processors.clear();
-    let _ = store.drop_collection().await;
-
-    println!(
-        "\nRTFM {profile} build vs the Python reference, one run, this machine ({} cores)\n",
-        std::thread::available_parallelism().map_or(0, usize::from)
-    );
-    println!("| measurement | RTFM | Python reference | ratio |\n|---|---|---|---|");
-    for [what, ours, theirs, ratio] in table.0 {
-        println!("| {what} | {ours} | {theirs} | {ratio} |");
+    AnswerLoad {
+        latencies: answer_latencies,
+        breakdown,
+        mean,
+        processor_mean,
+        produced,
+        ingested,
+        seconds,
+        label,
     }
 }
