@@ -161,13 +161,9 @@ async fn start_processors(
 }
 
 /// Publishes `count` messages and waits until all are in Chroma and every offset is committed.
-async fn ingest(
-    kafka: &KafkaConfig,
-    chroma: &str,
-    processors: usize,
-    count: u64,
-    extra: &[(&str, &str)],
-) -> (f64, f64) {
+async fn ingest(chroma: &str, processors: usize, count: u64, extra: &[(&str, &str)]) -> (f64, f64) {
+    // Fresh topics and a fresh collection for each measurement.
+    let kafka = &services::kafka_with_topics().await;
     let collection = format!("bench_{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
     let running = start_processors(kafka, chroma, &collection, processors, extra).await;
     let producer = Producer::new(kafka, "bench").expect("producer");
@@ -236,6 +232,17 @@ struct Reference {
     seed_style: Option<f64>,
     batched: Option<f64>,
     peak_rss_mib: Option<f64>,
+}
+
+impl Reference {
+    /// An ingest rate against both Python consumers.
+    fn ingest_ratios(&self, ours: f64) -> String {
+        format!(
+            "{} batched · {} seed-style",
+            ratio(ours, self.batched),
+            ratio(ours, self.seed_style)
+        )
+    }
 }
 
 fn reference(path: Option<&str>) -> Reference {
@@ -307,12 +314,7 @@ async fn main() {
     let texts: Vec<String> = (0..messages).map(sentence).collect();
     let mut embed_rate = 0.0;
     for batch in [processor::embedding::DEFAULT_BATCH_SIZE, 4, 16, 32, 64] {
-        let model = LocalModel::load(&model_dir, Precision::Fp32, batch, 0)
-            .expect("model (run scripts/model.sh)");
-        model.embed(&texts[..64.min(texts.len())]).expect("warm-up");
-        let started = Instant::now();
-        model.embed(&texts).expect("embeds");
-        let rate = texts.len() as f64 / started.elapsed().as_secs_f64();
+        let rate = measure_embedding(&model_dir, Precision::Fp32, batch, &texts);
         eprintln!("embed-only, batches of {batch}: {rate:.0}/s");
         if batch == processor::embedding::DEFAULT_BATCH_SIZE {
             embed_rate = rate;
@@ -335,18 +337,12 @@ async fn main() {
     }
 
     // The int8 graph (EMBEDDING_PRECISION=int8), default batch size.
-    let int8 = LocalModel::load(
+    let int8_rate = measure_embedding(
         &model_dir,
         Precision::Int8,
         processor::embedding::DEFAULT_BATCH_SIZE,
-        0,
-    )
-    .expect("int8 model (run scripts/model.sh)");
-    int8.embed(&texts[..64.min(texts.len())]).expect("warm-up");
-    let started = Instant::now();
-    int8.embed(&texts).expect("embeds");
-    let int8_rate = texts.len() as f64 / started.elapsed().as_secs_f64();
-    drop(int8);
+        &texts,
+    );
     eprintln!("embed-only, int8: {int8_rate:.0}/s");
     table.row(
         "  embed-only, EMBEDDING_PRECISION=int8",
@@ -362,8 +358,7 @@ async fn main() {
     let chroma = services::chroma_url();
 
     // 2. Ingest with one processor, then two in one group (one thread each: 2 cores).
-    let kafka = services::kafka_with_topics().await;
-    let (rate_one, _) = ingest(&kafka, &chroma, 1, messages, &[]).await;
+    let (rate_one, _) = ingest(&chroma, 1, messages, &[]).await;
     eprintln!("ingest x1: {rate_one:.0}/s");
     table.row(
         format!("ingest Kafka → embed → Chroma, offsets committed, 1 processor ({messages} msgs)"),
@@ -373,21 +368,9 @@ async fn main() {
         ),
         python.batched,
         "msg/s (batched)",
-        format!(
-            "{} batched · {} seed-style",
-            ratio(rate_one, python.batched),
-            ratio(rate_one, python.seed_style)
-        ),
+        python.ingest_ratios(rate_one),
     );
-    let kafka_int8 = services::kafka_with_topics().await;
-    let (rate_int8, _) = ingest(
-        &kafka_int8,
-        &chroma,
-        1,
-        messages,
-        &[("EMBEDDING_PRECISION", "int8")],
-    )
-    .await;
+    let (rate_int8, _) = ingest(&chroma, 1, messages, &[("EMBEDDING_PRECISION", "int8")]).await;
     eprintln!("ingest x1 int8: {rate_int8:.0}/s");
     table.row(
         format!("  ingest, 1 processor, EMBEDDING_PRECISION=int8 ({messages} msgs)"),
@@ -397,11 +380,7 @@ async fn main() {
         ),
         python.batched,
         "msg/s (batched)",
-        format!(
-            "{} batched · {} seed-style",
-            ratio(rate_int8, python.batched),
-            ratio(rate_int8, python.seed_style)
-        ),
+        python.ingest_ratios(rate_int8),
     );
     table.row(
         "  Python seed-style consumer (per-message encode + add, auto-commit)",
@@ -410,15 +389,7 @@ async fn main() {
         "msg/s",
         String::new(),
     );
-    let kafka_two = services::kafka_with_topics().await;
-    let (rate_two, _) = ingest(
-        &kafka_two,
-        &chroma,
-        2,
-        messages,
-        &[("EMBEDDING_THREADS", "1")],
-    )
-    .await;
+    let (rate_two, _) = ingest(&chroma, 2, messages, &[("EMBEDDING_THREADS", "1")]).await;
     eprintln!("ingest x2: {rate_two:.0}/s");
     table.row(
         format!("ingest, 2 processors in one group on 2 cores ({messages} msgs)"),
@@ -428,8 +399,7 @@ async fn main() {
         String::new(),
     );
     if !quick {
-        let kafka = services::kafka_with_topics().await;
-        let (rate, rss) = ingest(&kafka, &chroma, 1, 10_000, &[]).await;
+        let (rate, rss) = ingest(&chroma, 1, 10_000, &[]).await;
         eprintln!("ingest 10k: {rate:.0}/s, {rss:.0} MiB");
         table.row(
             "processor peak RSS while ingesting 10 000 messages",
@@ -601,24 +571,16 @@ struct AnswerLoad {
 
 impl AnswerLoad {
     fn rows(&self, table: &mut Table, questions: usize) {
-        let AnswerLoad {
-            latencies,
-            breakdown,
-            mean,
-            processor_mean,
-            produced,
-            ingested,
-            seconds,
-            label,
-        } = self;
+        let label = self.label;
         table.row(
             format!(
-                "question → committed answer on Kafka, instant model, {questions} at 5/s while ingesting 50 msg/s{label} ({produced} sent, {ingested} indexed in {seconds:.0} s)"
+                "question → committed answer on Kafka, instant model, {questions} at 5/s while ingesting 50 msg/s{label} ({} sent, {} indexed in {:.0} s)",
+                self.produced, self.ingested, self.seconds
             ),
             format!(
                 "p50 {:.0} ms · p99 {:.0} ms",
-                percentile(latencies, 0.5),
-                percentile(latencies, 0.99)
+                percentile(&self.latencies, 0.5),
+                percentile(&self.latencies, 0.99)
             ),
             None,
             "",
@@ -627,9 +589,10 @@ impl AnswerLoad {
         table.row(
             format!("… where it goes{label}, mean ms: in the processor (answer = embed + search + expand + model + rendering; commit = the response transaction), and the Kafka hops (produce, fetch, read_committed fetch of the answer)"),
             format!(
-                "{} · Kafka hops {:.1} (of mean {mean:.1})",
-                breakdown.join(" · "),
-                mean - processor_mean
+                "{} · Kafka hops {:.1} (of mean {:.1})",
+                self.breakdown.join(" · "),
+                self.mean - self.processor_mean,
+                self.mean
             ),
             None,
             "",
@@ -767,4 +730,19 @@ async fn answer_under_load(
         seconds,
         label,
     }
+}
+
+/// Embed-only rate of the local model (`precision`, batches of `batch`) on `texts`, warm.
+fn measure_embedding(
+    model_dir: &std::path::Path,
+    precision: Precision,
+    batch: usize,
+    texts: &[String],
+) -> f64 {
+    let model =
+        LocalModel::load(model_dir, precision, batch, 0).expect("model (run scripts/model.sh)");
+    model.embed(&texts[..64.min(texts.len())]).expect("warm-up");
+    let started = Instant::now();
+    model.embed(texts).expect("embeds");
+    texts.len() as f64 / started.elapsed().as_secs_f64()
 }
