@@ -134,10 +134,6 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.shutdown_grace_secs.max(1))
-    }
-
     pub fn console_mode(&self) -> bool {
         self.console || self.discord_token.is_none()
     }
@@ -201,7 +197,7 @@ impl App {
             config.http_addr,
             &["kafka", "discord"],
             &shutdown,
-            config.shutdown_grace(),
+            Duration::from_secs(config.shutdown_grace_secs),
         )
         .await?;
         info!(console, "front end");

@@ -95,6 +95,7 @@ pub struct Service {
 
 impl Service {
     /// Binds `http_addr` (port 0: any free port) with `not_ready_yet` reported as not ready.
+    /// The tasks get `grace` after a stop request, at least 1 s.
     pub async fn bind(
         name: &'static str,
         http_addr: SocketAddr,
