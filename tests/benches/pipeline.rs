@@ -15,12 +15,14 @@
 //! a fake Discord; peak RSS of both services. The messages are the public IRC corpus
 //! (eval/ubuntu-irc-qa/corpus.jsonl), cycled with fresh ids past its end.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use processor::embedding::{default_model_dir, LocalModel, Precision};
 use processor::store::{MessageStore, StoreConfig};
-use rtfm_core::kafka::{KafkaConfig, Producer};
+use rtfm_core::kafka::{group, KafkaConfig, Producer};
+use rtfm_core::topics::{TopicKind, GROUP_MESSAGE_PROCESSOR};
 use rtfm_core::{BotQuery, DiscordMessage, MessageEvent};
 use serde_json::{json, Map};
 use test_support::fake_discord::{self, FakeDiscord};
@@ -190,30 +192,32 @@ async fn ingest(chroma: &str, processors: usize, count: u64, extra: &[(&str, &st
     }
     let expected = expected + warm_up.len();
     let started = Instant::now();
+    let mut last_offsets: HashMap<i32, i64> = HashMap::new();
     for chunk in messages.chunks(1_000) {
         for result in join_all(chunk.iter().map(|m| producer.send(m))).await {
-            result.expect("acked");
+            let delivered = result.expect("acked");
+            let last = last_offsets.entry(delivered.partition).or_default();
+            *last = (*last).max(delivered.offset);
         }
     }
+    // The clock stops when every message is in Chroma and the group has committed past it,
+    // as the batched Python consumer's stops after its last synchronous commit. Polled every
+    // 20 ms: the processor commits each batch as soon as it is durable.
+    while store.count().await.unwrap_or(0) < expected {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     loop {
-        if store.count().await.unwrap_or(0) >= expected {
-            let mut lag = 0.0;
-            for (_, http) in &running {
-                let text = http_get(&format!("http://{http}/metrics"))
-                    .await
-                    .map(|(_, body)| body)
-                    .unwrap_or_default();
-                lag += metric_value(
-                    &text,
-                    r#"rtfm_consumer_lag{group="discord-message-processor"}"#,
-                )
-                .unwrap_or(1.0);
-            }
-            if lag == 0.0 {
-                break;
-            }
+        let committed =
+            group::committed_offsets(kafka, GROUP_MESSAGE_PROCESSOR, TopicKind::DiscordMessages)
+                .await
+                .unwrap_or_default();
+        let passed = last_offsets
+            .iter()
+            .all(|(partition, last)| committed.get(partition).is_some_and(|next| next > last));
+        if passed {
+            break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rate = count as f64 / started.elapsed().as_secs_f64();
     let rss = running

@@ -8,8 +8,9 @@
 //! Pipelined: while batch N is being written to Chroma, batch N+1 is consumed and embedded, so
 //! the embedder (CPU) and Chroma (I/O, another process) work at the same time. Offsets are
 //! still stored in order and only after their own batch's upsert: N's as soon as N is durable,
-//! N+1's after N+1's upsert. Vectors computed ahead are kept across Chroma retries, so an
-//! outage never re-embeds.
+//! N+1's after N+1's upsert, and each batch's commit starts as soon as they are stored
+//! (auto-commit is only the backstop). Vectors computed ahead are kept across Chroma
+//! retries, so an outage never re-embeds.
 //!
 //! While Chroma is down the loop keeps the batch in hand and retries with capped exponential
 //! backoff: no offsets stored, nothing dropped, no busy loop, and `/readyz` says not ready. A
@@ -265,6 +266,7 @@ pub async fn run(
                 for received in &current.batch {
                     consumer.store(received);
                 }
+                consumer.commit_soon();
                 metrics::BATCHES.inc();
             }
             Err(Interrupted::Shutdown) => {

@@ -268,6 +268,51 @@ async fn a_restarted_consumer_resumes_exactly_after_its_stored_offsets() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn commit_soon_commits_what_is_stored_without_waiting_for_auto_commit() {
+    let config = services::kafka_with_topics().await;
+    let producer = Producer::new(&config, "test").expect("producer");
+    let mut delivered = Vec::new();
+    for id in 0..5 {
+        delivered.push(
+            producer
+                .send(&message(30_000 + id, 9))
+                .await
+                .expect("acked"),
+        );
+    }
+    // Auto-commit an hour away: anything committed within the test was committed by
+    // commit_soon.
+    let options =
+        ConsumerOptions::new("soon", "test").auto_commit_every(Duration::from_secs(3_600));
+    let consumer: Consumer<DiscordMessage> =
+        Consumer::new(&config, &options, producer).expect("consumer");
+    receive_n(&consumer, 3, true).await;
+    receive_n(&consumer, 2, false).await;
+    consumer.commit_soon();
+    let third = &delivered[2];
+    services::until_group_passed(
+        &config,
+        "soon",
+        rtfm_core::TopicKind::DiscordMessages,
+        &[(third.partition, third.offset)],
+        WAIT,
+    )
+    .await;
+    let committed = rtfm_core::kafka::group::committed_offsets(
+        &config,
+        "soon",
+        rtfm_core::TopicKind::DiscordMessages,
+    )
+    .await
+    .expect("offsets");
+    assert_eq!(
+        committed.get(&third.partition),
+        Some(&(third.offset + 1)),
+        "exactly the stored prefix is committed, not the two records read after it"
+    );
+}
+
 fn malformed_payloads() -> Vec<Vec<u8>> {
     let valid = serde_json::to_value(message(1, 1)).expect("json");
     let mut payloads: Vec<Vec<u8>> = Vec::new();
