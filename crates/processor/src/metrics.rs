@@ -40,6 +40,14 @@ pub static EMBED_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!("rtfm_embed_seconds", "Time to embed one batch")
         .expect("metric registers once")
 });
+/// Bulk embedding batches a question stopped so it could go first (each was run again).
+pub static EMBED_PREEMPTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "rtfm_embed_preempted_batches_total",
+        "Bulk embedding batches stopped for a question and run again after it"
+    )
+    .expect("metric registers once")
+});
 pub static UPSERT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(
         "rtfm_chroma_write_seconds",

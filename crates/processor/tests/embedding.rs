@@ -48,6 +48,57 @@ fn vectors_match_sentence_transformers_reference() {
 }
 
 #[test]
+fn a_question_stops_a_running_bulk_batch_which_is_run_again_unchanged() {
+    let (sentences, _) = reference();
+    // Long texts in one batch of 64: one run of the graph takes long enough that the
+    // questions below land inside runs.
+    let texts: Vec<String> = (0..64)
+        .map(|i| sentences[i % sentences.len()].repeat(4))
+        .collect();
+    let dir = model_dir();
+    let model = LocalModel::load(&dir, Precision::Fp32, 64, 0).expect("model");
+    let undisturbed = model.embed(&texts).expect("embeds");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (disturbed, questions) = std::thread::scope(|scope| {
+        let bulk = scope.spawn(|| {
+            let mut all = Vec::new();
+            for _ in 0..3 {
+                all.push(model.embed(&texts).expect("bulk embeds despite preemption"));
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            all
+        });
+        let mut questions = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::SeqCst) {
+            questions.push(
+                model
+                    .embed_question(&sentences[1])
+                    .expect("question embeds"),
+            );
+            std::thread::sleep(std::time::Duration::from_millis(15));
+        }
+        (bulk.join().expect("bulk thread"), questions)
+    });
+    assert!(
+        model.preempted_batches() > 0,
+        "{} questions arrived during 3 bulk runs and none stopped one",
+        questions.len()
+    );
+    for run in &disturbed {
+        for (again, first) in run.iter().zip(&undisturbed) {
+            assert!(
+                cosine(again, first) > 0.99999,
+                "a re-run batch changed a vector"
+            );
+        }
+    }
+    let alone = model.embed_question(&sentences[1]).expect("embeds");
+    for question in &questions {
+        assert!(cosine(question, &alone) > 0.99999);
+    }
+}
+
+#[test]
 fn int8_vectors_stay_close_to_the_reference_and_are_really_int8() {
     let (sentences, expected) = reference();
     let fp32 = load(Precision::Fp32).embed(&sentences).expect("embeds");

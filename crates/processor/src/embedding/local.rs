@@ -1,13 +1,13 @@
 //! all-MiniLM-L6-v2 in-process on ONNX Runtime.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::Session;
+use ort::session::{RunOptions, Session};
 use ort::value::Tensor;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
@@ -93,6 +93,14 @@ pub struct LocalModel {
     session: Mutex<Session>,
     /// Questions waiting for the session: bulk embedding lets them go first.
     questions_waiting: AtomicUsize,
+    /// The run options of bulk batches. A question sets their terminate flag: ONNX Runtime
+    /// stops the running batch at its next node and the question goes next; the batch is run
+    /// again after it.
+    bulk_run: RunOptions,
+    /// How many times a question has stopped a bulk batch (tells a preempted batch from a
+    /// failed one).
+    preemptions: AtomicU64,
+    preempted_batches: AtomicU64,
     tokenizer: Tokenizer,
     batch_size: usize,
 }
@@ -159,28 +167,27 @@ impl LocalModel {
             .and_then(|builder| builder.with_intra_op_spinning(false).map_err(Into::into))
             .and_then(|mut builder| builder.commit_from_file(&model_path))
             .map_err(|err| bad(format!("{model_file}: {err}")))?;
+        let bulk_run = RunOptions::new().map_err(|err| bad(format!("run options: {err}")))?;
         Ok(Self {
             session: Mutex::new(session),
             questions_waiting: AtomicUsize::new(0),
+            bulk_run,
+            preemptions: AtomicU64::new(0),
+            preempted_batches: AtomicU64::new(0),
             tokenizer,
             batch_size: batch_size.max(1),
         })
     }
 
     /// Embeds `texts` (any number), returning vectors in input order. Bulk work (ingestion):
-    /// before each batch it lets any waiting question go first.
+    /// a question never waits for it (see [`LocalModel::embed_question`]).
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut order: Vec<usize> = (0..texts.len()).collect();
         order.sort_by_key(|&index| texts[index].len());
         let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
         for chunk in order.chunks(self.batch_size) {
-            // A question waits for at most the one batch already running, never for a
-            // whole ingest backlog (the session runs one batch at a time).
-            while self.questions_waiting.load(Ordering::Acquire) > 0 {
-                std::thread::sleep(Duration::from_micros(200));
-            }
             let batch: Vec<&str> = chunk.iter().map(|&index| texts[index].as_str()).collect();
-            let embedded = self.embed_batch(&batch)?;
+            let embedded = self.embed_bulk_batch(&batch)?;
             for (&index, vector) in chunk.iter().zip(embedded) {
                 vectors[index] = vector;
             }
@@ -188,17 +195,63 @@ impl LocalModel {
         Ok(vectors)
     }
 
-    /// Embeds one question ahead of any bulk work waiting for the session.
+    /// One bulk batch. A question may stop its first run; the second runs to the end, so
+    /// bulk work progresses however many questions come (a question then waits for at most
+    /// that one batch).
+    fn embed_bulk_batch(&self, batch: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        // Clear the flag before looking for waiting questions: a question that arrives after
+        // the look sets it again, so the run below stops at once (SeqCst orders the two
+        // threads' flag and counter operations).
+        self.bulk_run
+            .unterminate()
+            .map_err(|err| EmbedError::Inference(err.to_string()))?;
+        self.let_questions_go_first();
+        let preemptions = self.preemptions.load(Ordering::SeqCst);
+        match self.embed_batch(batch, Some(&self.bulk_run)) {
+            Err(_) if self.preemptions.load(Ordering::SeqCst) != preemptions => {
+                self.preempted_batches.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::EMBED_PREEMPTED.inc();
+                self.let_questions_go_first();
+                self.embed_batch(batch, None)
+            }
+            result => result,
+        }
+    }
+
+    fn let_questions_go_first(&self) {
+        while self.questions_waiting.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// How many bulk batches questions have stopped (each was run again).
+    pub fn preempted_batches(&self) -> u64 {
+        self.preempted_batches.load(Ordering::Relaxed)
+    }
+
+    /// Embeds one question ahead of any bulk work: a bulk batch already running is stopped
+    /// (and run again after), so the question usually waits for one graph node, not for a
+    /// batch.
     pub fn embed_question(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
-        self.questions_waiting.fetch_add(1, Ordering::AcqRel);
-        let result = self.embed_batch(&[text]);
-        self.questions_waiting.fetch_sub(1, Ordering::AcqRel);
+        self.questions_waiting.fetch_add(1, Ordering::SeqCst);
+        self.preemptions.fetch_add(1, Ordering::SeqCst);
+        let result = self
+            .bulk_run
+            .terminate()
+            .map_err(|err| EmbedError::Inference(err.to_string()))
+            .and_then(|()| self.embed_batch(&[text], None));
+        self.questions_waiting.fetch_sub(1, Ordering::SeqCst);
         result?
             .pop()
             .ok_or_else(|| EmbedError::Inference("no vector returned".to_string()))
     }
 
-    fn embed_batch(&self, batch: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    /// Runs the graph on `batch`, with `run_options` if given (bulk batches).
+    fn embed_batch(
+        &self,
+        batch: &[&str],
+        run_options: Option<&RunOptions>,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let inference = |err: ort::Error| EmbedError::Inference(err.to_string());
         let encodings = self
             .tokenizer
@@ -225,9 +278,12 @@ impl LocalModel {
             .session
             .lock()
             .map_err(|_| EmbedError::Inference("embedding session poisoned".to_string()))?;
-        let outputs = session
-            .run(ort::inputs!["input_ids" => ids, "attention_mask" => mask])
-            .map_err(inference)?;
+        let inputs = ort::inputs!["input_ids" => ids, "attention_mask" => mask];
+        let outputs = match run_options {
+            Some(options) => session.run_with_options(inputs, options),
+            None => session.run(inputs),
+        }
+        .map_err(inference)?;
         let (shape, values) = outputs["sentence_embedding"]
             .try_extract_tensor::<f32>()
             .map_err(inference)?;
