@@ -578,7 +578,7 @@ impl AnswerLoad {
         let label = self.label;
         table.row(
             format!(
-                "question → committed answer on Kafka, instant model, {questions} at 5/s (after {WARM_UP_QUESTIONS} not counted) while ingesting 50 msg/s{label} ({} sent, {} indexed in {:.0} s)",
+                "question → committed answer on Kafka, instant model, {questions} at 5/s (after {WARM_UP_QUESTIONS} warm-up ones) while ingesting 50 msg/s{label} ({} sent, {} indexed in {:.0} s)",
                 self.produced, self.ingested, self.seconds
             ),
             format!(
@@ -643,57 +643,51 @@ async fn answer_under_load(
             i - 100_000
         })
     };
+    // Warm-up: WARM_UP_QUESTIONS asked one at a time, each answered before the next, none
+    // counted. A fresh producer's first send waits for metadata and its idempotence set-up
+    // (over a second here), which would otherwise hold back, then burst, the measured ones.
+    let asker_producer = Producer::new(kafka, "bench-ask").expect("producer");
+    for i in 0..WARM_UP_QUESTIONS as u64 {
+        let query = bench_question(1_000_000 + i);
+        asker_producer.send(&query).await.expect("acked");
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), reader.recv(&shutdown)).await {
+                Ok(Ok(Some(received))) if received.record.query_id == query.query_id => break,
+                Ok(Ok(Some(_))) => {}
+                _ => panic!("no answer to a warm-up question within 30 s"),
+            }
+        }
+    }
     let ingested_before = store.count().await.unwrap_or(0);
     let stages_before = query_stages(http).await;
-    // Each question's send time and its number: the first WARM_UP_QUESTIONS are asked and
-    // answered but not counted (the first ones pay for the fresh producer's metadata and the
-    // consumers' first fetches), as the trigger → reply phase skips its first five.
-    let asked: std::sync::Arc<std::sync::Mutex<HashMap<String, (Instant, usize)>>> =
-        Default::default();
+    let asked: std::sync::Arc<std::sync::Mutex<HashMap<String, Instant>>> = Default::default();
     let asker = {
-        let producer = Producer::new(kafka, "bench-ask").expect("producer");
         let asked = std::sync::Arc::clone(&asked);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200)); // 5 questions/s
-            for i in 0..(WARM_UP_QUESTIONS + questions) as u64 {
+            for i in 0..questions as u64 {
                 tick.tick().await;
-                let query = BotQuery {
-                    query_id: uuid::Uuid::new_v4().to_string(),
-                    original_message_id: (70_000_000 + i).to_string(),
-                    question: sentence(i * 13),
-                    username: "bench".into(),
-                    user_id: "1".into(),
-                    channel_id: "20".into(),
-                    timestamp: rtfm_core::schema::now_timestamp(),
-                    context: Map::new(),
-                    guild_id: Some("77".into()),
-                    visible_channel_ids: None,
-                    extra: Map::new(),
-                };
+                let query = bench_question(i);
                 asked
                     .lock()
                     .expect("asked")
-                    .insert(query.query_id.clone(), (Instant::now(), i as usize));
-                producer.send(&query).await.expect("acked");
+                    .insert(query.query_id.clone(), Instant::now());
+                asker_producer.send(&query).await.expect("acked");
             }
         })
     };
     let load_started = Instant::now();
     let mut answer_latencies = Vec::new();
-    let mut answered = 0;
-    while answered < WARM_UP_QUESTIONS + questions {
+    while answer_latencies.len() < questions {
         match tokio::time::timeout(Duration::from_secs(30), reader.recv(&shutdown)).await {
             Ok(Ok(Some(received))) => {
                 let at = Instant::now();
-                let asked = asked
+                if let Some(started) = asked
                     .lock()
                     .expect("asked")
-                    .remove(&received.record.query_id);
-                if let Some((started, number)) = asked {
-                    answered += 1;
-                    if number >= WARM_UP_QUESTIONS {
-                        answer_latencies.push(at.duration_since(started).as_secs_f64() * 1e3);
-                    }
+                    .remove(&received.record.query_id)
+                {
+                    answer_latencies.push(at.duration_since(started).as_secs_f64() * 1e3);
                 }
             }
             _ => panic!("no answer within 30 s"),
@@ -745,6 +739,23 @@ async fn answer_under_load(
 
 /// Questions asked and answered before the measured ones in the question → answer phase.
 const WARM_UP_QUESTIONS: usize = 5;
+
+/// Question `i` of the question → answer phase, in the channel of the indexed history.
+fn bench_question(i: u64) -> BotQuery {
+    BotQuery {
+        query_id: uuid::Uuid::new_v4().to_string(),
+        original_message_id: (70_000_000 + i).to_string(),
+        question: sentence(i * 13),
+        username: "bench".into(),
+        user_id: "1".into(),
+        channel_id: "20".into(),
+        timestamp: rtfm_core::schema::now_timestamp(),
+        context: Map::new(),
+        guild_id: Some("77".into()),
+        visible_channel_ids: None,
+        extra: Map::new(),
+    }
+}
 
 /// Embed-only rate of the local model (`precision`, batches of `batch`) on `texts`, warm.
 fn measure_embedding(
