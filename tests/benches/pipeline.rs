@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use processor::embedding::{default_model_dir, LocalModel, Precision};
 use processor::store::{MessageStore, StoreConfig};
-use rtfm_core::kafka::{group, KafkaConfig, Producer};
+use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::topics::{TopicKind, GROUP_MESSAGE_PROCESSOR};
 use rtfm_core::{BotQuery, DiscordMessage, MessageEvent};
 use serde_json::{json, Map};
@@ -192,12 +192,11 @@ async fn ingest(chroma: &str, processors: usize, count: u64, extra: &[(&str, &st
     }
     let expected = expected + warm_up.len();
     let started = Instant::now();
-    let mut last_offsets: HashMap<i32, i64> = HashMap::new();
+    let mut positions = Vec::new();
     for chunk in messages.chunks(1_000) {
         for result in join_all(chunk.iter().map(|m| producer.send(m))).await {
             let delivered = result.expect("acked");
-            let last = last_offsets.entry(delivered.partition).or_default();
-            *last = (*last).max(delivered.offset);
+            positions.push((delivered.partition, delivered.offset));
         }
     }
     // The clock stops when every message is in Chroma and the group has committed past it,
@@ -206,17 +205,14 @@ async fn ingest(chroma: &str, processors: usize, count: u64, extra: &[(&str, &st
     while store.count().await.unwrap_or(0) < expected {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    loop {
-        let committed =
-            group::committed_offsets(kafka, GROUP_MESSAGE_PROCESSOR, TopicKind::DiscordMessages)
-                .await
-                .unwrap_or_default();
-        let passed = last_offsets
-            .iter()
-            .all(|(partition, last)| committed.get(partition).is_some_and(|next| next > last));
-        if passed {
-            break;
-        }
+    while !services::group_passed(
+        kafka,
+        GROUP_MESSAGE_PROCESSOR,
+        TopicKind::DiscordMessages,
+        &positions,
+    )
+    .await
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rate = count as f64 / started.elapsed().as_secs_f64();

@@ -158,24 +158,36 @@ pub async fn until_group_passed(
     positions: &[(i32, i64)],
     timeout: std::time::Duration,
 ) {
-    let mut last: std::collections::HashMap<i32, i64> = std::collections::HashMap::new();
-    for (partition, offset) in positions {
-        let entry = last.entry(*partition).or_insert(*offset);
-        *entry = (*entry).max(*offset);
-    }
     crate::eventually(
         timeout,
-        &format!("group {group} to commit past {last:?}"),
+        &format!(
+            "group {group} to commit past {} positions of {kind:?}",
+            positions.len()
+        ),
         || async {
-            let committed = rtfm_core::kafka::group::committed_offsets(config, group, kind)
+            group_passed(config, group, kind, positions)
                 .await
-                .ok()?;
-            last.iter()
-                .all(|(partition, offset)| committed.get(partition).is_some_and(|c| c > offset))
                 .then_some(())
         },
     )
     .await;
+}
+
+/// Whether group `group` (base name) has committed past every `(partition, offset)` of
+/// `kind`'s topic now (false when the offsets cannot be read).
+pub async fn group_passed(
+    config: &KafkaConfig,
+    group: &str,
+    kind: rtfm_core::TopicKind,
+    positions: &[(i32, i64)],
+) -> bool {
+    let Ok(committed) = rtfm_core::kafka::group::committed_offsets(config, group, kind).await
+    else {
+        return false;
+    };
+    positions
+        .iter()
+        .all(|(partition, offset)| committed.get(partition).is_some_and(|next| next > offset))
 }
 
 /// Waits (at most `timeout`) until `kind`'s dead-letter topic holds at least `count` records;

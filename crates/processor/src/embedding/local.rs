@@ -88,6 +88,10 @@ fn runtime(library: &Path) -> Result<Environment, String> {
     Ok(environment)
 }
 
+fn inference(err: ort::Error) -> EmbedError {
+    EmbedError::Inference(err.to_string())
+}
+
 /// all-MiniLM-L6-v2 on the CPU, through ONNX Runtime.
 pub struct LocalModel {
     session: Mutex<Session>,
@@ -97,9 +101,10 @@ pub struct LocalModel {
     /// stops the running batch at its next node and the question goes next; the batch is run
     /// again after it.
     bulk_run: RunOptions,
-    /// How many times a question has stopped a bulk batch (tells a preempted batch from a
-    /// failed one).
-    preemptions: AtomicU64,
+    /// How many times a question has asked the running bulk batch to stop (tells a stopped
+    /// batch from a failed one).
+    stop_requests: AtomicU64,
+    /// How many bulk batches were actually stopped (and run again).
     preempted_batches: AtomicU64,
     tokenizer: Tokenizer,
     batch_size: usize,
@@ -172,7 +177,7 @@ impl LocalModel {
             session: Mutex::new(session),
             questions_waiting: AtomicUsize::new(0),
             bulk_run,
-            preemptions: AtomicU64::new(0),
+            stop_requests: AtomicU64::new(0),
             preempted_batches: AtomicU64::new(0),
             tokenizer,
             batch_size: batch_size.max(1),
@@ -202,13 +207,11 @@ impl LocalModel {
         // Clear the flag before looking for waiting questions: a question that arrives after
         // the look sets it again, so the run below stops at once (SeqCst orders the two
         // threads' flag and counter operations).
-        self.bulk_run
-            .unterminate()
-            .map_err(|err| EmbedError::Inference(err.to_string()))?;
+        self.bulk_run.unterminate().map_err(inference)?;
         self.let_questions_go_first();
-        let preemptions = self.preemptions.load(Ordering::SeqCst);
+        let stop_requests = self.stop_requests.load(Ordering::SeqCst);
         match self.embed_batch(batch, Some(&self.bulk_run)) {
-            Err(_) if self.preemptions.load(Ordering::SeqCst) != preemptions => {
+            Err(_) if self.stop_requests.load(Ordering::SeqCst) != stop_requests => {
                 self.preempted_batches.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::EMBED_PREEMPTED.inc();
                 self.let_questions_go_first();
@@ -234,11 +237,11 @@ impl LocalModel {
     /// batch.
     pub fn embed_question(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         self.questions_waiting.fetch_add(1, Ordering::SeqCst);
-        self.preemptions.fetch_add(1, Ordering::SeqCst);
+        self.stop_requests.fetch_add(1, Ordering::SeqCst);
         let result = self
             .bulk_run
             .terminate()
-            .map_err(|err| EmbedError::Inference(err.to_string()))
+            .map_err(inference)
             .and_then(|()| self.embed_batch(&[text], None));
         self.questions_waiting.fetch_sub(1, Ordering::SeqCst);
         result?
@@ -252,7 +255,6 @@ impl LocalModel {
         batch: &[&str],
         run_options: Option<&RunOptions>,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let inference = |err: ort::Error| EmbedError::Inference(err.to_string());
         let encodings = self
             .tokenizer
             .encode_batch(batch.to_vec(), true)
