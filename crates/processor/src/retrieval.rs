@@ -2,8 +2,10 @@
 //!
 //! 1. The question is embedded and the `k` nearest messages are fetched from Chroma **inside
 //!    the question's scope** (its guild, by default its channel; a DM only its DM channel).
-//!    Scope is a `where` filter built from the query's `guild_id`/`channel_id` as stamped by the
-//!    bot; the processor never widens it, so no text crosses a guild (see [`scope_filter`]).
+//!    Scope is built from the query's `guild_id`/`channel_id` as stamped by the bot: Chroma
+//!    filters by channel, and every message it returns is checked against the whole rule,
+//!    guild included; the processor never widens it, so no text crosses a guild (see
+//!    [`index::Reach`]).
 //! 2. Hits below the similarity threshold, the triggering message itself and duplicates are
 //!    dropped; at most `max_sources` remain.
 //! 3. Each hit is expanded into its conversation ([`crate::conversation`]): replies and
@@ -11,7 +13,7 @@
 //!    ± `neighbors` time-adjacent messages as context. Two Chroma `get`s per question fetch all
 //!    of it (windows and first-level links, then second-level replies), inside the same scope.
 //!
-//! The storage format and the scope filter live in [`crate::index`].
+//! The storage format and the scope rule ([`index::Reach`]) live in [`crate::index`].
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -230,20 +232,21 @@ pub struct Retriever {
 
 impl Retriever {
     pub async fn retrieve(&self, query: &BotQuery) -> Result<Retrieved, RetrieveError> {
-        let filter = index::scope_filter(query, self.settings.scope);
+        let reach = index::Reach::of(query, self.settings.scope);
         let started = std::time::Instant::now();
         let embedding = self.embedder.embed_one(&query.question).await?;
         let embedded = started.elapsed();
         // One extra candidate in case the triggering message is among them.
-        let hits = self
+        let mut hits = self
             .store
             .query(
                 embedding.clone(),
-                filter.clone(),
+                reach.filter(),
                 self.settings.candidates + 1,
             )
             .await?;
         let searched = started.elapsed();
+        hits.retain(|hit| reach.admits(&IndexedMessage::from_stored(&hit.message)));
         let hits = select_hits(hits, &query.original_message_id, &self.settings);
         let hits: Vec<(IndexedMessage, f32)> = hits
             .iter()
@@ -252,7 +255,7 @@ impl Retriever {
         let around = if self.settings.neighbors == 0 || hits.is_empty() {
             Vec::new()
         } else {
-            self.around(&embedding, &hits, &filter).await?
+            self.around(&embedding, &hits, &reach).await?
         };
         let expansion = Expansion {
             neighbors: self.settings.neighbors,
@@ -299,7 +302,7 @@ impl Retriever {
         Ok(Retrieved { groups })
     }
 
-    /// Everything the hits' conversations may contain, still inside `scope`: the messages of
+    /// Everything the hits' conversations may contain, still inside `reach`: the messages of
     /// each hit's channel within the window around it, the messages linked to the hits (their
     /// replies, the messages they reply to and those messages' other replies, their threads),
     /// then the replies to those replies. Each with its similarity to the question
@@ -308,7 +311,7 @@ impl Retriever {
         &self,
         question: &[f32],
         hits: &[(IndexedMessage, f32)],
-        scope: &Value,
+        reach: &index::Reach,
     ) -> Result<Vec<IndexedMessage>, StoreError> {
         let window = self.settings.neighbor_window_secs as f64;
         let mut alternatives: Vec<Value> = hits
@@ -328,7 +331,7 @@ impl Retriever {
             linked.extend(hit.thread_starter.iter().cloned());
         }
         alternatives.push(index::linked_filter(&linked));
-        let first = self.get_within(question, scope, alternatives).await?;
+        let first = self.get_within(question, reach, alternatives).await?;
         // Second hop: replies to the replies of the hits.
         let hit_ids: HashSet<&str> = hits.iter().map(|(hit, _)| hit.id.as_str()).collect();
         let replies: Vec<String> = first
@@ -344,19 +347,19 @@ impl Retriever {
         let mut all = first;
         if !replies.is_empty() {
             all.extend(
-                self.get_within(question, scope, vec![index::linked_filter(&replies)])
+                self.get_within(question, reach, vec![index::linked_filter(&replies)])
                     .await?,
             );
         }
         Ok(all)
     }
 
-    /// Every message matching any of `alternatives`, inside `scope` (at most 100 per
+    /// Every message matching any of `alternatives`, inside `reach` (at most 100 per
     /// alternative), with its similarity to `question` — one Chroma query.
     async fn get_within(
         &self,
         question: &[f32],
-        scope: &Value,
+        reach: &index::Reach,
         alternatives: Vec<Value>,
     ) -> Result<Vec<IndexedMessage>, StoreError> {
         let count = alternatives.len();
@@ -366,7 +369,7 @@ impl Retriever {
         } else {
             json!({ "$or": alternatives })
         };
-        let filter = json!({"$and": [scope, any]});
+        let filter = json!({"$and": [reach.filter(), any]});
         let found = self
             .store
             .query(question.to_vec(), filter, 100 * count)
@@ -378,6 +381,7 @@ impl Retriever {
                 message.relevance = Some(hit.similarity);
                 message
             })
+            .filter(|message| reach.admits(message))
             .collect())
     }
 }
