@@ -48,6 +48,14 @@ pub static EMBED_PREEMPTED: LazyLock<IntCounter> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+/// Bulk embedding batches that held back for a question being answered.
+pub static EMBED_HELD: LazyLock<IntCounter> = LazyLock::new(|| {
+    register_int_counter!(
+        "rtfm_embed_held_batches_total",
+        "Bulk embedding batches that held back (at most 100 ms each) while a question was answered"
+    )
+    .expect("metric registers once")
+});
 pub static UPSERT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     register_histogram!(
         "rtfm_chroma_write_seconds",

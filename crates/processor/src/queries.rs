@@ -32,6 +32,8 @@ pub async fn run(
             Err(err) => return Err(anyhow::Error::new(err).context("while consuming bot-queries")),
         };
         info!(query_id = %received.record.query_id, partition = received.partition, offset = received.offset, "query received");
+        // Ingestion's embedding holds back until the response is committed.
+        let answering = answerer.retriever.embedder.answering();
         let started = std::time::Instant::now();
         let responses: Vec<BotResponse> = answerer
             .respond(&received.record)
@@ -42,10 +44,11 @@ pub async fn run(
         crate::metrics::QUERY_STAGE_SECONDS
             .with_label_values(&["answer"])
             .observe(answered.as_secs_f64());
-        match producer
+        let sent = producer
             .send_with_offset(&consumer, &received, &responses)
-            .await
-        {
+            .await;
+        drop(answering);
+        match sent {
             Ok(()) => {
                 crate::metrics::QUERY_STAGE_SECONDS
                     .with_label_values(&["commit"])

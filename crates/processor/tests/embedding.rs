@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use processor::embedding::{cosine, default_model_dir, LocalModel, Precision, MINILM_DIMENSIONS};
+use processor::embedding::{
+    cosine, default_model_dir, LocalModel, Precision, MAX_BULK_HOLD, MINILM_DIMENSIONS,
+};
 
 fn model_dir() -> PathBuf {
     std::env::var_os("EMBEDDING_MODEL_DIR")
@@ -96,6 +98,47 @@ fn a_question_stops_a_running_bulk_batch_which_is_run_again_unchanged() {
     for question in &questions {
         assert!(cosine(question, &alone) > 0.99999);
     }
+}
+
+#[test]
+fn bulk_batches_hold_back_while_a_question_is_answered_but_not_forever() {
+    let (sentences, _) = reference();
+    let model = load(Precision::Fp32);
+    let texts = sentences[..4].to_vec(); // one batch of 4
+    let undisturbed = model.embed(&texts).expect("embeds");
+    assert_eq!(model.held_batches(), 0, "nothing was being answered");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (finished, finished_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let answering = model.answering();
+        scope.spawn(|| {
+            let vectors = model.embed(&texts).expect("bulk embeds while held");
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            let _ = finished.send(vectors);
+        });
+        // The batch started after `answering`, so it cannot be done before it has held back
+        // for MAX_BULK_HOLD (without the hold, four sentences embed in a few milliseconds).
+        std::thread::sleep(MAX_BULK_HOLD / 2);
+        assert!(
+            !done.load(std::sync::atomic::Ordering::SeqCst),
+            "a bulk batch ran while a question was being answered"
+        );
+        // Still answering: the batch runs anyway once it has held back for MAX_BULK_HOLD.
+        let vectors = finished_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the held batch never ran: ingestion starved behind a question");
+        assert_eq!(model.held_batches(), 1);
+        for (held, first) in vectors.iter().zip(&undisturbed) {
+            assert!(cosine(held, first) > 0.99999);
+        }
+        drop(answering);
+    });
+    model.embed(&texts).expect("embeds");
+    assert_eq!(
+        model.held_batches(),
+        1,
+        "the guard is gone: nothing holds back"
+    );
 }
 
 #[test]

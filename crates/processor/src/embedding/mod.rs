@@ -28,8 +28,8 @@ pub use hosted::{
     OPENAI_MAX_BATCH, OPENAI_MAX_BATCH_CHARS,
 };
 pub use local::{
-    default_model_dir, runtime_library, LocalModel, Precision, DEFAULT_BATCH_SIZE, INT8_MODEL_FILE,
-    MODEL_FILE, RUNTIME_FILE, TOKENIZER_FILE,
+    default_model_dir, runtime_library, Answering, LocalModel, Precision, DEFAULT_BATCH_SIZE,
+    INT8_MODEL_FILE, MAX_BULK_HOLD, MODEL_FILE, RUNTIME_FILE, TOKENIZER_FILE,
 };
 pub use settings::{build_embedder, EmbeddingSettings};
 
@@ -82,6 +82,15 @@ impl Embedder {
                     .map_err(|err| EmbedError::Inference(format!("embedding task failed: {err}")))?
             }
             Embedder::Hosted(hosted) => hosted.embed(&texts).await,
+        }
+    }
+
+    /// Marks a question as being answered until the guard drops: the local model's ingestion
+    /// batches hold back meanwhile (see [`LocalModel::answering`]).
+    pub fn answering(&self) -> Answering<'_> {
+        match self {
+            Embedder::Local(model) => model.answering(),
+            Embedder::Hosted(_) => Answering::none(),
         }
     }
 
