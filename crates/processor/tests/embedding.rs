@@ -112,21 +112,27 @@ fn bulk_batches_hold_back_while_a_question_is_answered_but_not_forever() {
     std::thread::scope(|scope| {
         let answering = model.answering();
         scope.spawn(|| {
-            let vectors = model.embed(&texts).expect("bulk embeds while held");
+            let vectors = model.embed(&texts);
             done.store(true, std::sync::atomic::Ordering::SeqCst);
             let _ = finished.send(vectors);
         });
         // The batch started after `answering`, so it cannot be done before it has held back
         // for MAX_BULK_HOLD (without the hold, four sentences embed in a few milliseconds).
-        std::thread::sleep(MAX_BULK_HOLD / 2);
+        std::thread::sleep(MAX_BULK_HOLD / 4);
         assert!(
             !done.load(std::sync::atomic::Ordering::SeqCst),
             "a bulk batch ran while a question was being answered"
         );
+        // The question's own embedding asks bulk work to stop while the batch holds back: the
+        // batch must not take that request for a failure when it runs.
+        model
+            .embed_question(&sentences[5])
+            .expect("question embeds");
         // Still answering: the batch runs anyway once it has held back for MAX_BULK_HOLD.
         let vectors = finished_rx
             .recv_timeout(std::time::Duration::from_secs(60))
-            .expect("the held batch never ran: ingestion starved behind a question");
+            .expect("the held batch never ran: ingestion starved behind a question")
+            .expect("a batch that held back for a question failed");
         assert_eq!(model.held_batches(), 1);
         for (held, first) in vectors.iter().zip(&undisturbed) {
             assert!(cosine(held, first) > 0.99999);

@@ -131,9 +131,6 @@ pub struct LocalModel {
     /// stops the running batch at its next node and the question goes next; the batch is run
     /// again after it.
     bulk_run: RunOptions,
-    /// How many times a question has asked the running bulk batch to stop (tells a stopped
-    /// batch from a failed one).
-    stop_requests: AtomicU64,
     /// How many bulk batches were actually stopped (and run again).
     preempted_batches: AtomicU64,
     tokenizer: Tokenizer,
@@ -209,7 +206,6 @@ impl LocalModel {
             answering: AtomicUsize::new(0),
             held_batches: AtomicU64::new(0),
             bulk_run,
-            stop_requests: AtomicU64::new(0),
             preempted_batches: AtomicU64::new(0),
             tokenizer,
             batch_size: batch_size.max(1),
@@ -235,21 +231,26 @@ impl LocalModel {
     /// One bulk batch. A question may stop its first run; the second runs to the end, so
     /// bulk work progresses however many questions come (a question then waits for at most
     /// that one batch).
+    ///
+    /// Any failure of the first run is taken for a stop and the batch run again, not
+    /// preemptible: a batch that really fails fails the same way the second time and that
+    /// error is returned. (Telling a stop from a failure by counting stop requests raced: a
+    /// request made while the batch waited for questions left the flag set after the count
+    /// was read, and the stopped batch was reported as failed — its messages dead-lettered.)
     fn embed_bulk_batch(&self, batch: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        // Clear the flag before looking for waiting questions: a question that arrives after
-        // the look sets it again, so the run below stops at once (SeqCst orders the two
-        // threads' flag and counter operations).
-        self.bulk_run.unterminate().map_err(inference)?;
         self.let_questions_go_first();
-        let stop_requests = self.stop_requests.load(Ordering::SeqCst);
+        // Cleared after the wait: a question that comes after this sets it again and stops
+        // the run below at its next node.
+        self.bulk_run.unterminate().map_err(inference)?;
         match self.embed_batch(batch, Some(&self.bulk_run)) {
-            Err(_) if self.stop_requests.load(Ordering::SeqCst) != stop_requests => {
+            Ok(vectors) => Ok(vectors),
+            Err(_) => {
+                self.let_questions_go_first();
+                let again = self.embed_batch(batch, None)?;
                 self.preempted_batches.fetch_add(1, Ordering::Relaxed);
                 crate::metrics::EMBED_PREEMPTED.inc();
-                self.let_questions_go_first();
-                self.embed_batch(batch, None)
+                Ok(again)
             }
-            result => result,
         }
     }
 
@@ -299,7 +300,6 @@ impl LocalModel {
     /// batch.
     pub fn embed_question(&self, text: &str) -> Result<Vec<f32>, EmbedError> {
         self.questions_waiting.fetch_add(1, Ordering::SeqCst);
-        self.stop_requests.fetch_add(1, Ordering::SeqCst);
         let result = self
             .bulk_run
             .terminate()
