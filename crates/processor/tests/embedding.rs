@@ -145,6 +145,17 @@ fn bulk_batches_hold_back_while_a_question_is_answered_but_not_forever() {
         1,
         "the guard is gone: nothing holds back"
     );
+    // A question answered for longer than MAX_BULK_HOLD (waiting for a model's reply) no
+    // longer holds bulk work back.
+    let answering = model.answering();
+    std::thread::sleep(MAX_BULK_HOLD * 2);
+    model.embed(&texts).expect("embeds");
+    assert_eq!(
+        model.held_batches(),
+        1,
+        "a batch held back for a question answered for longer than MAX_BULK_HOLD"
+    );
+    drop(answering);
 }
 
 #[test]

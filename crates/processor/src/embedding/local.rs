@@ -88,10 +88,12 @@ fn runtime(library: &Path) -> Result<Environment, String> {
     Ok(environment)
 }
 
-/// The longest a bulk batch holds back for questions being answered before it runs anyway. A
-/// question is answered in tens of milliseconds; under a continuous stream of questions
-/// ingestion still runs one batch (8 messages, ~40 ms with float32 on this machine's cores) per
-/// ~140 ms, ~55 messages/s.
+/// The longest bulk work holds back for a question being answered: a batch runs once it has
+/// waited this long, or once the question has been answered for this long. A question is
+/// answered in tens of milliseconds without a model; one that waits seconds for a model's
+/// reply holds ingestion back for its first 100 ms only, and under a continuous stream of
+/// questions ingestion still runs one batch (8 messages, ~40 ms with float32 on this machine's
+/// cores) per ~140 ms, ~55 messages/s.
 pub const MAX_BULK_HOLD: Duration = Duration::from_millis(100);
 
 /// Held while a question is answered ([`LocalModel::answering`]).
@@ -125,6 +127,9 @@ pub struct LocalModel {
     /// Questions being answered, from receipt to committed response ([`LocalModel::answering`]):
     /// bulk batches hold back for them, each for at most [`MAX_BULK_HOLD`].
     answering: AtomicUsize,
+    /// When the latest of them was received, in microseconds since `created`.
+    answering_since_micros: AtomicU64,
+    created: Instant,
     /// How many bulk batches held back for a question being answered.
     held_batches: AtomicU64,
     /// The run options of bulk batches. A question sets their terminate flag: ONNX Runtime
@@ -204,6 +209,8 @@ impl LocalModel {
             session: Mutex::new(session),
             questions_waiting: AtomicUsize::new(0),
             answering: AtomicUsize::new(0),
+            answering_since_micros: AtomicU64::new(0),
+            created: Instant::now(),
             held_batches: AtomicU64::new(0),
             bulk_run,
             preempted_batches: AtomicU64::new(0),
@@ -255,14 +262,17 @@ impl LocalModel {
     }
 
     /// Waits while a question waits for the session, and while one is being answered (for at
-    /// most [`MAX_BULK_HOLD`]: ingestion progresses under any question rate).
+    /// most [`MAX_BULK_HOLD`] of the batch's wait and of the question's answer: ingestion
+    /// progresses under any question rate, and a question waiting for a model's reply does
+    /// not hold it back).
     fn let_questions_go_first(&self) {
         let started = Instant::now();
         let mut held = false;
         loop {
             let waiting = self.questions_waiting.load(Ordering::SeqCst) > 0;
-            let answering =
-                self.answering.load(Ordering::SeqCst) > 0 && started.elapsed() < MAX_BULK_HOLD;
+            let answering = self.answering.load(Ordering::SeqCst) > 0
+                && started.elapsed() < MAX_BULK_HOLD
+                && self.micros_since(&self.answering_since_micros) < MAX_BULK_HOLD;
             if !waiting && !answering {
                 break;
             }
@@ -276,13 +286,22 @@ impl LocalModel {
     }
 
     /// Marks a question as being answered until the guard is dropped: bulk batches do not
-    /// start meanwhile (one waits at most [`MAX_BULK_HOLD`]), so the question's search and
+    /// start meanwhile (for at most [`MAX_BULK_HOLD`] per batch and per question), so the question's search and
     /// its response's transaction get the cores that Chroma and the broker need. Its
     /// embedding stops a running batch anyway ([`LocalModel::embed_question`]); this keeps
     /// the re-run and the next batches out of the rest of the answer.
     pub fn answering(&self) -> Answering<'_> {
+        let now = u64::try_from(self.created.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.answering_since_micros.store(now, Ordering::SeqCst);
         self.answering.fetch_add(1, Ordering::SeqCst);
         Answering(Some(&self.answering))
+    }
+
+    /// How long ago the instant stored in `micros` (since `created`) was.
+    fn micros_since(&self, micros: &AtomicU64) -> Duration {
+        self.created
+            .elapsed()
+            .saturating_sub(Duration::from_micros(micros.load(Ordering::SeqCst)))
     }
 
     /// How many bulk batches held back for a question being answered.
