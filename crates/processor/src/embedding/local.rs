@@ -125,7 +125,8 @@ pub struct LocalModel {
     /// Questions waiting for the session: bulk embedding lets them go first.
     questions_waiting: AtomicUsize,
     /// Questions being answered, from receipt to committed response ([`LocalModel::answering`]):
-    /// bulk batches hold back for them, each for at most [`MAX_BULK_HOLD`].
+    /// bulk batches hold back for them, for at most [`MAX_BULK_HOLD`] per batch and per
+    /// question.
     answering: AtomicUsize,
     /// When the latest of them was received, in microseconds since `created`.
     answering_since_micros: AtomicU64,
@@ -272,7 +273,7 @@ impl LocalModel {
             let waiting = self.questions_waiting.load(Ordering::SeqCst) > 0;
             let answering = self.answering.load(Ordering::SeqCst) > 0
                 && started.elapsed() < MAX_BULK_HOLD
-                && self.micros_since(&self.answering_since_micros) < MAX_BULK_HOLD;
+                && self.latest_question_age() < MAX_BULK_HOLD;
             if !waiting && !answering {
                 break;
             }
@@ -286,8 +287,9 @@ impl LocalModel {
     }
 
     /// Marks a question as being answered until the guard is dropped: bulk batches do not
-    /// start meanwhile (for at most [`MAX_BULK_HOLD`] per batch and per question), so the question's search and
-    /// its response's transaction get the cores that Chroma and the broker need. Its
+    /// start meanwhile (for at most [`MAX_BULK_HOLD`] per batch and per question), so the
+    /// question's search and its response's transaction get the cores that Chroma and the
+    /// broker need. Its
     /// embedding stops a running batch anyway ([`LocalModel::embed_question`]); this keeps
     /// the re-run and the next batches out of the rest of the answer.
     pub fn answering(&self) -> Answering<'_> {
@@ -297,11 +299,12 @@ impl LocalModel {
         Answering(Some(&self.answering))
     }
 
-    /// How long ago the instant stored in `micros` (since `created`) was.
-    fn micros_since(&self, micros: &AtomicU64) -> Duration {
+    /// How long ago the latest question being answered was received.
+    fn latest_question_age(&self) -> Duration {
+        let since = self.answering_since_micros.load(Ordering::SeqCst);
         self.created
             .elapsed()
-            .saturating_sub(Duration::from_micros(micros.load(Ordering::SeqCst)))
+            .saturating_sub(Duration::from_micros(since))
     }
 
     /// How many bulk batches held back for a question being answered.
