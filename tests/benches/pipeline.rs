@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use processor::embedding::{default_model_dir, LocalModel, Precision};
+use processor::embedding::{default_model_dir, Batching, LocalModel, Precision};
 use processor::store::{MessageStore, StoreConfig};
 use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::topics::{TopicKind, GROUP_MESSAGE_PROCESSOR};
@@ -310,39 +310,59 @@ async fn main() {
         .map(Into::into)
         .unwrap_or_else(default_model_dir);
 
-    // 1. Embed-only: the same texts as the Python row, default batch size, then a sweep.
+    // 1. Embed-only: the same texts as the Python row, default batching, then a sweep.
     let texts: Vec<String> = (0..messages).map(sentence).collect();
-    let mut embed_rate = 0.0;
-    for batch in [processor::embedding::DEFAULT_BATCH_SIZE, 4, 16, 32, 64] {
-        let rate = measure_embedding(&model_dir, Precision::Fp32, batch, &texts);
-        eprintln!("embed-only, batches of {batch}: {rate:.0}/s");
-        if batch == processor::embedding::DEFAULT_BATCH_SIZE {
-            embed_rate = rate;
-            table.row(
-                format!("embed-only, {messages} corpus messages (batches of {batch}; Python: 64)"),
-                format!("{rate:.1} msg/s"),
-                python.embed_only,
-                "msg/s",
-                ratio(rate, python.embed_only),
-            );
-        } else {
-            table.row(
-                format!("  embed-only, batches of {batch}"),
-                format!("{rate:.1} msg/s"),
-                None,
-                "",
-                String::new(),
-            );
-        }
+    let default = Batching::DEFAULT;
+    let embed_rate = measure_embedding(&model_dir, Precision::Fp32, default, &texts, usize::MAX);
+    eprintln!("embed-only, default batching: {embed_rate:.0}/s");
+    table.row(
+        format!(
+            "embed-only, {messages} corpus messages (batches of ≤ {} tokens, ≤ {} sentences; Python: 64 sentences)",
+            default.max_tokens, default.max_sentences
+        ),
+        format!("{embed_rate:.1} msg/s"),
+        python.embed_only,
+        "msg/s",
+        ratio(embed_rate, python.embed_only),
+    );
+    let sweep = [
+        (
+            "8 sentences (the previous default)",
+            Batching::sentences(8),
+            usize::MAX,
+        ),
+        (
+            "≤ 192 tokens",
+            Batching {
+                max_tokens: 192,
+                ..default
+            },
+            usize::MAX,
+        ),
+        (
+            "≤ 768 tokens",
+            Batching {
+                max_tokens: 768,
+                ..default
+            },
+            usize::MAX,
+        ),
+        ("default, in calls of 128 (ingest's batches)", default, 128),
+    ];
+    for (label, batching, call) in sweep {
+        let rate = measure_embedding(&model_dir, Precision::Fp32, batching, &texts, call);
+        eprintln!("embed-only, {label}: {rate:.0}/s");
+        table.row(
+            format!("  embed-only, {label}"),
+            format!("{rate:.1} msg/s"),
+            None,
+            "",
+            String::new(),
+        );
     }
 
-    // The int8 graph (EMBEDDING_PRECISION=int8), default batch size.
-    let int8_rate = measure_embedding(
-        &model_dir,
-        Precision::Int8,
-        processor::embedding::DEFAULT_BATCH_SIZE,
-        &texts,
-    );
+    // The int8 graph (EMBEDDING_PRECISION=int8), default batching.
+    let int8_rate = measure_embedding(&model_dir, Precision::Int8, default, &texts, usize::MAX);
     eprintln!("embed-only, int8: {int8_rate:.0}/s");
     table.row(
         "  embed-only, EMBEDDING_PRECISION=int8",
@@ -753,17 +773,21 @@ fn bench_question(i: u64) -> BotQuery {
     }
 }
 
-/// Embed-only rate of the local model (`precision`, batches of `batch`) on `texts`, warm.
+/// Embed-only rate of the local model (`precision`, `batching`) on `texts`, given to it `call`
+/// at a time, warm.
 fn measure_embedding(
     model_dir: &std::path::Path,
     precision: Precision,
-    batch: usize,
+    batching: Batching,
     texts: &[String],
+    call: usize,
 ) -> f64 {
     let model =
-        LocalModel::load(model_dir, precision, batch, 0).expect("model (run scripts/model.sh)");
+        LocalModel::load(model_dir, precision, batching, 0).expect("model (run scripts/model.sh)");
     model.embed(&texts[..64.min(texts.len())]).expect("warm-up");
     let started = Instant::now();
-    model.embed(texts).expect("embeds");
+    for chunk in texts.chunks(call.max(1)) {
+        model.embed(chunk).expect("embeds");
+    }
     texts.len() as f64 / started.elapsed().as_secs_f64()
 }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use processor::embedding::{
-    cosine, default_model_dir, LocalModel, Precision, MAX_BULK_HOLD, MINILM_DIMENSIONS,
+    cosine, default_model_dir, Batching, LocalModel, Precision, MAX_BULK_HOLD, MINILM_DIMENSIONS,
 };
 
 fn model_dir() -> PathBuf {
@@ -15,7 +15,7 @@ fn model_dir() -> PathBuf {
 
 fn load(precision: Precision) -> LocalModel {
     let dir = model_dir();
-    LocalModel::load(&dir, precision, 4, 0).unwrap_or_else(|err| {
+    LocalModel::load(&dir, precision, Batching::sentences(4), 0).unwrap_or_else(|err| {
         panic!("{err}\nfetch the model with `scripts/model.sh` (the test suite does it)")
     })
 }
@@ -39,10 +39,17 @@ fn vectors_match_sentence_transformers_reference() {
     let (sentences, expected) = reference();
     let model = load(Precision::Fp32);
     let actual = model.embed(&sentences).expect("embeds");
-    for ((sentence, want), got) in sentences.iter().zip(&expected).zip(&actual) {
-        assert_eq!(got.len(), MINILM_DIMENSIONS);
-        let similarity = cosine(want, got);
-        assert!(similarity >= 0.999, "cosine {similarity} for {sentence:?}");
+    // The default batching too: a token budget groups the sentences differently.
+    let default = LocalModel::load(&model_dir(), Precision::Fp32, Batching::DEFAULT, 0)
+        .expect("model")
+        .embed(&sentences)
+        .expect("embeds");
+    for vectors in [&actual, &default] {
+        for ((sentence, want), got) in sentences.iter().zip(&expected).zip(vectors) {
+            assert_eq!(got.len(), MINILM_DIMENSIONS);
+            let similarity = cosine(want, got);
+            assert!(similarity >= 0.999, "cosine {similarity} for {sentence:?}");
+        }
     }
     // Batch composition must not change a vector (padding is masked out).
     let alone = model.embed(&sentences[..1]).expect("embeds");
@@ -58,7 +65,7 @@ fn a_question_stops_a_running_bulk_batch_which_is_run_again_unchanged() {
         .map(|i| sentences[i % sentences.len()].repeat(4))
         .collect();
     let dir = model_dir();
-    let model = LocalModel::load(&dir, Precision::Fp32, 64, 0).expect("model");
+    let model = LocalModel::load(&dir, Precision::Fp32, Batching::sentences(64), 0).expect("model");
     let undisturbed = model.embed(&texts).expect("embeds");
     let done = std::sync::atomic::AtomicBool::new(false);
     let (disturbed, questions) = std::thread::scope(|scope| {
@@ -186,7 +193,7 @@ fn int8_vectors_stay_close_to_the_reference_and_are_really_int8() {
 #[test]
 fn missing_model_files_are_a_clear_error_naming_the_path() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = match LocalModel::load(dir.path(), Precision::Fp32, 4, 0) {
+    let err = match LocalModel::load(dir.path(), Precision::Fp32, Batching::DEFAULT, 0) {
         Ok(_) => panic!("an empty directory cannot load"),
         Err(err) => err.to_string(),
     };
@@ -203,7 +210,7 @@ fn a_missing_runtime_library_is_a_clear_error_naming_the_setting() {
     for file in ["tokenizer.json", "model.onnx"] {
         std::fs::copy(source.join(file), dir.path().join(file)).expect("copy");
     }
-    let err = match LocalModel::load(dir.path(), Precision::Fp32, 4, 0) {
+    let err = match LocalModel::load(dir.path(), Precision::Fp32, Batching::DEFAULT, 0) {
         Ok(_) => panic!("no runtime library, no model"),
         Err(err) => err.to_string(),
     };
@@ -221,7 +228,7 @@ fn corrupt_weights_are_a_clear_error() {
         std::fs::copy(source.join(file), dir.path().join(file)).expect("copy");
     }
     std::fs::write(dir.path().join("model.onnx"), b"not an onnx file").expect("write");
-    let err = match LocalModel::load(dir.path(), Precision::Fp32, 4, 0) {
+    let err = match LocalModel::load(dir.path(), Precision::Fp32, Batching::DEFAULT, 0) {
         Ok(_) => panic!("corrupt weights cannot load"),
         Err(err) => err.to_string(),
     };

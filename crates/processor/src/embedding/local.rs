@@ -9,7 +9,7 @@ use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{RunOptions, Session};
 use ort::value::Tensor;
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use super::{EmbedError, MAX_TOKENS};
 
@@ -42,11 +42,52 @@ impl Precision {
     }
 }
 
-/// Sentences per forward pass by default. Measured on 2 000 lines of the public corpus, release
-/// build, 2 cores (msg/s): 4: 497, 8: 461-475, 16: 447-453, 32: 410, 64: 397. Chat lines are
-/// short; larger batches pad more and fall out of cache. 8 keeps the per-call overhead low
-/// for longer texts.
-pub const DEFAULT_BATCH_SIZE: usize = 8;
+/// How bulk texts are grouped into forward passes: texts sorted by token count, each batch as
+/// many as fit in `max_tokens` padded tokens (sentences × its longest), at most
+/// `max_sentences`, at least one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    pub max_sentences: usize,
+    pub max_tokens: usize,
+}
+
+impl Batching {
+    /// Measured on the public corpus, release build, 2 cores (README, "Benchmarks"): a token
+    /// budget beats a fixed sentence count (chat lines are mostly short, a few are very long:
+    /// short ones batch wide, long ones alone), and 384–512 tokens is the best budget both for
+    /// 2 000 texts at once and for ingest's 128-message calls. A batch of 384 tokens takes
+    /// ~40 ms with float32 on this machine's cores.
+    pub const DEFAULT: Batching = Batching {
+        max_sentences: 64,
+        max_tokens: 384,
+    };
+
+    /// Exactly `sentences` per batch, whatever their length.
+    pub fn sentences(sentences: usize) -> Self {
+        Batching {
+            max_sentences: sentences,
+            max_tokens: usize::MAX,
+        }
+    }
+
+    /// Consecutive runs of `order` (indices of `lengths`, sorted by length) forming batches.
+    fn split<'a>(&self, order: &'a [usize], lengths: &[usize]) -> Vec<&'a [usize]> {
+        let mut batches = Vec::new();
+        let mut start = 0;
+        while start < order.len() {
+            let mut end = start + 1;
+            while end < order.len()
+                && end - start < self.max_sentences
+                && (end + 1 - start).saturating_mul(lengths[order[end]]) <= self.max_tokens
+            {
+                end += 1;
+            }
+            batches.push(&order[start..end]);
+            start = end;
+        }
+        batches
+    }
+}
 
 /// The default model directory: `$XDG_CACHE_HOME/rtfm/models/all-MiniLM-L6-v2`, else
 /// `~/.cache/rtfm/models/all-MiniLM-L6-v2`.
@@ -92,8 +133,8 @@ fn runtime(library: &Path) -> Result<Environment, String> {
 /// waited this long, or once the question has been answered for this long. A question is
 /// answered in tens of milliseconds without a model; one that waits seconds for a model's
 /// reply holds ingestion back for its first 100 ms only, and under a continuous stream of
-/// questions ingestion still runs one batch (8 messages, ~40 ms with float32 on this machine's
-/// cores) per ~140 ms, ~55 messages/s.
+/// questions ingestion still runs one batch (~40 ms with float32 on this machine's cores, see
+/// [`Batching::DEFAULT`]) per ~140 ms.
 pub const MAX_BULK_HOLD: Duration = Duration::from_millis(100);
 
 /// Held while a question is answered ([`LocalModel::answering`]).
@@ -139,14 +180,16 @@ pub struct LocalModel {
     bulk_run: RunOptions,
     /// How many bulk batches were actually stopped (and run again).
     preempted_batches: AtomicU64,
+    /// Unpadded, truncated at [`MAX_TOKENS`].
     tokenizer: Tokenizer,
-    batch_size: usize,
+    pad_id: i64,
+    batching: Batching,
 }
 
 impl std::fmt::Debug for LocalModel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalModel")
-            .field("batch_size", &self.batch_size)
+            .field("batching", &self.batching)
             .finish_non_exhaustive()
     }
 }
@@ -158,7 +201,7 @@ impl LocalModel {
     pub fn load(
         dir: &Path,
         precision: Precision,
-        batch_size: usize,
+        batching: Batching,
         threads: usize,
     ) -> Result<Self, EmbedError> {
         let bad = |reason: String| EmbedError::ModelFiles {
@@ -168,11 +211,10 @@ impl LocalModel {
         let mut tokenizer = Tokenizer::from_file(dir.join(TOKENIZER_FILE))
             .map_err(|err| bad(format!("{TOKENIZER_FILE}: {err}")))?;
         // The packaged tokenizer.json pads and truncates to a fixed 128; sentence-transformers
-        // pads to the longest sentence of the batch and truncates at 256.
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            ..Default::default()
-        }));
+        // pads to the longest sentence of the batch and truncates at 256. Texts are tokenized
+        // unpadded, sorted by token count and padded per batch ([`LocalModel::embed_batch`]).
+        let pad_id = tokenizer.get_padding().map_or(0, |padding| padding.pad_id);
+        tokenizer.with_padding(None);
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: MAX_TOKENS,
@@ -216,18 +258,28 @@ impl LocalModel {
             bulk_run,
             preempted_batches: AtomicU64::new(0),
             tokenizer,
-            batch_size: batch_size.max(1),
+            pad_id: i64::from(pad_id),
+            batching: Batching {
+                max_sentences: batching.max_sentences.max(1),
+                max_tokens: batching.max_tokens,
+            },
         })
     }
 
     /// Embeds `texts` (any number), returning vectors in input order. Bulk work (ingestion):
     /// a question never waits for it (see [`LocalModel::embed_question`]).
+    ///
+    /// All texts are tokenized first and sorted by token count, then cut into batches by
+    /// [`Batching`]: a batch pads little, and short lines go many to a pass (README,
+    /// "Benchmarks": sorting by characters into batches of 8 was 20–35 % slower).
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let encodings = self.tokenize(texts.iter().map(String::as_str).collect())?;
+        let lengths: Vec<usize> = encodings.iter().map(Encoding::len).collect();
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&index| texts[index].len());
+        order.sort_by_key(|&index| lengths[index]);
         let mut vectors: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
-        for chunk in order.chunks(self.batch_size) {
-            let batch: Vec<&str> = chunk.iter().map(|&index| texts[index].as_str()).collect();
+        for chunk in self.batching.split(&order, &lengths) {
+            let batch: Vec<&Encoding> = chunk.iter().map(|&index| &encodings[index]).collect();
             let embedded = self.embed_bulk_batch(&batch)?;
             for (&index, vector) in chunk.iter().zip(embedded) {
                 vectors[index] = vector;
@@ -245,7 +297,7 @@ impl LocalModel {
     /// error is returned. (Telling a stop from a failure by counting stop requests raced: a
     /// request made while the batch waited for questions left the flag set after the count
     /// was read, and the stopped batch was reported as failed — its messages dead-lettered.)
-    fn embed_bulk_batch(&self, batch: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
+    fn embed_bulk_batch(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>, EmbedError> {
         self.let_questions_go_first();
         // Cleared after the wait: a question that comes after this sets it again and stops
         // the run below at its next node.
@@ -326,37 +378,47 @@ impl LocalModel {
             .bulk_run
             .terminate()
             .map_err(inference)
-            .and_then(|()| self.embed_batch(&[text], None));
+            .and_then(|()| self.tokenize(vec![text]))
+            .and_then(|encodings| self.embed_batch(&encodings.iter().collect::<Vec<_>>(), None));
         self.questions_waiting.fetch_sub(1, Ordering::SeqCst);
         result?
             .pop()
             .ok_or_else(|| EmbedError::Inference("no vector returned".to_string()))
     }
 
-    /// Runs the graph on `batch`, with `run_options` if given (bulk batches).
+    /// Token ids of `texts`, with the special tokens, truncated, unpadded.
+    fn tokenize(&self, texts: Vec<&str>) -> Result<Vec<Encoding>, EmbedError> {
+        self.tokenizer
+            .encode_batch(texts, true)
+            .map_err(|err| EmbedError::Inference(err.to_string()))
+    }
+
+    /// Runs the graph on `batch`, padded to its longest, with `run_options` if given (bulk
+    /// batches).
     fn embed_batch(
         &self,
-        batch: &[&str],
+        batch: &[&Encoding],
         run_options: Option<&RunOptions>,
     ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let encodings = self
-            .tokenizer
-            .encode_batch(batch.to_vec(), true)
-            .map_err(|err| EmbedError::Inference(err.to_string()))?;
-        let length = encodings
-            .first()
-            .map_or(0, |encoding| encoding.get_ids().len());
-        let rows = encodings.len();
+        let length = batch
+            .iter()
+            .map(|encoding| encoding.len())
+            .max()
+            .unwrap_or(0);
+        let rows = batch.len();
         let mut ids = Vec::with_capacity(rows * length);
         let mut mask = Vec::with_capacity(rows * length);
-        for encoding in &encodings {
+        for encoding in batch {
+            let padding = length - encoding.len();
             ids.extend(encoding.get_ids().iter().map(|&id| i64::from(id)));
+            ids.extend(std::iter::repeat_n(self.pad_id, padding));
             mask.extend(
                 encoding
                     .get_attention_mask()
                     .iter()
                     .map(|&bit| i64::from(bit)),
             );
+            mask.extend(std::iter::repeat_n(0, padding));
         }
         let ids = Tensor::from_array(([rows, length], ids)).map_err(inference)?;
         let mask = Tensor::from_array(([rows, length], mask)).map_err(inference)?;
@@ -380,5 +442,51 @@ impl LocalModel {
             )));
         }
         Ok(values.chunks(width as usize).map(<[f32]>::to_vec).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Batching;
+
+    fn split(batching: Batching, lengths: &[usize]) -> Vec<Vec<usize>> {
+        let order: Vec<usize> = (0..lengths.len()).collect();
+        batching
+            .split(&order, lengths)
+            .into_iter()
+            .map(<[usize]>::to_vec)
+            .collect()
+    }
+
+    #[test]
+    fn batches_fill_a_token_budget_and_a_long_text_goes_alone() {
+        let budget = Batching {
+            max_sentences: 64,
+            max_tokens: 20,
+        };
+        // Four of 5 tokens fill 20; one of 6 more would pad the batch to 5 × 6 = 30.
+        assert_eq!(
+            split(budget, &[5, 5, 5, 5, 6, 6, 300]),
+            vec![vec![0, 1, 2, 3], vec![4, 5], vec![6]]
+        );
+        assert!(split(budget, &[]).is_empty());
+    }
+
+    #[test]
+    fn batches_never_exceed_their_sentence_cap() {
+        let capped = Batching {
+            max_sentences: 3,
+            max_tokens: usize::MAX,
+        };
+        assert_eq!(
+            split(capped, &[1; 7]),
+            vec![vec![0, 1, 2], vec![3, 4, 5], vec![6]]
+        );
+        assert_eq!(split(Batching::sentences(2), &[300, 300, 300]).len(), 2);
+        let zero = Batching {
+            max_sentences: 0,
+            max_tokens: 0,
+        };
+        assert_eq!(split(zero, &[1, 1]), vec![vec![0], vec![1]]);
     }
 }

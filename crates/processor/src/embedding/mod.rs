@@ -6,8 +6,8 @@
 //! truncated at 256 tokens. It runs on ONNX Runtime (`model.onnx`, written from the model's
 //! safetensors by `scripts/minilm_to_onnx.py`; the runtime library comes from the `onnxruntime`
 //! package on PyPI), which measured 2.7x faster than candle on the same CPU (README,
-//! "Benchmarks"). Texts are sorted by length and embedded in small batches (less padding; see
-//! [`DEFAULT_BATCH_SIZE`]), and the results put back in input order. Each batch holds the
+//! "Benchmarks"). Texts are sorted by token count and embedded in small batches (little padding; see
+//! [`Batching`]), and the results put back in input order. Each batch holds the
 //! session for a few milliseconds only, and a waiting question goes before the next batch, so
 //! a question's embedding never waits behind more than one small batch. Inference is CPU-bound, so it runs on the blocking thread pool, never on the
 //! async runtime.
@@ -28,7 +28,7 @@ pub use hosted::{
     OPENAI_MAX_BATCH, OPENAI_MAX_BATCH_CHARS,
 };
 pub use local::{
-    default_model_dir, runtime_library, Answering, LocalModel, Precision, DEFAULT_BATCH_SIZE,
+    default_model_dir, runtime_library, Answering, Batching, LocalModel, Precision,
     INT8_MODEL_FILE, MAX_BULK_HOLD, MODEL_FILE, RUNTIME_FILE, TOKENIZER_FILE,
 };
 pub use settings::{build_embedder, EmbeddingSettings};

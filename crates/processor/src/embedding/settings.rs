@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use secrecy::SecretString;
 
-use super::{Embedder, EmbeddingProvider, HostedEmbedder, LocalModel, Precision};
+use super::{Batching, Embedder, EmbeddingProvider, HostedEmbedder, LocalModel, Precision};
 use crate::embedding;
 use crate::model::ModelSettings;
 
@@ -34,13 +34,21 @@ pub struct EmbeddingSettings {
         default_value = "fp32"
     )]
     pub embedding_precision: Precision,
-    /// Sentences per forward pass of the local model.
+    /// Most sentences per forward pass of the local model.
     #[arg(
         long = "embedding-batch-size",
         env = "EMBEDDING_BATCH_SIZE",
-        default_value_t = embedding::DEFAULT_BATCH_SIZE
+        default_value_t = Batching::DEFAULT.max_sentences
     )]
     pub embedding_batch_size: usize,
+    /// Most tokens per forward pass of the local model (sentences × the longest's tokens):
+    /// short sentences go many to a pass, long ones few.
+    #[arg(
+        long = "embedding-batch-tokens",
+        env = "EMBEDDING_BATCH_TOKENS",
+        default_value_t = Batching::DEFAULT.max_tokens
+    )]
+    pub embedding_batch_tokens: usize,
     /// Threads of the local model's forward pass (0: one per core). Two processors on one
     /// machine should take half the cores each.
     #[arg(
@@ -82,13 +90,13 @@ pub async fn build_embedder(
                 .embedding_model_dir
                 .clone()
                 .unwrap_or_else(embedding::default_model_dir);
-            let (precision, batch_size, threads) = (
-                settings.embedding_precision,
-                settings.embedding_batch_size,
-                settings.embedding_threads,
-            );
+            let batching = Batching {
+                max_sentences: settings.embedding_batch_size,
+                max_tokens: settings.embedding_batch_tokens,
+            };
+            let (precision, threads) = (settings.embedding_precision, settings.embedding_threads);
             let loaded = tokio::task::spawn_blocking(move || {
-                LocalModel::load(&dir, precision, batch_size, threads)
+                LocalModel::load(&dir, precision, batching, threads)
             })
             .await
             .context("while loading the embedding model")??;
