@@ -54,9 +54,9 @@ pub struct Batching {
 impl Batching {
     /// Measured on the public corpus, release build, 2 cores (README, "Benchmarks"): a token
     /// budget beats a fixed sentence count (chat lines are mostly short, a few are very long:
-    /// short ones batch wide, long ones alone), and 384–512 tokens is the best budget both for
-    /// 2 000 texts at once and for ingest's 128-message calls. A batch of 384 tokens takes
-    /// ~40 ms with float32 on this machine's cores.
+    /// short ones batch wide, long ones alone). 384 was the best budget for ingest's calls of
+    /// 128 messages (256–384 within noise) and within noise of the best (384–768) for 2 000
+    /// texts at once; a batch then takes a few tens of milliseconds with float32 here.
     pub const DEFAULT: Batching = Batching {
         max_sentences: 64,
         max_tokens: 384,
@@ -133,7 +133,7 @@ fn runtime(library: &Path) -> Result<Environment, String> {
 /// waited this long, or once the question has been answered for this long. A question is
 /// answered in tens of milliseconds without a model; one that waits seconds for a model's
 /// reply holds ingestion back for its first 100 ms only, and under a continuous stream of
-/// questions ingestion still runs one batch (~40 ms with float32 on this machine's cores, see
+/// questions ingestion still runs one batch (a few tens of milliseconds, see
 /// [`Batching::DEFAULT`]) per ~140 ms.
 pub const MAX_BULK_HOLD: Duration = Duration::from_millis(100);
 
