@@ -6,11 +6,11 @@
 //! truncated at 256 tokens. It runs on ONNX Runtime (`model.onnx`, written from the model's
 //! safetensors by `scripts/minilm_to_onnx.py`; the runtime library comes from the `onnxruntime`
 //! package on PyPI), which measured 2.7x faster than candle on the same CPU (README,
-//! "Benchmarks"). Texts are sorted by token count and embedded in small batches (little padding; see
-//! [`Batching`]), and the results put back in input order. Each batch holds the
-//! session for a few milliseconds only, and a waiting question goes before the next batch, so
-//! a question's embedding never waits behind more than one small batch. Inference is CPU-bound, so it runs on the blocking thread pool, never on the
-//! async runtime.
+//! "Benchmarks"). Texts are tokenized once, sorted by token count and embedded in small
+//! batches (little padding; see [`Batching`]), and the results put back in input order. A
+//! question stops the running batch and goes first ([`LocalModel::embed_question`]).
+//! Inference is CPU-bound, so it runs on the blocking thread pool, never on the async
+//! runtime.
 //!
 //! - `local`: the in-process model (ONNX Runtime);
 //! - `hosted`: Gemini and OpenAI-compatible embedding APIs, split to their batch limits;
