@@ -9,6 +9,14 @@
 #   scripts/kafka.sh status    running or not, and where
 #   scripts/kafka.sh env       prints KAFKA_BOOTSTRAP_SERVERS=... of the running broker
 #
+# Monitoring, with Kafka's own tools (the classes behind the release's bin/*.sh, same flags),
+# against KAFKA_BOOTSTRAP_SERVERS if set, else the broker this script started:
+#   scripts/kafka.sh topics [flags]         kafka-topics (default: --describe)
+#   scripts/kafka.sh groups [flags]         kafka-consumer-groups (default: --describe
+#                                           --all-groups: each group's offsets and LAG)
+#   scripts/kafka.sh consume TOPIC [flags]  kafka-console-consumer from the beginning, with
+#                                           keys and headers, for 10 s (e.g. a .dlq topic)
+#
 # KAFKA_PORT picks the client port (default: a free one; `scripts/up.sh` asks for 29092).
 # The bootstrap address is written to $RTFM_RUN_DIR/kafka.env for tests and other scripts.
 set -euo pipefail
@@ -20,15 +28,32 @@ STATE="$RTFM_RUN_DIR/kafka"
 PIDFILE="$STATE/kafka.pid"
 ENVFILE="$RTFM_RUN_DIR/kafka.env"
 
+# The jar folder is complete for this pom.xml (a changed pom resolves again).
+POM_HASH="$(sha256sum "$ROOT/scripts/kafka/pom.xml" | cut -c1-12)"
+
 resolve() {
-  if [ -f "$LIB_DIR/.complete" ]; then return; fi
+  if [ -f "$LIB_DIR/.complete-$POM_HASH" ]; then return; fi
   require_tools mvn java
   log "resolving Apache Kafka $KAFKA_VERSION from Maven Central (cached in ~/.m2 after the first time)"
   rm -rf "$LIB_DIR"; mkdir -p "$LIB_DIR"
   mvn -q -B -f "$ROOT/scripts/kafka/pom.xml" dependency:copy-dependencies \
       -DincludeScope=runtime -DoutputDirectory="$LIB_DIR" >&2 \
     || die "could not resolve org.apache.kafka:kafka_2.13:$KAFKA_VERSION with Maven (is Maven Central reachable?)"
-  touch "$LIB_DIR/.complete"
+  touch "$LIB_DIR/.complete-$POM_HASH"
+}
+
+# Runs one of Kafka's command-line tools (main class $1) with --bootstrap-server.
+tool() {
+  local class="$1"; shift
+  require_tools java
+  resolve
+  local bootstrap="${KAFKA_BOOTSTRAP_SERVERS:-}"
+  if [ -z "$bootstrap" ] && [ -f "$ENVFILE" ]; then
+    bootstrap="$(sed -n 's/^KAFKA_BOOTSTRAP_SERVERS=//p' "$ENVFILE")"
+  fi
+  [ -n "$bootstrap" ] || die "no broker: set KAFKA_BOOTSTRAP_SERVERS or start one with scripts/kafka.sh start"
+  java -Xmx256m -cp "$LIB_DIR/*" -Dlog4j2.configurationFile="$ROOT/scripts/kafka/tools-log4j2.properties" \
+    "$class" --bootstrap-server "$bootstrap" "$@"
 }
 
 java_run() { java -cp "$LIB_DIR/*" -Dlog4j2.configurationFile="$STATE/log4j2.properties" "$@"; }
@@ -134,5 +159,17 @@ case "${1:-}" in
   resume) start reuse ;;
   status) status ;;
   env) cat "$ENVFILE" ;;
-  *) echo "usage: $0 start|stop|restart|resume|status|env" >&2; exit 2 ;;
+  topics)
+    shift; [ $# -gt 0 ] || set -- --describe
+    tool org.apache.kafka.tools.TopicCommand "$@" ;;
+  groups)
+    shift; [ $# -gt 0 ] || set -- --describe --all-groups
+    tool org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@" ;;
+  consume)
+    [ $# -ge 2 ] || die "usage: $0 consume TOPIC [kafka-console-consumer flags]"
+    topic="$2"; shift 2
+    case " $* " in *" --timeout-ms "*) ;; *) set -- --timeout-ms 10000 "$@" ;; esac
+    tool org.apache.kafka.tools.consumer.ConsoleConsumer --topic "$topic" --from-beginning \
+      --property print.key=true --property print.headers=true "$@" ;;
+  *) echo "usage: $0 start|stop|restart|resume|status|env|topics|groups|consume" >&2; exit 2 ;;
 esac

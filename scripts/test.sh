@@ -43,9 +43,10 @@ cargo fmt --all --check || die "cargo fmt --check failed: run \`cargo fmt --all\
 cargo clippy --workspace --all-targets --locked -- -D warnings || die "clippy failed (see above)"
 
 # The services install and start while the tests compile (both are slow on a cold machine).
-log "starting the model download, Kafka and Chroma in the background (log: $LOG_DIR/services.log)"
+log "starting the model download, the seed's Kafka clients, Kafka and Chroma in the background (log: $LOG_DIR/services.log)"
 (
-  "$ROOT/scripts/model.sh" && "$ROOT/scripts/kafka.sh" start && "$ROOT/scripts/chroma.sh" start
+  "$ROOT/scripts/model.sh" && "$ROOT/scripts/seed_clients.sh" && "$ROOT/scripts/kafka.sh" start \
+    && "$ROOT/scripts/chroma.sh" start
 ) >"$LOG_DIR/services.log" 2>&1 &
 services_pid=$!
 

@@ -62,4 +62,10 @@ if [ -z "$ready" ]; then
   die "the processor did not become ready on http://$PROCESSOR_HTTP_ADDR/readyz within 300 s (log: $RTFM_RUN_DIR/processor.log)"
 fi
 log "processor ready; starting the bot ($([ -n "${DISCORD_TOKEN:-}" ] && echo "Discord gateway" || echo "console mode: no DISCORD_TOKEN"), http: $BOT_HTTP_ADDR)"
-HTTP_ADDR="$BOT_HTTP_ADDR" "$TARGET_DIR/debug/bot" 2>>"$RTFM_RUN_DIR/bot.log"
+if [ -n "${DISCORD_TOKEN:-}" ]; then
+  HTTP_ADDR="$BOT_HTTP_ADDR" "$TARGET_DIR/debug/bot" 2>>"$RTFM_RUN_DIR/bot.log"
+else
+  # Console mode keeps the terminal a chat: the bot writes its logs to this file itself (and
+  # says where), and only a failure reaches the terminal.
+  CONSOLE_LOG_FILE="${CONSOLE_LOG_FILE:-$RTFM_RUN_DIR/bot.log}" HTTP_ADDR="$BOT_HTTP_ADDR" "$TARGET_DIR/debug/bot"
+fi

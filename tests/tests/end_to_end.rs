@@ -90,6 +90,8 @@ async fn console_mode_answers_a_line_end_to_end() {
     )
     .await;
     let http = format!("127.0.0.1:{}", free_port());
+    let logs = tempfile::NamedTempFile::new().expect("temp file");
+    let log_path = logs.path().to_string_lossy().to_string();
     let mut bot = ServiceProcess::spawn(
         "bot",
         &["--console"],
@@ -98,6 +100,7 @@ async fn console_mode_answers_a_line_end_to_end() {
             ("KAFKA_TOPIC_SUFFIX", kafka.topic_suffix.as_str()),
             ("HTTP_ADDR", http.as_str()),
             ("USER", "tester"),
+            ("CONSOLE_LOG_FILE", log_path.as_str()),
         ],
         true,
     );
@@ -118,10 +121,18 @@ async fn console_mode_answers_a_line_end_to_end() {
         out.contains("vaultctl rotate --key deploy --force"),
         "{out}"
     );
+    // The terminal is a chat: no jump links that lead nowhere, no log lines; the logs are in
+    // the file the terminal was told about.
+    assert!(!out.contains("https://discord.com/channels/"), "{out}");
+    assert!(!out.contains(" INFO "), "{out}");
+    let terminal = bot.log_text();
     assert!(
-        out.contains("https://discord.com/channels/100000000000000001/100000000000000002/"),
-        "{out}"
+        terminal.contains(&format!("logs go to {log_path}")),
+        "{terminal}"
     );
+    assert!(!terminal.contains(" INFO "), "{terminal}");
+    let logged = std::fs::read_to_string(logs.path()).expect("console log");
+    assert!(logged.contains("front end"), "{logged}");
 }
 
 struct Conversation {

@@ -30,6 +30,19 @@ fn next_message_id(counter: &AtomicU64) -> u64 {
         | (counter.fetch_add(1, Ordering::Relaxed) & 0x3f_ffff)
 }
 
+/// `text` without the jump links to console messages: they lead nowhere outside Discord. A
+/// link on a line of its own goes with its line; a link after "name — " goes with the dash.
+pub fn without_console_links(text: &str) -> String {
+    static LINK: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        let pattern = format!(
+            r"(\n|\s*—\s*|\s+)?<?https://discord\.com/channels/{CONSOLE_GUILD}/[0-9]+/[0-9]+>?"
+        );
+        // A constant pattern: it compiles (the unit test below proves it).
+        regex::Regex::new(&pattern).expect("valid pattern")
+    });
+    LINK.replace_all(text, "").into_owned()
+}
+
 pub async fn run(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let user = std::env::var("USER").unwrap_or_else(|_| "you".to_string());
     println!("RTFM console — no DISCORD_TOKEN, so this terminal is a Discord channel.");
@@ -76,6 +89,32 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_to_console_messages_are_dropped_and_others_kept() {
+        let link = |message: u64| {
+            format!("https://discord.com/channels/{CONSOLE_GUILD}/{CONSOLE_CHANNEL}/{message}")
+        };
+        let extractive = format!(
+            "Found:\n\n> **ann** · 2026-12-07 10:00\n> run make\n<{}>",
+            link(7)
+        );
+        assert_eq!(
+            without_console_links(&extractive),
+            "Found:\n\n> **ann** · 2026-12-07 10:00\n> run make"
+        );
+        let model = format!(
+            "Run make [1].\n\n[1] ann — <{}>\n[2] bob — <{}>",
+            link(7),
+            link(8)
+        );
+        assert_eq!(
+            without_console_links(&model),
+            "Run make [1].\n\n[1] ann\n[2] bob"
+        );
+        let elsewhere = "see <https://discord.com/channels/1/2/3>";
+        assert_eq!(without_console_links(elsewhere), elsewhere);
+    }
 
     #[test]
     fn message_ids_grow_and_are_distinct() {

@@ -95,6 +95,9 @@ pub struct Handler {
     pub connected_before: AtomicBool,
     /// Channel names and thread parents, fetched once per channel (no serenity cache).
     pub channels: Mutex<HashMap<u64, ChannelInfo>>,
+    /// `DISCORD_GUILD_ID`: register `/rtfm` in this guild only (at once) instead of globally
+    /// (which Discord may take up to an hour to show everywhere).
+    pub command_guild: Option<u64>,
 }
 
 impl Handler {
@@ -112,7 +115,14 @@ impl Handler {
             bot_id: AtomicU64::new(0),
             connected_before: AtomicBool::new(false),
             channels: Mutex::new(HashMap::new()),
+            command_guild: None,
         }
+    }
+
+    /// Registers `/rtfm` in `guild` only (see [`Handler::command_guild`]).
+    pub fn with_command_guild(mut self, guild: Option<u64>) -> Self {
+        self.command_guild = guild;
+        self
     }
 
     fn bot_id(&self) -> Option<u64> {
@@ -197,8 +207,18 @@ impl EventHandler for Handler {
                 )
                 .required(true),
             );
-        if let Err(err) = Command::set_global_commands(&ctx.http, vec![command]).await {
-            error!(error = %err, "could not register the /rtfm slash command");
+        let registered = match self.command_guild {
+            Some(guild) => GuildId::new(guild)
+                .set_commands(&ctx.http, vec![command])
+                .await
+                .map(|_| format!("in guild {guild}")),
+            None => Command::set_global_commands(&ctx.http, vec![command])
+                .await
+                .map(|_| "globally (Discord may take up to an hour to show it; set DISCORD_GUILD_ID for at once)".to_string()),
+        };
+        match registered {
+            Ok(scope) => info!("registered the /rtfm slash command {scope}"),
+            Err(err) => error!(error = %err, "could not register the /rtfm slash command"),
         }
     }
 

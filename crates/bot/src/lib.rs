@@ -18,6 +18,7 @@
 //! - [`history`]: channel history pages; the check for the bot's own earlier answer;
 //! - [`backfill`]: publishing a channel's history;
 //! - [`visibility`]: which channels a guild-wide question may search (Discord permissions);
+//! - [`setup`]: the invite URL and permissions; what Discord's set-up refusals mean;
 //! - [`metrics`].
 //!
 //! [`App::build`] binds the HTTP endpoint and builds the parts (Kafka producer and
@@ -36,6 +37,7 @@ pub mod ratelimit;
 pub mod records;
 pub mod reply;
 pub mod responder;
+pub mod setup;
 pub mod trigger;
 pub mod visibility;
 
@@ -131,11 +133,28 @@ pub struct Config {
     /// Base URL of a fake Discord (tests); turns serenity's rate limiter off, as a proxy needs.
     #[arg(long = "discord-api-url", env = "DISCORD_API_URL", hide = true)]
     pub discord_api_url: Option<String>,
+    /// Register `/rtfm` in this guild only, where it appears at once (unset: globally, which
+    /// Discord may take up to an hour to show).
+    #[arg(long = "discord-guild-id", env = "DISCORD_GUILD_ID")]
+    pub discord_guild_id: Option<u64>,
+    /// Console mode only: the file the logs go to, so the terminal stays a chat (default:
+    /// rtfm-bot-console.log in the temporary directory; `-` keeps them on stderr).
+    #[arg(long = "console-log-file", env = "CONSOLE_LOG_FILE")]
+    pub console_log_file: Option<std::path::PathBuf>,
 }
 
 impl Config {
     pub fn console_mode(&self) -> bool {
         self.console || self.discord_token.is_none()
+    }
+
+    /// Where console mode writes its logs (`None`: stderr, as asked with `-`).
+    pub fn console_log_path(&self) -> Option<std::path::PathBuf> {
+        match &self.console_log_file {
+            Some(path) if path.as_os_str() == "-" => None,
+            Some(path) => Some(path.clone()),
+            None => Some(std::env::temp_dir().join("rtfm-bot-console.log")),
+        }
     }
 
     fn pipeline(&self, producer: Producer) -> anyhow::Result<Pipeline> {
@@ -224,12 +243,14 @@ impl App {
                 .map(|token| token.expose_secret().to_string())
                 .unwrap_or_default();
             let http = discord::http_client(&token, config.discord_api_url.as_deref());
+            check_token(&http).await?;
             let handler = discord::Handler::new(
                 Arc::clone(&pipeline),
                 producer.clone(),
                 service.readiness.clone(),
                 service.stop.clone(),
-            );
+            )
+            .with_command_guild(config.discord_guild_id);
             let client = ClientBuilder::new_with_http(http, discord::intents())
                 .event_handler(handler)
                 .await
@@ -272,7 +293,13 @@ impl App {
                 let gateway_stop = stop.clone();
                 tasks.spawn(async move {
                     tokio::select! {
-                        result = client.start() => result.context("Discord gateway client stopped"),
+                        result = client.start() => match result {
+                            Err(err) => match setup::explain_gateway_error(&err) {
+                                Some(fix) => Err(anyhow::anyhow!(fix)),
+                                None => Err(anyhow::Error::new(err).context("Discord gateway client stopped")),
+                            },
+                            Ok(()) => Ok(()),
+                        },
                         _ = gateway_stop.cancelled() => {
                             shard_manager.shutdown_all().await;
                             Ok(())
@@ -304,6 +331,31 @@ impl App {
             tasks.spawn(async move { watcher.watch_pending(outbox, watcher_stop).await });
         }
         self.service.run(tasks, &self.producer).await
+    }
+}
+
+/// Asks Discord who the token belongs to before connecting: a refused token (401) stops the
+/// bot with the fix; any other failure (Discord unreachable for now) is left to the gateway
+/// client, which retries.
+async fn check_token(http: &serenity::all::Http) -> anyhow::Result<()> {
+    match tokio::time::timeout(Duration::from_secs(15), http.get_current_user()).await {
+        Ok(Ok(user)) => {
+            info!(bot_id = user.id.get(), "Discord accepted the token");
+            Ok(())
+        }
+        Ok(Err(serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(
+            response,
+        )))) if response.status_code.as_u16() == 401 => {
+            anyhow::bail!(setup::TOKEN_REFUSED)
+        }
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "could not check the token with Discord; connecting anyway");
+            Ok(())
+        }
+        Err(_) => {
+            tracing::warn!("Discord did not answer the token check within 15 s; connecting anyway");
+            Ok(())
+        }
     }
 }
 

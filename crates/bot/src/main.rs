@@ -1,6 +1,7 @@
 //! `bot`: see the crate documentation (`lib.rs`).
 
 use clap::Parser;
+use rtfm_core::telemetry::LogOutput;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,13 +20,49 @@ struct Cli {
 enum Command {
     /// Publish a channel's history to discord-messages (resumable).
     Backfill(bot::backfill::BackfillArgs),
+    /// Print the link that adds the bot to a Discord server, with the permissions it needs.
+    InviteUrl {
+        /// The application's id (Developer Portal → General Information). Default: read from
+        /// DISCORD_TOKEN.
+        #[arg(long = "application-id", env = "DISCORD_APPLICATION_ID")]
+        application_id: Option<u64>,
+    },
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    rtfm_core::config::load_dotenv();
-    rtfm_core::telemetry::init_tracing();
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    let (cli, unset) = rtfm_core::config::parse::<Cli>();
+    // Console mode's terminal is a chat: its logs go to a file, named on the terminal.
+    let log_file = match &cli.command {
+        None if cli.config.console_mode() => cli.config.console_log_path(),
+        _ => None,
+    };
+    let logs_to_file = match &log_file {
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            Ok(file) => {
+                rtfm_core::telemetry::init_tracing_to(LogOutput::File(file));
+                eprintln!("RTFM console: logs go to {}", path.display());
+                true
+            }
+            Err(err) => {
+                rtfm_core::telemetry::init_tracing();
+                tracing::warn!(path = %path.display(), error = %err, "cannot write the console log file; logging here");
+                false
+            }
+        },
+        None => {
+            rtfm_core::telemetry::init_tracing();
+            false
+        }
+    };
+    rtfm_core::config::log_unset(&unset);
+    rtfm_core::supervise::block_on(run(cli, logs_to_file))
+}
+
+async fn run(cli: Cli, logs_to_file: bool) -> std::process::ExitCode {
     let shutdown = rtfm_core::telemetry::shutdown_on_signals();
     let result = match cli.command {
         Some(Command::Backfill(args)) => {
@@ -43,9 +80,37 @@ async fn main() -> std::process::ExitCode {
                     );
                 })
         }
+        Some(Command::InviteUrl { application_id }) => invite_url(&cli.config, application_id),
         None => bot::run(cli.config, shutdown).await,
     };
+    if logs_to_file {
+        // The log is in a file: a failure must still reach the terminal.
+        if let Err(err) = &result {
+            eprintln!("bot: {err:#}");
+        }
+    }
     rtfm_core::telemetry::exit_code("bot", result)
+}
+
+fn invite_url(config: &bot::Config, application_id: Option<u64>) -> anyhow::Result<()> {
+    use rtfm_core::config::ExposeSecret;
+    let from_token = || {
+        config
+            .discord_token
+            .as_ref()
+            .and_then(|token| bot::setup::application_id_from_token(token.expose_secret()))
+    };
+    let Some(application_id) = application_id.or_else(from_token) else {
+        anyhow::bail!(
+            "no application id: set DISCORD_TOKEN (the id is read from it) or pass \
+             --application-id (Developer Portal → your application → General Information)"
+        );
+    };
+    print!(
+        "{}",
+        bot::setup::invite_text(application_id, config.discord_guild_id)
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -116,7 +116,8 @@ impl Outbox {
         match self {
             Outbox::Console(_) => {
                 for part in parts.iter().skip(first) {
-                    println!("\nrtfm> {}\n", part.replace('\n', "\n      "));
+                    let text = crate::console::without_console_links(part);
+                    println!("\nrtfm> {}\n", text.replace('\n', "\n      "));
                 }
                 Ok(())
             }

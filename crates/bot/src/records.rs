@@ -69,6 +69,7 @@ pub fn discord_message(incoming: &Incoming, event: MessageEvent) -> DiscordMessa
             .thread_parent
             .map(|_| incoming.channel_id.to_string()),
         is_trigger: incoming.is_trigger,
+        edited_content: None,
         extra: Map::new(),
     }
 }

@@ -293,6 +293,9 @@ async fn post_one(job: &Job, shared: &Shared) -> bool {
         }
         Err(PostError::Shutdown) => return false,
         Err(err) => {
+            if let PostError::Refused { status, .. } = &err {
+                crate::setup::report_refused_channel(target.channel_id, *status);
+            }
             error!(query_id = %response.query_id, channel_id = target.channel_id, error = %err, "Discord refused the answer; dead-lettering it");
             if !shared
                 .consumer

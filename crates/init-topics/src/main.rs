@@ -43,12 +43,15 @@ enum Action {
     Delete,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    rtfm_core::config::load_dotenv();
+fn main() -> ExitCode {
+    let (args, unset) = rtfm_core::config::parse::<Args>();
     rtfm_core::telemetry::init_tracing();
-    let args = Args::parse();
-    match run(&args).await {
+    rtfm_core::config::log_unset(&unset);
+    rtfm_core::supervise::block_on(async move { report(run(&args).await) })
+}
+
+fn report(result: anyhow::Result<Vec<TopicReport>>) -> ExitCode {
+    match result {
         Ok(reports) => {
             for report in reports {
                 println!("{}", format_report(&report));

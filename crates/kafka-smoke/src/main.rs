@@ -36,11 +36,14 @@ enum Which {
     Responses,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
-    rtfm_core::config::load_dotenv();
+fn main() -> ExitCode {
+    let (args, unset) = rtfm_core::config::parse::<Args>();
     rtfm_core::telemetry::init_tracing();
-    let args = Args::parse();
+    rtfm_core::config::log_unset(&unset);
+    rtfm_core::supervise::block_on(smoke(args))
+}
+
+async fn smoke(args: Args) -> ExitCode {
     let producer = match Producer::new(&args.kafka, "kafka-smoke") {
         Ok(producer) => producer,
         Err(err) => {

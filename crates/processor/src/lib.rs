@@ -93,6 +93,16 @@ pub struct Config {
         default_value = "answer"
     )]
     pub query_stale_policy: StalePolicy,
+    /// Answers in Kafka transactions (exactly one response per query). `false` only for
+    /// consumers of bot-responses that cannot read a transactional topic (kafka-python 2.0.2):
+    /// then at least one response per query, which the bot deduplicates.
+    #[arg(
+        long = "responses-transactional",
+        env = "RESPONSES_TRANSACTIONAL",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub responses_transactional: bool,
     /// Where a new ingestion group starts reading discord-messages.
     #[arg(
         long,
@@ -171,7 +181,7 @@ pub struct App {
     store: Arc<MessageStore>,
     ingest_consumer: Arc<Consumer<DiscordMessage>>,
     query_consumer: Arc<Consumer<BotQuery>>,
-    transactional: TransactionalProducer,
+    responses: queries::Responses,
     answerer: Arc<Answerer>,
     indexer: Indexer,
     ingest: IngestSettings,
@@ -221,21 +231,33 @@ impl App {
                 .static_member(instance.id()),
             producer.clone(),
         )?);
+        let query_options =
+            ConsumerOptions::new(GROUP_QUERY_PROCESSOR, "queries").static_member(instance.id());
+        let query_options = if config.responses_transactional {
+            query_options.transactional()
+        } else {
+            query_options
+        };
         let query_consumer: Arc<Consumer<BotQuery>> = Arc::new(Consumer::new(
             &config.kafka,
-            &ConsumerOptions::new(GROUP_QUERY_PROCESSOR, "queries")
-                .transactional()
-                .static_member(instance.id()),
+            &query_options,
             producer.clone(),
         )?);
-        let transactional_id = format!(
-            "{}-{}",
-            config.kafka.topics().group(GROUP_QUERY_PROCESSOR),
-            instance.id()
-        );
-        let transactional = TransactionalProducer::new(&config.kafka, &transactional_id)
-            .await
-            .context("while registering the transactional producer")?;
+        let responses = if config.responses_transactional {
+            let transactional_id = format!(
+                "{}-{}",
+                config.kafka.topics().group(GROUP_QUERY_PROCESSOR),
+                instance.id()
+            );
+            queries::Responses::Transactional(
+                TransactionalProducer::new(&config.kafka, &transactional_id)
+                    .await
+                    .context("while registering the transactional producer")?,
+            )
+        } else {
+            info!("bot-responses written without transactions (RESPONSES_TRANSACTIONAL=false): at least once");
+            queries::Responses::AtLeastOnce(producer.clone())
+        };
         readiness.set("kafka", true);
 
         let answerer = Arc::new(Answerer {
@@ -258,7 +280,7 @@ impl App {
             store,
             ingest_consumer,
             query_consumer,
-            transactional,
+            responses,
             answerer,
             indexer,
             ingest: config.ingest,
@@ -285,7 +307,7 @@ impl App {
         ));
         tasks.spawn(queries::run(
             Arc::clone(&self.query_consumer),
-            self.transactional,
+            self.responses,
             Arc::clone(&self.answerer),
             stop.clone(),
         ));

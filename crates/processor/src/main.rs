@@ -21,11 +21,14 @@ enum Command {
     Eval(processor::eval::EvalArgs),
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    rtfm_core::config::load_dotenv();
+fn main() -> std::process::ExitCode {
+    let (cli, unset) = rtfm_core::config::parse::<Cli>();
     rtfm_core::telemetry::init_tracing();
-    let cli = Cli::parse();
+    rtfm_core::config::log_unset(&unset);
+    rtfm_core::supervise::block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> std::process::ExitCode {
     if let Some(Command::Eval(args)) = &cli.command {
         return match processor::eval::run(&cli.config, args).await {
             Ok(_) => std::process::ExitCode::SUCCESS,

@@ -57,16 +57,21 @@ pub trait Record: Serialize + DeserializeOwned + Send + Sync + 'static {
             return Err(SchemaError::TooLarge(bytes.len()));
         }
         let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-        let record: Self = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let mut record: Self = serde_path_to_error::deserialize(deserializer).map_err(|err| {
             let path = err.path().to_string();
             SchemaError::Json {
                 path,
                 reason: err.into_inner().to_string(),
             }
         })?;
+        record.normalize();
         record.validate()?;
         Ok(record)
     }
+
+    /// Brings an additive wire form back to the one the rest of the code reads (called by
+    /// `decode` before `validate`). Most records have none.
+    fn normalize(&mut self) {}
 
     fn encode(&self) -> Vec<u8> {
         // Serialising plain structs of strings, numbers and JSON maps cannot fail.
@@ -97,6 +102,11 @@ impl MessageEvent {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DiscordMessage {
     pub message_id: String,
+    /// The text of a created message. Left out of edit and delete events on the wire (an edit
+    /// carries its text in `edited_content`): the seed's processor stores the `content` of
+    /// every record it reads as a new message, and skips a record without one. Required for a
+    /// created message (`validate`).
+    #[serde(default = "absent_content", skip_serializing_if = "is_absent_content")]
     pub content: String,
     pub username: String,
     pub user_id: String,
@@ -134,12 +144,41 @@ pub struct DiscordMessage {
     /// never indexed as evidence.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_trigger: bool,
+    /// Additive: an edit's new text, on the wire in place of `content` (see `content`);
+    /// `decode` moves it into `content`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_content: Option<String>,
     /// Fields we do not know yet, preserved on re-encode.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
+/// What `content` holds between parsing and `normalize` when the field was not on the wire
+/// (text no message can be: it starts with a NUL). Never seen outside decoding.
+const ABSENT_CONTENT: &str = "\u{0}absent";
+
+fn absent_content() -> String {
+    ABSENT_CONTENT.to_string()
+}
+
+fn is_absent_content(content: &str) -> bool {
+    content == ABSENT_CONTENT
+}
+
 impl DiscordMessage {
+    /// The wire form of an event: an edit's text in `edited_content` and no `content`, a
+    /// delete without text; a create as it is.
+    fn for_the_wire(mut self) -> Self {
+        match self.event {
+            MessageEvent::Create => {}
+            MessageEvent::Edit => {
+                self.edited_content = Some(std::mem::replace(&mut self.content, absent_content()))
+            }
+            MessageEvent::Delete => self.content = absent_content(),
+        }
+        self
+    }
+
     /// Mentioned users: the wire field, else `<@id>` / `<@!id>` in the text (role `<@&id>`
     /// and channel `<#id>` mentions are not users).
     pub fn mentioned_users(&self) -> Vec<String> {
@@ -174,6 +213,19 @@ impl DiscordMessage {
 impl Record for DiscordMessage {
     const TOPIC: TopicKind = TopicKind::DiscordMessages;
 
+    fn normalize(&mut self) {
+        if let Some(edited) = self.edited_content.take() {
+            self.content = edited;
+        } else if is_absent_content(&self.content) && self.event != MessageEvent::Create {
+            self.content.clear();
+        }
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        // Serialising plain structs of strings, numbers and JSON maps cannot fail.
+        serde_json::to_vec(&self.clone().for_the_wire()).unwrap_or_default()
+    }
+
     fn validate(&self) -> Result<(), SchemaError> {
         snowflake("message_id", &self.message_id)?;
         snowflake("user_id", &self.user_id)?;
@@ -194,6 +246,12 @@ impl Record for DiscordMessage {
             snowflake("thread_starter_message_id", starter)?;
         }
         timestamp("timestamp", &self.timestamp)?;
+        if is_absent_content(&self.content) {
+            return Err(SchemaError::invalid(
+                "content",
+                "missing (a created message needs it; edits carry edited_content)",
+            ));
+        }
         max_chars("content", &self.content, MAX_CONTENT_CHARS)?;
         if self.username.trim().is_empty() && self.event != MessageEvent::Delete {
             return Err(SchemaError::invalid("username", "must not be empty"));

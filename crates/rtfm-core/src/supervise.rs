@@ -19,6 +19,29 @@ use crate::telemetry::{self, Readiness};
 /// Kubernetes wait before SIGKILL.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(20);
 
+/// Runs a binary's async part on a multi-threaded runtime, as `#[tokio::main]` would, and
+/// leaves once it is done even if a blocking read is still waiting. `main` stays synchronous
+/// so that [`crate::config::parse`] changes the environment before any runtime thread exists.
+pub fn block_on(future: impl Future<Output = std::process::ExitCode>) -> std::process::ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => {
+            let code = runtime.block_on(future);
+            // A blocking read that nobody can cancel (tokio's stdin: the console waiting for a
+            // line) would hold the runtime's drop, and with it the exit, until the user pressed
+            // Enter; SIGTERM must end the process. The work itself is done by now.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+            code
+        }
+        Err(err) => {
+            eprintln!("cannot start the async runtime: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs `tasks` until they have all ended. `stop` is cancelled when a task fails or ends on its
 /// own; after `stop` is cancelled (by anyone) the remaining tasks have `grace` to end. Returns
 /// the first failure.

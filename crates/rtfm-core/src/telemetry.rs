@@ -1,6 +1,7 @@
 //! Logging, metrics and the operational HTTP endpoint every service mounts.
 //!
-//! - [`init_tracing`]: `tracing` with `RUST_LOG` (default `info`) and `LOG_FORMAT=json`;
+//! - [`init_tracing`]: `tracing` with `RUST_LOG` (default `info`) and `LOG_FORMAT=json`, to
+//!   stderr or ([`init_tracing_to`]) a file;
 //! - [`metrics`]: Prometheus metrics shared by all services (services add their own to the
 //!   default registry);
 //! - [`Readiness`] + [`serve`]: `/healthz`, `/readyz`, `/metrics`.
@@ -15,16 +16,35 @@ use axum::routing::get;
 use axum::Router;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::EnvFilter;
 
-/// Installs the global subscriber. JSON lines when `LOG_FORMAT=json`, human text otherwise.
-/// Safe to call more than once (later calls are no-ops), which tests rely on.
+/// Installs the global subscriber, writing to stderr. JSON lines when `LOG_FORMAT=json`, human
+/// text otherwise. Safe to call more than once (later calls are no-ops), which tests rely on.
 pub fn init_tracing() {
+    init_tracing_to(LogOutput::Stderr);
+}
+
+/// Where log lines go: stderr (services), or a file (the bot's console mode, whose terminal is
+/// a chat and not a log).
+#[derive(Debug)]
+pub enum LogOutput {
+    Stderr,
+    File(std::fs::File),
+}
+
+/// [`init_tracing`] with the lines written to `output`.
+pub fn init_tracing_to(output: LogOutput) {
     let filter = EnvFilter::new(log_directives(std::env::var("RUST_LOG").ok().as_deref()));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    let (writer, ansi) = match output {
+        LogOutput::Stderr => (BoxMakeWriter::new(std::io::stderr), true),
+        LogOutput::File(file) => (BoxMakeWriter::new(Mutex::new(file)), false),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     let _ = if json {
         builder.json().flatten_event(true).try_init()
     } else {

@@ -27,6 +27,8 @@ pub struct ServiceProcess {
     env: Vec<(String, String)>,
     args: Vec<String>,
     child: Option<Child>,
+    /// Only `env` (no inherited variables, no test defaults), as a container gets it.
+    exact_env: bool,
     pub stdin: Option<ChildStdin>,
     pub log: PathBuf,
     pub stdout_log: PathBuf,
@@ -35,8 +37,25 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts `name` with `env` (plus `RUST_LOG=info` unless given), logging to a temp file.
     pub fn spawn(name: &str, args: &[&str], env: &[(&str, &str)], piped_stdin: bool) -> Self {
+        Self::spawn_with(name, args, env, piped_stdin, false)
+    }
+
+    /// Starts `name` with exactly `env` and nothing inherited, as a container starts its
+    /// command (`docker compose` gives a service only its image's and its own variables).
+    pub fn spawn_exact(name: &str, args: &[&str], env: &[(&str, &str)], piped_stdin: bool) -> Self {
+        Self::spawn_with(name, args, env, piped_stdin, true)
+    }
+
+    fn spawn_with(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        piped_stdin: bool,
+        exact_env: bool,
+    ) -> Self {
         let id = uuid::Uuid::new_v4();
         let mut process = Self {
+            exact_env,
             name: name.to_string(),
             env: env
                 .iter()
@@ -64,11 +83,16 @@ impl ServiceProcess {
             .open(&self.stdout_log)
             .expect("stdout file");
         let mut command = Command::new(binary(&self.name));
+        if self.exact_env {
+            command.env_clear();
+        } else {
+            command
+                .env("RUST_LOG", "info")
+                .env_remove("GEMINI_API_KEY")
+                .env_remove("DISCORD_TOKEN");
+        }
         command
             .args(&self.args)
-            .env("RUST_LOG", "info")
-            .env_remove("GEMINI_API_KEY")
-            .env_remove("DISCORD_TOKEN")
             .stdin(if piped_stdin {
                 Stdio::piped()
             } else {

@@ -25,6 +25,32 @@ pub struct KafkaConfig {
     /// How long an admin or metadata request may take before we give up on the broker.
     #[arg(long, env = "KAFKA_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
     pub request_timeout_secs: u64,
+
+    /// Compression of the records our producers write. gzip (the default, as the seed's
+    /// producers write) is the one codec every Kafka client reads without extra libraries:
+    /// kafka-python needs an extra package for lz4 and snappy.
+    #[arg(long, env = "KAFKA_COMPRESSION", value_enum, default_value = "gzip")]
+    pub compression: Compression,
+}
+
+/// A producer's `compression.type` (librdkafka as built here has these four).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+}
+
+impl Compression {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+        }
+    }
 }
 
 /// Where a consumer group without committed offsets starts.
@@ -49,6 +75,7 @@ impl KafkaConfig {
             bootstrap_servers: bootstrap_servers.into(),
             topic_suffix: String::new(),
             request_timeout_secs: 10,
+            compression: Compression::Gzip,
         }
     }
 

@@ -23,7 +23,7 @@ pub mod group;
 pub mod producer;
 pub mod transaction;
 
-pub use config::{KafkaConfig, OffsetReset};
+pub use config::{Compression, KafkaConfig, OffsetReset};
 pub use consumer::{ConsumeError, Consumer, ConsumerOptions, Received};
 pub use error::ClientError;
 pub use fetch::{fetch_at, FetchError};

@@ -61,7 +61,7 @@ impl Producer {
             .client_config(role)
             .set("acks", "all")
             .set("enable.idempotence", "true")
-            .set("compression.type", "lz4")
+            .set("compression.type", config.compression.as_str())
             // A question is one small record that someone is waiting on: send it now. Bursts
             // (a backfill) still batch, behind the requests in flight.
             .set("linger.ms", "0")

@@ -72,7 +72,7 @@ impl TransactionalProducer {
             .set("transactional.id", transactional_id)
             .set("enable.idempotence", "true")
             .set("acks", "all")
-            .set("compression.type", "lz4")
+            .set("compression.type", config.compression.as_str())
             .set("linger.ms", "0")
             .set(
                 "transaction.timeout.ms",

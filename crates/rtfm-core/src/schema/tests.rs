@@ -108,6 +108,8 @@ fn malformed_json_is_rejected_with_its_position() {
 fn missing_field_is_rejected_naming_it() {
     let err = decode_error::<DiscordMessage>(without(example_message(), "content"));
     assert!(err.contains("content"), "{err}");
+    let err = decode_error::<DiscordMessage>(without(example_message(), "username"));
+    assert!(err.contains("username"), "{err}");
     let err = decode_error::<BotQuery>(without(example_query(), "question"));
     assert!(err.contains("question"), "{err}");
     let err = decode_error::<BotResponse>(without(example_response(), "response_text"));
@@ -254,16 +256,55 @@ fn huge_records_are_rejected_before_parsing() {
 }
 
 #[test]
-fn edit_and_delete_events_round_trip() {
-    let value = with(
-        with(example_message(), "event", json!("delete")),
-        "content",
-        json!(""),
+fn edit_and_delete_events_travel_without_content_so_the_seeds_processor_skips_them() {
+    // The seed's processor stores the `content` of every record it reads as a new message
+    // (and skips one without it); an edit or a delete is not a new message.
+    let delete = without(with(example_message(), "event", json!("delete")), "content");
+    let message: DiscordMessage =
+        DiscordMessage::decode(&serde_json::to_vec(&delete).expect("json")).expect("decodes");
+    assert_eq!(message.event, MessageEvent::Delete);
+    assert_eq!(round_trip::<DiscordMessage>(delete.clone()), delete);
+
+    let edited = DiscordMessage {
+        event: MessageEvent::Edit,
+        content: "the new text".into(),
+        ..DiscordMessage::decode(&serde_json::to_vec(&example_message()).expect("json"))
+            .expect("decodes")
+    };
+    let wire: Value = serde_json::from_slice(&edited.encode()).expect("json");
+    assert!(wire.get("content").is_none(), "{wire}");
+    assert_eq!(wire["edited_content"], "the new text");
+    assert_eq!(
+        DiscordMessage::decode(&edited.encode()).expect("decodes"),
+        edited,
+        "decode gives the edit its text back as content"
     );
+}
+
+#[test]
+fn a_created_message_without_text_keeps_its_empty_content_on_the_wire() {
+    // Discord messages with only attachments have no text; they are still created messages.
+    let value = with(example_message(), "content", json!(""));
+    assert_eq!(round_trip::<DiscordMessage>(value.clone()), value);
+}
+
+#[test]
+fn an_edit_in_the_earlier_form_with_content_still_decodes() {
+    let value = with(example_message(), "event", json!("edit"));
     let message: DiscordMessage =
         DiscordMessage::decode(&serde_json::to_vec(&value).expect("json")).expect("decodes");
-    assert_eq!(message.event, MessageEvent::Delete);
-    assert_eq!(round_trip::<DiscordMessage>(value.clone()), value);
+    assert_eq!(message.content, "Hello, this is a test message");
+}
+
+#[test]
+fn an_edit_over_the_content_limit_is_rejected() {
+    let value = with(
+        with(example_message(), "event", json!("edit")),
+        "edited_content",
+        json!("x".repeat(MAX_CONTENT_CHARS + 1)),
+    );
+    let err = decode_error::<DiscordMessage>(without(value, "content"));
+    assert!(err.contains("content"), "{err}");
 }
 
 proptest::proptest! {

@@ -34,11 +34,21 @@ struct Args {
     /// Lifetime of interaction tokens in seconds (Discord: 15 minutes).
     #[arg(long, env = "FAKE_DISCORD_TOKEN_TTL_SECS", default_value_t = 900)]
     token_ttl_secs: u64,
+    /// The one bot token accepted (others get 401 and gateway close 4004). Unset: any.
+    #[arg(long, env = "FAKE_DISCORD_BOT_TOKEN", hide_env_values = true)]
+    bot_token: Option<String>,
+    /// Whether the application has the Message Content intent enabled (false: gateway close
+    /// 4014 for a bot that asks for it, as Discord does).
+    #[arg(long, env = "FAKE_DISCORD_MESSAGE_CONTENT_INTENT", default_value_t = true, action = clap::ArgAction::Set)]
+    message_content_intent: bool,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+fn main() -> std::process::ExitCode {
+    let (args, _) = rtfm_core::config::parse::<Args>();
+    rtfm_core::supervise::block_on(serve(args))
+}
+
+async fn serve(args: Args) -> std::process::ExitCode {
     let listener = match tokio::net::TcpListener::bind(args.addr).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -51,6 +61,8 @@ async fn main() -> std::process::ExitCode {
         FakeOptions {
             nonce_window: Duration::from_secs(args.nonce_window_secs),
             token_ttl: Duration::from_secs(args.token_ttl_secs),
+            bot_token: args.bot_token.clone(),
+            message_content_intent: args.message_content_intent,
         },
     );
     eprintln!(

@@ -1,5 +1,7 @@
 //! The gateway websocket: HELLO, IDENTIFY/RESUME, heartbeats, dispatched events, reconnects.
 
+use axum::extract::ws::CloseFrame;
+
 use super::*;
 
 pub(super) async fn gateway_socket(
@@ -14,6 +16,24 @@ pub(super) async fn send(socket: &mut WebSocket, value: Value) -> bool {
         .send(WsMessage::Text(value.to_string().into()))
         .await
         .is_ok()
+}
+
+/// Why Discord would close the connection instead of answering this IDENTIFY (developer
+/// documentation, "Gateway" → close event codes): 4004 "Authentication failed" for a token it
+/// does not accept, 4014 "Disallowed intent(s)" for a privileged intent the application has not
+/// enabled (Message Content is bit 15).
+fn identify_refusal(fake: &FakeDiscord, identify: &Value) -> Option<(u16, &'static str)> {
+    let options = fake.lock().options.clone();
+    if !options.accepts(identify["token"].as_str()) {
+        fake.lock().refused_identifies += 1;
+        return Some((4004, "Authentication failed."));
+    }
+    let message_content = identify["intents"].as_u64().unwrap_or(0) & (1 << 15) != 0;
+    if message_content && !options.message_content_intent {
+        fake.lock().refused_identifies += 1;
+        return Some((4014, "Disallowed intent(s)."));
+    }
+    None
 }
 
 pub(super) async fn run_gateway(fake: FakeDiscord, mut socket: WebSocket) {
@@ -39,6 +59,11 @@ pub(super) async fn run_gateway(fake: FakeDiscord, mut socket: WebSocket) {
                 let reply = match payload["op"].as_u64() {
                     Some(1) => Some(json!({"op": 11})),
                     Some(2) => {
+                        if let Some((code, reason)) = identify_refusal(&fake, &payload["d"]) {
+                            let frame = CloseFrame { code, reason: reason.into() };
+                            let _ = socket.send(WsMessage::Close(Some(frame))).await;
+                            return;
+                        }
                         fake.lock().identifies += 1;
                         let ready = json!({
                             "v": 10,

@@ -14,6 +14,14 @@
 //!   the worst case our exactly-once logic must survive).
 //! - **Interaction tokens** are valid for 15 minutes; a follow-up with an expired or unknown
 //!   token gets 401 `{"code": 50027, "message": "Invalid Webhook Token"}`.
+//! - **Authentication**: every REST route but `GET /gateway` and the interaction routes (which
+//!   carry their own token) needs `Authorization: Bot <token>`; any other answers 401
+//!   `{"code": 0, "message": "401: Unauthorized"}`. An IDENTIFY with a bad token is closed with
+//!   4004 "Authentication failed"; one asking for the Message Content intent when the
+//!   application has not enabled it ([`FakeOptions::message_content_intent`]) with 4014
+//!   "Disallowed intent(s)" (developer documentation, "Gateway" → close event codes).
+//! - **Commands**: `PUT /applications/{id}/commands` (global) and
+//!   `PUT /applications/{id}/guilds/{guild}/commands` (one guild) replace the set.
 //! - **Rate limits**: a 429 carries `Retry-After` (seconds) and `retry_after` in the body; 5xx on
 //!   demand ([`FakeDiscord::fail_next_posts`]).
 //! - **Permissions**: a channel the bot may not post in answers 403 `Missing Access` (code 50001);
@@ -109,6 +117,12 @@ struct Inner {
     /// `GET /guilds/{id}/channels` and `/roles` calls.
     guild_lookups: usize,
     identifies: usize,
+    /// IDENTIFYs answered with a close code (bad token, disallowed intent).
+    refused_identifies: usize,
+    /// REST calls refused with 401 (bad or missing token).
+    unauthorized: usize,
+    /// `/rtfm` as registered in one guild (`PUT …/guilds/{id}/commands`): guild → commands.
+    guild_commands: HashMap<u64, Vec<Value>>,
     resumes: usize,
     next_id: u64,
     unknown_routes: Vec<String>,
@@ -158,6 +172,10 @@ impl FakeDiscord {
                 put(register_commands),
             )
             .route(
+                "/api/v10/applications/{app}/guilds/{guild}/commands",
+                put(register_guild_commands),
+            )
+            .route(
                 "/api/v10/channels/{channel}/messages",
                 post(create_message).get(channel_history),
             )
@@ -177,6 +195,10 @@ impl FakeDiscord {
             .route("/_fake/posts", get(control::get_posts))
             .route("/_fake/ready", get(control::get_ready))
             .fallback(unknown)
+            .layer(axum::middleware::from_fn_with_state(
+                fake.clone(),
+                require_bot_token,
+            ))
             .with_state(fake.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -266,6 +288,25 @@ impl FakeDiscord {
 
     pub fn identifies(&self) -> usize {
         self.lock().identifies
+    }
+
+    /// IDENTIFYs refused with a close code (4004 bad token, 4014 disallowed intent).
+    pub fn refused_identifies(&self) -> usize {
+        self.lock().refused_identifies
+    }
+
+    /// REST calls refused with 401.
+    pub fn unauthorized(&self) -> usize {
+        self.lock().unauthorized
+    }
+
+    /// The commands registered in `guild` only (none if `/rtfm` was registered globally).
+    pub fn guild_commands(&self, guild: u64) -> Vec<Value> {
+        self.lock()
+            .guild_commands
+            .get(&guild)
+            .cloned()
+            .unwrap_or_default()
     }
 
     pub fn resumes(&self) -> usize {

@@ -82,13 +82,19 @@ impl Posted {
 }
 
 /// How strict the fake is. `Default` is real Discord's documented behaviour.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct FakeOptions {
     /// Nonces are deduplicated only for messages created this recently (Discord: "a few
     /// minutes"; default 5 min). Zero: never.
     pub nonce_window: Duration,
     /// How long an interaction token accepts follow-ups (Discord: 15 min).
     pub token_ttl: Duration,
+    /// The one bot token Discord accepts; `None`: any non-empty one. Any other token gets
+    /// 401 on REST and close code 4004 on the gateway.
+    pub bot_token: Option<String>,
+    /// Whether the application has the privileged Message Content intent enabled in the
+    /// Developer Portal. Off: an IDENTIFY asking for it is closed with code 4014.
+    pub message_content_intent: bool,
 }
 
 impl Default for FakeOptions {
@@ -96,6 +102,21 @@ impl Default for FakeOptions {
         Self {
             nonce_window: Duration::from_secs(5 * 60),
             token_ttl: Duration::from_secs(15 * 60),
+            bot_token: None,
+            message_content_intent: true,
+        }
+    }
+}
+
+impl FakeOptions {
+    /// Whether `authorization` (`Bot <token>`, as REST and IDENTIFY carry it) is accepted.
+    pub fn accepts(&self, authorization: Option<&str>) -> bool {
+        let Some(token) = authorization.and_then(|value| value.strip_prefix("Bot ")) else {
+            return false;
+        };
+        match &self.bot_token {
+            Some(expected) => token == expected,
+            None => !token.trim().is_empty(),
         }
     }
 }

@@ -20,7 +20,49 @@ pub(super) async fn register_commands(
     State(fake): State<FakeDiscord>,
     Json(commands): Json<Value>,
 ) -> Json<Value> {
-    let registered: Vec<Value> = commands
+    let registered = as_registered(commands);
+    fake.lock().commands = registered.clone();
+    Json(Value::Array(registered))
+}
+
+pub(super) async fn register_guild_commands(
+    State(fake): State<FakeDiscord>,
+    Path((_app, guild)): Path<(u64, u64)>,
+    Json(commands): Json<Value>,
+) -> Json<Value> {
+    let registered = as_registered(commands);
+    fake.lock().guild_commands.insert(guild, registered.clone());
+    Json(Value::Array(registered))
+}
+
+/// Refuses a REST call without the bot's token (see the module doc, "Authentication").
+pub(super) async fn require_bot_token(
+    State(fake): State<FakeDiscord>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path();
+    let open = !path.starts_with("/api/v10/")
+        || path == "/api/v10/gateway"
+        || path.starts_with("/api/v10/interactions/")
+        || path.starts_with("/api/v10/webhooks/");
+    if !open {
+        let authorization = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok());
+        let mut inner = fake.lock();
+        if !inner.options.accepts(authorization) {
+            inner.unauthorized += 1;
+            return error_response(StatusCode::UNAUTHORIZED, 0, "401: Unauthorized");
+        }
+    }
+    next.run(request).await
+}
+
+/// Commands as Discord returns them once registered.
+fn as_registered(commands: Value) -> Vec<Value> {
+    commands
         .as_array()
         .cloned()
         .unwrap_or_default()
@@ -34,9 +76,7 @@ pub(super) async fn register_commands(
             command["default_member_permissions"] = Value::Null;
             command
         })
-        .collect();
-    fake.lock().commands = registered.clone();
-    Json(Value::Array(registered))
+        .collect()
 }
 
 pub(super) fn error_response(status: StatusCode, code: u32, message: &str) -> Response {
