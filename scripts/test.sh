@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The full test suite, on a fresh machine or a warm one:
 #   1. formatting and lints (cargo fmt --check, clippy -D warnings);
-#   2. a real Kafka broker and a real Chroma server on free loopback ports (started while the
-#      tests compile), every test binary of the workspace against them (`--no-fail-fast`: one
-#      failing binary never hides the others), both services stopped again (also on failure or
-#      Ctrl-C);
+#   2. a real Kafka broker, a real Chroma server and a real schema registry (Apicurio) on free
+#      loopback ports (started while the tests compile), every test binary of the workspace
+#      against them (`--no-fail-fast`: one failing binary never hides the others), the services
+#      stopped again (also on failure or Ctrl-C);
 #   3. retrieval quality (`processor eval`) on both corpora of eval/ubuntu-irc-qa;
 #   4. a one-screen summary: failed binaries and tests, where the logs are, "N passed, N failed".
 #
@@ -29,6 +29,7 @@ services_pid=""
 cleanup() {
   if [ -n "$services_pid" ]; then kill "$services_pid" 2>/dev/null || true; wait "$services_pid" 2>/dev/null || true; fi
   if [ -n "${eval_pid:-}" ]; then kill "$eval_pid" 2>/dev/null || true; wait "$eval_pid" 2>/dev/null || true; fi
+  "$ROOT/scripts/registry.sh" stop >/dev/null 2>&1 || true
   "$ROOT/scripts/chroma.sh" stop >/dev/null 2>&1 || true
   "$ROOT/scripts/kafka.sh" stop >/dev/null 2>&1 || true
 }
@@ -43,10 +44,10 @@ cargo fmt --all --check || die "cargo fmt --check failed: run \`cargo fmt --all\
 cargo clippy --workspace --all-targets --locked -- -D warnings || die "clippy failed (see above)"
 
 # The services install and start while the tests compile (both are slow on a cold machine).
-log "starting the model download, the seed's Kafka clients, Kafka and Chroma in the background (log: $LOG_DIR/services.log)"
+log "starting the model download, the seed's Kafka clients, Kafka, Chroma and a schema registry in the background (log: $LOG_DIR/services.log)"
 (
   "$ROOT/scripts/model.sh" && "$ROOT/scripts/seed_clients.sh" && "$ROOT/scripts/kafka.sh" start \
-    && "$ROOT/scripts/chroma.sh" start
+    && "$ROOT/scripts/chroma.sh" start && "$ROOT/scripts/registry.sh" start
 ) >"$LOG_DIR/services.log" 2>&1 &
 services_pid=$!
 
@@ -64,6 +65,8 @@ set -a
 source "$RTFM_RUN_DIR/kafka.env"
 source "$RTFM_RUN_DIR/chroma.env"
 set +a
+# The registry's address stays in $RTFM_RUN_DIR/registry.env, where its tests read it: exported,
+# every `init-topics` a test runs would register schemas.
 export EMBEDDING_MODEL_DIR="${EMBEDDING_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rtfm/models/all-MiniLM-L6-v2}"
 export RUST_BACKTRACE=1
 

@@ -12,6 +12,9 @@ use anyhow::Context;
 use clap::Parser;
 use rtfm_core::kafka::admin::{Admin, TopicReport};
 use rtfm_core::kafka::KafkaConfig;
+use rtfm_core::{BotQuery, BotResponse, DiscordMessage, Record, TopicKind};
+
+mod registry;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,6 +37,12 @@ struct Args {
     /// With `create`: reset `retention.ms` of existing topics that drifted from the table.
     #[arg(long, env = "INIT_TOPICS_FIX")]
     fix: bool,
+
+    /// With `create`: a schema registry's Confluent-compatible API; the topics' JSON Schemas
+    /// are registered there (subjects `<topic>-value`, BACKWARD compatibility) and a change
+    /// that would break consumers is refused.
+    #[arg(long, env = "SCHEMA_REGISTRY_URL")]
+    schema_registry_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -50,11 +59,11 @@ fn main() -> ExitCode {
     rtfm_core::supervise::block_on(async move { report(run(&args).await) })
 }
 
-fn report(result: anyhow::Result<Vec<TopicReport>>) -> ExitCode {
+fn report(result: anyhow::Result<Vec<String>>) -> ExitCode {
     match result {
-        Ok(reports) => {
-            for report in reports {
-                println!("{}", format_report(&report));
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
             }
             ExitCode::SUCCESS
         }
@@ -65,7 +74,7 @@ fn report(result: anyhow::Result<Vec<TopicReport>>) -> ExitCode {
     }
 }
 
-async fn run(args: &Args) -> anyhow::Result<Vec<TopicReport>> {
+async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
     let admin = Admin::connect(&args.kafka)
         .await
         .with_context(|| format!("while connecting to {}", args.kafka.bootstrap_servers))?;
@@ -85,7 +94,32 @@ async fn run(args: &Args) -> anyhow::Result<Vec<TopicReport>> {
         Action::List => admin.list().await.context("while listing topics")?,
         Action::Delete => admin.delete().await.context("while deleting topics")?,
     };
-    Ok(reports)
+    let mut lines: Vec<String> = reports.iter().map(format_report).collect();
+    if let (Action::Create, Some(url)) = (args.action, &args.schema_registry_url) {
+        lines.extend(register_schemas(args, url).await?);
+    }
+    Ok(lines)
+}
+
+/// Registers the three topics' schemas (see [`registry`]); one line per subject.
+async fn register_schemas(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
+    let registry = registry::Registry::new(url, args.kafka.request_timeout());
+    let topics = args.kafka.topics();
+    let schemas = [
+        (TopicKind::DiscordMessages, DiscordMessage::wire_schema()),
+        (TopicKind::BotQueries, BotQuery::wire_schema()),
+        (TopicKind::BotResponses, BotResponse::wire_schema()),
+    ];
+    let mut lines = Vec::new();
+    for (kind, schema) in schemas {
+        let subject = format!("{}-value", topics.name(kind));
+        let registered = registry.register(&subject, &schema).await?;
+        lines.push(format!(
+            "{:<32} schema id={} (BACKWARD)",
+            registered.subject, registered.id
+        ));
+    }
+    Ok(lines)
 }
 
 fn format_report(report: &TopicReport) -> String {

@@ -12,6 +12,7 @@ fn init_topics(bootstrap: &str, suffix: &str, args: &[&str]) -> Output {
         .env("KAFKA_TOPIC_SUFFIX", suffix)
         .env("KAFKA_REQUEST_TIMEOUT_SECS", "5")
         .env("RUST_LOG", "error")
+        .env_remove("SCHEMA_REGISTRY_URL")
         .output()
         .expect("init-topics runs")
 }
@@ -164,4 +165,177 @@ fn an_unreachable_broker_fails_fast_naming_the_address() {
     );
     // Bounded: the request timeout is 5 s here; allow generous slack for a loaded machine.
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+}
+
+mod schema_registry {
+    //! Against a real schema registry (Apicurio Registry 3.0.9 from Maven Central, started by
+    //! `scripts/registry.sh`), through its Confluent-compatible API.
+
+    use super::*;
+    use rtfm_core::{BotQuery, BotResponse, DiscordMessage, Record};
+    use serde_json::{json, Value};
+
+    fn create_with_registry(bootstrap: &str, suffix: &str, registry: &str) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_init-topics"))
+            .args(["--bootstrap-servers", bootstrap, "--action", "create"])
+            .env("KAFKA_TOPIC_SUFFIX", suffix)
+            .env("KAFKA_REQUEST_TIMEOUT_SECS", "5")
+            .env("SCHEMA_REGISTRY_URL", registry)
+            .env("RUST_LOG", "error")
+            .output()
+            .expect("init-topics runs")
+    }
+
+    fn client() -> reqwest::Client {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client")
+    }
+
+    /// Every registered version of `subject`, oldest first (none: empty).
+    async fn versions(registry: &str, subject: &str) -> Vec<Value> {
+        let url = format!("{registry}/subjects/{subject}/versions");
+        let response = client().get(&url).send().await.expect("registry answers");
+        if response.status().as_u16() == 404 {
+            return Vec::new();
+        }
+        let numbers: Vec<i64> = response.json().await.expect("version list");
+        let mut schemas = Vec::new();
+        for number in numbers {
+            let url = format!("{registry}/subjects/{subject}/versions/{number}");
+            let version: Value = client()
+                .get(&url)
+                .send()
+                .await
+                .expect("registry answers")
+                .json()
+                .await
+                .expect("version");
+            let text = version["schema"].as_str().expect("schema text");
+            schemas.push(serde_json::from_str(text).expect("schema json"));
+        }
+        schemas
+    }
+
+    /// Registers `schema` as an earlier deployment would have (the registry's default
+    /// compatibility, which checks nothing on a new subject).
+    async fn preregister(registry: &str, subject: &str, schema: &Value) {
+        let response = client()
+            .post(format!("{registry}/subjects/{subject}/versions"))
+            .json(&json!({"schemaType": "JSON", "schema": schema.to_string()}))
+            .send()
+            .await
+            .expect("registry answers");
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
+    }
+
+    async fn compatibility(registry: &str, subject: &str) -> Value {
+        client()
+            .get(format!("{registry}/config/{subject}"))
+            .send()
+            .await
+            .expect("registry answers")
+            .json()
+            .await
+            .expect("config")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn create_registers_each_topics_schema_with_backward_compatibility_once() {
+        let registry = services::schema_registry_url();
+        let bootstrap = services::kafka_bootstrap();
+        let suffix = unique_suffix();
+        let first = create_with_registry(&bootstrap, &suffix, &registry);
+        assert!(first.status.success(), "{first:?}");
+        let text = stdout(&first);
+        for (topic, schema) in [
+            ("discord-messages", DiscordMessage::wire_schema()),
+            ("bot-queries", BotQuery::wire_schema()),
+            ("bot-responses", BotResponse::wire_schema()),
+        ] {
+            let subject = format!("{topic}{suffix}-value");
+            assert!(line_for(&text, &subject).contains("schema id="), "{text}");
+            assert_eq!(versions(&registry, &subject).await, vec![schema]);
+            let config = compatibility(&registry, &subject).await;
+            assert!(config.to_string().contains("BACKWARD"), "{config}");
+        }
+        // Again: nothing new is registered, the same ids come back.
+        let second = create_with_registry(&bootstrap, &suffix, &registry);
+        assert!(second.status.success(), "{second:?}");
+        let subject = format!("discord-messages{suffix}-value");
+        assert_eq!(versions(&registry, &subject).await.len(), 1);
+        let ids = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|line| line.contains("schema id="))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(ids(&text), ids(&stdout(&second)));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_field_added_since_the_registered_schema_is_accepted_as_a_new_version() {
+        let registry = services::schema_registry_url();
+        let bootstrap = services::kafka_bootstrap();
+        let suffix = unique_suffix();
+        // An earlier RTFM, before `edited_content` existed.
+        let subject = format!("discord-messages{suffix}-value");
+        let mut earlier = DiscordMessage::wire_schema();
+        earlier["properties"]
+            .as_object_mut()
+            .expect("properties")
+            .remove("edited_content");
+        preregister(&registry, &subject, &earlier).await;
+        let output = create_with_registry(&bootstrap, &suffix, &registry);
+        assert!(output.status.success(), "{output:?}");
+        assert_eq!(
+            versions(&registry, &subject).await,
+            vec![earlier, DiscordMessage::wire_schema()]
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schema_change_that_would_break_consumers_is_refused_and_nothing_registered() {
+        let registry = services::schema_registry_url();
+        let bootstrap = services::kafka_bootstrap();
+        let suffix = unique_suffix();
+        // An earlier deployment's schema in which message ids were numbers: our string ids
+        // would break its consumers.
+        let subject = format!("discord-messages{suffix}-value");
+        let mut earlier = DiscordMessage::wire_schema();
+        earlier["properties"]["message_id"] = json!({"type": "integer"});
+        preregister(&registry, &subject, &earlier).await;
+        let output = create_with_registry(&bootstrap, &suffix, &registry);
+        assert!(!output.status.success(), "{output:?}");
+        let errors = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            errors.contains(&format!("refused the new schema of {subject}"))
+                && errors.contains("BACKWARD"),
+            "{errors}"
+        );
+        assert_eq!(
+            versions(&registry, &subject).await,
+            vec![earlier],
+            "nothing registered"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_registry_is_a_clear_error_naming_it() {
+        let bootstrap = services::kafka_bootstrap();
+        let suffix = unique_suffix();
+        let dead = format!("http://127.0.0.1:{}", test_support::free_port());
+        let output = create_with_registry(&bootstrap, &suffix, &dead);
+        assert!(!output.status.success());
+        let errors = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            errors.contains(&dead) && errors.contains("unreachable"),
+            "{errors}"
+        );
+    }
 }

@@ -5,6 +5,7 @@
 //! are kept and written back, so a newer producer's fields survive a round trip through us.
 
 use chrono::{DateTime, NaiveDateTime, Utc};
+use schemars::JsonSchema;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -42,8 +43,30 @@ impl SchemaError {
 
 /// A type that travels on one of our topics. The topic is part of the type, so a `BotQuery`
 /// cannot be sent to `bot-responses` by mistake.
-pub trait Record: Serialize + DeserializeOwned + Send + Sync + 'static {
+pub trait Record: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'static {
     const TOPIC: TopicKind;
+
+    /// The JSON Schema (draft-07) of the record as it travels, generated from the type:
+    /// what a schema registry holds for `<topic>-value`. Closed at the top level (the free
+    /// maps `metadata` and `context` stay open): under BACKWARD compatibility a registry then
+    /// accepts exactly the contract's changes — an optional field added — and refuses a field
+    /// retyped, made required or removed (on an open schema it would refuse every added
+    /// field). Decoding still keeps unknown fields; what JSON Schema does not say (id shapes,
+    /// lengths) is `validate`'s.
+    fn wire_schema() -> Value {
+        // Draft-07: the newest draft every registry's compatibility checker reads (Apicurio's
+        // refuses 2020-12 with "could not determine version"); Confluent reads it too.
+        let generator = schemars::generate::SchemaSettings::draft07().into_generator();
+        let mut schema =
+            serde_json::to_value(generator.into_root_schema_for::<Self>()).unwrap_or_default();
+        if let Some(object) = schema.as_object_mut() {
+            object.insert(
+                "title".into(),
+                Value::String(Self::TOPIC.spec().base_name.to_string()),
+            );
+        }
+        schema
+    }
 
     /// Checks the rules serde cannot express (id shapes, timestamps, lengths).
     fn validate(&self) -> Result<(), SchemaError>;
@@ -81,14 +104,14 @@ pub trait Record: Serialize + DeserializeOwned + Send + Sync + 'static {
 
 /// What happened to a Discord message. Additive field `event` on `discord-messages`; absent
 /// means `create`, which is all the Python bot ever sends.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageEvent {
     #[default]
     Create,
-    /// The message was edited; `content` is the new text.
+    /// The message was edited; its new text travels in `edited_content`, not `content`.
     Edit,
-    /// The message was deleted; `content` is empty and only the ids matter.
+    /// The message was deleted; only the ids matter (no `content`).
     Delete,
 }
 
@@ -99,7 +122,10 @@ impl MessageEvent {
 }
 
 /// One Discord message on `discord-messages`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+// The published schema is closed: a producer that adds a field registers the schema that has
+// it first, which BACKWARD allows for an optional field (`Record::wire_schema`).
+#[schemars(deny_unknown_fields)]
 pub struct DiscordMessage {
     pub message_id: String,
     /// The text of a created message. Left out of edit and delete events on the wire (an edit
@@ -107,6 +133,7 @@ pub struct DiscordMessage {
     /// every record it reads as a new message, and skips a record without one. Required for a
     /// created message (`validate`).
     #[serde(default = "absent_content", skip_serializing_if = "is_absent_content")]
+    #[schemars(default)]
     pub content: String,
     pub username: String,
     pub user_id: String,
@@ -150,6 +177,7 @@ pub struct DiscordMessage {
     pub edited_content: Option<String>,
     /// Fields we do not know yet, preserved on re-encode.
     #[serde(flatten)]
+    #[schemars(skip)]
     pub extra: Map<String, Value>,
 }
 
@@ -273,7 +301,10 @@ impl Record for DiscordMessage {
 }
 
 /// A question for the processor on `bot-queries`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+// The published schema is closed: a producer that adds a field registers the schema that has
+// it first, which BACKWARD allows for an optional field (`Record::wire_schema`).
+#[schemars(deny_unknown_fields)]
 pub struct BotQuery {
     pub query_id: String,
     pub original_message_id: String,
@@ -295,6 +326,7 @@ pub struct BotQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub visible_channel_ids: Option<Vec<String>>,
     #[serde(flatten)]
+    #[schemars(skip)]
     pub extra: Map<String, Value>,
 }
 
@@ -337,7 +369,10 @@ impl Record for BotQuery {
 }
 
 /// An answer for the bot on `bot-responses`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+// The published schema is closed: a producer that adds a field registers the schema that has
+// it first, which BACKWARD allows for an optional field (`Record::wire_schema`).
+#[schemars(deny_unknown_fields)]
 pub struct BotResponse {
     pub response_id: String,
     pub query_id: String,
@@ -351,6 +386,7 @@ pub struct BotResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guild_id: Option<String>,
     #[serde(flatten)]
+    #[schemars(skip)]
     pub extra: Map<String, Value>,
 }
 
@@ -380,7 +416,7 @@ impl Record for BotResponse {
 
 /// `bot-responses.metadata`: the seed's `model`, `confidence`, `sources_count`, plus additive
 /// citation and provenance fields.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct ResponseMetadata {
     #[serde(default)]
     pub model: String,

@@ -48,6 +48,14 @@ pub fn chroma_url() -> String {
     })
 }
 
+/// The Confluent-compatible API of the real schema registry (Apicurio Registry) that
+/// `scripts/test.sh` starts (`scripts/registry.sh start`).
+pub fn schema_registry_url() -> String {
+    address("SCHEMA_REGISTRY_URL", "registry.env").unwrap_or_else(|| {
+        panic!("SCHEMA_REGISTRY_URL is not set and no registry was started: run scripts/registry.sh start (scripts/test.sh does)")
+    })
+}
+
 /// A config with a private topic suffix whose topics (and DLQs) exist on the real broker.
 pub async fn kafka_with_topics() -> KafkaConfig {
     let config = KafkaConfig::new(kafka_bootstrap()).with_topic_suffix(crate::unique_suffix());

@@ -452,3 +452,62 @@ fn mutation() -> impl proptest::strategy::Strategy<Value = Mutation> {
             .prop_map(|(name, value)| Mutation::Extra(format!("x_{name}"), value)),
     ]
 }
+
+#[test]
+fn published_json_schemas_match_the_rust_types() {
+    // docs/schemas/ is what a schema registry receives (init-topics registers the same
+    // schemas); RTFM_UPDATE_SCHEMAS=1 rewrites it after a deliberate change of a wire type.
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/schemas");
+    for (topic, schema) in [
+        ("discord-messages", DiscordMessage::wire_schema()),
+        ("bot-queries", BotQuery::wire_schema()),
+        ("bot-responses", BotResponse::wire_schema()),
+    ] {
+        let path = dir.join(format!("{topic}.schema.json"));
+        let text = format!(
+            "{}\n",
+            serde_json::to_string_pretty(&schema).expect("schema json")
+        );
+        if std::env::var_os("RTFM_UPDATE_SCHEMAS").is_some() {
+            std::fs::create_dir_all(&dir).expect("docs/schemas");
+            std::fs::write(&path, &text).expect("write schema");
+        }
+        let published = std::fs::read_to_string(&path).unwrap_or_default();
+        assert_eq!(
+            published,
+            text,
+            "{} is not the schema of the Rust type; after a deliberate change run \
+             RTFM_UPDATE_SCHEMAS=1 cargo test -p rtfm-core published_json_schemas",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn schemas_require_the_contracts_fields_and_are_closed_but_their_free_maps_open() {
+    let message = DiscordMessage::wire_schema();
+    let required: Vec<&str> = message["required"]
+        .as_array()
+        .expect("required")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for field in [
+        "message_id",
+        "username",
+        "user_id",
+        "channel_id",
+        "timestamp",
+    ] {
+        assert!(required.contains(&field), "{field}: {message}");
+    }
+    assert!(!required.contains(&"guild_id") && !required.contains(&"content"));
+    // Closed: BACKWARD then admits an added optional field (an open schema refuses it).
+    assert_eq!(message["additionalProperties"], json!(false), "{message}");
+    assert_eq!(message["title"], "discord-messages");
+    assert_ne!(
+        message["properties"]["metadata"]["additionalProperties"],
+        json!(false),
+        "{message}"
+    );
+}
