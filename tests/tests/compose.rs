@@ -218,7 +218,11 @@ fn healthcheck_passes(test: &[String]) -> bool {
         }
         other => panic!("unknown healthcheck form {other:?}"),
     };
-    command.status().is_ok_and(|status| status.success())
+    command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 #[test]
@@ -306,6 +310,10 @@ async fn compose_configuration_starts_every_service_with_a_fresh_env_file() {
     processor_service
         .env
         .insert("TMPDIR".into(), container_tmp.path().display().to_string());
+    // As in a .env where someone uncommented the keys and left them empty: no key at all.
+    for key in ["GEMINI_API_KEY", "OPENAI_API_KEY", "CHROMA_AUTH_TOKEN"] {
+        processor_service.env.insert(key.into(), String::new());
+    }
     let mut processor = start(&processor_service, false);
     let readyz = format!("http://127.0.0.1:{processor_port}/readyz");
     eventually(WAIT, "the processor ready", || async {
@@ -313,6 +321,13 @@ async fn compose_configuration_starts_every_service_with_a_fresh_env_file() {
     })
     .await;
     assert!(healthcheck_passes(&processor_service.healthcheck));
+    let processor_log = processor.log_text();
+    assert!(
+        processor_log.contains("empty variables treated as unset")
+            && processor_log.contains("GEMINI_API_KEY")
+            && processor_log.contains(r#"provider="extractive""#),
+        "{processor_log}"
+    );
 
     // bot: no DISCORD_TOKEN in a fresh .env, so `DISCORD_TOKEN: ${DISCORD_TOKEN:-}` is empty —
     // which must mean console mode, not a crash loop. Compose keeps its stdin open.

@@ -38,7 +38,11 @@ pub fn init_tracing_to(output: LogOutput) {
     let filter = EnvFilter::new(log_directives(std::env::var("RUST_LOG").ok().as_deref()));
     let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
     let (writer, ansi) = match output {
-        LogOutput::Stderr => (BoxMakeWriter::new(std::io::stderr), true),
+        // Colours only for a person at a terminal, never into a file or a log collector.
+        LogOutput::Stderr => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ),
         LogOutput::File(file) => (BoxMakeWriter::new(Mutex::new(file)), false),
     };
     let builder = tracing_subscriber::fmt()
