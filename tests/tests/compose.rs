@@ -60,8 +60,21 @@ fn dot_env() -> BTreeMap<String, String> {
         .map(str::trim)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
         .filter_map(|line| line.split_once('='))
-        .map(|(name, value)| (name.trim().to_string(), value.trim().to_string()))
+        .map(|(name, value)| (name.trim().to_string(), unquote(value.trim()).to_string()))
         .collect()
+}
+
+/// A value without the quotes around it, as compose reads `.env`.
+fn unquote(value: &str) -> &str {
+    for quote in ['"', '\''] {
+        if let Some(inner) = value
+            .strip_prefix(quote)
+            .and_then(|rest| rest.strip_suffix(quote))
+        {
+            return inner;
+        }
+    }
+    value
 }
 
 /// Compose's interpolation of `${NAME}`, `${NAME:-default}` and `${NAME-default}` against

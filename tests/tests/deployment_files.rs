@@ -279,3 +279,32 @@ fn the_image_carries_the_local_model_where_the_processor_looks() {
         "the image gets the model the way the local set-up does"
     );
 }
+
+#[test]
+fn a_env_file_copied_from_env_example_is_read_whole_by_dotenvy_and_by_bash() {
+    // Every binary reads .env with dotenvy, which stops at the first line it cannot read;
+    // scripts/up.sh sources it with bash. An unquoted value with spaces breaks both.
+    let path = root().join(".env.example");
+    let names: Vec<String> = dotenvy::from_path_iter(&path)
+        .expect(".env.example opens")
+        .map(|item| item.map(|(name, _)| name))
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|err| panic!("dotenvy cannot read .env.example: {err}"));
+    let uncommented = read(".env.example")
+        .lines()
+        .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+        .count();
+    assert_eq!(names.len(), uncommented, "every line read: {names:?}");
+    let bash = std::process::Command::new("bash")
+        .arg("-c")
+        .arg("set -euo pipefail; set -a; source \"$1\"; [ \"$RTFM_TRIGGERS\" = 'rtfm,Read The F***ing Manual' ]")
+        .arg("bash")
+        .arg(&path)
+        .output()
+        .expect("bash runs");
+    assert!(
+        bash.status.success(),
+        "bash cannot source .env.example: {}",
+        String::from_utf8_lossy(&bash.stderr)
+    );
+}

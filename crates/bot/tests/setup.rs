@@ -167,3 +167,28 @@ fn invite_url_with_an_empty_token_and_no_id_says_what_to_pass() {
     assert!(output.status.success());
     assert!(String::from_utf8_lossy(&output.stdout).contains("client_id=555&"));
 }
+
+#[test]
+fn a_env_file_line_that_cannot_be_read_stops_the_bot_naming_it() {
+    // dotenvy stops at the first bad line: running on half a configuration would be silent.
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join(".env"),
+        "DISCORD_APPLICATION_ID=555\nRTFM_TRIGGERS=rtfm,Read The Manual\n",
+    )
+    .expect(".env");
+    let output = std::process::Command::new(test_support::process::binary("bot"))
+        .arg("invite-url")
+        .current_dir(dir.path())
+        .env_remove("DISCORD_TOKEN")
+        .env_remove("DISCORD_APPLICATION_ID")
+        .env_remove("RTFM_TRIGGERS")
+        .output()
+        .expect("bot runs");
+    assert_eq!(output.status.code(), Some(2));
+    let errors = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        errors.contains("cannot read .env") && errors.contains("Read The Manual"),
+        "{errors}"
+    );
+}

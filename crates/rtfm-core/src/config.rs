@@ -13,9 +13,21 @@ use std::ffi::OsString;
 
 pub use secrecy::{ExposeSecret, SecretString};
 
-/// Loads `.env` from the working directory if present. Real environment variables win.
+/// Loads `.env` from the working directory if present. Real environment variables win. A
+/// line it cannot read (an unquoted value with spaces, say) stops the program with the line:
+/// dotenvy stops at the first such line, and silently running on half a configuration is
+/// worse than not starting.
 pub fn load_dotenv() {
-    let _ = dotenvy::dotenv();
+    match dotenvy::dotenv() {
+        Ok(_) => {}
+        Err(err) if err.not_found() => {}
+        Err(err) => {
+            eprintln!(
+                "error: cannot read .env: {err} (quote a value that contains spaces: NAME=\"a b\")"
+            );
+            std::process::exit(2);
+        }
+    }
 }
 
 /// What a binary does before anything else: `.env` loaded, every variable of `C` that is set
