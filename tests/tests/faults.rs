@@ -454,3 +454,46 @@ async fn sigterm_under_load_finishes_the_batch_commits_and_exits_cleanly() {
     drop(second);
     let _ = store.drop_collection().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_processor_started_before_its_broker_waits_for_it_and_becomes_ready() {
+    // Compose starts the processor once the broker is healthy, but a broker can be slow to
+    // serve transactions, and outside compose nothing orders the start at all.
+    let broker = PrivateKafka::start();
+    let kafka = KafkaConfig::new(&broker.bootstrap);
+    Admin::connect(&kafka)
+        .await
+        .expect("private broker")
+        .create(1, false)
+        .await
+        .expect("topics");
+    broker.stop();
+    let collection = collection();
+    let (mut processor, http) = processor(&kafka, &services::chroma_url(), &collection, &[]);
+    eventually(WAIT, "the processor to wait for Kafka", || async {
+        processor
+            .log_text()
+            .contains("waiting for Kafka")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        processor.is_running(),
+        "the processor gave up on the broker"
+    );
+    let (status, reasons) = http_get(&format!("http://{http}/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(status, 503, "{reasons}");
+    broker.resume();
+    eventually(
+        WAIT,
+        "the processor ready once the broker is back",
+        || async { (http_get(&format!("http://{http}/readyz")).await?.0 == 200).then_some(()) },
+    )
+    .await;
+    let _ = store(&services::chroma_url(), &collection)
+        .await
+        .drop_collection()
+        .await;
+}

@@ -165,6 +165,42 @@ pub async fn connect_store(
     }
 }
 
+/// Registers the transactional producer, waiting for the broker as [`connect_store`] waits
+/// for Chroma: a broker that is unreachable or still starting (compose starts us when it is
+/// merely healthy) is waited out, not a reason to exit. `None` if `shutdown` fired meanwhile.
+async fn register_transactional(
+    kafka: &KafkaConfig,
+    transactional_id: &str,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<TransactionalProducer>> {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    loop {
+        match TransactionalProducer::new(kafka, transactional_id).await {
+            Ok(producer) => return Ok(Some(producer)),
+            Err(err) if err.is_retriable() => {
+                readiness.set_reason(
+                    "kafka",
+                    false,
+                    Some(format!(
+                        "waiting for the broker at {}",
+                        kafka.bootstrap_servers
+                    )),
+                );
+                warn!(error = %err, bootstrap = %kafka.bootstrap_servers, "waiting for Kafka");
+                if !backoff.wait(shutdown).await {
+                    return Ok(None);
+                }
+            }
+            Err(err) => {
+                return Err(
+                    anyhow::Error::new(err).context("while registering the transactional producer")
+                )
+            }
+        }
+    }
+}
+
 /// Runs the processor until `shutdown` is cancelled or a part of it fails.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     match App::build(config, shutdown).await? {
@@ -249,11 +285,12 @@ impl App {
                 config.kafka.topics().group(GROUP_QUERY_PROCESSOR),
                 instance.id()
             );
-            queries::Responses::Transactional(
-                TransactionalProducer::new(&config.kafka, &transactional_id)
-                    .await
-                    .context("while registering the transactional producer")?,
-            )
+            let Some(producer) =
+                register_transactional(&config.kafka, &transactional_id, readiness, stop).await?
+            else {
+                return Ok(None);
+            };
+            queries::Responses::Transactional(producer)
         } else {
             info!("bot-responses written without transactions (RESPONSES_TRANSACTIONAL=false): at least once");
             queries::Responses::AtLeastOnce(producer.clone())

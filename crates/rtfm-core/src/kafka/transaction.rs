@@ -48,6 +48,20 @@ pub enum TransactionError {
     NoGroupMetadata,
 }
 
+impl TransactionError {
+    /// A creation that failed because the broker did not answer in time (unreachable, or still
+    /// starting): calling [`TransactionalProducer::new`] again may succeed.
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            TransactionError::Create { source, .. } => match source.kafka() {
+                KafkaError::Transaction(inner) => inner.is_retriable() && !inner.is_fatal(),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
 /// A producer whose records become visible only together with the input offsets they answer.
 #[derive(Clone)]
 pub struct TransactionalProducer {
