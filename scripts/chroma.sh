@@ -51,15 +51,8 @@ start() {
     >>"$STATE/chroma.log" 2>&1 < /dev/null &
   echo $! > "$PIDFILE"
   echo "CHROMA_URL=http://127.0.0.1:$port" > "$ENVFILE"
-  for _ in $(seq 1 600); do
-    pid_alive "$(cat "$PIDFILE")" || { tail -30 "$STATE/chroma.log" >&2; die "chroma exited during start-up"; }
-    if curl -fsS "http://127.0.0.1:$port/api/v2/heartbeat" >/dev/null 2>&1; then
-      log "ready: CHROMA_URL=http://127.0.0.1:$port"; return
-    fi
-    sleep 0.2
-  done
-  tail -30 "$STATE/chroma.log" >&2
-  die "chroma did not answer /api/v2/heartbeat within 120 s"
+  wait_ready "$PIDFILE" "$STATE/chroma.log" "chroma" curl -fsS "http://127.0.0.1:$port/api/v2/heartbeat"
+  log "ready: CHROMA_URL=http://127.0.0.1:$port"
 }
 
 stop() { stop_pidfile "$PIDFILE" 20; log "stopped"; }

@@ -131,15 +131,9 @@ start() {
     -cp "$LIB_DIR/*" kafka.Kafka "$STATE/server.properties" >>"$STATE/kafka.log" 2>&1 < /dev/null &
   echo $! > "$PIDFILE"
   echo "KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port" > "$ENVFILE"
-  for _ in $(seq 1 600); do
-    pid_alive "$(cat "$PIDFILE")" || { tail -30 "$STATE/kafka.log" >&2; die "the broker exited during start-up"; }
-    if python3 "$ROOT/scripts/kafka_metadata.py" 127.0.0.1 "$port" 2>/dev/null; then
-      log "ready: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port"; return
-    fi
-    sleep 0.2
-  done
-  tail -30 "$STATE/kafka.log" >&2
-  die "the broker did not answer a metadata request within 120 s"
+  wait_ready "$PIDFILE" "$STATE/kafka.log" "the broker" \
+    python3 "$ROOT/scripts/kafka_metadata.py" 127.0.0.1 "$port"
+  log "ready: KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:$port"
 }
 
 stop() { stop_pidfile "$PIDFILE" 30; log "stopped"; }

@@ -43,6 +43,19 @@ stop_pidfile() {
   rm -f "$pidfile"
 }
 
+# Waits up to 120 s until the command "$4"… succeeds, while the process in pidfile $1 lives;
+# $2 is its log (its tail is shown on failure), $3 what it is ("the broker", "chroma").
+wait_ready() {
+  local pidfile="$1" logfile="$2" what="$3"; shift 3
+  for _ in $(seq 1 600); do
+    pid_alive "$(cat "$pidfile")" || { tail -30 "$logfile" >&2; die "$what exited during start-up"; }
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.2
+  done
+  tail -30 "$logfile" >&2
+  die "$what did not answer within 120 s ($*)"
+}
+
 # Fails naming every missing command of "$@" and how to get it.
 require_tools() {
   local missing=() tool

@@ -50,13 +50,8 @@ start() {
     -jar "$JAR" >>"$STATE/registry.log" 2>&1 < /dev/null & echo $! > "$PIDFILE")
   local url="http://127.0.0.1:$port/apis/ccompat/v7"
   echo "SCHEMA_REGISTRY_URL=$url" > "$ENVFILE"
-  for _ in $(seq 1 600); do
-    pid_alive "$(cat "$PIDFILE")" || { tail -30 "$STATE/registry.log" >&2; die "the registry exited during start-up"; }
-    if curl -fsS "$url/subjects" >/dev/null 2>&1; then log "ready: SCHEMA_REGISTRY_URL=$url"; return; fi
-    sleep 0.2
-  done
-  tail -30 "$STATE/registry.log" >&2
-  die "the registry did not answer $url/subjects within 120 s"
+  wait_ready "$PIDFILE" "$STATE/registry.log" "the registry" curl -fsS "$url/subjects"
+  log "ready: SCHEMA_REGISTRY_URL=$url"
 }
 
 stop() { stop_pidfile "$PIDFILE" 20; log "stopped"; }

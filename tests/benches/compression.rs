@@ -21,19 +21,6 @@ use rtfm_core::DiscordMessage;
 use serde_json::{json, Map};
 use test_support::services;
 
-fn corpus() -> Vec<String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../eval/ubuntu-irc-qa/corpus.jsonl"
-    );
-    std::fs::read_to_string(path)
-        .unwrap_or_else(|err| panic!("{path}: {err}"))
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter_map(|value| value["content"].as_str().map(str::to_string))
-        .collect()
-}
-
 fn message(i: usize, text: &str) -> DiscordMessage {
     DiscordMessage {
         message_id: (70_000_000 + i).to_string(),
@@ -86,7 +73,7 @@ async fn main() {
         .nth(1)
         .and_then(|value| value.parse().ok())
         .unwrap_or(5_000);
-    let texts = corpus();
+    let texts = test_support::repo::corpus_texts();
     let messages: Vec<DiscordMessage> = (0..count)
         .map(|i| message(i, &texts[i % texts.len()]))
         .collect();
@@ -113,12 +100,7 @@ async fn main() {
         let mut kafka = KafkaConfig::new(services::kafka_bootstrap())
             .with_topic_suffix(test_support::unique_suffix());
         kafka.compression = codec;
-        Admin::connect(&kafka)
-            .await
-            .expect("broker")
-            .create(1, false)
-            .await
-            .expect("topics");
+        services::create_topics(&kafka).await;
         let producer = Producer::new(&kafka, "bench").expect("producer");
         let half = count / 2;
         let started = Instant::now();

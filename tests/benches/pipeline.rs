@@ -33,18 +33,7 @@ use test_support::{http_get, metric_value, services};
 /// The public corpus' message texts, in order.
 fn corpus() -> &'static [String] {
     static CORPUS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    CORPUS.get_or_init(|| {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../eval/ubuntu-irc-qa/corpus.jsonl"
-        );
-        std::fs::read_to_string(path)
-            .unwrap_or_else(|err| panic!("{path}: {err}"))
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter_map(|value| value["content"].as_str().map(str::to_string))
-            .collect()
-    })
+    CORPUS.get_or_init(test_support::repo::corpus_texts)
 }
 
 /// Message `i` of the corpus (cycled).

@@ -16,23 +16,15 @@
 //! Chroma server.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_yaml::Value;
 use test_support::process::ServiceProcess;
+use test_support::repo::read;
 use test_support::{eventually, free_port, http_get, metric_value, services};
 
 const WAIT: Duration = Duration::from_secs(180);
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(root().join(path)).unwrap_or_else(|err| panic!("{path}: {err}"))
-}
 
 fn compose() -> Value {
     serde_yaml::from_str(&read("docker-compose.yml")).expect("docker-compose.yml is valid YAML")

@@ -2,17 +2,10 @@
 //! are checked statically against the code: services, ports, commands and variable names.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_yaml::Value;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn read(path: &str) -> String {
-    std::fs::read_to_string(root().join(path)).unwrap_or_else(|err| panic!("{path}: {err}"))
-}
+use test_support::repo::{read, root};
 
 fn compose() -> Value {
     serde_yaml::from_str(&read("docker-compose.yml")).expect("docker-compose.yml is valid YAML")

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use processor::store::{MessageStore, StoreConfig};
-use rtfm_core::kafka::admin::Admin;
 use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::{BotResponse, DiscordMessage, MessageEvent, TopicKind};
 use serde_json::{json, Map};
@@ -297,12 +296,7 @@ async fn killing_the_processor_and_the_bot_mid_flight_still_gives_one_reply_per_
 async fn a_kafka_restart_mid_stream_loses_nothing() {
     let broker = PrivateKafka::start();
     let kafka = KafkaConfig::new(&broker.bootstrap);
-    Admin::connect(&kafka)
-        .await
-        .expect("private broker")
-        .create(1, false)
-        .await
-        .expect("topics");
+    services::create_topics(&kafka).await;
     let chroma = services::chroma_url();
     let collection = collection();
     let fake = FakeDiscord::start().await;
@@ -461,12 +455,7 @@ async fn a_processor_started_before_its_broker_waits_for_it_and_becomes_ready() 
     // serve transactions, and outside compose nothing orders the start at all.
     let broker = PrivateKafka::start();
     let kafka = KafkaConfig::new(&broker.bootstrap);
-    Admin::connect(&kafka)
-        .await
-        .expect("private broker")
-        .create(1, false)
-        .await
-        .expect("topics");
+    services::create_topics(&kafka).await;
     broker.stop();
     let collection = collection();
     let (mut processor, http) = processor(&kafka, &services::chroma_url(), &collection, &[]);

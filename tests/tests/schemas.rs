@@ -9,6 +9,10 @@ use std::process::{Command, Stdio};
 
 use rtfm_core::{BotQuery, BotResponse, DiscordMessage, Record};
 use serde_json::{json, Value};
+use test_support::repo::{
+    documented_message as message, documented_query as query, documented_response as response,
+    with, without,
+};
 
 fn validator_dir() -> PathBuf {
     let cache = std::env::var("RTFM_CACHE_DIR")
@@ -56,35 +60,6 @@ fn validate(schema: &Value, payloads: &[Value]) -> Vec<String> {
         .lines()
         .map(str::to_string)
         .collect()
-}
-
-fn message() -> Value {
-    json!({"message_id": "1234567890", "content": "Hello, this is a test message", "username": "user#1234",
-        "user_id": "987654321", "channel_id": "111222333", "timestamp": "2025-11-02T12:34:56.789Z",
-        "metadata": {"channel_name": "general"}})
-}
-
-fn query() -> Value {
-    json!({"query_id": "query_abc123", "original_message_id": "1234567890", "question": "what is the API endpoint?",
-        "username": "user#1234", "user_id": "987654321", "channel_id": "111222333",
-        "timestamp": "2025-11-02T12:34:56.789Z", "context": {}})
-}
-
-fn response() -> Value {
-    json!({"response_id": "response_xyz789", "query_id": "query_abc123", "original_message_id": "1234567890",
-        "response_text": "The API endpoint is /api/v1/data", "channel_id": "111222333",
-        "timestamp": "2025-11-02T12:34:57.123Z",
-        "metadata": {"model": "gemini-2.5-flash", "confidence": 0.95, "sources_count": 3}})
-}
-
-fn with(mut value: Value, field: &str, new: Value) -> Value {
-    value[field] = new;
-    value
-}
-
-fn without(mut value: Value, field: &str) -> Value {
-    value.as_object_mut().expect("object").remove(field);
-    value
 }
 
 #[test]

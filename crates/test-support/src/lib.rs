@@ -8,6 +8,7 @@
 //! - [`process`]: our binaries as child processes (SIGKILL, SIGTERM, restart, logs);
 //! - [`chroma`]: a private Chroma server for tests that must stop and restart it;
 //! - [`topic`]: one typed reader of a topic (records with partition and offset);
+//! - [`repo`]: the repository's own files, corpus and documented payloads;
 //! - [`app`]: our services in-process (config from flags, a running app and its stop).
 
 pub mod app;
@@ -15,6 +16,7 @@ pub mod chroma;
 pub mod fake_discord;
 pub mod fake_model;
 pub mod process;
+pub mod repo;
 pub mod services;
 pub mod topic;
 

@@ -60,14 +60,18 @@ pub fn schema_registry_url() -> String {
 pub async fn kafka_with_topics() -> KafkaConfig {
     let config = KafkaConfig::new(kafka_bootstrap()).with_topic_suffix(crate::unique_suffix());
     broker_ready(&config).await;
-    let admin = Admin::connect(&config)
+    create_topics(&config).await;
+    config
+}
+
+/// Creates `config`'s topics (and DLQs) on its broker, replication factor 1.
+pub async fn create_topics(config: &KafkaConfig) {
+    Admin::connect(config)
         .await
-        .unwrap_or_else(|err| panic!("cannot reach the Kafka broker: {err}; {HOW_TO_START}"));
-    admin
+        .unwrap_or_else(|err| panic!("cannot reach the Kafka broker: {err}; {HOW_TO_START}"))
         .create(1, false)
         .await
         .unwrap_or_else(|err| panic!("cannot create test topics: {err}"));
-    config
 }
 
 /// Once per test binary: waits until the broker serves consumer groups and transactions. A

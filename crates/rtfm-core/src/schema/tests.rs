@@ -1,24 +1,10 @@
 use super::*;
 use serde_json::json;
 
-fn example_message() -> Value {
-    json!({"message_id": "1234567890", "content": "Hello, this is a test message", "username": "user#1234",
-     "user_id": "987654321", "channel_id": "111222333", "timestamp": "2025-11-02T12:34:56.789Z",
-     "metadata": {"channel_name": "general"}})
-}
-
-fn example_query() -> Value {
-    json!({"query_id": "query_abc123", "original_message_id": "1234567890", "question": "what is the API endpoint?",
-     "username": "user#1234", "user_id": "987654321", "channel_id": "111222333",
-     "timestamp": "2025-11-02T12:34:56.789Z", "context": {}})
-}
-
-fn example_response() -> Value {
-    json!({"response_id": "response_xyz789", "query_id": "query_abc123", "original_message_id": "1234567890",
-     "response_text": "The API endpoint is /api/v1/data", "channel_id": "111222333",
-     "timestamp": "2025-11-02T12:34:57.123Z",
-     "metadata": {"model": "gemini-2.5-flash", "confidence": 0.95, "sources_count": 3}})
-}
+use test_support::repo::{
+    documented_message as example_message, documented_query as example_query,
+    documented_response as example_response, with, without,
+};
 
 fn round_trip<T: Record>(value: Value) -> Value {
     let bytes = serde_json::to_vec(&value).expect("test json");
@@ -29,16 +15,6 @@ fn round_trip<T: Record>(value: Value) -> Value {
 fn decode_error<T: Record + std::fmt::Debug>(value: Value) -> String {
     let bytes = serde_json::to_vec(&value).expect("test json");
     T::decode(&bytes).expect_err("must be rejected").to_string()
-}
-
-fn with(mut value: Value, field: &str, new: Value) -> Value {
-    value[field] = new;
-    value
-}
-
-fn without(mut value: Value, field: &str) -> Value {
-    value.as_object_mut().expect("object").remove(field);
-    value
 }
 
 #[test]
