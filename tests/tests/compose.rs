@@ -9,7 +9,9 @@
 //! local ones, the image's model directory to the local one, `/tmp` to a private one. Then
 //! every service must become ready (and its healthcheck pass) and stay up: the topics are
 //! created, the processor is ready, and the bot — with no `DISCORD_TOKEN` — offers its console
-//! on the terminal compose attaches (`stdin_open`), where a question is answered.
+//! on the terminal compose attaches (`stdin_open`), where a question is answered. Then the
+//! processor is scaled to three replicas, each in a host of its own (`unshare --uts`), as
+//! `docker compose up --scale processor=3` runs them, and a question is answered again.
 //!
 //! The third-party images cannot run here; their healthchecks are held to what each image
 //! ships (table below, with where it was read) and the Chroma one is run against the real
@@ -197,6 +199,11 @@ fn service(compose: &Value, name: &str, mapping: &Mapping) -> Service {
 
 /// Starts `service` with exactly its environment (and `PATH`, which the image also has).
 fn start(service: &Service, piped_stdin: bool) -> ServiceProcess {
+    start_as(service, None, piped_stdin)
+}
+
+/// [`start`], in a host of its own (a replica of `docker compose up --scale`).
+fn start_as(service: &Service, hostname: Option<&str>, piped_stdin: bool) -> ServiceProcess {
     let mut env: Vec<(&str, &str)> = service
         .env
         .iter()
@@ -205,7 +212,12 @@ fn start(service: &Service, piped_stdin: bool) -> ServiceProcess {
     let path = std::env::var("PATH").unwrap_or_default();
     env.push(("PATH", &path));
     let args: Vec<&str> = service.command[1..].iter().map(String::as_str).collect();
-    ServiceProcess::spawn_exact(&service.command[0], &args, &env, piped_stdin)
+    match hostname {
+        Some(hostname) => {
+            ServiceProcess::spawn_exact_as_host(&service.command[0], hostname, &args, &env)
+        }
+        None => ServiceProcess::spawn_exact(&service.command[0], &args, &env, piped_stdin),
+    }
 }
 
 /// Runs a healthcheck (`CMD` argv or `CMD-SHELL` script) here; true if it exits 0.
@@ -385,12 +397,65 @@ async fn compose_configuration_starts_every_service_with_a_fresh_env_file() {
         "{logs}"
     );
 
-    // Both stay up (compose would restart a service that exits: a crash loop), and stop
-    // cleanly on SIGTERM, as `docker compose down` sends it.
+    // `docker compose up --scale processor=3`: two more replicas of the same service, each in
+    // a host of its own (no instance id is configured; each derives one from its host name),
+    // join the groups, and questions are still answered.
+    let mut replicas = Vec::new();
+    let mut replica_tmps = Vec::new();
+    for replica in ["processor-2", "processor-3"] {
+        let port = free_port();
+        let mut replica_service = service(&compose, "processor", &mapping);
+        // Each container has its own filesystem, so its own /tmp.
+        let tmp = tempfile::tempdir().expect("temp dir");
+        replica_service
+            .env
+            .insert("TMPDIR".into(), tmp.path().display().to_string());
+        replica_tmps.push(tmp);
+        replica_service
+            .env
+            .insert("HTTP_ADDR".into(), format!("127.0.0.1:{port}"));
+        let process = start_as(&replica_service, Some(replica), false);
+        let readyz = format!("http://127.0.0.1:{port}/readyz");
+        eventually(WAIT, &format!("{replica} ready"), || async {
+            (http_get(&readyz).await?.0 == 200).then_some(())
+        })
+        .await;
+        let log = process.log_text();
+        assert!(
+            log.contains(&format!(r#"instance_id="{replica}-0""#)),
+            "{replica} derives its own instance id: {log}"
+        );
+        replicas.push(process);
+    }
+    eventually(WAIT, "every replica assigned partitions", || async {
+        replicas
+            .iter()
+            .all(|replica| {
+                replica
+                    .log_text()
+                    .contains("partitions assigned role=ingest")
+            })
+            .then_some(())
+    })
+    .await;
+    bot.type_line("rtfm who gives out accounts for the team wiki?");
+    eventually(WAIT, "a second answer with three processors", || async {
+        let out = bot.stdout_text();
+        let answers: Vec<&str> = out.split("rtfm> ").skip(1).collect();
+        (answers.len() >= 2 && answers[1].contains("wiki.example.org/handbook")).then_some(())
+    })
+    .await;
+
+    // Everything stays up (compose would restart a service that exits: a crash loop), and
+    // stops cleanly on SIGTERM, as `docker compose down` sends it.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(bot.is_running(), "the bot exited: {}", bot.log_text());
     assert!(processor.is_running(), "the processor exited");
-    for (name, process) in [("bot", &mut bot), ("processor", &mut processor)] {
+    let mut stopping = vec![("bot", &mut bot), ("processor", &mut processor)];
+    for replica in replicas.iter_mut() {
+        stopping.push(("processor replica", replica));
+    }
+    for (name, process) in stopping {
         let status = process.terminate(Duration::from_secs(30));
         assert!(
             status.is_some_and(|status| status.success()),

@@ -170,10 +170,11 @@ pub const TOKEN_REFUSED: &str = "Discord refused DISCORD_TOKEN (401 Unauthorized
 static REFUSING_CHANNELS: LazyLock<Mutex<HashSet<u64>>> = LazyLock::new(Default::default);
 
 /// Logs, once per channel, that Discord refused a post there for lack of access or permission
-/// (403, codes 50001 / 50013), and what to grant. Other refusals are not about set-up.
-pub fn report_refused_channel(channel_id: u64, status: u16) {
+/// (403, codes 50001 / 50013), and what to grant. Other refusals are not about set-up. Returns
+/// whether it logged.
+pub fn report_refused_channel(channel_id: u64, status: u16) -> bool {
     if status != 403 {
-        return;
+        return false;
     }
     let first = REFUSING_CHANNELS
         .lock()
@@ -191,6 +192,7 @@ pub fn report_refused_channel(channel_id: u64, status: u16) {
              Grant the bot {needed} in this channel, or leave it out. (Said once per channel.)"
         );
     }
+    first
 }
 
 #[cfg(test)]
@@ -231,6 +233,18 @@ mod tests {
         assert_eq!(application_id_from_token("not a token"), None);
         assert_eq!(application_id_from_token("bm90LWEtbnVtYmVy.x.y"), None);
         assert_eq!(application_id_from_token(""), None);
+    }
+
+    #[test]
+    fn a_channel_that_refuses_the_bot_is_reported_once() {
+        let channel = 7_000_000_000_000_000_001;
+        assert!(report_refused_channel(channel, 403));
+        assert!(!report_refused_channel(channel, 403), "once per channel");
+        assert!(report_refused_channel(channel + 1, 403));
+        assert!(
+            !report_refused_channel(channel + 2, 404),
+            "not a set-up problem"
+        );
     }
 
     #[test]

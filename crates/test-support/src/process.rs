@@ -29,6 +29,8 @@ pub struct ServiceProcess {
     child: Option<Child>,
     /// Only `env` (no inherited variables, no test defaults), as a container gets it.
     exact_env: bool,
+    /// A host name of its own (a UTS namespace), as each container of a scaled service has.
+    hostname: Option<String>,
     pub stdin: Option<ChildStdin>,
     pub log: PathBuf,
     pub stdout_log: PathBuf,
@@ -37,13 +39,24 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts `name` with `env` (plus `RUST_LOG=info` unless given), logging to a temp file.
     pub fn spawn(name: &str, args: &[&str], env: &[(&str, &str)], piped_stdin: bool) -> Self {
-        Self::spawn_with(name, args, env, piped_stdin, false)
+        Self::spawn_with(name, args, env, piped_stdin, false, None)
     }
 
     /// Starts `name` with exactly `env` and nothing inherited, as a container starts its
     /// command (`docker compose` gives a service only its image's and its own variables).
     pub fn spawn_exact(name: &str, args: &[&str], env: &[(&str, &str)], piped_stdin: bool) -> Self {
-        Self::spawn_with(name, args, env, piped_stdin, true)
+        Self::spawn_with(name, args, env, piped_stdin, true, None)
+    }
+
+    /// [`ServiceProcess::spawn_exact`] with a host name of its own, as each replica of
+    /// `docker compose up --scale` has (`unshare --uts`; root only, as tests run here).
+    pub fn spawn_exact_as_host(
+        name: &str,
+        hostname: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        Self::spawn_with(name, args, env, false, true, Some(hostname.to_string()))
     }
 
     fn spawn_with(
@@ -52,10 +65,12 @@ impl ServiceProcess {
         env: &[(&str, &str)],
         piped_stdin: bool,
         exact_env: bool,
+        hostname: Option<String>,
     ) -> Self {
         let id = uuid::Uuid::new_v4();
         let mut process = Self {
             exact_env,
+            hostname,
             name: name.to_string(),
             env: env
                 .iter()
@@ -82,7 +97,18 @@ impl ServiceProcess {
             .append(true)
             .open(&self.stdout_log)
             .expect("stdout file");
-        let mut command = Command::new(binary(&self.name));
+        let mut command = match &self.hostname {
+            // unshare and sh exec in place: the pid stays the service's own.
+            Some(hostname) => {
+                let mut command = Command::new("unshare");
+                command
+                    .args(["--uts", "sh", "-c", "hostname \"$0\" && exec \"$@\""])
+                    .arg(hostname)
+                    .arg(binary(&self.name));
+                command
+            }
+            None => Command::new(binary(&self.name)),
+        };
         if self.exact_env {
             command.env_clear();
         } else {
