@@ -427,6 +427,51 @@ async fn discord_errors_are_retried_and_the_reply_is_delivered_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reply_created_while_discord_answers_502_is_not_posted_twice() {
+    // Discord created the message, and the client still saw 502 (a gateway timeout between
+    // them). The bot retries with the same nonce, which Discord deduplicates within its window.
+    let (fake, kafka) = setup().await;
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
+    fake.fail_next_posts(&[Failure::CreatedThen(502)]);
+    publish(&kafka, &response("query-created-502", 602, "made it")).await;
+    eventually(WAIT, "the retry, deduplicated", || async {
+        (fake.attempts().len() >= 2).then_some(())
+    })
+    .await;
+    bot.stop().await;
+    let attempts = fake.attempts();
+    assert_eq!(attempts.len(), 2, "{attempts:#?}");
+    assert!(attempts[1].deduplicated, "the retry reused the nonce");
+    assert_eq!(fake.posts().len(), 1, "one message in the channel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fake_refuses_content_over_2000_characters_as_discord_does() {
+    let (fake, _kafka) = setup().await;
+    let post = |content: String| {
+        let url = format!("{}/api/v10/channels/{CHANNEL}/messages", fake.base_url());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("authorization", "Bot fake-discord-token-abc")
+                .json(&json!({"content": content}))
+                .send()
+                .await
+                .expect("fake answers")
+        }
+    };
+    let refused = post("x".repeat(2001)).await;
+    assert_eq!(refused.status().as_u16(), 400);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["code"], 50035, "{body}");
+    assert_eq!(
+        post("é".repeat(2000)).await.status().as_u16(),
+        200,
+        "characters, not bytes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn edits_republish_and_deletes_publish_delete_events() {
     let (fake, kafka) = setup().await;
     let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);

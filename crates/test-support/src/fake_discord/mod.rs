@@ -23,7 +23,12 @@
 //! - **Commands**: `PUT /applications/{id}/commands` (global) and
 //!   `PUT /applications/{id}/guilds/{guild}/commands` (one guild) replace the set.
 //! - **Rate limits**: a 429 carries `Retry-After` (seconds) and `retry_after` in the body; 5xx on
-//!   demand ([`FakeDiscord::fail_next_posts`]).
+//!   demand ([`FakeDiscord::fail_next_posts`]), before creating anything or — as a gateway
+//!   timeout between Discord and the client does — after the message was created
+//!   ([`Failure::CreatedThen`]).
+//! - **Content**: at most 2 000 characters in a message or follow-up; more is refused with 400,
+//!   code 50035 "Invalid Form Body" (`BASE_TYPE_MAX_LENGTH`), as Discord documents it.
+//! - **Deletes**: a deleted message leaves its channel's history.
 //! - **Permissions**: a channel the bot may not post in answers 403 `Missing Access` (code 50001);
 //!   an unknown channel 404 `Unknown Channel` (code 10003).
 //! - **History**: `GET /channels/{id}/messages` pages (`before` / `after`, `limit` ≤ 100) over
@@ -378,6 +383,13 @@ impl FakeDiscord {
         *sequence
     }
 
+    /// Removes deleted messages from their channel's history.
+    fn forget(&self, channel_id: u64, ids: &[u64]) {
+        if let Some(history) = self.lock().history.get_mut(&channel_id) {
+            history.retain(|message| !ids.contains(&id_field(message, "id")));
+        }
+    }
+
     fn dispatch(&self, event: &'static str, data: Value) {
         let _ = self.gateway.send(GatewayCommand::Dispatch(event, data));
     }
@@ -407,7 +419,9 @@ impl FakeDiscord {
         self.dispatch("MESSAGE_UPDATE", message);
     }
 
+    /// Dispatches MESSAGE_DELETE; the message leaves its channel's history, as on Discord.
     pub fn push_delete(&self, id: u64, channel_id: u64, guild_id: Option<u64>) {
+        self.forget(channel_id, &[id]);
         let mut data = json!({"id": id.to_string(), "channel_id": channel_id.to_string()});
         if let Some(guild_id) = guild_id {
             data["guild_id"] = json!(guild_id.to_string());
@@ -416,6 +430,7 @@ impl FakeDiscord {
     }
 
     pub fn push_delete_bulk(&self, ids: &[u64], channel_id: u64, guild_id: Option<u64>) {
+        self.forget(channel_id, ids);
         let mut data = json!({"ids": ids.iter().map(u64::to_string).collect::<Vec<_>>(), "channel_id": channel_id.to_string()});
         if let Some(guild_id) = guild_id {
             data["guild_id"] = json!(guild_id.to_string());

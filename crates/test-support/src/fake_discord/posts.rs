@@ -124,7 +124,11 @@ impl FakeOptions {
 /// What the next `POST …/messages` gets instead of success.
 #[derive(Debug, Clone, Copy)]
 pub enum Failure {
+    /// This status, and nothing created.
     Status(u16),
     /// 429 with `retry_after` seconds in the body.
     RateLimited(f64),
+    /// The message **is** created (in the channel, with its nonce), and the answer is still
+    /// this status — what a gateway timeout between Discord and the client looks like.
+    CreatedThen(u16),
 }

@@ -85,7 +85,7 @@ pub(super) fn error_response(status: StatusCode, code: u32, message: &str) -> Re
 
 pub(super) fn failure_response(failure: Failure) -> Response {
     match failure {
-        Failure::Status(status) => error_response(
+        Failure::Status(status) | Failure::CreatedThen(status) => error_response(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             0,
             "fake failure",
@@ -113,10 +113,15 @@ pub(super) async fn create_message(
     Path(channel): Path<u64>,
     Json(body): Json<Value>,
 ) -> Response {
-    let mut inner = fake.lock();
-    if let Some(failure) = inner.failures.pop_front() {
-        return failure_response(failure);
+    if let Some(refusal) = content_refusal(&body) {
+        return refusal;
     }
+    let mut inner = fake.lock();
+    let created_then = match inner.failures.pop_front() {
+        Some(Failure::CreatedThen(status)) => Some(status),
+        Some(failure) => return failure_response(failure),
+        None => None,
+    };
     if let Some(after) = inner.limited_channels.get(&channel).copied() {
         return failure_response(Failure::RateLimited(after));
     }
@@ -174,7 +179,30 @@ pub(super) async fn create_message(
         &created,
         true,
     );
-    Json(created).into_response()
+    match created_then {
+        Some(status) => failure_response(Failure::CreatedThen(status)),
+        None => Json(created).into_response(),
+    }
+}
+
+/// Discord's limit on `content` (Create Message, and follow-ups alike): at most 2 000
+/// characters, else 400 with code 50035 Invalid Form Body (`BASE_TYPE_MAX_LENGTH`).
+pub(super) fn content_refusal(body: &Value) -> Option<Response> {
+    let length = body["content"].as_str()?.chars().count();
+    (length > 2000).then(|| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({
+                "code": 50035,
+                "message": "Invalid Form Body",
+                "errors": {"content": {"_errors": [{
+                    "code": "BASE_TYPE_MAX_LENGTH",
+                    "message": "Must be 2000 or fewer in length."
+                }]}}
+            })),
+        )
+            .into_response()
+    })
 }
 
 /// Records a message the bot created: in the list of posts and, unless only its author sees
@@ -367,9 +395,14 @@ pub(super) async fn followup(
     else {
         return error_response(StatusCode::UNAUTHORIZED, 50027, "Invalid Webhook Token");
     };
-    if let Some(failure) = inner.failures.pop_front() {
-        return failure_response(failure);
+    if let Some(refusal) = content_refusal(&body) {
+        return refusal;
     }
+    let created_then = match inner.failures.pop_front() {
+        Some(Failure::CreatedThen(status)) => Some(status),
+        Some(failure) => return failure_response(failure),
+        None => None,
+    };
     inner.next_id += 1;
     let id = inner.next_id;
     let interaction_user = 4242u64;
@@ -401,7 +434,10 @@ pub(super) async fn followup(
         &created,
         !ephemeral,
     );
-    Json(created).into_response()
+    match created_then {
+        Some(status) => failure_response(Failure::CreatedThen(status)),
+        None => Json(created).into_response(),
+    }
 }
 
 pub(super) async fn unknown(State(fake): State<FakeDiscord>, uri: Uri) -> StatusCode {
