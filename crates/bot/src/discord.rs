@@ -29,11 +29,25 @@ pub fn intents() -> GatewayIntents {
         | GatewayIntents::MESSAGE_CONTENT
 }
 
-/// The REST client. `api_url` points serenity at a fake Discord; serenity only rewrites URLs
+/// The REST client, with connect and request timeouts. `api_url` points serenity at a fake
+/// Discord; serenity only rewrites URLs
 /// through its proxy setting with the rate limiter off, so tests turn it off. Production keeps
 /// the rate limiter on and no proxy.
 pub fn http_client(token: &str, api_url: Option<&str>) -> Http {
     let mut builder = HttpBuilder::new(token);
+    // serenity's own client has no timeouts: a connection that hangs would hold a reply (and
+    // its channel's queue) for ever. rustls, as serenity's `rustls_backend` configures it.
+    match reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+    {
+        Ok(client) => builder = builder.client(client),
+        Err(err) => {
+            warn!(error = %err, "could not build the Discord HTTP client with timeouts; using serenity's")
+        }
+    }
     if let Some(url) = api_url {
         builder = builder.proxy(url).ratelimiter_disabled(true);
     }

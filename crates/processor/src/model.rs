@@ -261,6 +261,7 @@ impl ModelClient {
         }
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.timeout_secs.max(1)))
+            .connect_timeout(Duration::from_secs(settings.timeout_secs.clamp(1, 10)))
             .build()?;
         Ok(Some(Self {
             kind,
@@ -389,8 +390,7 @@ impl ModelClient {
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
                 .and_then(|value| value.to_str().ok())
-                .and_then(|value| value.trim().parse::<f64>().ok())
-                .map(|secs| Duration::from_secs_f64(secs.clamp(0.0, 10.0)));
+                .and_then(|value| retry_after(value, chrono::Utc::now(), MAX_RETRY_AFTER));
             return Err((ModelError::Status(status.as_u16()), retry_after));
         }
         let body: Value = response.json().await.map_err(|err| {
@@ -423,6 +423,32 @@ impl ModelClient {
             )),
         }
     }
+}
+
+/// The longest a provider's `Retry-After` may hold one attempt; past it the attempt waits this.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// A `Retry-After` value as a wait, at most `cap`: delay-seconds (a number; fractions, as some
+/// providers send them, are kept) or an HTTP-date (RFC 9110: `Sun, 06 Nov 1994 08:49:37 GMT`,
+/// measured from `now`). Anything else — NaN, infinities, negatives, garbage — is `None`
+/// (the caller's own backoff applies); a date in the past is no wait. Never panics.
+pub fn retry_after(
+    value: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    cap: Duration,
+) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        if !secs.is_finite() || secs < 0.0 {
+            return None;
+        }
+        return Some(Duration::from_secs_f64(secs.min(cap.as_secs_f64())));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = (at.with_timezone(&chrono::Utc) - now)
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    Some(wait.min(cap))
 }
 
 #[cfg(test)]

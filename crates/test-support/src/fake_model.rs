@@ -22,6 +22,8 @@ pub enum Behaviour {
     Fail(u16),
     /// 429 with `Retry-After: secs`.
     RateLimit(u64),
+    /// 429 with this `Retry-After` value verbatim (`NaN`, `-1`, an HTTP-date, …).
+    RetryAfter(String),
     /// Wait this long, then answer (to trip client timeouts).
     Stall(Duration),
 }
@@ -205,6 +207,14 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: By
             return (
                 StatusCode::TOO_MANY_REQUESTS,
                 [("retry-after", secs.to_string())],
+                "slow down",
+            )
+                .into_response();
+        }
+        Behaviour::RetryAfter(value) => {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                [("retry-after", value)],
                 "slow down",
             )
                 .into_response();

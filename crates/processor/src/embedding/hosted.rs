@@ -84,6 +84,7 @@ impl HostedEmbedder {
     ) -> Result<Self, EmbedError> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|err| EmbedError::Inference(format!("HTTP client: {err}")))?;
         Ok(Self {
@@ -190,17 +191,27 @@ async fn post_json(request: reqwest::RequestBuilder) -> Result<serde_json::Value
     Err(classify_status(status, &body))
 }
 
-/// 408, 429 and 5xx are worth retrying; any other status is the provider saying no. The
-/// provider's own message (`{"error": {"message": …}}` for Gemini and OpenAI) is kept.
+/// 408, 429 and 5xx are worth retrying. 401, 403 and 404 are an outage too, not bad records:
+/// a rotated or revoked key, or a wrong model or path, fails every request the same way until
+/// an operator acts, so ingestion waits (not ready, saying why) instead of dead-lettering
+/// everything. Any other 4xx is the provider refusing this input. The provider's own message
+/// (`{"error": {"message": …}}` for Gemini and OpenAI) is kept.
 pub fn classify_status(status: u16, body: &str) -> EmbedError {
     let message = serde_json::from_str::<serde_json::Value>(body)
         .ok()
         .and_then(|value| value["error"]["message"].as_str().map(str::to_string))
         .unwrap_or_else(|| body.chars().take(500).collect());
-    if status == 408 || status == 429 || status >= 500 {
-        EmbedError::Unavailable(format!("HTTP {status}: {message}"))
-    } else {
-        EmbedError::Rejected { status, message }
+    match status {
+        401 | 403 => EmbedError::Unavailable(format!(
+            "HTTP {status}: the embedding API refused the key (EMBEDDING_API_KEY, else \
+             GEMINI_API_KEY / OPENAI_API_KEY): {message}"
+        )),
+        404 => EmbedError::Unavailable(format!(
+            "HTTP 404: the embedding API has no such model or path (EMBEDDING_MODEL, \
+             EMBEDDING_BASE_URL): {message}"
+        )),
+        408 | 429 | 500.. => EmbedError::Unavailable(format!("HTTP {status}: {message}")),
+        _ => EmbedError::Rejected { status, message },
     }
 }
 

@@ -44,7 +44,8 @@ pub enum EmbedError {
     ModelFiles { path: PathBuf, reason: String },
     #[error("embedding failed: {0}")]
     Inference(String),
-    /// Transport error, timeout, 408, 429 or 5xx: the same request may succeed later.
+    /// Transport error, timeout, 408, 429 or 5xx, or a refused key or unknown model (401, 403,
+    /// 404: fixed by an operator, not by the input): the same request may succeed later.
     #[error("embedding API unavailable: {0}")]
     Unavailable(String),
     /// Any other 4xx (or an answer that can never be used): this request will never succeed
@@ -148,6 +149,12 @@ mod api_tests {
         );
         for status in [408, 429, 500, 503] {
             assert!(!classify_status(status, "busy").is_permanent(), "{status}");
+        }
+        // A refused key or a wrong model fails every record alike: an outage, not bad input.
+        for status in [401, 403, 404] {
+            let outage = classify_status(status, "no");
+            assert!(!outage.is_permanent(), "{status}");
+            assert!(outage.to_string().contains("EMBEDDING_"), "{outage}");
         }
     }
 }

@@ -61,3 +61,66 @@ fn only_transient_errors_are_retried() {
     assert!(!ModelError::Status(401).is_retryable());
     assert!(!ModelError::BadResponse(String::new()).is_retryable());
 }
+
+mod retry_after_header {
+    use super::super::retry_after;
+    use std::time::Duration;
+
+    const CAP: Duration = Duration::from_secs(10);
+
+    fn now() -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339("2026-12-07T12:00:00Z")
+            .expect("time")
+            .with_timezone(&chrono::Utc)
+    }
+
+    #[test]
+    fn seconds_and_fractions_are_waits_capped() {
+        assert_eq!(retry_after("2", now(), CAP), Some(Duration::from_secs(2)));
+        assert_eq!(
+            retry_after(" 0.25 ", now(), CAP),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(retry_after("86400", now(), CAP), Some(CAP));
+        assert_eq!(retry_after("1e400", now(), CAP), None, "infinite");
+    }
+
+    #[test]
+    fn nan_negative_and_garbage_are_ignored_not_a_panic() {
+        for value in ["NaN", "nan", "-1", "-0.5", "inf", "-inf", "", "soon", "1s"] {
+            assert_eq!(retry_after(value, now(), CAP), None, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn http_dates_are_waits_from_now_and_past_ones_no_wait() {
+        assert_eq!(
+            retry_after("Mon, 07 Dec 2026 12:00:05 GMT", now(), CAP),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            retry_after("Mon, 07 Dec 2026 11:00:00 GMT", now(), CAP),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            retry_after("Tue, 08 Dec 2026 12:00:00 GMT", now(), CAP),
+            Some(CAP)
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_header_value_is_a_bounded_wait_or_none(value in "\\PC{0,40}") {
+            if let Some(wait) = retry_after(&value, now(), CAP) {
+                proptest::prop_assert!(wait <= CAP);
+            }
+        }
+
+        #[test]
+        fn any_number_is_a_bounded_wait_or_none(secs in proptest::num::f64::ANY) {
+            if let Some(wait) = retry_after(&secs.to_string(), now(), CAP) {
+                proptest::prop_assert!(wait <= CAP);
+            }
+        }
+    }
+}

@@ -72,14 +72,20 @@ pub(super) fn transport_error(err: &reqwest::Error) -> String {
 
 /// A 4xx other than 408/429 is a rejection (the same request would fail again); 408, 429 and
 /// 5xx are unavailability.
+/// 401 and 403 (a rotated `CHROMA_AUTH_TOKEN`) are an outage to wait out, like 408, 429 and
+/// 5xx; any other 4xx is Chroma refusing this request's content.
 pub(super) fn classify_status(url: &str, status: u16, reason: String) -> StoreError {
-    if (400..500).contains(&status) && status != 408 && status != 429 {
-        StoreError::Rejected(reason)
-    } else {
-        StoreError::Unavailable {
-            url: url.to_string(),
-            reason,
-        }
+    let unavailable = |reason: String| StoreError::Unavailable {
+        url: url.to_string(),
+        reason,
+    };
+    match status {
+        401 | 403 => unavailable(format!(
+            "{reason} (Chroma refused the credentials: CHROMA_AUTH_TOKEN)"
+        )),
+        408 | 429 => unavailable(reason),
+        400..=499 => StoreError::Rejected(reason),
+        _ => unavailable(reason),
     }
 }
 
@@ -100,12 +106,14 @@ mod tests {
                 "{status}"
             );
         }
-        for status in [408, 429, 500, 502, 503] {
+        for status in [401, 403, 408, 429, 500, 502, 503] {
             assert!(
                 classify_status("u", status, String::new()).is_unavailable(),
                 "{status}"
             );
         }
+        let refused = classify_status("u", 401, "HTTP 401".into()).to_string();
+        assert!(refused.contains("CHROMA_AUTH_TOKEN"), "{refused}");
     }
 
     #[test]
