@@ -21,7 +21,7 @@ PIDFILE="$STATE/registry.pid"
 ENVFILE="$RTFM_RUN_DIR/registry.env"
 
 install() {
-  [ -f "$JAR" ] && return
+  [ -f "$APP_DIR/.complete" ] && return
   require_tools mvn java
   local repo="${MAVEN_LOCAL_REPO:-$HOME/.m2/repository}" tarball
   tarball="$repo/io/apicurio/apicurio-registry-app/$VERSION/apicurio-registry-app-$VERSION-all.tar.gz"
@@ -34,6 +34,7 @@ install() {
   rm -rf "$APP_DIR"; mkdir -p "$APP_DIR"
   tar xzf "$tarball" -C "$APP_DIR" || die "could not unpack $tarball"
   [ -f "$JAR" ] || die "$tarball has no $(basename "$JAR")"
+  touch "$APP_DIR/.complete"
 }
 
 start() {

@@ -46,8 +46,12 @@ cargo clippy --workspace --all-targets --locked -- -D warnings || die "clippy fa
 # The services install and start while the tests compile (both are slow on a cold machine).
 log "starting the model download, the seed's Kafka clients, Kafka, Chroma and a schema registry in the background (log: $LOG_DIR/services.log)"
 (
-  "$ROOT/scripts/model.sh" && "$ROOT/scripts/seed_clients.sh" && "$ROOT/scripts/kafka.sh" start \
-    && "$ROOT/scripts/chroma.sh" start && "$ROOT/scripts/registry.sh" start
+  "$ROOT/scripts/model.sh" && "$ROOT/scripts/kafka.sh" start && "$ROOT/scripts/chroma.sh" start \
+    || exit 1
+  # Needed by a few tests only, which fail naming the script if these could not be had: a
+  # registry outage must not stop the whole suite.
+  "$ROOT/scripts/seed_clients.sh" || log "warning: scripts/seed_clients.sh failed (the mixed-deployment and schema tests will fail)"
+  "$ROOT/scripts/registry.sh" start || log "warning: scripts/registry.sh failed (the schema-registry tests will fail)"
 ) >"$LOG_DIR/services.log" 2>&1 &
 services_pid=$!
 

@@ -111,7 +111,8 @@ def main(argv):
         out.flush()
     elif command == "consume-response":
         query_id, seconds = args[0], float(args[1])
-        reader = consumer(bootstrap, topic("bot-responses"), "seed-bot" + suffix)
+        # A group of its own each time: every response on the topic, from the beginning.
+        reader = consumer(bootstrap, topic("bot-responses"), "seed-bot-" + uuid.uuid4().hex[:8])
         deadline = time.time() + seconds
         while time.time() < deadline:
             for record in reader:

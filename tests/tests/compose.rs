@@ -220,21 +220,20 @@ fn start_as(service: &Service, hostname: Option<&str>, piped_stdin: bool) -> Ser
     }
 }
 
-/// Runs a healthcheck (`CMD` argv or `CMD-SHELL` script) here; true if it exits 0.
+/// Runs a healthcheck (`CMD` argv or `CMD-SHELL` script) here, within the 5 s compose gives
+/// it (`timeout`); true if it exits 0.
 fn healthcheck_passes(test: &[String]) -> bool {
-    let mut command = match test.first().map(String::as_str) {
+    let mut command = Command::new("timeout");
+    command.arg("5");
+    match test.first().map(String::as_str) {
         Some("CMD") => {
-            let mut command = Command::new(&test[1]);
-            command.args(&test[2..]);
-            command
+            command.args(&test[1..]);
         }
         Some("CMD-SHELL") => {
-            let mut command = Command::new("sh");
-            command.arg("-c").arg(&test[1]);
-            command
+            command.arg("sh").arg("-c").arg(&test[1]);
         }
         other => panic!("unknown healthcheck form {other:?}"),
-    };
+    }
     command
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -440,9 +439,9 @@ async fn compose_configuration_starts_every_service_with_a_fresh_env_file() {
     .await;
     bot.type_line("rtfm who gives out accounts for the team wiki?");
     eventually(WAIT, "a second answer with three processors", || async {
+        // Each answer quotes the fact once; a notice in between quotes nothing.
         let out = bot.stdout_text();
-        let answers: Vec<&str> = out.split("rtfm> ").skip(1).collect();
-        (answers.len() >= 2 && answers[1].contains("wiki.example.org/handbook")).then_some(())
+        (out.matches("wiki.example.org/handbook").count() >= 2).then_some(())
     })
     .await;
 

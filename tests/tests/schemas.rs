@@ -56,10 +56,12 @@ fn validate(schema: &Value, payloads: &[Value]) -> Vec<String> {
         "validate.py failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8_lossy(&output.stdout)
+    let verdicts: Vec<String> = String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_string)
-        .collect()
+        .collect();
+    assert_eq!(verdicts.len(), payloads.len(), "one verdict per payload");
+    verdicts
 }
 
 #[test]
@@ -116,6 +118,8 @@ fn records_that_break_the_contract_are_invalid() {
         with(message(), "content", json!(["not", "text"])),
         with(message(), "event", json!("renamed")),
         with(message(), "metadata", json!("general")),
+        // A created message without its text.
+        without(message(), "content"),
         // A field no registered schema has yet: its producer registers the schema first.
         with(message(), "some_future_field", json!({"x": 1})),
     ];

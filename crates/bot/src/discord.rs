@@ -222,10 +222,14 @@ impl EventHandler for Handler {
                 .required(true),
             );
         let registered = match self.command_guild {
-            Some(guild) => GuildId::new(guild)
-                .set_commands(&ctx.http, vec![command])
-                .await
-                .map(|_| format!("in guild {guild}")),
+            // The global `/rtfm` of an earlier start goes, or the guild would list it twice.
+            Some(guild) => match Command::set_global_commands(&ctx.http, Vec::new()).await {
+                Ok(_) => GuildId::new(guild)
+                    .set_commands(&ctx.http, vec![command])
+                    .await
+                    .map(|_| format!("in guild {guild}")),
+                Err(err) => Err(err),
+            },
             None => Command::set_global_commands(&ctx.http, vec![command])
                 .await
                 .map(|_| "globally (Discord may take up to an hour to show it; set DISCORD_GUILD_ID for at once)".to_string()),

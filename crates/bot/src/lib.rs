@@ -138,7 +138,8 @@ pub struct Config {
     #[arg(long = "discord-guild-id", env = "DISCORD_GUILD_ID")]
     pub discord_guild_id: Option<u64>,
     /// Console mode only: the file the logs go to, so the terminal stays a chat (default:
-    /// rtfm-bot-console.log in the temporary directory; `-` keeps them on stderr).
+    /// `$XDG_STATE_HOME/rtfm/bot-console.log`, i.e. `~/.local/state/rtfm/`, else
+    /// `rtfm-bot-console.log` in the temporary directory; `-` keeps them on stderr).
     #[arg(long = "console-log-file", env = "CONSOLE_LOG_FILE")]
     pub console_log_file: Option<std::path::PathBuf>,
 }
@@ -153,7 +154,7 @@ impl Config {
         match &self.console_log_file {
             Some(path) if path.as_os_str() == "-" => None,
             Some(path) => Some(path.clone()),
-            None => Some(std::env::temp_dir().join("rtfm-bot-console.log")),
+            None => Some(default_console_log()),
         }
     }
 
@@ -178,6 +179,20 @@ impl Config {
             slash_deadline: Duration::from_secs(self.slash_deadline_secs.max(1)),
             visibility: Visibility::new(Duration::from_secs(self.guild_permissions_ttl_secs)),
         })
+    }
+}
+
+/// The console's log file when none is named: the user's own state directory (the log holds
+/// chat text), else the temporary directory.
+fn default_console_log() -> std::path::PathBuf {
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".local/state"))
+        });
+    match state {
+        Some(dir) => dir.join("rtfm").join("bot-console.log"),
+        None => std::env::temp_dir().join("rtfm-bot-console.log"),
     }
 }
 

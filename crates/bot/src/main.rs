@@ -37,11 +37,7 @@ fn main() -> std::process::ExitCode {
         _ => None,
     };
     let logs_to_file = match &log_file {
-        Some(path) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
+        Some(path) => match open_private(path) {
             Ok(file) => {
                 rtfm_core::telemetry::init_tracing_to(LogOutput::File(file));
                 eprintln!("RTFM console: logs go to {}", path.display());
@@ -60,6 +56,19 @@ fn main() -> std::process::ExitCode {
     };
     rtfm_core::config::log_unset(&unset);
     rtfm_core::supervise::block_on(run(cli, logs_to_file))
+}
+
+/// Opens `path` for appending, creating it (and its folder) readable by its owner only: the
+/// console's log holds what was typed.
+fn open_private(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 async fn run(cli: Cli, logs_to_file: bool) -> std::process::ExitCode {

@@ -86,6 +86,19 @@ async fn without_the_message_content_intent_the_bot_stops_and_says_which_switch_
 async fn discord_guild_id_registers_the_slash_command_in_that_guild_only() {
     let fake = strict_fake(true).await;
     let kafka = services::kafka_with_topics().await;
+    // An earlier start registered /rtfm globally.
+    let earlier = reqwest::Client::new()
+        .put(format!(
+            "{}/api/v10/applications/1000/commands",
+            fake.base_url()
+        ))
+        .header("authorization", format!("Bot {TOKEN}"))
+        .json(&serde_json::json!([{"name": "rtfm", "description": "d", "type": 1}]))
+        .send()
+        .await
+        .expect("fake answers");
+    assert!(earlier.status().is_success());
+    assert!(!fake.commands().is_empty());
     let shutdown = CancellationToken::new();
     let app = bot::App::build(
         config(&fake, &kafka, TOKEN, &["--discord-guild-id", "4242"]),
@@ -100,7 +113,10 @@ async fn discord_guild_id_registers_the_slash_command_in_that_guild_only() {
     })
     .await;
     assert_eq!(commands[0]["name"], "rtfm");
-    assert!(fake.commands().is_empty(), "nothing registered globally");
+    assert!(
+        fake.commands().is_empty(),
+        "nothing registered globally (an earlier global /rtfm is cleared)"
+    );
     running.stop().await;
 }
 
@@ -169,7 +185,7 @@ fn invite_url_with_an_empty_token_and_no_id_says_what_to_pass() {
 }
 
 #[test]
-fn a_env_file_line_that_cannot_be_read_stops_the_bot_naming_it() {
+fn a_env_file_line_that_cannot_be_read_stops_the_bot_naming_the_variable_not_the_value() {
     // dotenvy stops at the first bad line: running on half a configuration would be silent.
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(
@@ -188,7 +204,11 @@ fn a_env_file_line_that_cannot_be_read_stops_the_bot_naming_it() {
     assert_eq!(output.status.code(), Some(2));
     let errors = String::from_utf8_lossy(&output.stderr);
     assert!(
-        errors.contains("cannot read .env") && errors.contains("Read The Manual"),
+        errors.contains("cannot read .env") && errors.contains("RTFM_TRIGGERS"),
         "{errors}"
+    );
+    assert!(
+        !errors.contains("Read The Manual"),
+        "the value is never shown: {errors}"
     );
 }

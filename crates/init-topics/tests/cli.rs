@@ -325,6 +325,25 @@ mod schema_registry {
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stricter_level_an_operator_chose_is_kept() {
+        let registry = services::schema_registry_url();
+        let bootstrap = services::kafka_bootstrap();
+        let suffix = unique_suffix();
+        let subject = format!("bot-queries{suffix}-value");
+        let set = client()
+            .put(format!("{registry}/config/{subject}"))
+            .json(&json!({"compatibility": "FULL_TRANSITIVE"}))
+            .send()
+            .await
+            .expect("registry answers");
+        assert!(set.status().is_success());
+        let output = create_with_registry(&bootstrap, &suffix, &registry);
+        assert!(output.status.success(), "{output:?}");
+        let config = compatibility(&registry, &subject).await;
+        assert!(config.to_string().contains("FULL_TRANSITIVE"), "{config}");
+    }
+
     #[test]
     fn an_unreachable_registry_is_a_clear_error_naming_it() {
         let bootstrap = services::kafka_bootstrap();

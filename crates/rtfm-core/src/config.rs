@@ -13,21 +13,40 @@ use std::ffi::OsString;
 
 pub use secrecy::{ExposeSecret, SecretString};
 
-/// Loads `.env` from the working directory if present. Real environment variables win. A
-/// line it cannot read (an unquoted value with spaces, say) stops the program with the line:
+/// Loads `.env` from the working directory (only there: not from a parent folder) if present.
+/// Real environment variables win. A line it cannot read (an unquoted value with spaces, say)
+/// stops the program naming the variable — never showing the line, which may hold a secret:
 /// dotenvy stops at the first such line, and silently running on half a configuration is
 /// worse than not starting.
 pub fn load_dotenv() {
-    match dotenvy::dotenv() {
-        Ok(_) => {}
+    match dotenvy::from_path(".env") {
+        Ok(()) => {}
         Err(err) if err.not_found() => {}
-        Err(err) => {
+        Err(dotenvy::Error::LineParse(..)) => {
+            // dotenvy's error carries the text it choked on, which may be a secret's value:
+            // name the variable instead.
+            let name = malformed_dotenv_variable().unwrap_or_else(|| "a variable".to_string());
             eprintln!(
-                "error: cannot read .env: {err} (quote a value that contains spaces: NAME=\"a b\")"
+                "error: cannot read .env: the line of {name} is malformed (not shown: it may \
+                 hold a secret). Quote a value that contains spaces: {name}=\"a b\""
             );
             std::process::exit(2);
         }
+        Err(err) => {
+            eprintln!("error: cannot read .env: {err}");
+            std::process::exit(2);
+        }
     }
+}
+
+/// The name on the first line of `.env` that dotenvy cannot read.
+fn malformed_dotenv_variable() -> Option<String> {
+    let text = std::fs::read_to_string(".env").ok()?;
+    let line = text
+        .lines()
+        .find(|line| dotenvy::from_read_iter(line.as_bytes()).any(|item| item.is_err()))?;
+    let name = line.split('=').next()?.trim();
+    Some(name.trim_start_matches("export ").trim().to_string())
 }
 
 /// What a binary does before anything else: `.env` loaded, every variable of `C` that is set

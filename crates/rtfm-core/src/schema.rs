@@ -65,8 +65,12 @@ pub trait Record: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'sta
                 Value::String(Self::TOPIC.spec().base_name.to_string()),
             );
         }
+        Self::schema_rules(&mut schema);
         schema
     }
+
+    /// Rules across fields that the type alone does not carry into its schema.
+    fn schema_rules(_schema: &mut Value) {}
 
     /// Checks the rules serde cannot express (id shapes, timestamps, lengths).
     fn validate(&self) -> Result<(), SchemaError>;
@@ -242,10 +246,27 @@ impl Record for DiscordMessage {
     const TOPIC: TopicKind = TopicKind::DiscordMessages;
 
     fn normalize(&mut self) {
-        if let Some(edited) = self.edited_content.take() {
-            self.content = edited;
-        } else if is_absent_content(&self.content) && self.event != MessageEvent::Create {
+        if self.event == MessageEvent::Edit {
+            if let Some(edited) = self.edited_content.take() {
+                self.content = edited;
+            }
+        }
+        if is_absent_content(&self.content) && self.event != MessageEvent::Create {
             self.content.clear();
+        }
+    }
+
+    fn schema_rules(schema: &mut Value) {
+        // What `validate` checks: a created message (no `event`, or `create`) has `content`;
+        // an edit or a delete travels without it.
+        if let Some(object) = schema.as_object_mut() {
+            object.insert(
+                "anyOf".into(),
+                serde_json::json!([
+                    {"required": ["content"]},
+                    {"required": ["event"], "properties": {"event": {"enum": ["edit", "delete"]}}}
+                ]),
+            );
         }
     }
 

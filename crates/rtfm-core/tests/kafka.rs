@@ -536,3 +536,61 @@ async fn a_transaction_aborted_by_a_crash_shows_nothing_and_the_input_is_process
         "the answered query is not delivered again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_never_committed_ahead_of_valid_records_still_in_hand() {
+    let config = services::kafka_with_topics().await;
+    let producer = Producer::new(&config, "test").expect("producer");
+    let kind = rtfm_core::TopicKind::DiscordMessages;
+    let topic = config.topics().name(kind);
+    // One channel, so one partition: a valid record, a bad one, a valid one.
+    let first = producer.send(&message(40_001, 5)).await.expect("acked");
+    let bad = producer
+        .send_raw(&topic, Some("5"), b"not json", None)
+        .await
+        .expect("acked");
+    let last = producer.send(&message(40_002, 5)).await.expect("acked");
+    assert_eq!(
+        (bad.partition, last.partition),
+        (first.partition, first.partition)
+    );
+    let options =
+        ConsumerOptions::new("inhand", "test").auto_commit_every(Duration::from_secs(3_600));
+    let consumer: Consumer<DiscordMessage> =
+        Consumer::new(&config, &options, producer).expect("consumer");
+    let shutdown = CancellationToken::new();
+    let a = consumer
+        .recv(&shutdown)
+        .await
+        .expect("ok")
+        .expect("a record");
+    // Reading the next valid record dead-letters the bad one on the way, while `a` is in hand.
+    let c = consumer
+        .recv(&shutdown)
+        .await
+        .expect("ok")
+        .expect("a record");
+    services::until_dead_lettered(&config, kind, 1, WAIT).await;
+    let committed = || async {
+        consumer.commit().await.expect("commit");
+        rtfm_core::kafka::group::committed_offsets(&config, "inhand", kind)
+            .await
+            .expect("offsets")
+            .get(&first.partition)
+            .copied()
+    };
+    assert!(
+        committed()
+            .await
+            .is_none_or(|offset| offset <= first.offset),
+        "nothing committed past the record still in hand"
+    );
+    consumer.store(&a);
+    assert_eq!(
+        committed().await,
+        Some(bad.offset + 1),
+        "done with `a`: past it and the dead letter behind it"
+    );
+    consumer.store(&c);
+    assert_eq!(committed().await, Some(last.offset + 1));
+}

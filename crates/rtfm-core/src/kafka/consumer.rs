@@ -7,13 +7,15 @@
 //! idempotent (the processor's Chroma upsert is keyed by message id).
 //!
 //! A record that does not decode never blocks its partition and is never dropped: it is written
-//! to `<topic>.dlq` with the error and its origin in headers, then its offset is stored
-//! (`dead_letter`).
+//! to `<topic>.dlq` with the error and its origin in headers, then its offset is stored — once
+//! every valid record before it in its partition is done (`progress`), so a position is never
+//! committed ahead of work still in hand.
 
 mod dead_letter;
+mod progress;
 
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerGroupMetadata, StreamConsumer};
@@ -140,6 +142,8 @@ pub struct Consumer<T> {
     instance_id: Option<String>,
     /// Offsets go out with transactions, not by auto-commit.
     transactional: bool,
+    /// Records handed out and not yet stored, and dead letters waiting behind them.
+    progress: Mutex<progress::Progress>,
     _record: PhantomData<fn() -> T>,
 }
 
@@ -193,6 +197,7 @@ impl<T: Record> Consumer<T> {
             role: options.role.clone(),
             instance_id: options.instance_id.clone(),
             transactional: options.transactional,
+            progress: Mutex::default(),
             _record: PhantomData,
         })
     }
@@ -202,7 +207,7 @@ impl<T: Record> Consumer<T> {
     }
 
     /// The next valid record, or `None` once `shutdown` is cancelled. Invalid records are
-    /// dead-lettered on the way (and their offsets stored).
+    /// dead-lettered on the way (and their offsets stored once nothing before them is in hand).
     ///
     /// Cancel-safe while it waits (`StreamConsumer::recv` is). Do not wrap it in a timeout:
     /// a dead letter cut off half-way would leave its record skipped; use [`Consumer::recv_batch`]
@@ -258,6 +263,15 @@ impl<T: Record> Consumer<T> {
             let payload = message.payload().unwrap_or_default();
             match T::decode(payload) {
                 Ok(record) => {
+                    if !self.transactional {
+                        self.track(|progress| {
+                            progress.handed_out(
+                                message.topic(),
+                                message.partition(),
+                                message.offset(),
+                            )
+                        });
+                    }
                     return Ok(Some(Received {
                         record,
                         maybe_redelivered: self.inner.context().marks().may_be_redelivered(
@@ -268,21 +282,32 @@ impl<T: Record> Consumer<T> {
                         topic: message.topic().to_string(),
                         partition: message.partition(),
                         offset: message.offset(),
-                    }))
+                    }));
                 }
                 Err(err) => {
                     if !self.dead_letter(&message, &err, shutdown).await {
                         return Ok(None);
                     }
-                    self.store_position(message.topic(), message.partition(), message.offset());
-                    if self.transactional {
-                        // No auto-commit here, and no transaction is open while a record is
-                        // being read (each is committed before the next read): commit the
-                        // dead-lettered position now, or a restart dead-letters it again.
-                        // Async: never blocks the worker; a lost commit only repeats the letter.
-                        if let Err(err) = self.inner.commit_consumer_state(CommitMode::Async) {
-                            warn!(role = %self.role, error = %err, "could not commit past a dead-lettered record; it may be dead-lettered again after a restart");
+                    if !self.transactional {
+                        // Stored now only if nothing before it is still in hand; otherwise the
+                        // caller's store of those records stores it too.
+                        let (topic, partition, offset) =
+                            (message.topic(), message.partition(), message.offset());
+                        if let Some(position) = self
+                            .track(|progress| progress.dead_lettered(topic, partition, offset))
+                            .flatten()
+                        {
+                            self.store_raw(topic, partition, position);
                         }
+                        continue;
+                    }
+                    // Transactional: no auto-commit, and no transaction is open while a record is
+                    // read (each is committed before the next read), so nothing is in hand:
+                    // commit the dead-lettered position now, or a restart dead-letters it again.
+                    // Async: never blocks the worker; a lost commit only repeats the letter.
+                    self.store_raw(message.topic(), message.partition(), message.offset());
+                    if let Err(err) = self.inner.commit_consumer_state(CommitMode::Async) {
+                        warn!(role = %self.role, error = %err, "could not commit past a dead-lettered record; it may be dead-lettered again after a restart");
                     }
                 }
             }
@@ -323,6 +348,25 @@ impl<T: Record> Consumer<T> {
     /// offset will be committed). For consumers that finish records out of order and track the
     /// done prefix themselves.
     pub fn store_position(&self, topic: &str, partition: i32, offset: i64) {
+        let position = if self.transactional {
+            offset
+        } else {
+            self.track(|progress| progress.stored(topic, partition, offset))
+                .unwrap_or(offset)
+        };
+        self.store_raw(topic, partition, position);
+    }
+
+    /// Runs `change` on the progress book (`None` if its lock was poisoned: a panic elsewhere,
+    /// after which storing nothing more is the safe side).
+    fn track<R>(&self, change: impl FnOnce(&mut progress::Progress) -> R) -> Option<R> {
+        self.progress
+            .lock()
+            .ok()
+            .map(|mut progress| change(&mut progress))
+    }
+
+    fn store_raw(&self, topic: &str, partition: i32, offset: i64) {
         if let Err(err) = self.inner.store_offset(topic, partition, offset) {
             // The partition was revoked meanwhile; its new owner re-reads the record
             // (at-least-once), so this is only worth a warning.

@@ -265,6 +265,14 @@ fn a_created_message_without_text_keeps_its_empty_content_on_the_wire() {
 }
 
 #[test]
+fn a_create_carrying_edited_content_keeps_its_content() {
+    let value = with(example_message(), "edited_content", json!("something else"));
+    let message: DiscordMessage =
+        DiscordMessage::decode(&serde_json::to_vec(&value).expect("json")).expect("decodes");
+    assert_eq!(message.content, "Hello, this is a test message");
+}
+
+#[test]
 fn an_edit_in_the_earlier_form_with_content_still_decodes() {
     let value = with(example_message(), "event", json!("edit"));
     let message: DiscordMessage =

@@ -24,7 +24,7 @@ pub(super) async fn send(socket: &mut WebSocket, value: Value) -> bool {
 /// enabled (Message Content is bit 15).
 fn identify_refusal(fake: &FakeDiscord, identify: &Value) -> Option<(u16, &'static str)> {
     let options = fake.lock().options.clone();
-    if !options.accepts(identify["token"].as_str()) {
+    if !options.accepts_identify(identify["token"].as_str()) {
         fake.lock().refused_identifies += 1;
         return Some((4004, "Authentication failed."));
     }

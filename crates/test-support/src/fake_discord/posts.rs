@@ -109,9 +109,19 @@ impl Default for FakeOptions {
 }
 
 impl FakeOptions {
-    /// Whether `authorization` (`Bot <token>`, as REST and IDENTIFY carry it) is accepted.
+    /// Whether REST's `Authorization` header (`Bot <token>`) is accepted.
     pub fn accepts(&self, authorization: Option<&str>) -> bool {
-        let Some(token) = authorization.and_then(|value| value.strip_prefix("Bot ")) else {
+        self.accepts_token(authorization.and_then(|value| value.strip_prefix("Bot ")))
+    }
+
+    /// Whether an IDENTIFY's `token` is accepted: Discord takes it with or without the `Bot `
+    /// prefix (serenity sends it, discord.py does not).
+    pub fn accepts_identify(&self, token: Option<&str>) -> bool {
+        self.accepts_token(token.map(|token| token.strip_prefix("Bot ").unwrap_or(token)))
+    }
+
+    fn accepts_token(&self, token: Option<&str>) -> bool {
+        let Some(token) = token else {
             return false;
         };
         match &self.bot_token {
