@@ -38,6 +38,11 @@ struct Args {
     #[arg(long, env = "INIT_TOPICS_FIX")]
     fix: bool,
 
+    /// Seconds to wait for an unreachable broker before giving up (0: fail at once). Compose
+    /// waits, so that a broker that is slow to come up is waited out, not a failed start.
+    #[arg(long = "wait-secs", env = "INIT_TOPICS_WAIT_SECS", default_value_t = 0)]
+    wait_secs: u64,
+
     /// With `create`: a schema registry's Confluent-compatible API; the topics' JSON Schemas
     /// are registered there (subjects `<topic>-value`, BACKWARD compatibility) and a change
     /// that would break consumers is refused.
@@ -75,7 +80,7 @@ fn report(result: anyhow::Result<Vec<String>>) -> ExitCode {
 }
 
 async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
-    let admin = Admin::connect(&args.kafka)
+    let admin = connect(args)
         .await
         .with_context(|| format!("while connecting to {}", args.kafka.bootstrap_servers))?;
     let reports = match args.action {
@@ -99,6 +104,24 @@ async fn run(args: &Args) -> anyhow::Result<Vec<String>> {
         lines.extend(register_schemas(args, url).await?);
     }
     Ok(lines)
+}
+
+/// Connects to the broker, trying again for up to `--wait-secs` while it is unreachable.
+async fn connect(args: &Args) -> anyhow::Result<Admin> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(args.wait_secs);
+    let mut backoff =
+        rtfm_core::backoff::Backoff::new(Duration::from_millis(500), Duration::from_secs(5));
+    let never = tokio_util::sync::CancellationToken::new();
+    loop {
+        match Admin::connect(&args.kafka).await {
+            Ok(admin) => return Ok(admin),
+            Err(err) if std::time::Instant::now() < deadline => {
+                tracing::warn!(error = %err, "waiting for the Kafka broker");
+                backoff.wait(&never).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
 }
 
 /// Registers the three topics' schemas (see [`registry`]); one line per subject.

@@ -167,6 +167,49 @@ fn an_unreachable_broker_fails_fast_naming_the_address() {
     assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
 }
 
+#[test]
+fn with_wait_secs_a_broker_that_comes_up_late_is_waited_for() {
+    let broker = services::PrivateKafka::start();
+    broker.stop();
+    let suffix = unique_suffix();
+    let log = tempfile::NamedTempFile::new().expect("log file");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_init-topics"))
+        .args([
+            "--bootstrap-servers",
+            &broker.bootstrap,
+            "--action",
+            "create",
+        ])
+        .args(["--wait-secs", "120"])
+        .env("KAFKA_TOPIC_SUFFIX", &suffix)
+        .env("KAFKA_REQUEST_TIMEOUT_SECS", "3")
+        .env_remove("SCHEMA_REGISTRY_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log.reopen().expect("log"))
+        .spawn()
+        .expect("init-topics runs");
+    // The broker comes back once init-topics is waiting for it.
+    let started = Instant::now();
+    while !std::fs::read_to_string(log.path())
+        .unwrap_or_default()
+        .contains("waiting for the Kafka broker")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "init-topics never waited"
+        );
+        assert!(
+            child.try_wait().expect("status").is_none(),
+            "init-topics gave up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    broker.resume();
+    let output = child.wait_with_output().expect("init-topics ends");
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout(&output).contains("created"), "{output:?}");
+}
+
 mod schema_registry {
     //! Against a real schema registry (Apicurio Registry 3.0.9 from Maven Central, started by
     //! `scripts/registry.sh`), through its Confluent-compatible API.

@@ -128,8 +128,12 @@ impl TransactionalProducer {
         }
         warn!(transactional_id = %self.transactional_id, error = %err, "aborting transaction");
         let producer = self.inner.clone();
-        if let Err(abort_err) =
-            blocking(move || producer.abort_transaction(Timeout::After(CALL_TIMEOUT))).await
+        // An abort that timed out (the broker busy or restarting) is retried with the same
+        // call, as librdkafka asks; only what stays failed is fatal.
+        if let Err(abort_err) = blocking(move || {
+            retry_retriable(|| producer.abort_transaction(Timeout::After(CALL_TIMEOUT)))
+        })
+        .await
         {
             return Err(TransactionError::Fatal(abort_err));
         }
