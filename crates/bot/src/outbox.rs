@@ -92,7 +92,8 @@ fn safe_mentions(ping_replied_user: bool) -> CreateAllowedMentions {
 }
 
 impl Outbox {
-    /// Posts `parts` in order. The first part replies to the target message.
+    /// Posts `parts` in order (a notice: not looked for in the channel after a failure). The
+    /// first part replies to the target message.
     pub async fn deliver(
         &self,
         target: &Target,
@@ -100,17 +101,22 @@ impl Outbox {
         nonce_seed: &str,
         shutdown: &CancellationToken,
     ) -> Result<(), PostError> {
-        self.deliver_from(target, parts, 0, nonce_seed, shutdown)
+        self.deliver_from(target, parts, 0, nonce_seed, None, shutdown)
             .await
     }
 
-    /// Posts `parts[first..]` (the earlier ones are already in the channel).
+    /// Posts `parts[first..]` (the earlier ones are already in the channel). With `original`
+    /// (the message or interaction the parts answer), a post that failed without a clear "no"
+    /// (5xx, no answer at all: Discord may have created it anyway) is looked for in the
+    /// channel before it is sent again — interaction follow-ups carry no nonce, and a
+    /// channel message's nonce only helps for a few minutes.
     pub async fn deliver_from(
         &self,
         target: &Target,
         parts: &[String],
         first: usize,
         nonce_seed: &str,
+        original: Option<u64>,
         shutdown: &CancellationToken,
     ) -> Result<(), PostError> {
         match self {
@@ -125,7 +131,27 @@ impl Outbox {
                 for (index, part) in parts.iter().enumerate().skip(first) {
                     let nonce = nonce_for(nonce_seed, index);
                     let reply_to = if index == 0 { target.reply_to } else { None };
-                    retry(shutdown, || post(http, target, part, reply_to, &nonce)).await?;
+                    let posted_after_all = || async {
+                        match original {
+                            // An ephemeral follow-up is not in the channel to be found.
+                            Some(original) if !target.ephemeral => crate::history::already_posted(
+                                http,
+                                target.channel_id,
+                                original,
+                                &parts[..=index],
+                                shutdown,
+                            )
+                            .await
+                            .is_ok_and(|posted| posted > index),
+                            _ => false,
+                        }
+                    };
+                    retry(
+                        shutdown,
+                        || post(http, target, part, reply_to, &nonce),
+                        posted_after_all,
+                    )
+                    .await?;
                 }
                 Ok(())
             }
@@ -207,11 +233,19 @@ fn status_of(err: &serenity::Error) -> Option<(u16, String)> {
     }
 }
 
-/// Retries `call` on 429, 5xx and transport errors with capped exponential backoff.
-async fn retry<F, Fut>(shutdown: &CancellationToken, mut call: F) -> Result<(), PostError>
+/// Retries `call` on 429, 5xx and transport errors with capped exponential backoff. After a
+/// failure that may have created the message anyway (5xx, or no answer), `posted_after_all`
+/// is asked first, and a `true` ends the retries: the message is there.
+async fn retry<F, Fut, P, PFut>(
+    shutdown: &CancellationToken,
+    mut call: F,
+    mut posted_after_all: P,
+) -> Result<(), PostError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), serenity::Error>>,
+    P: FnMut() -> PFut,
+    PFut: std::future::Future<Output = bool>,
 {
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     loop {
@@ -224,15 +258,25 @@ where
                 return Ok(());
             }
             Err(err) => {
-                if let Some((status, message)) = status_of(&err) {
-                    if status != 429 && status < 500 {
-                        return Err(PostError::Refused { status, message });
+                let status = status_of(&err);
+                if let Some((status, message)) = &status {
+                    if *status != 429 && *status < 500 {
+                        return Err(PostError::Refused {
+                            status: *status,
+                            message: message.clone(),
+                        });
                     }
                 }
                 metrics::POST_FAILURES.inc();
                 warn!(error = %err, "posting to Discord failed; retrying");
                 if !backoff.wait(shutdown).await {
                     return Err(PostError::Shutdown);
+                }
+                let uncertain = status.as_ref().is_none_or(|(status, _)| *status >= 500);
+                if uncertain && posted_after_all().await {
+                    metrics::DUPLICATES_SUPPRESSED.inc();
+                    warn!("Discord created the message although it answered with an error; not posting it again");
+                    return Ok(());
                 }
             }
         }

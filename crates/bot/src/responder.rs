@@ -284,7 +284,14 @@ async fn post_one(job: &Job, shared: &Shared) -> bool {
     }
     match shared
         .outbox
-        .deliver_from(target, &parts, first_part, &response.query_id, shutdown)
+        .deliver_from(
+            target,
+            &parts,
+            first_part,
+            &response.query_id,
+            parse_id(&response.original_message_id),
+            shutdown,
+        )
         .await
     {
         Ok(()) => {

@@ -66,12 +66,24 @@ async fn setup() -> (FakeDiscord, KafkaConfig) {
 }
 
 /// Publishes one record to the test's topics (as the processor would) and waits for the ack.
-async fn publish<T: Record>(kafka: &KafkaConfig, record: &T) {
+async fn publish<T: Record>(kafka: &KafkaConfig, record: &T) -> rtfm_core::kafka::Delivered {
     Producer::new(kafka, "test")
         .expect("producer")
         .send(record)
         .await
-        .expect("acked");
+        .expect("acked")
+}
+
+/// Waits until the bot has committed past the response at `delivered`: it is done with it.
+async fn until_done(kafka: &KafkaConfig, delivered: &rtfm_core::kafka::Delivered) {
+    services::until_group_passed(
+        kafka,
+        rtfm_core::topics::GROUP_RESPONSE_SENDER,
+        rtfm_core::TopicKind::BotResponses,
+        &[(delivered.partition, delivered.offset)],
+        WAIT,
+    )
+    .await;
 }
 
 fn human(id: u64) -> Value {
@@ -429,20 +441,74 @@ async fn discord_errors_are_retried_and_the_reply_is_delivered_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reply_created_while_discord_answers_502_is_not_posted_twice() {
     // Discord created the message, and the client still saw 502 (a gateway timeout between
-    // them). The bot retries with the same nonce, which Discord deduplicates within its window.
+    // them). The bot looks for it in the channel before it posts again (and a retry would
+    // carry the same nonce, which Discord deduplicates within its window).
     let (fake, kafka) = setup().await;
     let bot = TestBot::start(&fake, &kafka, &[]).await;
     fake.fail_next_posts(&[Failure::CreatedThen(502)]);
-    publish(&kafka, &response("query-created-502", 602, "made it")).await;
-    eventually(WAIT, "the retry, deduplicated", || async {
-        (fake.attempts().len() >= 2).then_some(())
+    let delivered = publish(&kafka, &response("query-created-502", 602, "made it")).await;
+    until_done(&kafka, &delivered).await;
+    bot.stop().await;
+    assert_eq!(fake.posts().len(), 1, "one message in the channel");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_nonce_deduplication_a_reply_created_despite_a_502_is_found_not_posted_again() {
+    // Nonce window 0: Discord would post the retry again; the bot looks in the channel first.
+    let fake = FakeDiscord::start_with(FakeOptions {
+        nonce_window: Duration::ZERO,
+        ..FakeOptions::default()
     })
     .await;
+    fake.add_channel(CHANNEL, Some(GUILD), "general");
+    let kafka = services::kafka_with_topics().await;
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
+    fake.fail_next_posts(&[Failure::CreatedThen(502)]);
+    let delivered = publish(
+        &kafka,
+        &response("query-created-502-w0", 603, "made it once"),
+    )
+    .await;
+    until_done(&kafka, &delivered).await;
     bot.stop().await;
     let attempts = fake.attempts();
-    assert_eq!(attempts.len(), 2, "{attempts:#?}");
-    assert!(attempts[1].deduplicated, "the retry reused the nonce");
-    assert_eq!(fake.posts().len(), 1, "one message in the channel");
+    assert_eq!(
+        attempts.len(),
+        1,
+        "posted once, found, not posted again: {attempts:#?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slash_follow_up_created_despite_a_502_is_found_not_posted_again() {
+    // Follow-ups carry no nonce at all.
+    let (fake, kafka) = setup().await;
+    let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
+    fake.push_interaction(fake_discord::slash_command(
+        905,
+        CHANNEL,
+        GUILD,
+        human(42),
+        "how do I deploy?",
+    ));
+    let query = queries.next(WAIT).await;
+    let interaction = query
+        .context
+        .get("interaction")
+        .cloned()
+        .expect("the question carries its interaction");
+    let mut answer = response(&query.query_id, 905, "deploy with make deploy");
+    answer
+        .metadata
+        .extra
+        .insert("interaction".into(), interaction);
+    fake.fail_next_posts(&[Failure::CreatedThen(502)]);
+    let delivered = publish(&kafka, &answer).await;
+    until_done(&kafka, &delivered).await;
+    bot.stop().await;
+    let followups = fake.followups();
+    assert_eq!(followups.len(), 1, "one follow-up: {followups:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

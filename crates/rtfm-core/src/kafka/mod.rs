@@ -27,7 +27,7 @@ pub use config::{Compression, KafkaConfig, OffsetReset};
 pub use consumer::{ConsumeError, Consumer, ConsumerOptions, Received};
 pub use error::ClientError;
 pub use fetch::{fetch_at, FetchError};
-pub use producer::{ProduceError, Producer};
+pub use producer::{Delivered, ProduceError, Producer};
 pub use transaction::{TransactionError, TransactionalProducer};
 
 /// Headers of a dead-lettered record.
