@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rtfm_core::kafka::Producer;
 use rtfm_core::telemetry::Readiness;
@@ -52,6 +53,44 @@ pub fn http_client(token: &str, api_url: Option<&str>) -> Http {
         builder = builder.proxy(url).ratelimiter_disabled(true);
     }
     builder.build()
+}
+
+/// What the bot knows of channels: fetched once each, a failed lookup only for a minute (it is
+/// asked again after), at most [`ChannelCache::MAX`] channels (then it starts over).
+#[derive(Debug, Default)]
+pub struct ChannelCache {
+    known: HashMap<u64, (ChannelInfo, Option<Instant>)>,
+}
+
+impl ChannelCache {
+    pub const MAX: usize = 10_000;
+    /// How long a failed lookup's stand-in is used before Discord is asked again.
+    pub const RETRY_AFTER: Duration = Duration::from_secs(60);
+
+    /// What is known of `channel` at `now` (`None`: ask Discord).
+    pub fn get(&mut self, channel: u64, now: Instant) -> Option<ChannelInfo> {
+        match self.known.get(&channel) {
+            Some((info, None)) => Some(info.clone()),
+            Some((info, Some(until))) if now < *until => Some(info.clone()),
+            Some(_) => {
+                self.known.remove(&channel);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Remembers a lookup: `Some` for good, `None` (failed) as a default for a while.
+    pub fn insert(&mut self, channel: u64, fetched: Option<ChannelInfo>, now: Instant) {
+        if self.known.len() >= Self::MAX {
+            self.known.clear();
+        }
+        let entry = match fetched {
+            Some(info) => (info, None),
+            None => (ChannelInfo::default(), Some(now + Self::RETRY_AFTER)),
+        };
+        self.known.insert(channel, entry);
+    }
 }
 
 /// What the bot needs to know of a channel (fetched once per channel).
@@ -108,7 +147,7 @@ pub struct Handler {
     pub bot_id: AtomicU64,
     pub connected_before: AtomicBool,
     /// Channel names and thread parents, fetched once per channel (no serenity cache).
-    pub channels: Mutex<HashMap<u64, ChannelInfo>>,
+    pub channels: Mutex<ChannelCache>,
     /// `DISCORD_GUILD_ID`: register `/rtfm` in this guild only (at once) instead of globally
     /// (which Discord may take up to an hour to show everywhere).
     pub command_guild: Option<u64>,
@@ -128,7 +167,7 @@ impl Handler {
             shutdown,
             bot_id: AtomicU64::new(0),
             connected_before: AtomicBool::new(false),
-            channels: Mutex::new(HashMap::new()),
+            channels: Mutex::new(ChannelCache::default()),
             command_guild: None,
         }
     }
@@ -161,12 +200,12 @@ impl Handler {
             .channels
             .lock()
             .ok()
-            .and_then(|channels| channels.get(&channel_id.get()).cloned())
+            .and_then(|mut channels| channels.get(channel_id.get(), Instant::now()))
         {
             return known;
         }
-        let info = match http.get_channel(channel_id).await {
-            Ok(channel) => match channel.guild() {
+        let fetched = match http.get_channel(channel_id).await {
+            Ok(channel) => Some(match channel.guild() {
                 Some(guild_channel) => ChannelInfo {
                     public_thread_parent: matches!(
                         guild_channel.kind,
@@ -178,14 +217,15 @@ impl Handler {
                     name: Some(guild_channel.name),
                 },
                 None => ChannelInfo::default(),
-            },
+            }),
             Err(err) => {
-                warn!(channel_id = channel_id.get(), error = %err, "could not fetch the channel");
-                ChannelInfo::default()
+                warn!(channel_id = channel_id.get(), error = %err, "could not fetch the channel; asking again in a minute");
+                None
             }
         };
+        let info = fetched.clone().unwrap_or_default();
         if let Ok(mut channels) = self.channels.lock() {
-            channels.insert(channel_id.get(), info.clone());
+            channels.insert(channel_id.get(), fetched, Instant::now());
         }
         info
     }
@@ -424,5 +464,55 @@ impl Handler {
             }
             Err(err) => error!(message_id, kind, error = %err, "could not publish"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn thread_of(parent: u64) -> ChannelInfo {
+        ChannelInfo {
+            name: Some("thread".into()),
+            public_thread_parent: Some(parent),
+        }
+    }
+
+    #[test]
+    fn a_channel_looked_up_is_known_for_good() {
+        let mut cache = ChannelCache::default();
+        let now = Instant::now();
+        cache.insert(1, Some(thread_of(9)), now);
+        assert_eq!(
+            cache.get(1, now + Duration::from_secs(3_600)),
+            Some(thread_of(9))
+        );
+    }
+
+    #[test]
+    fn a_failed_lookup_is_asked_again_after_a_while() {
+        let mut cache = ChannelCache::default();
+        let now = Instant::now();
+        cache.insert(1, None, now);
+        assert_eq!(
+            cache.get(1, now),
+            Some(ChannelInfo::default()),
+            "not asked again at once"
+        );
+        assert_eq!(
+            cache.get(1, now + ChannelCache::RETRY_AFTER),
+            None,
+            "asked again later"
+        );
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let mut cache = ChannelCache::default();
+        let now = Instant::now();
+        for channel in 0..=ChannelCache::MAX as u64 {
+            cache.insert(channel, Some(ChannelInfo::default()), now);
+        }
+        assert!(cache.known.len() <= ChannelCache::MAX);
     }
 }
