@@ -492,6 +492,14 @@ fn snowflake(field: &'static str, value: &str) -> Result<(), SchemaError> {
             "must be a decimal Discord id (up to 20 digits)",
         ));
     }
+    // Discord ids are 64-bit; a 20-digit number past 18446744073709551615 is no id, and the
+    // services, which read ids as numbers, would otherwise meet it deep inside.
+    if value.parse::<u64>().is_err() {
+        return Err(SchemaError::invalid(
+            field,
+            "is not a Discord id: larger than 18446744073709551615",
+        ));
+    }
     Ok(())
 }
 

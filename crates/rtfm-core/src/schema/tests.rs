@@ -120,6 +120,25 @@ fn non_decimal_ids_are_rejected() {
 }
 
 #[test]
+fn ids_past_64_bits_are_rejected_loudly_and_the_largest_accepted() {
+    let err = decode_error::<DiscordMessage>(with(
+        example_message(),
+        "channel_id",
+        json!("18446744073709551616"),
+    ));
+    assert!(
+        err.contains("channel_id") && err.contains("larger"),
+        "{err}"
+    );
+    let largest = with(
+        example_message(),
+        "channel_id",
+        json!("18446744073709551615"),
+    );
+    assert!(DiscordMessage::decode(&serde_json::to_vec(&largest).expect("json")).is_ok());
+}
+
+#[test]
 fn query_and_response_ids_may_be_any_non_empty_string() {
     let query = with(
         example_query(),
