@@ -86,6 +86,22 @@ async fn until_done(kafka: &KafkaConfig, delivered: &rtfm_core::kafka::Delivered
     .await;
 }
 
+/// The processor's answer to a slash question: it echoes the question's interaction (see
+/// processor::answer), which is how the bot finds its follow-up token.
+fn slash_answer(query: &BotQuery, id: u64, text: &str) -> BotResponse {
+    let interaction = query
+        .context
+        .get("interaction")
+        .cloned()
+        .expect("the question carries its interaction");
+    let mut answer = response(&query.query_id, id, text);
+    answer
+        .metadata
+        .extra
+        .insert("interaction".into(), interaction);
+    answer
+}
+
 fn human(id: u64) -> Value {
     fake_discord::user(id, &format!("human{id}"), false)
 }
@@ -493,16 +509,7 @@ async fn a_slash_follow_up_created_despite_a_502_is_found_not_posted_again() {
         "how do I deploy?",
     ));
     let query = queries.next(WAIT).await;
-    let interaction = query
-        .context
-        .get("interaction")
-        .cloned()
-        .expect("the question carries its interaction");
-    let mut answer = response(&query.query_id, 905, "deploy with make deploy");
-    answer
-        .metadata
-        .extra
-        .insert("interaction".into(), interaction);
+    let answer = slash_answer(&query, 905, "deploy with make deploy");
     fake.fail_next_posts(&[Failure::CreatedThen(502)]);
     let delivered = publish(&kafka, &answer).await;
     until_done(&kafka, &delivered).await;
@@ -845,18 +852,11 @@ async fn a_restarted_bot_finishes_a_slash_command_whose_token_is_still_alive() {
     ));
     let query = queries.next(WAIT).await;
     first.stop().await;
-    let interaction = query
-        .context
-        .get("interaction")
-        .cloned()
-        .expect("the question carries its interaction");
-    assert_eq!(interaction["token"], "interaction-token-904");
-    // The processor echoes the interaction in the response (see processor::answer).
-    let mut answer = response(&query.query_id, 904, "answered after a restart");
-    answer
-        .metadata
-        .extra
-        .insert("interaction".into(), interaction);
+    assert_eq!(
+        query.context["interaction"]["token"],
+        "interaction-token-904"
+    );
+    let answer = slash_answer(&query, 904, "answered after a restart");
     let second = TestBot::start(&fake, &kafka, &[]).await;
     publish(&kafka, &answer).await;
     eventually(WAIT, "the follow-up from the new process", || async {

@@ -29,18 +29,15 @@ async fn an_embedding_key_refused_for_a_while_holds_ingestion_and_dead_letters_n
     let gemini = fake.gemini_base_url();
     let processor = TestProcessor::start(
         &messages,
-        &[
-            "--embedding-provider",
-            "gemini",
-            "--embedding-base-url",
+        &hosted_embedding_flags(
             &gemini,
-            "--embedding-dimensions",
-            "4",
-            "--ingest-max-backoff-secs",
-            "1",
-            "--llm-provider",
-            "extractive",
-        ],
+            &[
+                "--ingest-max-backoff-secs",
+                "1",
+                "--llm-provider",
+                "extractive",
+            ],
+        ),
     )
     .await;
     let readyz = eventually(WAIT, "not ready, saying why", || async {

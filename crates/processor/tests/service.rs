@@ -412,18 +412,10 @@ async fn hosted_embeddings_keep_to_the_batch_limit_and_a_refused_record_is_dead_
     let gemini = fake.gemini_base_url();
     let processor = TestProcessor::start(
         &messages,
-        &[
-            "--embedding-provider",
-            "gemini",
-            "--embedding-base-url",
+        &hosted_embedding_flags(
             &gemini,
-            "--embedding-dimensions",
-            "4",
-            "--ingest-batch-size",
-            "250",
-            "--llm-provider",
-            "extractive",
-        ],
+            &["--ingest-batch-size", "250", "--llm-provider", "extractive"],
+        ),
     )
     .await;
     // Every other message.

@@ -244,3 +244,17 @@ impl ResponseReader {
             .collect()
     }
 }
+
+/// Flags for hosted Gemini embeddings at `base` (the fake's 4-d vectors), then `extra`.
+pub fn hosted_embedding_flags<'a>(base: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut flags = vec![
+        "--embedding-provider",
+        "gemini",
+        "--embedding-base-url",
+        base,
+        "--embedding-dimensions",
+        "4",
+    ];
+    flags.extend_from_slice(extra);
+    flags
+}
