@@ -18,6 +18,7 @@ use serenity::async_trait;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::catchup::{self, CatchUp};
 use crate::metrics;
 use crate::outbox::{Outbox, Target};
 use crate::pipeline::{Pipeline, Via};
@@ -151,6 +152,10 @@ pub struct Handler {
     /// `DISCORD_GUILD_ID`: register `/rtfm` in this guild only (at once) instead of globally
     /// (which Discord may take up to an hour to show everywhere).
     pub command_guild: Option<u64>,
+    /// Catching up on what was said while no session was open (on every READY).
+    pub catch_up: Arc<CatchUp>,
+    /// `QUERY_MAX_AGE_SECS`: older triggers found by a catch-up are not asked.
+    pub catch_up_max_age: chrono::Duration,
 }
 
 impl Handler {
@@ -169,7 +174,21 @@ impl Handler {
             connected_before: AtomicBool::new(false),
             channels: Mutex::new(ChannelCache::default()),
             command_guild: None,
+            catch_up: Arc::new(CatchUp::default()),
+            catch_up_max_age: chrono::Duration::hours(1),
         }
+    }
+
+    /// Shares the catch-up runner (the app waits for it at shutdown).
+    pub fn with_catch_up(mut self, catch_up: Arc<CatchUp>) -> Self {
+        self.catch_up = catch_up;
+        self
+    }
+
+    /// Triggers older than `max_age` found by a catch-up are published, not asked.
+    pub fn with_catch_up_max_age(mut self, max_age: chrono::Duration) -> Self {
+        self.catch_up_max_age = max_age;
+        self
     }
 
     /// Registers `/rtfm` in `guild` only (see [`Handler::command_guild`]).
@@ -250,6 +269,17 @@ impl EventHandler for Handler {
             bot_id = ready.user.id.get(),
             guilds = ready.guilds.len(),
             "connected to the Discord gateway"
+        );
+        // A new session: Discord replays nothing of what was said before it.
+        self.catch_up.start(
+            catchup::Context {
+                http: Arc::clone(&ctx.http),
+                pipeline: Arc::clone(&self.pipeline),
+                bot_id: ready.user.id.get(),
+                max_age: self.catch_up_max_age,
+                shutdown: self.shutdown.clone(),
+            },
+            ready.guilds.iter().map(|guild| guild.id.get()).collect(),
         );
         let command = CreateCommand::new("rtfm")
             .description("Find the answer in what this channel already said")

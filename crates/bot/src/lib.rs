@@ -27,9 +27,11 @@
 //! config and calls it (or [`backfill`]).
 
 pub mod backfill;
+pub mod catchup;
 pub mod console;
 pub mod discord;
 pub mod history;
+pub mod marks;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
@@ -57,6 +59,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::marks::Marks;
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimiter;
@@ -142,11 +145,34 @@ pub struct Config {
     /// `rtfm-bot-console.log` in the temporary directory; `-` keeps them on stderr).
     #[arg(long = "console-log-file", env = "CONSOLE_LOG_FILE")]
     pub console_log_file: Option<std::path::PathBuf>,
+    /// Where the bot keeps what must survive it: per channel, the newest message it handled,
+    /// from which a restart catches up (default: `$XDG_STATE_HOME/rtfm`, i.e.
+    /// `~/.local/state/rtfm`; a volume under compose).
+    #[arg(long = "bot-state-dir", env = "BOT_STATE_DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Triggers older than this, found when catching up after downtime, are not asked (the
+    /// processor's setting of the same name).
+    #[arg(
+        long = "query-max-age-secs",
+        env = "QUERY_MAX_AGE_SECS",
+        default_value_t = 3600
+    )]
+    pub query_max_age_secs: i64,
 }
 
 impl Config {
     pub fn console_mode(&self) -> bool {
         self.console || self.discord_token.is_none()
+    }
+
+    /// The high-water marks' file: one per set of topics (`KAFKA_TOPIC_SUFFIX`), so bots of
+    /// separate deployments sharing a folder keep separate marks.
+    pub fn state_file(&self) -> std::path::PathBuf {
+        let dir = self
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| state_home().join("rtfm"));
+        dir.join(format!("bot-state{}.json", self.kafka.topic_suffix))
     }
 
     /// Where console mode writes its logs (`None`: stderr, as asked with `-`).
@@ -158,7 +184,7 @@ impl Config {
         }
     }
 
-    fn pipeline(&self, producer: Producer) -> anyhow::Result<Pipeline> {
+    fn pipeline(&self, producer: Producer, marks: Arc<Marks>) -> anyhow::Result<Pipeline> {
         let triggers = Triggers::new(&self.triggers).map_err(anyhow::Error::msg)?;
         if self.slash_deadline_secs > 870 {
             anyhow::bail!(
@@ -178,22 +204,27 @@ impl Config {
             response_timeout: Duration::from_secs(self.response_timeout_secs.max(1)),
             slash_deadline: Duration::from_secs(self.slash_deadline_secs.max(1)),
             visibility: Visibility::new(Duration::from_secs(self.guild_permissions_ttl_secs)),
+            marks,
+            seen: Mutex::new(responder::RecentIds::new(10_000)),
         })
     }
 }
 
-/// The console's log file when none is named: the user's own state directory (the log holds
-/// chat text), else the temporary directory.
-fn default_console_log() -> std::path::PathBuf {
-    let state = std::env::var_os("XDG_STATE_HOME")
+/// The user's state directory (`$XDG_STATE_HOME`, else `~/.local/state`, else the temporary
+/// directory).
+fn state_home() -> std::path::PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".local/state"))
-        });
-    match state {
-        Some(dir) => dir.join("rtfm").join("bot-console.log"),
-        None => std::env::temp_dir().join("rtfm-bot-console.log"),
-    }
+        })
+        .unwrap_or_else(std::env::temp_dir)
+}
+
+/// The console's log file when none is named: the user's own state directory (the log holds
+/// chat text).
+fn default_console_log() -> std::path::PathBuf {
+    state_home().join("rtfm").join("bot-console.log")
 }
 
 /// Runs the bot (gateway, or console mode without a token) until `shutdown` or a failure.
@@ -219,6 +250,8 @@ pub struct App {
     pipeline: Arc<Pipeline>,
     responses: Arc<Consumer<BotResponse>>,
     front: Front,
+    /// What a new gateway session missed, read from the channels.
+    catch_up: Arc<catchup::CatchUp>,
 }
 
 impl App {
@@ -237,7 +270,15 @@ impl App {
         info!(console, "front end");
         let producer =
             Producer::new(&config.kafka, "bot").context("while creating the Kafka producer")?;
-        let pipeline = Arc::new(config.pipeline(producer.clone())?);
+        let marks = Arc::new(if console {
+            Marks::in_memory()
+        } else {
+            let path = config.state_file();
+            let marks = Marks::load(&path)?;
+            info!(path = %path.display(), earlier_run = marks.had_earlier_run(), "high-water marks");
+            marks
+        });
+        let pipeline = Arc::new(config.pipeline(producer.clone(), marks)?);
         let group = if console {
             format!("{GROUP_RESPONSE_SENDER}-console")
         } else {
@@ -248,6 +289,7 @@ impl App {
             &ConsumerOptions::new(&group, "responses").offset_reset(config.responses_offset_reset),
             producer.clone(),
         )?);
+        let catch_up = Arc::new(catchup::CatchUp::default());
         let front = if console {
             service.readiness.set("discord", true);
             Front::Console
@@ -265,7 +307,9 @@ impl App {
                 service.readiness.clone(),
                 service.stop.clone(),
             )
-            .with_command_guild(config.discord_guild_id);
+            .with_command_guild(config.discord_guild_id)
+            .with_catch_up(Arc::clone(&catch_up))
+            .with_catch_up_max_age(chrono::Duration::seconds(config.query_max_age_secs.max(0)));
             let client = ClientBuilder::new_with_http(http, discord::intents())
                 .event_handler(handler)
                 .await
@@ -278,6 +322,7 @@ impl App {
             pipeline,
             responses,
             front,
+            catch_up,
         })
     }
 
@@ -344,6 +389,21 @@ impl App {
             let watcher = Arc::clone(&self.pipeline);
             let watcher_stop = stop.clone();
             tasks.spawn(async move { watcher.watch_pending(outbox, watcher_stop).await });
+            let marks = Arc::clone(&self.pipeline.marks);
+            let marks_stop = stop.clone();
+            let catch_up = Arc::clone(&self.catch_up);
+            tasks.spawn(async move {
+                let save = || {
+                    if let Err(err) = marks.save() {
+                        tracing::warn!(error = %format!("{err:#}"), "could not save the high-water marks; trying again");
+                    }
+                };
+                every(Duration::from_secs(2), &marks_stop, || async { save() }).await?;
+                // A catch-up in hand stops at shutdown and moves its marks: wait for it.
+                let _ = tokio::time::timeout(Duration::from_secs(10), catch_up.wait_idle()).await;
+                save();
+                Ok(())
+            });
         }
         self.service.run(tasks, &self.producer).await
     }

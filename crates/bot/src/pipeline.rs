@@ -4,7 +4,7 @@
 //! the typing indicator, the "delayed" notice and slash-command follow-ups).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtfm_core::kafka::Producer;
@@ -13,11 +13,13 @@ use rtfm_core::MessageEvent;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::marks::Marks;
 use crate::metrics;
 use crate::outbox::{Outbox, Target};
 use crate::ratelimit::{self, Decision, RateLimiter};
 use crate::records::{self, Incoming};
 use crate::reply::{split_reply, DISCORD_LIMIT};
+use crate::responder::RecentIds;
 use crate::trigger::{Detected, Triggers, USAGE_HINT};
 use crate::visibility::Visibility;
 
@@ -52,6 +54,11 @@ pub struct Pipeline {
     pub slash_deadline: Duration,
     /// The channels each guild shows to everyone (stamped on guild questions).
     pub visibility: Visibility,
+    /// Per channel, the newest message handled (durable: where a restart catches up from).
+    pub marks: Arc<Marks>,
+    /// Messages handled lately (by id): a message met both live and by a catch-up is handled
+    /// by whichever meets it first.
+    pub seen: Mutex<RecentIds>,
 }
 
 /// How a question arrived.
@@ -81,6 +88,52 @@ impl Pipeline {
         outbox: &Outbox,
         shutdown: &CancellationToken,
     ) -> anyhow::Result<()> {
+        let Some(detected) = self.publish(incoming, bot_id, shutdown).await? else {
+            return Ok(()); // a catch-up met it first
+        };
+        let target = Target {
+            channel_id: incoming.channel_id,
+            reply_to: Some(incoming.message_id),
+            interaction_token: None,
+            ephemeral: false,
+        };
+        let via = if outbox_is_console(outbox) {
+            Via::Console
+        } else {
+            Via::Message
+        };
+        if detected != Detected::None {
+            self.on_trigger(incoming, detected, target, via, outbox, shutdown)
+                .await?;
+        }
+        self.marks.advance(incoming.channel_id, incoming.message_id);
+        Ok(())
+    }
+
+    /// Whether `message_id` is met here for the first time (then it is this caller's to handle).
+    fn first_sighting(&self, message_id: u64) -> bool {
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if seen.contains(&message_id.to_string()) {
+            return false;
+        }
+        seen.insert(&message_id.to_string());
+        true
+    }
+
+    /// Publishes a human message to `discord-messages` (flagged if it asks the bot) unless it
+    /// was already handled, and says what trigger it holds. `None`: already handled.
+    pub async fn publish(
+        &self,
+        incoming: &Incoming,
+        bot_id: Option<u64>,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<Option<Detected>> {
+        if !self.first_sighting(incoming.message_id) {
+            return Ok(None);
+        }
         info!(
             message_id = incoming.message_id,
             channel_id = incoming.channel_id,
@@ -106,24 +159,7 @@ impl Pipeline {
             );
         }
         metrics::PUBLISHED.with_label_values(&["message"]).inc();
-        let target = Target {
-            channel_id: incoming.channel_id,
-            reply_to: Some(incoming.message_id),
-            interaction_token: None,
-            ephemeral: false,
-        };
-        let via = if outbox_is_console(outbox) {
-            Via::Console
-        } else {
-            Via::Message
-        };
-        match detected {
-            Detected::None => Ok(()),
-            detected => {
-                self.on_trigger(incoming, detected, target, via, outbox, shutdown)
-                    .await
-            }
-        }
+        Ok(Some(detected))
     }
 
     /// Handles a trigger (from a message or a slash command).
@@ -173,6 +209,11 @@ impl Pipeline {
             return Ok(());
         }
         let mut query = records::query(incoming, &question, via.as_str());
+        if via == Via::Message {
+            // One message, one question, whoever asks it (live, or a catch-up after a crash
+            // that left it unanswered): the same id, so its answer is posted once.
+            query.query_id = records::message_query_id(incoming.message_id);
+        }
         if let (Some(guild_id), Outbox::Discord(http)) = (incoming.guild_id, outbox) {
             // Guild-wide retrieval may search these besides the question's own channel.
             query.visible_channel_ids = Some(

@@ -110,6 +110,17 @@ pub fn query(incoming: &Incoming, question: &str, source: &str) -> BotQuery {
     }
 }
 
+/// The question id of a message's trigger: the same for the same message, always (a UUID v5
+/// of its id), so a question asked again after a crash is recognised as the same question.
+pub fn message_query_id(message_id: u64) -> String {
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b1c_7f1e_52b4_4b8e_9a0e_2f6d_0c3a_9e11);
+    uuid::Uuid::new_v5(
+        &NAMESPACE,
+        format!("discord-message:{message_id}").as_bytes(),
+    )
+    .to_string()
+}
+
 /// `bot-queries.context.interaction` (echoed in `bot-responses.metadata.interaction`): what a
 /// restarted bot needs to finish a deferred slash command while its token lives.
 pub fn interaction_context(token: &str) -> serde_json::Value {
@@ -220,6 +231,9 @@ mod tests {
         assert_eq!(first.guild_id.as_deref(), Some("444"));
         assert_eq!(first.original_message_id, "1234567890");
         assert!(first.validate().is_ok());
+        assert_eq!(message_query_id(7), message_query_id(7));
+        assert_ne!(message_query_id(7), message_query_id(8));
+        assert!(uuid::Uuid::parse_str(&message_query_id(7)).is_ok());
     }
 
     #[test]

@@ -38,6 +38,7 @@ fn identify_refusal(fake: &FakeDiscord, identify: &Value) -> Option<(u16, &'stat
 
 pub(super) async fn run_gateway(fake: FakeDiscord, mut socket: WebSocket) {
     let mut commands = fake.gateway.subscribe();
+    let mut live = false;
     if !send(
         &mut socket,
         json!({"op": 10, "d": {"heartbeat_interval": 41250}}),
@@ -64,11 +65,19 @@ pub(super) async fn run_gateway(fake: FakeDiscord, mut socket: WebSocket) {
                             let _ = socket.send(WsMessage::Close(Some(frame))).await;
                             return;
                         }
-                        fake.lock().identifies += 1;
+                        let guilds: Vec<Value> = {
+                            let mut inner = fake.lock();
+                            inner.identifies += 1;
+                            let guilds: std::collections::BTreeSet<u64> =
+                                inner.channels.values().filter_map(|(guild, _)| *guild).collect();
+                            guilds.into_iter().map(|id| json!({"id": id.to_string(), "unavailable": true})).collect()
+                        };
+                        // A new session: nothing dispatched before it is ever sent to it.
+                        live = true;
                         let ready = json!({
                             "v": 10,
                             "user": user(BOT_ID, "rtfm", true),
-                            "guilds": [],
+                            "guilds": guilds,
                             "session_id": "fake-session",
                             "resume_gateway_url": format!("ws://{}/gateway", fake.addr),
                             "application": {"id": BOT_ID.to_string(), "flags": 0},
@@ -76,7 +85,20 @@ pub(super) async fn run_gateway(fake: FakeDiscord, mut socket: WebSocket) {
                         Some(json!({"op": 0, "t": "READY", "s": fake.next_sequence(), "d": ready}))
                     }
                     Some(6) => {
-                        fake.lock().resumes += 1;
+                        // A resumed session gets what it missed (everything dispatched after
+                        // the last sequence it saw), then RESUMED.
+                        let seen = payload["d"]["seq"].as_u64().unwrap_or(0);
+                        let missed: Vec<Value> = {
+                            let mut inner = fake.lock();
+                            inner.resumes += 1;
+                            inner.dispatched.iter().filter(|(sequence, _, _)| *sequence > seen)
+                                .map(|(sequence, event, data)| json!({"op": 0, "t": event, "s": sequence, "d": data}))
+                                .collect()
+                        };
+                        for event in missed {
+                            if !send(&mut socket, event).await { return; }
+                        }
+                        live = true;
                         Some(json!({"op": 0, "t": "RESUMED", "s": fake.next_sequence(), "d": {}}))
                     }
                     _ => None,
@@ -89,9 +111,9 @@ pub(super) async fn run_gateway(fake: FakeDiscord, mut socket: WebSocket) {
             }
             command = commands.recv() => {
                 match command {
-                    Ok(GatewayCommand::Dispatch(event, data)) => {
-                        let sequence = fake.next_sequence();
-                        if !send(&mut socket, json!({"op": 0, "t": event, "s": sequence, "d": data})).await { return; }
+                    Ok(GatewayCommand::Dispatch(sequence, event, data)) => {
+                        // Only to an identified or resumed session.
+                        if live && !send(&mut socket, json!({"op": 0, "t": event, "s": sequence, "d": data})).await { return; }
                     }
                     Ok(GatewayCommand::Reconnect) => {
                         let _ = send(&mut socket, json!({"op": 7, "d": null})).await;

@@ -34,6 +34,12 @@
 //! - **History**: `GET /channels/{id}/messages` pages (`before` / `after`, `limit` ≤ 100) over
 //!   every message of the channel, including the bot's own replies and follow-ups (with their
 //!   `message_reference` / `interaction_metadata`), newest first.
+//! - **Sessions** (developer documentation, "Gateway" → Resuming): READY lists the bot's
+//!   guilds (as unavailable guilds); a new session (IDENTIFY) is sent nothing dispatched before
+//!   it; a resumed one (RESUME with the last `seq` it saw) is first sent every event it missed.
+//!   Nothing is sent to a socket before it identified or resumed.
+//! - **Channel listings** carry `last_message_id`; `GET /guilds/{id}/threads/active` lists the
+//!   guild's threads.
 //! - **Guild permissions**: `GET /guilds/{id}/channels` lists the guild's channels (not its
 //!   threads) with their `permission_overwrites`, `GET /guilds/{id}/roles` its roles — here the
 //!   `@everyone` role, whose id is the guild's; permissions are decimal strings. A guild the
@@ -87,7 +93,8 @@ use rest::*;
 
 #[derive(Debug, Clone)]
 enum GatewayCommand {
-    Dispatch(&'static str, Value),
+    /// Sequence number, event name, data.
+    Dispatch(u64, &'static str, Value),
     Reconnect,
 }
 
@@ -101,6 +108,8 @@ struct Inner {
     failures: VecDeque<Failure>,
     history_failures_after: Option<usize>,
     history_requests: usize,
+    /// History pages served, per channel.
+    history_reads: HashMap<u64, usize>,
     /// nonce → (created at, the message created with it).
     nonces: HashMap<String, (Instant, Value)>,
     /// Every message of each channel (pushed, added as history, or posted by the bot).
@@ -129,6 +138,8 @@ struct Inner {
     /// `/rtfm` as registered in one guild (`PUT …/guilds/{id}/commands`): guild → commands.
     guild_commands: HashMap<u64, Vec<Value>>,
     resumes: usize,
+    /// Recent dispatches (sequence, event, data), replayed to a session that resumes.
+    dispatched: VecDeque<(u64, &'static str, Value)>,
     next_id: u64,
     unknown_routes: Vec<String>,
 }
@@ -189,6 +200,10 @@ impl FakeDiscord {
             .route("/api/v10/channels/{channel}", get(get_channel))
             .route("/api/v10/guilds/{guild}/channels", get(guild_channels))
             .route("/api/v10/guilds/{guild}/roles", get(guild_roles))
+            .route(
+                "/api/v10/guilds/{guild}/threads/active",
+                get(guild_active_threads),
+            )
             .route(
                 "/api/v10/interactions/{id}/{token}/callback",
                 post(interaction_callback),
@@ -360,6 +375,15 @@ impl FakeDiscord {
             .insert(guild_id, permissions);
     }
 
+    /// How many history pages of `channel` the bot read.
+    pub fn history_reads(&self, channel: u64) -> usize {
+        self.lock()
+            .history_reads
+            .get(&channel)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// How often the bot read a guild's channels or roles.
     pub fn guild_lookups(&self) -> usize {
         self.lock().guild_lookups
@@ -391,7 +415,17 @@ impl FakeDiscord {
     }
 
     fn dispatch(&self, event: &'static str, data: Value) {
-        let _ = self.gateway.send(GatewayCommand::Dispatch(event, data));
+        let sequence = self.next_sequence();
+        {
+            let mut inner = self.lock();
+            inner.dispatched.push_back((sequence, event, data.clone()));
+            while inner.dispatched.len() > 10_000 {
+                inner.dispatched.pop_front();
+            }
+        }
+        let _ = self
+            .gateway
+            .send(GatewayCommand::Dispatch(sequence, event, data));
     }
 
     /// Dispatches MESSAGE_CREATE; the message joins its channel's history (and the channel is

@@ -232,6 +232,7 @@ pub(super) async fn channel_history(
 ) -> Response {
     let mut inner = fake.lock();
     inner.history_requests += 1;
+    *inner.history_reads.entry(channel).or_default() += 1;
     if inner
         .history_failures_after
         .is_some_and(|pages| inner.history_requests > pages)
@@ -285,8 +286,48 @@ pub(super) fn guild_channel_json(inner: &Inner, channel: u64, guild: u64, name: 
     json!({
         "id": channel.to_string(), "type": kind, "guild_id": guild.to_string(), "name": name,
         "position": 0, "permission_overwrites": overwrites, "nsfw": false,
-        "rate_limit_per_user": 0, "parent_id": parent, "last_message_id": null, "topic": null
+        "rate_limit_per_user": 0, "parent_id": parent, "topic": null,
+        "last_message_id": inner.history.get(&channel)
+            .and_then(|messages| messages.iter().map(|message| id_field(message, "id")).max())
+            .map(|id| id.to_string()),
     })
+}
+
+/// `GET /guilds/{id}/threads/active`: the guild's threads (all active here).
+pub(super) async fn guild_active_threads(
+    State(fake): State<FakeDiscord>,
+    Path(guild): Path<u64>,
+) -> Response {
+    let Some(inner) = guild_lookup(&fake, guild) else {
+        return unknown_guild();
+    };
+    let mut threads: Vec<u64> = inner
+        .threads
+        .keys()
+        .copied()
+        .filter(|id| {
+            inner
+                .channels
+                .get(id)
+                .is_some_and(|(g, _)| *g == Some(guild))
+        })
+        .collect();
+    threads.sort();
+    let threads: Vec<Value> = threads
+        .iter()
+        .map(|id| {
+            let name = inner
+                .channels
+                .get(id)
+                .map(|(_, name)| name.clone())
+                .unwrap_or_default();
+            let mut thread = guild_channel_json(&inner, *id, guild, &name);
+            thread["thread_metadata"] = json!({"archived": false, "auto_archive_duration": 1440,
+                "archive_timestamp": "2026-01-01T00:00:00+00:00", "locked": false});
+            thread
+        })
+        .collect();
+    Json(json!({"threads": threads, "members": [], "has_more": false})).into_response()
 }
 
 /// Discord's answer about a guild the bot is not in.
