@@ -26,7 +26,8 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --create-home --uid 10001 rtfm
+ && useradd --create-home --uid 10001 rtfm \
+ && install -d -o rtfm -g rtfm /home/rtfm/.local/state/rtfm
 COPY --from=build /out/ /usr/local/bin/
 COPY --from=model /out/ /opt/rtfm/model/
 USER rtfm
