@@ -618,9 +618,21 @@ async fn the_bot_resumes_after_a_gateway_reconnect_and_keeps_working() {
     let (fake, kafka) = setup().await;
     let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
     let bot = TestBot::start(&fake, &kafka, &[]).await;
+    let identified = fake.identifies();
     fake.request_reconnect();
+    // Said while the session is away: Discord replays it to the resumed session (and the fake
+    // sends nothing to a socket that has not resumed yet).
+    for id in 890..895 {
+        fake.push_message(fake_discord::message(
+            id,
+            CHANNEL,
+            Some(GUILD),
+            human(42),
+            "during the reconnect",
+        ));
+    }
     eventually(WAIT, "a resume", || async {
-        (fake.resumes() + fake.identifies() >= 2).then_some(())
+        (fake.resumes() >= 1).then_some(())
     })
     .await;
     fake.push_message(fake_discord::message(
@@ -630,8 +642,23 @@ async fn the_bot_resumes_after_a_gateway_reconnect_and_keeps_working() {
         human(42),
         "after the reconnect",
     ));
-    assert_eq!(messages.next(WAIT).await.message_id, "901");
+    messages
+        .until("the six messages", WAIT, |seen| seen.len() >= 6)
+        .await;
+    messages.nothing_within(Duration::from_secs(1)).await;
     bot.stop().await;
+    let mut ids: Vec<&str> = messages
+        .records()
+        .iter()
+        .map(|m| m.message_id.as_str())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["890", "891", "892", "893", "894", "901"], "each once");
+    assert_eq!(
+        fake.identifies(),
+        identified,
+        "resumed, not identified again"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
