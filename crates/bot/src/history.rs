@@ -123,12 +123,19 @@ impl From<&Message> for OwnMessage {
 /// Of `parts`, how many are already among `mine` (the bot's messages after `original`, oldest
 /// first): the first part is the one that answers `original` with the same text, and each next
 /// part is a later message of the bot with the next part's text.
+///
+/// The first part answers `original` when it replies to it or follows up its interaction — or
+/// when it is a plain message with the same text: Discord posts a reply whose message was
+/// deleted without the reference (`fail_if_not_exists: false`), and a slash answer whose token
+/// expired goes to the channel as a plain message. A plain message of the bot's with exactly
+/// the answer's text, after the question, is taken as that answer.
 pub fn answered_parts(mine: &[OwnMessage], original: u64, parts: &[String]) -> usize {
     let Some(first) = parts.first() else {
         return 0;
     };
     let Some(start) = mine.iter().position(|message| {
-        (message.reply_to == Some(original) || message.interaction == Some(original))
+        let plain = message.reply_to.is_none() && message.interaction.is_none();
+        (plain || message.reply_to == Some(original) || message.interaction == Some(original))
             && &message.content == first
     }) else {
         return 0;
@@ -177,6 +184,12 @@ mod tests {
         assert_eq!(answered_parts(&reply, 7, &parts(&["a"])), 1);
         let followup = [own("a", None, Some(7))];
         assert_eq!(answered_parts(&followup, 7, &parts(&["a"])), 1);
+        let plain = [own("a", None, None)];
+        assert_eq!(
+            answered_parts(&plain, 7, &parts(&["a"])),
+            1,
+            "posted without its reference (the question was deleted)"
+        );
     }
 
     #[test]

@@ -412,6 +412,8 @@ async fn a_restarted_bot_does_not_post_an_answer_twice_even_without_nonce_dedupl
     fake.add_channel(CHANNEL, Some(GUILD), "general");
     let kafka = services::kafka_with_topics().await;
     let producer = Producer::new(&kafka, "test").expect("producer");
+    // Message 501 is not in the channel (deleted): Discord posts the reply without its
+    // reference, and the restarted bot must still recognise it as its answer.
     let answer = response("query-restart", 501, "the answer");
     producer.send(&answer).await.expect("acked");
     let first = TestBot::start(&fake, &kafka, &[]).await;
@@ -760,17 +762,43 @@ async fn the_fake_answers_posts_follow_ups_and_history_in_shapes_serenity_reads(
         .ratelimiter_disabled(true)
         .application_id(serenity::all::ApplicationId::new(BOT_ID))
         .build();
-    let reply = CreateMessage::new().content("a reply").reference_message(
-        MessageReference::from((ChannelId::new(CHANNEL), MessageId::new(55)))
-            .fail_if_not_exists(false),
+    fake.add_history(
+        CHANNEL,
+        vec![fake_discord::message(
+            55,
+            CHANNEL,
+            Some(GUILD),
+            human(5),
+            "a question",
+        )],
     );
+    let reply_to = |id: u64, fail_if_not_exists: bool| {
+        CreateMessage::new().content("a reply").reference_message(
+            MessageReference::from((ChannelId::new(CHANNEL), MessageId::new(id)))
+                .fail_if_not_exists(fail_if_not_exists),
+        )
+    };
     let posted = ChannelId::new(CHANNEL)
-        .send_message(&http, reply)
+        .send_message(&http, reply_to(55, false))
         .await
         .expect("serenity reads the created message");
     assert_eq!(
         posted.message_reference.and_then(|r| r.message_id),
         Some(MessageId::new(55))
+    );
+    // A reply to a message that is gone: posted plain, or refused, as Discord does.
+    let plain = ChannelId::new(CHANNEL)
+        .send_message(&http, reply_to(56, false).content("to a deleted message"))
+        .await
+        .expect("posted without its reference");
+    assert!(plain.message_reference.is_none());
+    let refused = ChannelId::new(CHANNEL)
+        .send_message(&http, reply_to(56, true))
+        .await
+        .expect_err("refused");
+    assert!(
+        refused.to_string().contains("Invalid Form Body"),
+        "{refused}"
     );
     let followup = CreateInteractionResponseFollowup::new()
         .content("a follow-up")

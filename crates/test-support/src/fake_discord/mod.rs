@@ -29,6 +29,10 @@
 //! - **Content**: at most 2 000 characters in a message or follow-up; more is refused with 400,
 //!   code 50035 "Invalid Form Body" (`BASE_TYPE_MAX_LENGTH`), as Discord documents it.
 //! - **Deletes**: a deleted message leaves its channel's history.
+//! - **Replies** (Create Message → `message_reference`): a reply to a message not in the
+//!   channel (deleted, unknown) is posted as a plain message, without the reference, when
+//!   `fail_if_not_exists` is false; otherwise (the default is true) it is refused with 400, code
+//!   50035, `REPLIES_UNKNOWN_MESSAGE`.
 //! - **Permissions**: a channel the bot may not post in answers 403 `Missing Access` (code 50001);
 //!   an unknown channel 404 `Unknown Channel` (code 10003).
 //! - **History**: `GET /channels/{id}/messages` pages (`before` / `after`, `limit` ≤ 100) over

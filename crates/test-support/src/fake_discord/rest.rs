@@ -133,6 +133,35 @@ pub(super) async fn create_message(
     let Some(guild) = inner.channels.get(&channel).map(|(guild, _)| *guild) else {
         return error_response(StatusCode::NOT_FOUND, 10003, "Unknown Channel");
     };
+    // A reply to a message that is not in the channel (deleted, unknown): Discord posts it
+    // without the reference when `fail_if_not_exists` is false, and refuses it otherwise (the
+    // default is true): 400, code 50035, `message_reference` → REPLIES_UNKNOWN_MESSAGE.
+    let mut reference = body
+        .get("message_reference")
+        .filter(|reference| !reference.is_null())
+        .cloned();
+    if let Some(referenced) = reference.as_ref().map(|r| id_field(r, "message_id")) {
+        let exists = inner
+            .history
+            .get(&channel)
+            .is_some_and(|messages| messages.iter().any(|m| id_field(m, "id") == referenced));
+        if !exists {
+            if reference
+                .as_ref()
+                .is_some_and(|r| r["fail_if_not_exists"] == json!(false))
+            {
+                reference = None;
+            } else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"code": 50035, "message": "Invalid Form Body",
+                        "errors": {"message_reference": {"_errors": [{
+                            "code": "REPLIES_UNKNOWN_MESSAGE", "message": "Unknown message"}]}}})),
+                )
+                    .into_response();
+            }
+        }
+    }
     let nonce = body["nonce"].as_str().map(str::to_string);
     let window = inner.options.nonce_window;
     if body["enforce_nonce"] == json!(true) {
@@ -160,7 +189,7 @@ pub(super) async fn create_message(
         user(BOT_ID, "rtfm", true),
         body["content"].as_str().unwrap_or_default(),
     );
-    if let Some(reference) = body.get("message_reference").filter(|r| !r.is_null()) {
+    if let Some(reference) = &reference {
         created["message_reference"] = json!({
             "message_id": reference["message_id"].clone(),
             "channel_id": channel.to_string(),
