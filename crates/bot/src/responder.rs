@@ -7,17 +7,26 @@
 //! and, for a response that may be a redelivery, a look at the channel for the bot's own reply
 //! (`crate::history`), which holds however long the bot was down.
 //!
-//! Each channel has its own worker (replies within a channel stay in order); a channel that is
-//! rate-limited, failing or refusing never holds up another. Offsets are stored per partition
-//! only up to the first response not yet done ([`Progress`]), so a crash re-delivers every
-//! response whose post may not have happened, and nothing else.
+//! Each channel has its own worker (replies within a channel stay in order, idle workers end
+//! after a while); a channel that is rate-limited, failing or refusing never holds up another:
+//! handing a response to its channel never waits, so polling goes on however slow one channel
+//! is. What bounds memory is the number of responses in hand ([`MAX_IN_FLIGHT`]): when it is
+//! reached the consumer pauses its partitions and keeps polling (a member that stops polling
+//! for `max.poll.interval.ms` is put out of its group), and resumes when posts finish.
+//!
+//! A response counts as answered only once Discord accepted its post: a copy that arrives while
+//! the first is still queued (a redelivery after a rebalance) waits behind it in the same
+//! channel and is then found answered. Offsets are stored per partition only up to the first
+//! response not yet done ([`Progress`]), so a crash re-delivers every response whose post may
+//! not have happened, and nothing else.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rtfm_core::kafka::{Consumer, Received};
 use rtfm_core::BotResponse;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -28,9 +37,12 @@ use crate::pipeline::Pipeline;
 use crate::reply::{split_reply, DISCORD_LIMIT};
 
 /// Responses read but not yet posted, across all channels (bounds memory and redelivery).
-const MAX_IN_FLIGHT: usize = 256;
-/// Responses queued for one channel.
-const CHANNEL_QUEUE: usize = 64;
+/// Large enough that one slow channel's backlog (Discord lets a channel take about five
+/// messages in five seconds) leaves room for every other channel for a long while: a few KiB
+/// each, so about 10 MiB at most.
+pub const MAX_IN_FLIGHT: usize = 2048;
+/// A channel's worker ends after this long without work (a new response starts another).
+const IDLE_WORKER: Duration = Duration::from_secs(300);
 
 /// The most recent answered query ids, bounded.
 pub struct RecentIds {
@@ -106,7 +118,19 @@ impl Progress {
 struct Job {
     received: Received<BotResponse>,
     target: Target,
-    _permit: OwnedSemaphorePermit,
+    /// `None` when it came in over the limit (a partition assigned while paused).
+    _permit: Option<OwnedSemaphorePermit>,
+    /// Dropped when the job is: wakes the dispatcher, which may be waiting for room.
+    _freed: Freed,
+}
+
+/// Tells the dispatcher that a response in hand is finished.
+struct Freed(Arc<Notify>);
+
+impl Drop for Freed {
+    fn drop(&mut self) {
+        self.0.notify_one();
+    }
 }
 
 /// What the workers share.
@@ -115,6 +139,8 @@ struct Shared {
     consumer: Arc<Consumer<BotResponse>>,
     outbox: Outbox,
     progress: Arc<Mutex<Progress>>,
+    /// Query ids whose answer Discord accepted (recent ones).
+    answered: Arc<Mutex<RecentIds>>,
     shutdown: CancellationToken,
 }
 
@@ -146,33 +172,47 @@ pub async fn run(
         consumer: Arc::clone(&consumer),
         outbox,
         progress: Arc::new(Mutex::new(Progress::default())),
+        answered: Arc::new(Mutex::new(RecentIds::new(10_000))),
         shutdown: shutdown.clone(),
     };
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let mut answered = RecentIds::new(10_000);
-    let mut channels: HashMap<u64, mpsc::Sender<Job>> = HashMap::new();
+    let freed = Arc::new(Notify::new());
+    let mut paused = false;
+    let mut channels: HashMap<u64, mpsc::UnboundedSender<Job>> = HashMap::new();
     let mut workers = JoinSet::new();
     let outcome = loop {
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break Ok(()),
-            permit = Arc::clone(&in_flight).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break Ok(()),
-            },
+        // Full: stop fetching but keep polling (membership); room again: fetch again.
+        let full = in_flight.available_permits() == 0;
+        if full != paused {
+            if full {
+                consumer.pause_assigned();
+                info!(
+                    in_flight = MAX_IN_FLIGHT,
+                    "responses in hand at the limit; pausing the partitions until posts finish"
+                );
+            } else {
+                consumer.resume_assigned();
+            }
+            paused = full;
+        }
+        let received = tokio::select! {
+            received = consumer.recv(&shutdown) => received,
+            _ = freed.notified(), if paused => continue,
         };
-        let received = match consumer.recv(&shutdown).await {
+        let received = match received {
             Ok(Some(received)) => received,
             Ok(None) => break Ok(()),
             // Transient errors are absorbed by the consumer; this one ends the process.
             Err(err) => break Err(anyhow::Error::new(err).context("while consuming bot-responses")),
         };
+        let permit = Arc::clone(&in_flight).try_acquire_owned().ok();
         shared
             .progress
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .begin(&received.topic, received.partition, received.offset);
         let response = &received.record;
-        if answered.contains(&response.query_id) {
+        if shared.is_answered(&response.query_id) {
             metrics::DUPLICATES_SUPPRESSED.inc();
             info!(query_id = %response.query_id, "duplicate response suppressed");
             shared.done(&received);
@@ -192,22 +232,34 @@ pub async fn run(
                 }
             },
         };
-        answered.insert(&response.query_id);
         let channel = target.channel_id;
-        let sender = channels.entry(channel).or_insert_with(|| {
-            let (sender, receiver) = mpsc::channel(CHANNEL_QUEUE);
-            workers.spawn(channel_worker(receiver, shared.clone()));
-            sender
-        });
-        let job = Job {
+        let mut job = Job {
             received,
             target,
             _permit: permit,
+            _freed: Freed(Arc::clone(&freed)),
         };
-        if sender.send(job).await.is_err() {
-            // The worker ended: only on shutdown (it stops when the token fires).
-            break Ok(());
+        // Never waits: a slow channel's backlog is its own (bounded by MAX_IN_FLIGHT overall).
+        loop {
+            let sender = channels.entry(channel).or_insert_with(|| {
+                let (sender, receiver) = mpsc::unbounded_channel();
+                workers.spawn(channel_worker(receiver, shared.clone()));
+                sender
+            });
+            match sender.send(job) {
+                Ok(()) => break,
+                // Its worker ended (idle): start another.
+                Err(mpsc::error::SendError(returned)) => {
+                    channels.remove(&channel);
+                    job = returned;
+                }
+            }
         }
+        // Forget the senders of ended workers, and the finished workers themselves.
+        if channels.len() > 1_000 {
+            channels.retain(|_, sender| !sender.is_closed());
+        }
+        while workers.try_join_next().is_some() {}
     };
     // Let each worker finish the post in hand (or give up on shutdown), then commit what is done.
     drop(channels);
@@ -239,9 +291,44 @@ fn response_target(response: &BotResponse) -> Option<Target> {
     })
 }
 
-/// Posts the responses of one channel, in order.
-async fn channel_worker(mut jobs: mpsc::Receiver<Job>, shared: Shared) {
-    while let Some(job) = jobs.recv().await {
+impl Shared {
+    fn is_answered(&self, query_id: &str) -> bool {
+        self.answered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(query_id)
+    }
+
+    fn mark_answered(&self, query_id: &str) {
+        self.answered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(query_id);
+    }
+}
+
+/// Posts the responses of one channel, in order; ends after [`IDLE_WORKER`] without work.
+async fn channel_worker(mut jobs: mpsc::UnboundedReceiver<Job>, shared: Shared) {
+    loop {
+        let job = tokio::select! {
+            job = jobs.recv() => job,
+            _ = tokio::time::sleep(IDLE_WORKER) => {
+                jobs.close();
+                // Whatever arrived meanwhile is still ours to post.
+                match jobs.try_recv() {
+                    Ok(job) => Some(job),
+                    Err(_) => return,
+                }
+            }
+        };
+        let Some(job) = job else { return };
+        if shared.is_answered(&job.received.record.query_id) {
+            // A copy of a response this worker posted moments ago (queued behind it).
+            metrics::DUPLICATES_SUPPRESSED.inc();
+            info!(query_id = %job.received.record.query_id, "duplicate response suppressed");
+            shared.done(&job.received);
+            continue;
+        }
         if !post_one(&job, &shared).await {
             return;
         }
@@ -268,6 +355,7 @@ async fn post_one(job: &Job, shared: &Shared) -> bool {
             .await
         {
             Ok(posted) if posted == parts.len() => {
+                shared.mark_answered(&response.query_id);
                 metrics::DUPLICATES_SUPPRESSED.inc();
                 info!(query_id = %response.query_id, "answer already in the channel (posted before a restart); not posting it again");
                 shared.done(received);
@@ -295,6 +383,7 @@ async fn post_one(job: &Job, shared: &Shared) -> bool {
         .await
     {
         Ok(()) => {
+            shared.mark_answered(&response.query_id);
             metrics::REPLIES_POSTED.inc();
             info!(query_id = %response.query_id, parts = parts.len(), "answer posted");
         }

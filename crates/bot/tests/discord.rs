@@ -1127,3 +1127,69 @@ async fn after_a_catch_up_a_restart_publishes_nothing_again() {
     published.sort();
     assert_eq!(published, ["201", "202", "203"], "nothing published twice");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_channels_backlog_never_stops_the_replies_of_the_others() {
+    // Before: one dispatcher handed responses to per-channel queues of 64 and waited when one
+    // was full, so a rate-limited channel with a backlog stopped every channel (and polling).
+    let (fake, kafka) = setup().await;
+    let slow = 22u64;
+    let healthy: Vec<u64> = (30..40).collect();
+    fake.add_channel(slow, Some(GUILD), "busy");
+    for channel in &healthy {
+        fake.add_channel(*channel, Some(GUILD), &format!("healthy-{channel}"));
+    }
+    fake.limit_channel(slow, 1.0);
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let to = |channel: u64, query: String, text: String| {
+        let mut answer = response(&query, 950, &text);
+        answer.channel_id = channel.to_string();
+        answer
+    };
+    for n in 0..100 {
+        producer
+            .send(&to(slow, format!("q-slow-{n}"), format!("slow {n}")))
+            .await
+            .expect("acked");
+    }
+    // After the backlog in every partition: ten channels over the three partitions.
+    for channel in &healthy {
+        producer
+            .send(&to(
+                *channel,
+                format!("q-healthy-{channel}"),
+                format!("healthy {channel}"),
+            ))
+            .await
+            .expect("acked");
+    }
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
+    eventually(WAIT, "every healthy channel's reply", || async {
+        let posted: BTreeSet<u64> = fake
+            .posts()
+            .iter()
+            .map(|p| p.channel_id)
+            .filter(|channel| *channel != slow)
+            .collect();
+        (posted.len() == healthy.len()).then_some(())
+    })
+    .await;
+    assert!(
+        fake.posts().iter().all(|p| p.channel_id != slow),
+        "the busy channel is still waiting for its bucket"
+    );
+    fake.unlimit_channel(slow);
+    eventually(WAIT, "the busy channel's hundred replies", || async {
+        (fake.posts().iter().filter(|p| p.channel_id == slow).count() == 100).then_some(())
+    })
+    .await;
+    bot.stop().await;
+    let slow_texts: Vec<String> = fake
+        .posts()
+        .iter()
+        .filter(|p| p.channel_id == slow)
+        .map(|p| p.content().to_string())
+        .collect();
+    let expected: Vec<String> = (0..100).map(|n| format!("slow {n}")).collect();
+    assert_eq!(slow_texts, expected, "in order, once each");
+}

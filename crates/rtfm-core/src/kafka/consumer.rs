@@ -439,6 +439,26 @@ impl<T: Record> Consumer<T> {
         self.inner.group_metadata()
     }
 
+    /// Stops fetching from every partition this member owns, while [`Consumer::recv`] goes on
+    /// being called (so the member stays in its group: polling is what keeps it there). For a
+    /// reader whose work in hand is full. Partitions assigned later are not paused.
+    pub fn pause_assigned(&self) {
+        if let Ok(assignment) = self.inner.assignment() {
+            if let Err(err) = self.inner.pause(&assignment) {
+                warn!(role = %self.role, error = %err, "could not pause the assigned partitions");
+            }
+        }
+    }
+
+    /// Fetches again from every partition this member owns (see [`Consumer::pause_assigned`]).
+    pub fn resume_assigned(&self) {
+        if let Ok(assignment) = self.inner.assignment() {
+            if let Err(err) = self.inner.resume(&assignment) {
+                warn!(role = %self.role, error = %err, "could not resume the assigned partitions");
+            }
+        }
+    }
+
     /// Committed offsets of our topic's partitions that this member owns (tests, lag).
     pub fn assigned_partitions(&self) -> Vec<i32> {
         match self.inner.assignment() {
