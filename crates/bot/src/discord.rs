@@ -11,7 +11,8 @@ use rtfm_core::telemetry::Readiness;
 use rtfm_core::MessageEvent;
 use serenity::all::{
     ChannelId, ChannelType, Command, CommandDataOptionValue, CommandOptionType, Context,
-    CreateCommand, CreateCommandOption, EventHandler, GatewayIntents, GuildId, Http, HttpBuilder,
+    CreateCommand, CreateCommandOption, CreateInteractionResponse,
+    CreateInteractionResponseMessage, EventHandler, GatewayIntents, GuildId, Http, HttpBuilder,
     Interaction, Message, MessageId, MessageUpdateEvent, Ready, ResumedEvent, User,
 };
 use serenity::async_trait;
@@ -417,11 +418,6 @@ impl EventHandler for Handler {
         if command.data.name != "rtfm" {
             return;
         }
-        // Acknowledge within Discord's 3 s; the answer arrives as a follow-up.
-        if let Err(err) = command.defer(&ctx.http).await {
-            error!(error = %err, "could not acknowledge /rtfm");
-            return;
-        }
         let question = command
             .data
             .options
@@ -447,11 +443,39 @@ impl EventHandler for Handler {
         } else {
             crate::trigger::Detected::Question(question.trim().to_string())
         };
+        // What only the asker should see is the response itself, ephemeral: once the command
+        // is deferred publicly, its first follow-up is public whatever its flags.
+        let private = match detected {
+            crate::trigger::Detected::Question(_) => {
+                match self.pipeline.admit(command.user.id.get()) {
+                    crate::ratelimit::Decision::Allowed => None,
+                    crate::ratelimit::Decision::Limited { .. } => {
+                        Some(crate::ratelimit::notice(self.pipeline.rate_limit))
+                    }
+                }
+            }
+            _ => Some(crate::trigger::USAGE_HINT.to_string()),
+        };
+        if let Some(text) = private {
+            let response = CreateInteractionResponse::Message(
+                CreateInteractionResponseMessage::new()
+                    .content(text)
+                    .ephemeral(true),
+            );
+            if let Err(err) = command.create_response(&ctx.http, response).await {
+                error!(error = %err, "could not answer /rtfm");
+            }
+            return;
+        }
+        // Acknowledge within Discord's 3 s; the answer arrives as a follow-up.
+        if let Err(err) = command.defer(&ctx.http).await {
+            error!(error = %err, "could not acknowledge /rtfm");
+            return;
+        }
         let target = Target {
             channel_id: command.channel_id.get(),
             reply_to: None,
             interaction_token: Some(command.token.clone()),
-            ephemeral: false,
         };
         let outbox = Outbox::Discord(Arc::clone(&ctx.http));
         if let Err(err) = self

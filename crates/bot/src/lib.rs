@@ -168,11 +168,12 @@ impl Config {
     /// The high-water marks' file: one per set of topics (`KAFKA_TOPIC_SUFFIX`), so bots of
     /// separate deployments sharing a folder keep separate marks.
     pub fn state_file(&self) -> std::path::PathBuf {
-        let dir = self
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| state_home().join("rtfm"));
-        dir.join(format!("bot-state{}.json", self.kafka.topic_suffix))
+        let file = format!("bot-state{}.json", self.kafka.topic_suffix);
+        match (&self.state_dir, state_home()) {
+            (Some(dir), _) => dir.join(file),
+            (None, Some(home)) => home.join("rtfm").join(file),
+            (None, None) => std::env::temp_dir().join(format!("rtfm-{file}")),
+        }
     }
 
     /// Where console mode writes its logs (`None`: stderr, as asked with `-`).
@@ -210,21 +211,22 @@ impl Config {
     }
 }
 
-/// The user's state directory (`$XDG_STATE_HOME`, else `~/.local/state`, else the temporary
-/// directory).
-fn state_home() -> std::path::PathBuf {
+/// The user's state directory (`$XDG_STATE_HOME`, else `~/.local/state`).
+fn state_home() -> Option<std::path::PathBuf> {
     std::env::var_os("XDG_STATE_HOME")
         .map(std::path::PathBuf::from)
         .or_else(|| {
             std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".local/state"))
         })
-        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// The console's log file when none is named: the user's own state directory (the log holds
-/// chat text).
+/// chat text), else the temporary directory.
 fn default_console_log() -> std::path::PathBuf {
-    state_home().join("rtfm").join("bot-console.log")
+    match state_home() {
+        Some(dir) => dir.join("rtfm").join("bot-console.log"),
+        None => std::env::temp_dir().join("rtfm-bot-console.log"),
+    }
 }
 
 /// Runs the bot (gateway, or console mode without a token) until `shutdown` or a failure.

@@ -27,9 +27,12 @@ pub struct Target {
     pub reply_to: Option<u64>,
     /// A slash command's interaction token: answer as its follow-up. A credential for 15
     /// minutes: never logged (see the `Debug` impl).
+    ///
+    /// Follow-ups are never ephemeral: the first follow-up of a deferred response replaces its
+    /// public "thinking…" message and is public whatever its flags (Discord). What only the
+    /// asker should see (usage hint, rate limit) is answered before deferring
+    /// ([`crate::discord`]).
     pub interaction_token: Option<String>,
-    /// Only the asker sees it (interaction follow-ups only): notices, not answers.
-    pub ephemeral: bool,
 }
 
 impl std::fmt::Debug for Target {
@@ -41,18 +44,7 @@ impl std::fmt::Debug for Target {
                 "interaction_token",
                 &self.interaction_token.as_ref().map(|_| "[REDACTED]"),
             )
-            .field("ephemeral", &self.ephemeral)
             .finish()
-    }
-}
-
-impl Target {
-    /// The same destination, for a notice only the asker should see.
-    pub fn notice(&self) -> Self {
-        Self {
-            ephemeral: self.interaction_token.is_some(),
-            ..self.clone()
-        }
     }
 }
 
@@ -133,8 +125,7 @@ impl Outbox {
                     let reply_to = if index == 0 { target.reply_to } else { None };
                     let posted_after_all = || async {
                         match original {
-                            // An ephemeral follow-up is not in the channel to be found.
-                            Some(original) if !target.ephemeral => crate::history::already_posted(
+                            Some(original) => crate::history::already_posted(
                                 http,
                                 target.channel_id,
                                 original,
@@ -200,7 +191,6 @@ async fn post(
         CreateInteractionResponseFollowup::new()
             .content(content)
             .allowed_mentions(safe_mentions(false))
-            .ephemeral(target.ephemeral)
             .execute(http, (None, token.as_str()))
             .await?;
         return Ok(());
@@ -296,11 +286,6 @@ mod tests {
         };
         let shown = format!("{target:?}");
         assert!(!shown.contains("secret-interaction-token"), "{shown}");
-        assert!(target.notice().ephemeral);
-        assert!(
-            !Target::default().notice().ephemeral,
-            "channel messages are never ephemeral"
-        );
     }
 
     #[test]

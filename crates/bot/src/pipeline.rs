@@ -95,7 +95,6 @@ impl Pipeline {
             channel_id: incoming.channel_id,
             reply_to: Some(incoming.message_id),
             interaction_token: None,
-            ephemeral: false,
         };
         let via = if outbox_is_console(outbox) {
             Via::Console
@@ -177,7 +176,7 @@ impl Pipeline {
             Detected::Empty => {
                 self.say(
                     outbox,
-                    &target.notice(),
+                    &target,
                     USAGE_HINT,
                     &format!("usage-{}", incoming.message_id),
                     shutdown,
@@ -187,19 +186,16 @@ impl Pipeline {
             }
             Detected::Question(question) => question,
         };
-        let decision = self
-            .limiter
-            .lock()
-            .map(|mut limiter| limiter.check(incoming.author_id, Instant::now()))
-            .unwrap_or(Decision::Allowed);
+        // A slash command was admitted before it was deferred (see `admit`).
+        let decision = match via {
+            Via::Slash => Decision::Allowed,
+            _ => self.admit(incoming.author_id),
+        };
         if let Decision::Limited { notify } = decision {
-            metrics::RATE_LIMITED.inc();
-            info!(user_id = incoming.author_id, "trigger rate-limited");
-            // A deferred slash command must get its one follow-up, so it is never silent.
-            if notify || target.interaction_token.is_some() {
+            if notify {
                 self.say(
                     outbox,
-                    &target.notice(),
+                    &target,
                     &ratelimit::notice(self.rate_limit),
                     &format!("limit-{}", incoming.message_id),
                     shutdown,
@@ -238,7 +234,7 @@ impl Pipeline {
             if target.interaction_token.is_some() {
                 // The interaction is deferred: tell the asker rather than leave it thinking.
                 let budget = CancellationToken::new();
-                let notice_target = target.notice();
+                let notice_target = target.clone();
                 let nonce_seed = format!("queue-{}", incoming.message_id);
                 let notice = self.say(
                     outbox,
@@ -269,6 +265,20 @@ impl Pipeline {
         }
         outbox.typing(target.channel_id).await;
         Ok(())
+    }
+
+    /// Counts a trigger of `user_id` against the per-user limit.
+    pub fn admit(&self, user_id: u64) -> Decision {
+        let decision = self
+            .limiter
+            .lock()
+            .map(|mut limiter| limiter.check(user_id, Instant::now()))
+            .unwrap_or(Decision::Allowed);
+        if let Decision::Limited { .. } = decision {
+            metrics::RATE_LIMITED.inc();
+            info!(user_id, "trigger rate-limited");
+        }
+        decision
     }
 
     /// Whether `content` asks the bot (a trigger phrase, or a mention of `bot_id`).
@@ -337,7 +347,7 @@ impl Pipeline {
                 };
                 if !waiting.delay_notified && due {
                     waiting.delay_notified = true;
-                    let notice_target = waiting.target.notice();
+                    let notice_target = waiting.target.clone();
                     if slash {
                         waiting.target = Target {
                             channel_id: waiting.target.channel_id,

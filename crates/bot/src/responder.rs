@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use rtfm_core::kafka::{Consumer, Received};
 use rtfm_core::BotResponse;
-use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -120,17 +120,6 @@ struct Job {
     target: Target,
     /// `None` when it came in over the limit (a partition assigned while paused).
     _permit: Option<OwnedSemaphorePermit>,
-    /// Dropped when the job is: wakes the dispatcher, which may be waiting for room.
-    _freed: Freed,
-}
-
-/// Tells the dispatcher that a response in hand is finished.
-struct Freed(Arc<Notify>);
-
-impl Drop for Freed {
-    fn drop(&mut self) {
-        self.0.notify_one();
-    }
 }
 
 /// What the workers share.
@@ -176,7 +165,6 @@ pub async fn run(
         shutdown: shutdown.clone(),
     };
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let freed = Arc::new(Notify::new());
     let mut paused = false;
     let mut channels: HashMap<u64, mpsc::UnboundedSender<Job>> = HashMap::new();
     let mut workers = JoinSet::new();
@@ -195,9 +183,17 @@ pub async fn run(
             }
             paused = full;
         }
-        let received = tokio::select! {
-            received = consumer.recv(&shutdown) => received,
-            _ = freed.notified(), if paused => continue,
+        let received = if paused {
+            // Polling on (paused partitions give nothing), looking up now and then for room.
+            match consumer
+                .recv_within(&shutdown, Duration::from_millis(200))
+                .await
+            {
+                Ok(None) if !shutdown.is_cancelled() => continue,
+                other => other,
+            }
+        } else {
+            consumer.recv(&shutdown).await
         };
         let received = match received {
             Ok(Some(received)) => received,
@@ -237,7 +233,6 @@ pub async fn run(
             received,
             target,
             _permit: permit,
-            _freed: Freed(Arc::clone(&freed)),
         };
         // Never waits: a slow channel's backlog is its own (bounded by MAX_IN_FLIGHT overall).
         loop {

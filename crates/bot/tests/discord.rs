@@ -744,7 +744,8 @@ async fn backfill_publishes_history_and_resumes_after_an_interruption() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_answers_posts_follow_ups_and_history_in_shapes_serenity_reads() {
     use serenity::all::{
-        ChannelId, CreateInteractionResponseFollowup, CreateMessage, GetMessages, MessageId,
+        ChannelId, CreateInteractionResponse, CreateInteractionResponseFollowup,
+        CreateInteractionResponseMessage, CreateMessage, GetMessages, InteractionId, MessageId,
         MessageReference,
     };
     use serenity::builder::Builder;
@@ -800,12 +801,66 @@ async fn the_fake_answers_posts_follow_ups_and_history_in_shapes_serenity_reads(
         refused.to_string().contains("Invalid Form Body"),
         "{refused}"
     );
+    let token = "interaction-token-777";
+    let early = CreateInteractionResponseFollowup::new()
+        .content("before any response")
+        .execute(&http, (None, token))
+        .await
+        .expect_err("a follow-up needs a response first");
+    assert!(early.to_string().contains("Unknown Webhook"), "{early}");
+    CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new())
+        .execute(&http, (InteractionId::new(777), token))
+        .await
+        .expect("deferred");
+    let twice = CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new())
+        .execute(&http, (InteractionId::new(777), token))
+        .await
+        .expect_err("one response per interaction");
+    assert!(
+        twice.to_string().contains("already been acknowledged"),
+        "{twice}"
+    );
+    // The first follow-up replaces the public "thinking…": public whatever its flags.
     let followup = CreateInteractionResponseFollowup::new()
         .content("a follow-up")
-        .execute(&http, (None, "interaction-token-777"))
+        .ephemeral(true)
+        .execute(&http, (None, token))
         .await
         .expect("serenity reads the follow-up");
     assert_eq!(followup.content, "a follow-up");
+    CreateInteractionResponseFollowup::new()
+        .content("a private one")
+        .ephemeral(true)
+        .execute(&http, (None, token))
+        .await
+        .expect("a second follow-up");
+    let shown: Vec<(String, bool)> = fake
+        .attempts()
+        .iter()
+        .filter(|p| p.kind == fake_discord::PostKind::Followup)
+        .map(|p| (p.content().to_string(), p.ephemeral))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("a follow-up".to_string(), false),
+            ("a private one".to_string(), true)
+        ]
+    );
+    // An interaction not answered within 3 s is gone (10062).
+    fake.push_interaction(fake_discord::slash_command(
+        778,
+        CHANNEL,
+        GUILD,
+        human(5),
+        "late?",
+    ));
+    tokio::time::sleep(Duration::from_millis(3_100)).await;
+    let late = CreateInteractionResponse::Defer(CreateInteractionResponseMessage::new())
+        .execute(&http, (InteractionId::new(778), "interaction-token-778"))
+        .await
+        .expect_err("too late");
+    assert!(late.to_string().contains("Unknown interaction"), "{late}");
     let history = ChannelId::new(CHANNEL)
         .messages(
             &http,
@@ -837,7 +892,7 @@ async fn the_fake_answers_posts_follow_ups_and_history_in_shapes_serenity_reads(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_rate_limited_slash_command_gets_its_notice_as_its_one_follow_up() {
+async fn a_rate_limited_slash_command_gets_a_notice_only_the_asker_sees() {
     let (fake, kafka) = setup().await;
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let bot = TestBot::start(&fake, &kafka, &["--rate-limit-per-minute", "1"]).await;
@@ -848,16 +903,25 @@ async fn a_rate_limited_slash_command_gets_its_notice_as_its_one_follow_up() {
     fake.push_interaction(slash(901));
     assert_eq!(queries.next(WAIT).await.original_message_id, "901");
     fake.push_interaction(slash(902));
-    eventually(WAIT, "the notice follow-up", || async {
-        (!fake.followups().is_empty()).then_some(())
+    // Its response itself, ephemeral: a follow-up after a public defer would be public.
+    let notice = eventually(WAIT, "the notice", || async {
+        fake.callbacks()
+            .into_iter()
+            .find(|(id, _)| *id == 902)
+            .map(|(_, body)| body)
     })
     .await;
     bot.stop().await;
-    let followups = fake.attempts();
-    assert_eq!(followups.len(), 1, "{followups:#?}");
-    assert_eq!(followups[0].interaction_id, Some(902));
-    assert!(followups[0].content().starts_with("⏳ You've asked"));
-    assert_eq!(followups[0].body["flags"], 64, "only the asker sees it");
+    assert_eq!(notice["type"], 4, "a message, not a deferral: {notice}");
+    assert_eq!(notice["data"]["flags"], 64, "only the asker sees it");
+    assert!(notice["data"]["content"]
+        .as_str()
+        .is_some_and(|text| text.starts_with("⏳ You've asked")));
+    assert!(
+        fake.attempts().is_empty(),
+        "no follow-up: {:#?}",
+        fake.attempts()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -891,7 +955,8 @@ async fn a_slash_command_without_an_answer_in_time_gets_one_notice_and_the_late_
         .collect();
     assert_eq!(followups.len(), 1, "exactly one follow-up: {attempts:#?}");
     assert_eq!(followups[0].content(), bot::pipeline::SLASH_TIMEOUT_NOTICE);
-    assert_eq!(followups[0].body["flags"], 64);
+    // It replaces the public "thinking…": public, as Discord shows it, so it says so for all.
+    assert!(!followups[0].ephemeral);
     assert_eq!(
         attempts.len(),
         2,
@@ -1011,6 +1076,7 @@ async fn what_was_said_while_the_bot_was_down_is_published_and_its_questions_ask
         .until("the two live messages", WAIT, |seen| seen.len() == 2)
         .await;
     first.stop().await;
+    fake.until_disconnected(WAIT).await;
 
     // While the bot is down: Discord keeps the messages, and will never send them to the next
     // session (the fake dispatches them to no one).
@@ -1106,12 +1172,14 @@ async fn after_a_catch_up_a_restart_publishes_nothing_again() {
         .until("the live message", WAIT, |seen| seen.len() == 1)
         .await;
     first.stop().await;
+    fake.until_disconnected(WAIT).await;
     fake.push_message(recent(202, CHANNEL, 43, "while down"));
     let second = TestBot::start(&fake, &kafka, &[]).await;
     messages
         .until("the caught-up message", WAIT, |seen| seen.len() == 2)
         .await;
     second.stop().await;
+    fake.until_disconnected(WAIT).await;
     let third = TestBot::start(&fake, &kafka, &[]).await;
     fake.push_message(recent(203, CHANNEL, 44, "sentinel"));
     messages

@@ -352,7 +352,7 @@ async fn apply(
             }
             Err(err) if err.is_rejection() => {
                 warn!(error = %err, "Chroma rejected the batch; isolating the bad records");
-                return isolate(consumer, indexer, batch, &plan, shutdown).await;
+                return isolate(consumer, indexer, batch, &plan, readiness, shutdown).await;
             }
             Err(err) => {
                 let waiting_for = match &err {
@@ -389,6 +389,7 @@ async fn isolate(
     indexer: &Indexer,
     batch: &[Received<DiscordMessage>],
     plan: &Plan,
+    readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> Result<(), Interrupted> {
     for &index in &plan.upserts {
@@ -417,15 +418,28 @@ async fn isolate(
             }
         }
     }
-    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    // A delete by ids cannot be wrong about one record (deleting an id that is not there is
+    // not an error): a refusal is Chroma's configuration or state, so it is retried until it
+    // clears, never dropped — a member's deleted message must not stay quotable.
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
     loop {
         match indexer.store.delete(&plan.deletes).await {
-            Ok(()) => return Ok(()),
-            Err(StoreError::Rejected(reason)) => {
-                warn!(reason, "Chroma rejected a delete; nothing left to remove");
+            Ok(()) => {
+                readiness.set("ingest", true);
                 return Ok(());
             }
-            Err(_) => {
+            Err(err) => {
+                if let StoreError::Rejected(reason) = &err {
+                    readiness.set_reason(
+                        "ingest",
+                        false,
+                        Some(format!(
+                            "Chroma refuses to delete {} messages ({reason}); retrying",
+                            plan.deletes.len()
+                        )),
+                    );
+                }
+                warn!(error = %err, deletes = plan.deletes.len(), "delete failed; retrying (deleted messages are never left behind)");
                 if !backoff.wait(shutdown).await {
                     return Err(Interrupted::Shutdown);
                 }

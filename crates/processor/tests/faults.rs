@@ -353,3 +353,76 @@ async fn records_chroma_rejects_for_good_are_dead_lettered_with_the_reason() {
     );
     store.drop_collection().await.expect("cleanup");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_chroma_refuses_is_retried_until_done_never_dropped_or_dead_lettered() {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let proxy = test_support::chroma_proxy::ChromaProxy::start(&chroma).await;
+    let collection = collection_name();
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    let messages: Vec<_> = (0..3u64)
+        .map(|i| {
+            message(
+                9_900_000 + i,
+                Some("9"),
+                "90",
+                &format!("kept or deleted {i}"),
+                1,
+            )
+        })
+        .collect();
+    publish(&producer, &messages).await;
+    let http = format!("127.0.0.1:{}", free_port());
+    let running = run_in_process(config(
+        &kafka,
+        &proxy.url(),
+        &collection,
+        &["--http-addr", &http, "--ingest-max-backoff-secs", "1"],
+    ));
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "three messages indexed", || async {
+        (store.count().await.ok()? == 3).then_some(())
+    })
+    .await;
+
+    proxy.refuse_deletes(true);
+    let deletions: Vec<_> = messages[..2]
+        .iter()
+        .map(|message| {
+            let mut deletion = message.clone();
+            deletion.event = rtfm_core::MessageEvent::Delete;
+            deletion.content = String::new();
+            deletion
+        })
+        .collect();
+    publish(&producer, &deletions).await;
+    eventually(WAIT, "the delete refused, and asked again", || async {
+        (proxy.refused() >= 3).then_some(())
+    })
+    .await;
+    let (status, body) = http_get(&format!("http://{http}/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("refuses to delete"), "{body}");
+    assert_eq!(store.count().await.expect("count"), 3, "not deleted yet");
+
+    proxy.refuse_deletes(false);
+    eventually(
+        WAIT,
+        "the deletes done once Chroma accepts them",
+        || async { (store.count().await.ok()? == 1).then_some(()) },
+    )
+    .await;
+    let dead = rtfm_core::kafka::dead_letters::read_all(
+        &kafka,
+        rtfm_core::TopicKind::DiscordMessages,
+        Duration::from_secs(10),
+    )
+    .await
+    .expect("read the dead-letter topic");
+    assert!(dead.is_empty(), "nothing dead-lettered: {}", dead.len());
+    running.stop().await;
+    store.drop_collection().await.expect("cleanup");
+}

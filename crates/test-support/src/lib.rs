@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod chroma;
+pub mod chroma_proxy;
 pub mod fake_discord;
 pub mod fake_model;
 pub mod process;

@@ -219,6 +219,17 @@ impl<T: Record> Consumer<T> {
         self.recv_until(shutdown, None).await
     }
 
+    /// Like [`Consumer::recv`], but stops *waiting* after `wait` (`Ok(None)`, as on shutdown):
+    /// a record in hand is always finished. For a loop that must look up between records.
+    pub async fn recv_within(
+        &self,
+        shutdown: &CancellationToken,
+        wait: Duration,
+    ) -> Result<Option<Received<T>>, ConsumeError> {
+        self.recv_until(shutdown, Some(tokio::time::Instant::now() + wait))
+            .await
+    }
+
     /// Like `recv`, but stops waiting at `deadline`. A record in hand (including one being
     /// dead-lettered) is always finished first; only `shutdown` interrupts a dead letter, and
     /// then its offset is not stored, so it is read again after a restart.
@@ -260,6 +271,30 @@ impl<T: Record> Consumer<T> {
                     continue;
                 }
             };
+            let marks = self.inner.context().marks();
+            if marks.needs_fetch(message.topic(), message.partition()) {
+                // The partition's end when we got it (see `RedeliveryMarks`), on a blocking
+                // thread: it is a network call of up to seconds. Unanswered: every record of
+                // the partition counts as a possible redelivery (safe, only slower).
+                let consumer = Arc::clone(&self.inner);
+                let (topic, partition) = (message.topic().to_string(), message.partition());
+                let fetched = tokio::task::spawn_blocking(move || {
+                    consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))
+                })
+                .await;
+                let mark = match fetched {
+                    Ok(Ok((_, high))) => high,
+                    Ok(Err(err)) => {
+                        warn!(role = %self.role, error = %err, "no high watermark for a newly assigned partition");
+                        i64::MAX
+                    }
+                    Err(err) => {
+                        warn!(role = %self.role, error = %err, "the high watermark fetch failed");
+                        i64::MAX
+                    }
+                };
+                marks.set(message.topic(), message.partition(), mark);
+            }
             let payload = message.payload().unwrap_or_default();
             match T::decode(payload) {
                 Ok(record) => {
@@ -274,7 +309,7 @@ impl<T: Record> Consumer<T> {
                     }
                     return Ok(Some(Received {
                         record,
-                        maybe_redelivered: self.inner.context().marks().may_be_redelivered(
+                        maybe_redelivered: marks.may_be_redelivered(
                             message.topic(),
                             message.partition(),
                             message.offset(),

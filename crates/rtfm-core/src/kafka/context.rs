@@ -3,11 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::TopicPartitionList;
 use tracing::{debug, error, info, warn};
@@ -34,7 +33,11 @@ impl LoggingContext {
     }
 }
 
-/// Per partition, the end of the log (high watermark) when this member was assigned it.
+/// Per partition, the end of the log (high watermark) when this member was assigned it — or
+/// soon after: the rebalance callback runs inside librdkafka's poll, on an async worker, so it
+/// only notes the assignment, and the watermark is fetched on a blocking thread when the
+/// partition's first record arrives ([`crate::kafka::Consumer`]). Fetched later, the mark can
+/// only be higher, which errs on the safe side (more records checked).
 ///
 /// A record below that mark was already in the partition when we got it, so an earlier owner
 /// (a killed or rebalanced-away process) may have acted on it without committing: it "may be a
@@ -43,21 +46,40 @@ impl LoggingContext {
 /// the world before acting on the first kind.
 #[derive(Debug, Clone, Default)]
 pub struct RedeliveryMarks {
-    inner: Arc<Mutex<HashMap<(String, i32), i64>>>,
+    inner: Arc<Mutex<HashMap<(String, i32), Mark>>>,
 }
+
+/// A partition's mark; `None`: assigned, watermark not fetched yet.
+type Mark = Option<i64>;
 
 impl RedeliveryMarks {
     pub(crate) fn may_be_redelivered(&self, topic: &str, partition: i32, offset: i64) -> bool {
         let marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        // Unknown partition (no mark recorded): be safe and check.
+        // Unknown partition, or its mark not fetched yet: be safe and check.
         marks
             .get(&(topic.to_string(), partition))
-            .is_none_or(|mark| offset < *mark)
+            .copied()
+            .flatten()
+            .is_none_or(|mark| offset < mark)
     }
 
-    fn set(&self, topic: &str, partition: i32, mark: i64) {
+    /// Whether `partition` is assigned and its mark not fetched yet.
+    pub(crate) fn needs_fetch(&self, topic: &str, partition: i32) -> bool {
+        let marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        matches!(marks.get(&(topic.to_string(), partition)), Some(None))
+    }
+
+    fn assigned(&self, topic: &str, partition: i32) {
         let mut marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        marks.insert((topic.to_string(), partition), mark);
+        marks.insert((topic.to_string(), partition), None);
+    }
+
+    /// Records the fetched mark, if the partition is still assigned and has none.
+    pub(crate) fn set(&self, topic: &str, partition: i32, mark: i64) {
+        let mut marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(slot @ None) = marks.get_mut(&(topic.to_string(), partition)) {
+            *slot = Some(mark);
+        }
     }
 
     fn remove(&self, topic: &str, partition: i32) {
@@ -90,25 +112,13 @@ impl ClientContext for LoggingContext {
 }
 
 impl ConsumerContext for LoggingContext {
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {
+                // No network call here (this runs inside a poll, on an async worker): the
+                // watermark is fetched off the runtime when the first record arrives.
                 for element in partitions.elements() {
-                    // A short metadata call per newly assigned partition, once per rebalance.
-                    // Without an answer every record of the partition counts as a possible
-                    // redelivery (safe, only slower).
-                    match consumer.fetch_watermarks(
-                        element.topic(),
-                        element.partition(),
-                        Duration::from_secs(5),
-                    ) {
-                        Ok((_, high)) => self.marks.set(element.topic(), element.partition(), high),
-                        Err(err) => {
-                            warn!(role = %self.role, error = %err, "no high watermark at assignment");
-                            self.marks
-                                .set(element.topic(), element.partition(), i64::MAX)
-                        }
-                    }
+                    self.marks.assigned(element.topic(), element.partition());
                 }
             }
             Rebalance::Revoke(partitions) => {

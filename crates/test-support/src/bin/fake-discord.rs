@@ -63,6 +63,7 @@ async fn serve(args: Args) -> std::process::ExitCode {
             token_ttl: Duration::from_secs(args.token_ttl_secs),
             bot_token: args.bot_token.clone(),
             message_content_intent: args.message_content_intent,
+            ..FakeOptions::default()
         },
     );
     eprintln!(

@@ -36,7 +36,19 @@ fn identify_refusal(fake: &FakeDiscord, identify: &Value) -> Option<(u16, &'stat
     None
 }
 
+/// Counts an open gateway socket while it lives.
+struct Open(FakeDiscord);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let mut inner = self.0.lock();
+        inner.open_sockets = inner.open_sockets.saturating_sub(1);
+    }
+}
+
 pub(super) async fn run_gateway(fake: FakeDiscord, mut socket: WebSocket) {
+    fake.lock().open_sockets += 1;
+    let _open = Open(fake.clone());
     let mut commands = fake.gateway.subscribe();
     let mut live = false;
     if !send(

@@ -14,6 +14,13 @@
 //!   the worst case our exactly-once logic must survive).
 //! - **Interaction tokens** are valid for 15 minutes; a follow-up with an expired or unknown
 //!   token gets 401 `{"code": 50027, "message": "Invalid Webhook Token"}`.
+//! - **Interaction responses**: an interaction must be answered within 3 s
+//!   ([`FakeOptions::ack_window`]), else 404 code 10062 "Unknown interaction"; a second response
+//!   gets 400 code 40060 "Interaction has already been acknowledged"; a follow-up before any
+//!   response gets 404 code 10015 "Unknown Webhook". The first follow-up of a *deferred*
+//!   response replaces its "thinking…" message and takes its visibility: after a public defer it
+//!   is public whatever its own flags (Discord API reference, "Receiving and Responding",
+//!   Followup Messages). An immediate response with flags 64 is seen by the asker only.
 //! - **Authentication**: every REST route but `GET /gateway` and the interaction routes (which
 //!   carry their own token) needs `Authorization: Bot <token>`; any other answers 401
 //!   `{"code": 0, "message": "401: Unauthorized"}`. An IDENTIFY with a bad token is closed with
@@ -102,6 +109,17 @@ enum GatewayCommand {
     Reconnect,
 }
 
+/// How an interaction was acknowledged (its one response).
+#[derive(Debug, Clone, Copy)]
+struct Ack {
+    /// Type 5: "thinking…", to be replaced by the first follow-up.
+    deferred: bool,
+    /// The response's flags had EPHEMERAL (64).
+    ephemeral: bool,
+    /// The first follow-up has replaced the deferred message.
+    replaced: bool,
+}
+
 #[derive(Default)]
 struct Inner {
     options: FakeOptions,
@@ -120,6 +138,8 @@ struct Inner {
     history: HashMap<u64, Vec<Value>>,
     /// interaction token → (interaction id, channel id, issued at).
     tokens: HashMap<String, (u64, u64, Instant)>,
+    /// interaction token → how it was acknowledged.
+    acks: HashMap<String, Ack>,
     /// Channels whose posts are refused with this status (403 or 404).
     refused_channels: HashMap<u64, u16>,
     /// Channels whose posts get 429 with this `Retry-After` (seconds) until healed.
@@ -142,6 +162,8 @@ struct Inner {
     /// `/rtfm` as registered in one guild (`PUT …/guilds/{id}/commands`): guild → commands.
     guild_commands: HashMap<u64, Vec<Value>>,
     resumes: usize,
+    /// Gateway sockets open now.
+    open_sockets: usize,
     /// Recent dispatches (sequence, event, data), replayed to a session that resumes.
     dispatched: VecDeque<(u64, &'static str, Value)>,
     next_id: u64,
@@ -335,6 +357,15 @@ impl FakeDiscord {
 
     pub fn resumes(&self) -> usize {
         self.lock().resumes
+    }
+
+    /// Waits until no gateway socket is open (a stopped bot's is closed): what is pushed from
+    /// then on reaches no session.
+    pub async fn until_disconnected(&self, timeout: std::time::Duration) {
+        crate::eventually(timeout, "every gateway socket closed", || async {
+            (self.lock().open_sockets == 0).then_some(())
+        })
+        .await
     }
 
     pub fn unknown_routes(&self) -> Vec<String> {

@@ -29,6 +29,9 @@ pub struct Posted {
     pub interaction_id: Option<u64>,
     /// When the fake received it (for latency benchmarks).
     pub at: Instant,
+    /// Seen by the asker only (as Discord showed it, which for the first follow-up of a
+    /// deferred response is the deferral's visibility, not the follow-up's flags).
+    pub ephemeral: bool,
 }
 
 impl Posted {
@@ -43,6 +46,7 @@ impl Posted {
             interaction_token: None,
             interaction_id: None,
             at: Instant::now(),
+            ephemeral: false,
         }
     }
 
@@ -95,6 +99,8 @@ pub struct FakeOptions {
     /// Whether the application has the privileged Message Content intent enabled in the
     /// Developer Portal. Off: an IDENTIFY asking for it is closed with code 4014.
     pub message_content_intent: bool,
+    /// How long an interaction may wait for its response (Discord: 3 s).
+    pub ack_window: Duration,
 }
 
 impl Default for FakeOptions {
@@ -104,6 +110,7 @@ impl Default for FakeOptions {
             token_ttl: Duration::from_secs(15 * 60),
             bot_token: None,
             message_content_intent: true,
+            ack_window: Duration::from_secs(3),
         }
     }
 }
