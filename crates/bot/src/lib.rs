@@ -31,6 +31,7 @@ pub mod catchup;
 pub mod console;
 pub mod discord;
 pub mod history;
+pub mod interactions;
 pub mod marks;
 pub mod metrics;
 pub mod outbox;
@@ -176,6 +177,19 @@ impl Config {
         }
     }
 
+    /// The deferred slash commands' file (next to the marks; owner-only: it holds tokens).
+    pub fn interactions_file(&self) -> std::path::PathBuf {
+        let state = self.state_file();
+        let name = state
+            .file_name()
+            .map(|name| {
+                name.to_string_lossy()
+                    .replacen("bot-state", "bot-interactions", 1)
+            })
+            .unwrap_or_else(|| "bot-interactions.json".into());
+        state.with_file_name(name)
+    }
+
     /// Where console mode writes its logs (`None`: stderr, as asked with `-`).
     pub fn console_log_path(&self) -> Option<std::path::PathBuf> {
         match &self.console_log_file {
@@ -185,7 +199,12 @@ impl Config {
         }
     }
 
-    fn pipeline(&self, producer: Producer, marks: Arc<Marks>) -> anyhow::Result<Pipeline> {
+    fn pipeline(
+        &self,
+        producer: Producer,
+        marks: Arc<Marks>,
+        deferred: Arc<interactions::Deferred>,
+    ) -> anyhow::Result<Pipeline> {
         let triggers = Triggers::new(&self.triggers).map_err(anyhow::Error::msg)?;
         if self.slash_deadline_secs > 870 {
             anyhow::bail!(
@@ -206,6 +225,7 @@ impl Config {
             slash_deadline: Duration::from_secs(self.slash_deadline_secs.max(1)),
             visibility: Visibility::new(Duration::from_secs(self.guild_permissions_ttl_secs)),
             marks,
+            deferred,
             seen: Mutex::new(responder::RecentIds::new(10_000)),
         })
     }
@@ -280,7 +300,12 @@ impl App {
             info!(path = %path.display(), earlier_run = marks.had_earlier_run(), "high-water marks");
             marks
         });
-        let pipeline = Arc::new(config.pipeline(producer.clone(), marks)?);
+        let deferred = Arc::new(if console {
+            interactions::Deferred::in_memory()
+        } else {
+            interactions::Deferred::load(&config.interactions_file())?
+        });
+        let pipeline = Arc::new(config.pipeline(producer.clone(), marks, deferred)?);
         let group = if console {
             format!("{GROUP_RESPONSE_SENDER}-console")
         } else {
@@ -389,6 +414,8 @@ impl App {
             });
         } else {
             let watcher = Arc::clone(&self.pipeline);
+            // Commands deferred before a restart still get their one follow-up.
+            watcher.restore_deferred();
             let watcher_stop = stop.clone();
             tasks.spawn(async move { watcher.watch_pending(outbox, watcher_stop).await });
             let marks = Arc::clone(&self.pipeline.marks);

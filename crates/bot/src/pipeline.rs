@@ -13,6 +13,7 @@ use rtfm_core::MessageEvent;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::interactions::{Deferred, Waiting};
 use crate::marks::Marks;
 use crate::metrics;
 use crate::outbox::{Outbox, Target};
@@ -56,6 +57,8 @@ pub struct Pipeline {
     pub visibility: Visibility,
     /// Per channel, the newest message handled (durable: where a restart catches up from).
     pub marks: Arc<Marks>,
+    /// Slash commands deferred and not yet followed up (durable: a restart still ends them).
+    pub deferred: Arc<Deferred>,
     /// Messages handled lately (by id): a message met both live and by a catch-up is handled
     /// by whichever meets it first.
     pub seen: Mutex<RecentIds>,
@@ -252,6 +255,16 @@ impl Pipeline {
         }
         metrics::PUBLISHED.with_label_values(&["query"]).inc();
         info!(query_id = %query.query_id, message_id = incoming.message_id, via = via.as_str(), "question published");
+        if let Some(token) = &target.interaction_token {
+            self.deferred.add(
+                &query.query_id,
+                Waiting {
+                    token: token.clone(),
+                    channel_id: target.channel_id,
+                    asked_at: chrono::Utc::now().timestamp(),
+                },
+            );
+        }
         if let Ok(mut pending) = self.pending.lock() {
             pending.insert(
                 query.query_id.clone(),
@@ -294,6 +307,42 @@ impl Pipeline {
             .and_then(|mut pending| pending.remove(query_id))
     }
 
+    /// Puts the slash commands a previous run deferred back among the questions waiting, with
+    /// the time they have waited already (their answer, or at the deadline the notice, is
+    /// their one follow-up); those whose token has expired are dropped.
+    pub fn restore_deferred(&self) {
+        let now = chrono::Utc::now().timestamp();
+        let mut restored = 0;
+        for (query_id, waiting) in self.deferred.all() {
+            let waited = Duration::from_secs(u64::try_from(now - waiting.asked_at).unwrap_or(0));
+            let asked = Instant::now().checked_sub(waited);
+            match asked {
+                Some(asked) if waited < Duration::from_secs(900) => {
+                    if let Ok(mut pending) = self.pending.lock() {
+                        pending.entry(query_id).or_insert(Pending {
+                            target: Target {
+                                channel_id: waiting.channel_id,
+                                reply_to: None,
+                                interaction_token: Some(waiting.token),
+                            },
+                            asked,
+                            delay_notified: false,
+                            last_typing: None,
+                        });
+                        restored += 1;
+                    }
+                }
+                _ => self.deferred.remove(&query_id),
+            }
+        }
+        if restored > 0 {
+            info!(
+                restored,
+                "slash commands deferred before the restart are waiting again"
+            );
+        }
+    }
+
     pub fn pending_count(&self) -> usize {
         self.pending
             .lock()
@@ -332,9 +381,15 @@ impl Pipeline {
         let now = Instant::now();
         let mut typing = Vec::new();
         let mut delayed = Vec::new();
+        let mut expired = Vec::new();
         if let Ok(mut pending) = self.pending.lock() {
-            pending
-                .retain(|_, waiting| now.duration_since(waiting.asked) < Duration::from_secs(900));
+            pending.retain(|query_id, waiting| {
+                let live = now.duration_since(waiting.asked) < Duration::from_secs(900);
+                if !live {
+                    expired.push(query_id.clone());
+                }
+                live
+            });
             for (query_id, waiting) in pending.iter_mut() {
                 let waited = now.duration_since(waiting.asked);
                 let slash = waiting.target.interaction_token.is_some();
@@ -364,6 +419,9 @@ impl Pipeline {
                 }
             }
         }
+        for query_id in expired {
+            self.deferred.remove(&query_id);
+        }
         for channel_id in typing {
             outbox.typing(channel_id).await;
         }
@@ -382,6 +440,8 @@ impl Pipeline {
                 shutdown,
             )
             .await;
+            // Its one follow-up is sent: the late answer goes to the channel.
+            self.deferred.remove(&query_id);
         }
     }
 }

@@ -130,6 +130,8 @@ struct Shared {
     progress: Arc<Mutex<Progress>>,
     /// Query ids whose answer Discord accepted (recent ones).
     answered: Arc<Mutex<RecentIds>>,
+    /// Slash commands still owed their follow-up (an answer posted settles one).
+    deferred: Arc<crate::interactions::Deferred>,
     shutdown: CancellationToken,
 }
 
@@ -162,6 +164,7 @@ pub async fn run(
         outbox,
         progress: Arc::new(Mutex::new(Progress::default())),
         answered: Arc::new(Mutex::new(RecentIds::new(10_000))),
+        deferred: Arc::clone(&pipeline.deferred),
         shutdown: shutdown.clone(),
     };
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -299,6 +302,7 @@ impl Shared {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(query_id);
+        self.deferred.remove(query_id);
     }
 }
 
@@ -395,6 +399,8 @@ async fn post_one(job: &Job, shared: &Shared) -> bool {
             {
                 return false;
             }
+            // Refused for good: nothing more will be sent for this command.
+            shared.deferred.remove(&response.query_id);
         }
     }
     shared.done(received);

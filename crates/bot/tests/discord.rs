@@ -1053,6 +1053,26 @@ async fn a_refused_or_rate_limited_channel_never_holds_up_another_channel() {
     );
 }
 
+/// Waits until the bot's durable marks (its state file) hold `marks` (channel → message):
+/// what a restart will catch up from. Stopping a bot earlier may cut the wait for a message's
+/// acknowledgement short, and the next start then publishes it again (harmless, the processor
+/// upserts; but not what these tests count).
+async fn until_marked(kafka: &KafkaConfig, marks: &[(u64, u64)]) {
+    let path = std::env::temp_dir()
+        .join("rtfm-bot-tests")
+        .join(format!("bot-state{}.json", kafka.topic_suffix));
+    eventually(WAIT, "the marks saved", || async {
+        let saved: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+        marks
+            .iter()
+            .all(|(channel, message)| {
+                saved["channels"][channel.to_string()] == json!(message.to_string())
+            })
+            .then_some(())
+    })
+    .await;
+}
+
 /// A message posted now (the fake's default timestamp is long past).
 fn recent(id: u64, channel: u64, author: u64, content: &str) -> Value {
     let mut message = fake_discord::message(id, channel, Some(GUILD), human(author), content);
@@ -1075,6 +1095,7 @@ async fn what_was_said_while_the_bot_was_down_is_published_and_its_questions_ask
     messages
         .until("the two live messages", WAIT, |seen| seen.len() == 2)
         .await;
+    until_marked(&kafka, &[(CHANNEL, 101), (QUIET, 102)]).await;
     first.stop().await;
     fake.until_disconnected(WAIT).await;
 
@@ -1171,6 +1192,7 @@ async fn after_a_catch_up_a_restart_publishes_nothing_again() {
     messages
         .until("the live message", WAIT, |seen| seen.len() == 1)
         .await;
+    until_marked(&kafka, &[(CHANNEL, 201)]).await;
     first.stop().await;
     fake.until_disconnected(WAIT).await;
     fake.push_message(recent(202, CHANNEL, 43, "while down"));
@@ -1178,6 +1200,7 @@ async fn after_a_catch_up_a_restart_publishes_nothing_again() {
     messages
         .until("the caught-up message", WAIT, |seen| seen.len() == 2)
         .await;
+    until_marked(&kafka, &[(CHANNEL, 202)]).await;
     second.stop().await;
     fake.until_disconnected(WAIT).await;
     let third = TestBot::start(&fake, &kafka, &[]).await;
@@ -1260,4 +1283,33 @@ async fn a_slow_channels_backlog_never_stops_the_replies_of_the_others() {
         .collect();
     let expected: Vec<String> = (0..100).map(|n| format!("slow {n}")).collect();
     assert_eq!(slow_texts, expected, "in order, once each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slash_command_deferred_before_a_restart_still_gets_its_one_follow_up() {
+    let (fake, kafka) = setup().await;
+    let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
+    let first = TestBot::start(&fake, &kafka, &[]).await;
+    fake.push_interaction(fake_discord::slash_command(
+        905,
+        CHANNEL,
+        GUILD,
+        human(42),
+        "how do I deploy?",
+    ));
+    queries.next(WAIT).await;
+    first.stop().await;
+    fake.until_disconnected(WAIT).await;
+    // No answer ever comes (say the processor is down): the restarted bot still ends the
+    // command at its deadline instead of leaving the asker on "thinking…".
+    let second = TestBot::start(&fake, &kafka, &["--slash-deadline-secs", "2"]).await;
+    eventually(WAIT, "the notice", || async {
+        (!fake.followups().is_empty()).then_some(())
+    })
+    .await;
+    second.stop().await;
+    let attempts = fake.attempts();
+    assert_eq!(attempts.len(), 1, "{attempts:#?}");
+    assert_eq!(attempts[0].interaction_id, Some(905));
+    assert_eq!(attempts[0].content(), bot::pipeline::SLASH_TIMEOUT_NOTICE);
 }

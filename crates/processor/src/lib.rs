@@ -54,7 +54,7 @@ use rtfm_core::topics::{GROUP_MESSAGE_PROCESSOR, GROUP_QUERY_PROCESSOR};
 use rtfm_core::{BotQuery, DiscordMessage};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::answer::{Answerer, StalePolicy};
 pub use crate::embedding::{build_embedder, EmbeddingSettings};
@@ -201,6 +201,57 @@ async fn register_transactional(
     }
 }
 
+/// Asks a hosted embedding API for one vector until it gives one: until then `/readyz` says
+/// `embedding: not ready` with the provider's answer (a refused key, a wrong model), and the
+/// log says so once. Ingestion itself waits out the same errors batch by batch.
+async fn probe_embedding(
+    embedder: crate::embedding::Embedder,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let mut told = false;
+    loop {
+        let probe = embedder.embed(vec!["RTFM start-up check".to_string()]);
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            outcome = tokio::time::timeout(Duration::from_secs(30), probe) => outcome,
+        };
+        match outcome {
+            Ok(Ok(_)) => {
+                readiness.set("embedding", true);
+                info!("the embedding API accepted the start-up check");
+                return;
+            }
+            Ok(Err(err)) => {
+                readiness.set_reason(
+                    "embedding",
+                    false,
+                    Some(format!("start-up check refused: {err}")),
+                );
+                if !told {
+                    error!(error = %err, "the embedding API refused the start-up check; messages wait until it accepts (check EMBEDDING_API_KEY and EMBEDDING_MODEL)");
+                    told = true;
+                }
+            }
+            Err(_) => {
+                readiness.set_reason(
+                    "embedding",
+                    false,
+                    Some("start-up check unanswered after 30 s".into()),
+                );
+                if !told {
+                    warn!("the embedding API did not answer the start-up check within 30 s");
+                    told = true;
+                }
+            }
+        }
+        if !backoff.wait(&shutdown).await {
+            return;
+        }
+    }
+}
+
 /// Runs the processor until `shutdown` is cancelled or a part of it fails.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     match App::build(config, shutdown).await? {
@@ -247,6 +298,14 @@ impl App {
         );
 
         let embedder = build_embedder(&config.embedding, &config.model).await?;
+        if let crate::embedding::Embedder::Hosted(_) = &embedder {
+            // A refused key or a wrong model shows at start, not at the first message.
+            tokio::spawn(probe_embedding(
+                embedder.clone(),
+                readiness.clone(),
+                stop.clone(),
+            ));
+        }
         let Some(store) = connect_store(&config.store, readiness, stop).await? else {
             return Ok(None);
         };

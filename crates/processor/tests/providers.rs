@@ -101,3 +101,27 @@ async fn a_retry_after_that_is_not_a_number_is_ignored_and_the_question_answered
     assert_eq!(fake.requests().len(), 5, "four refusals, then the answer");
     processor.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refused_embedding_key_shows_at_start_before_any_message_and_clears_when_fixed() {
+    let fake = FakeModel::start().await;
+    fake.always(Behaviour::Fail(401));
+    let processor = TestProcessor::start(
+        &[],
+        &hosted_embedding_flags(&fake.gemini_base_url(), &["--llm-provider", "extractive"]),
+    )
+    .await;
+    let readyz = eventually(WAIT, "not ready at start, saying why", || async {
+        let (status, body) = processor.readyz().await;
+        (status == 503 && body.contains("embedding: not ready")).then_some(body)
+    })
+    .await;
+    assert!(readyz.contains("401"), "{readyz}");
+    // The operator fixes the key: the check passes again without a restart or a message.
+    fake.always(Behaviour::Answer(String::new()));
+    eventually(WAIT, "ready once the key is accepted", || async {
+        (processor.readyz().await.0 == 200).then_some(())
+    })
+    .await;
+    processor.stop().await;
+}

@@ -272,28 +272,29 @@ impl<T: Record> Consumer<T> {
                 }
             };
             let marks = self.inner.context().marks();
-            if marks.needs_fetch(message.topic(), message.partition()) {
-                // The partition's end when we got it (see `RedeliveryMarks`), on a blocking
-                // thread: it is a network call of up to seconds. Unanswered: every record of
-                // the partition counts as a possible redelivery (safe, only slower).
+            if marks.claim_fetch(message.topic(), message.partition()) {
+                // The partition's end when we got it (see `RedeliveryMarks`), fetched on a
+                // blocking thread and not awaited: it is a network call of up to seconds, and
+                // an await here would make `recv` lose this record if cancelled. Until the mark
+                // is known, every record of the partition counts as a possible redelivery
+                // (safe, only slower); unanswered, it stays so.
                 let consumer = Arc::clone(&self.inner);
                 let (topic, partition) = (message.topic().to_string(), message.partition());
-                let fetched = tokio::task::spawn_blocking(move || {
-                    consumer.fetch_watermarks(&topic, partition, Duration::from_secs(5))
-                })
-                .await;
-                let mark = match fetched {
-                    Ok(Ok((_, high))) => high,
-                    Ok(Err(err)) => {
-                        warn!(role = %self.role, error = %err, "no high watermark for a newly assigned partition");
-                        i64::MAX
-                    }
-                    Err(err) => {
-                        warn!(role = %self.role, error = %err, "the high watermark fetch failed");
-                        i64::MAX
-                    }
-                };
-                marks.set(message.topic(), message.partition(), mark);
+                let (marks, role) = (marks.clone(), self.role.clone());
+                tokio::task::spawn_blocking(move || {
+                    let mark = match consumer.fetch_watermarks(
+                        &topic,
+                        partition,
+                        Duration::from_secs(5),
+                    ) {
+                        Ok((_, high)) => high,
+                        Err(err) => {
+                            warn!(%role, error = %err, "no high watermark for a newly assigned partition");
+                            i64::MAX
+                        }
+                    };
+                    marks.set(&topic, partition, mark);
+                });
             }
             let payload = message.payload().unwrap_or_default();
             match T::decode(payload) {

@@ -49,36 +49,51 @@ pub struct RedeliveryMarks {
     inner: Arc<Mutex<HashMap<(String, i32), Mark>>>,
 }
 
-/// A partition's mark; `None`: assigned, watermark not fetched yet.
-type Mark = Option<i64>;
+/// A partition's mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mark {
+    /// Assigned; nobody asked for its watermark yet.
+    Unfetched,
+    /// Its watermark is being fetched.
+    Fetching,
+    At(i64),
+}
 
 impl RedeliveryMarks {
     pub(crate) fn may_be_redelivered(&self, topic: &str, partition: i32, offset: i64) -> bool {
         let marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         // Unknown partition, or its mark not fetched yet: be safe and check.
-        marks
-            .get(&(topic.to_string(), partition))
-            .copied()
-            .flatten()
-            .is_none_or(|mark| offset < mark)
+        match marks.get(&(topic.to_string(), partition)) {
+            Some(Mark::At(mark)) => offset < *mark,
+            _ => true,
+        }
     }
 
-    /// Whether `partition` is assigned and its mark not fetched yet.
-    pub(crate) fn needs_fetch(&self, topic: &str, partition: i32) -> bool {
-        let marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        matches!(marks.get(&(topic.to_string(), partition)), Some(None))
+    /// Whether the caller should fetch `partition`'s watermark: it is assigned and nobody has
+    /// asked yet (from now on, someone has).
+    pub(crate) fn claim_fetch(&self, topic: &str, partition: i32) -> bool {
+        let mut marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match marks.get_mut(&(topic.to_string(), partition)) {
+            Some(slot @ Mark::Unfetched) => {
+                *slot = Mark::Fetching;
+                true
+            }
+            _ => false,
+        }
     }
 
     fn assigned(&self, topic: &str, partition: i32) {
         let mut marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        marks.insert((topic.to_string(), partition), None);
+        marks.insert((topic.to_string(), partition), Mark::Unfetched);
     }
 
     /// Records the fetched mark, if the partition is still assigned and has none.
     pub(crate) fn set(&self, topic: &str, partition: i32, mark: i64) {
         let mut marks = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(slot @ None) = marks.get_mut(&(topic.to_string(), partition)) {
-            *slot = Some(mark);
+        if let Some(slot @ (Mark::Unfetched | Mark::Fetching)) =
+            marks.get_mut(&(topic.to_string(), partition))
+        {
+            *slot = Mark::At(mark);
         }
     }
 
