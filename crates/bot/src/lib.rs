@@ -137,6 +137,18 @@ pub struct Config {
     /// Base URL of a fake Discord (tests); turns serenity's rate limiter off, as a proxy needs.
     #[arg(long = "discord-api-url", env = "DISCORD_API_URL", hide = true)]
     pub discord_api_url: Option<String>,
+    /// Tests only: `discord.com` resolves to this address (a fake Discord's TLS port), and
+    /// everything else runs as in production: `https://discord.com/api/v10`, serenity's rate
+    /// limiter on.
+    #[arg(
+        long = "discord-test-endpoint",
+        env = "DISCORD_TEST_ENDPOINT",
+        hide = true
+    )]
+    pub discord_test_endpoint: Option<SocketAddr>,
+    /// Tests only: one more certificate authority (PEM file) to trust, the fake's.
+    #[arg(long = "discord-test-ca", env = "DISCORD_TEST_CA", hide = true)]
+    pub discord_test_ca: Option<std::path::PathBuf>,
     /// Register `/rtfm` in this guild only, where it appears at once (unset: globally, which
     /// Discord may take up to an hour to show).
     #[arg(long = "discord-guild-id", env = "DISCORD_GUILD_ID")]
@@ -164,6 +176,22 @@ pub struct Config {
 impl Config {
     pub fn console_mode(&self) -> bool {
         self.console || self.discord_token.is_none()
+    }
+
+    /// Where the Discord REST client sends its requests (production: Discord itself).
+    pub fn discord_endpoint(&self) -> anyhow::Result<discord::Endpoint> {
+        let test_ca = match &self.discord_test_ca {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .with_context(|| format!("while reading DISCORD_TEST_CA {}", path.display()))?,
+            ),
+            None => None,
+        };
+        Ok(discord::Endpoint {
+            proxy: self.discord_api_url.clone(),
+            resolve_to: self.discord_test_endpoint,
+            test_ca,
+        })
     }
 
     /// The high-water marks' file: one per set of topics (`KAFKA_TOPIC_SUFFIX`), so bots of
@@ -326,7 +354,7 @@ impl App {
                 .as_ref()
                 .map(|token| token.expose_secret().to_string())
                 .unwrap_or_default();
-            let http = discord::http_client(&token, config.discord_api_url.as_deref());
+            let http = discord::http_client(&token, &config.discord_endpoint()?);
             check_token(&http).await?;
             let handler = discord::Handler::new(
                 Arc::clone(&pipeline),
@@ -474,7 +502,7 @@ pub async fn backfill(
         .as_ref()
         .map(|token| token.expose_secret().to_string())
         .context("backfill needs DISCORD_TOKEN")?;
-    let http = discord::http_client(&token, config.discord_api_url.as_deref());
+    let http = discord::http_client(&token, &config.discord_endpoint()?);
     let producer =
         Producer::new(&config.kafka, "backfill").context("while creating the Kafka producer")?;
     let report = backfill::run(&http, &producer, &args, &shutdown).await?;

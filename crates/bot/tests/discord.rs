@@ -26,13 +26,18 @@ struct TestBot {
 }
 
 impl TestBot {
-    /// The bot's config for `fake` and `kafka`; `extra` adds flags.
+    /// The bot's config for `fake` and `kafka`; `extra` adds flags. The fake is reached as a
+    /// proxy (serenity's rate limiter off) unless `extra` says otherwise (see
+    /// [`TestBot::as_in_production`]).
     fn config(fake: &FakeDiscord, kafka: &KafkaConfig, extra: &[&str]) -> bot::Config {
+        let reach: Vec<String> = if extra.contains(&"--discord-test-endpoint") {
+            Vec::new()
+        } else {
+            vec!["--discord-api-url".into(), fake.base_url()]
+        };
         let mut args: Vec<String> = vec![
             "--discord-token".into(),
             "fake-discord-token-abc".into(),
-            "--discord-api-url".into(),
-            fake.base_url(),
             // Per test: the file is named after the test's private topics.
             "--bot-state-dir".into(),
             std::env::temp_dir()
@@ -40,8 +45,23 @@ impl TestBot {
                 .display()
                 .to_string(),
         ];
+        args.extend(reach);
         args.extend(extra.iter().map(|arg| arg.to_string()));
         app::config("bot", kafka, &args)
+    }
+
+    /// Flags that run the bot exactly as in production — `https://discord.com/api/v10`,
+    /// serenity's rate limiter on — with only `discord.com` resolved to the fake's TLS port and
+    /// the fake's CA trusted.
+    fn as_in_production(fake: &FakeDiscord) -> Vec<String> {
+        let ca = std::env::temp_dir().join(format!("rtfm-fake-ca-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&ca, fake_discord::CA_PEM).expect("write the fake's CA");
+        vec![
+            "--discord-test-endpoint".into(),
+            fake.tls_addr.to_string(),
+            "--discord-test-ca".into(),
+            ca.display().to_string(),
+        ]
     }
 
     /// Starts it and waits for its READY and its `/rtfm` registration.
@@ -1312,4 +1332,83 @@ async fn a_slash_command_deferred_before_a_restart_still_gets_its_one_follow_up(
     assert_eq!(attempts.len(), 1, "{attempts:#?}");
     assert_eq!(attempts[0].interaction_id, Some(905));
     assert_eq!(attempts[0].content(), bot::pipeline::SLASH_TIMEOUT_NOTICE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_as_in_production_serenitys_rate_limiter_keeps_to_discords_buckets() {
+    let fake = FakeDiscord::start_with(FakeOptions {
+        rate_limits: Some(fake_discord::RateLimits {
+            per_route: 3,
+            window: Duration::from_secs(2),
+            global_per_second: 50,
+        }),
+        ..FakeOptions::default()
+    })
+    .await;
+    let other = 21u64;
+    fake.add_channel(CHANNEL, Some(GUILD), "general");
+    fake.add_channel(other, Some(GUILD), "other");
+    let kafka = services::kafka_with_topics().await;
+
+    // The fake refuses what Discord refuses: without a limiter, the fourth post in the window
+    // is a 429.
+    let unlimited = serenity::http::HttpBuilder::new("fake-token")
+        .proxy(fake.base_url())
+        .ratelimiter_disabled(true)
+        .build();
+    let mut refused = 0;
+    for n in 0..4 {
+        let post = serenity::all::CreateMessage::new().content(format!("unlimited {n}"));
+        if serenity::all::ChannelId::new(other)
+            .send_message(&unlimited, post)
+            .await
+            .is_err()
+        {
+            refused += 1;
+        }
+    }
+    assert_eq!(
+        refused, 1,
+        "the fourth post in the bucket's window is refused"
+    );
+    assert_eq!(fake.rate_limited(), (1, 0));
+
+    // The bot as production runs it: it waits for the bucket instead of being refused.
+    let args = TestBot::as_in_production(&fake);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let bot = TestBot::start(&fake, &kafka, &args).await;
+    let producer = Producer::new(&kafka, "test").expect("producer");
+    for n in 0..8 {
+        producer
+            .send(&response(
+                &format!("q-bucket-{n}"),
+                960 + n,
+                &format!("answer {n}"),
+            ))
+            .await
+            .expect("acked");
+    }
+    eventually(WAIT, "eight answers", || async {
+        (fake
+            .posts()
+            .iter()
+            .filter(|p| p.content().starts_with("answer"))
+            .count()
+            == 8)
+            .then_some(())
+    })
+    .await;
+    bot.stop().await;
+    let answers: Vec<String> = fake
+        .attempts()
+        .iter()
+        .filter(|p| p.content().starts_with("answer"))
+        .map(|p| p.content().to_string())
+        .collect();
+    assert_eq!(answers.len(), 8, "each once: {answers:?}");
+    assert_eq!(
+        fake.rate_limited(),
+        (1, 0),
+        "serenity kept to the announced buckets: no 429 for the bot"
+    );
 }

@@ -284,9 +284,13 @@ pub fn spawn_bot(
     token: &str,
     extra: &[(&str, &str)],
 ) -> (ServiceProcess, String) {
+    // Its high-water marks, per set of topics (the file is named after them), out of $HOME.
+    let state = std::env::temp_dir().join("rtfm-bot-tests");
+    let state = state.display().to_string();
     let own = [
         ("DISCORD_TOKEN", token),
         ("DISCORD_API_URL", discord_api_url),
+        ("BOT_STATE_DIR", state.as_str()),
     ];
     spawn_service("bot", kafka, &own, extra)
 }

@@ -96,11 +96,13 @@ mod gateway;
 mod payloads;
 mod posts;
 mod rest;
+mod tls;
 
 use gateway::gateway_socket;
 pub use payloads::{message, role_overwrite, slash_command, user};
-pub use posts::{Failure, FakeOptions, PostKind, Posted};
+pub use posts::{Failure, FakeOptions, PostKind, Posted, RateLimits};
 use rest::*;
+pub use tls::CA_PEM;
 
 #[derive(Debug, Clone)]
 enum GatewayCommand {
@@ -128,6 +130,9 @@ struct Inner {
     commands: Vec<Value>,
     typing: Vec<u64>,
     failures: VecDeque<Failure>,
+    /// Every n-th message create fails like this (after the queued `failures`).
+    periodic_failure: Option<(u64, Failure)>,
+    creates: u64,
     history_failures_after: Option<usize>,
     history_requests: usize,
     /// History pages served, per channel.
@@ -164,6 +169,12 @@ struct Inner {
     resumes: usize,
     /// Gateway sockets open now.
     open_sockets: usize,
+    /// Rate-limit buckets: route bucket → (window ends, requests in it).
+    buckets: HashMap<String, (Instant, u32)>,
+    /// The global limit's current second: (started, requests in it).
+    global_window: Option<(Instant, u32)>,
+    /// 429s answered: (route buckets, global).
+    rate_limited: (usize, usize),
     /// Recent dispatches (sequence, event, data), replayed to a session that resumes.
     dispatched: VecDeque<(u64, &'static str, Value)>,
     next_id: u64,
@@ -173,6 +184,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct FakeDiscord {
     pub addr: SocketAddr,
+    /// The same REST API over TLS as `discord.com` (trust [`CA_PEM`]): for a bot run exactly as
+    /// in production, with only `discord.com` resolved here.
+    pub tls_addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
     gateway: broadcast::Sender<GatewayCommand>,
     sequence: Arc<Mutex<u64>>,
@@ -195,9 +209,15 @@ impl FakeDiscord {
     /// Serves on `listener` (the `fake-discord` binary binds its own address).
     pub fn serve(listener: tokio::net::TcpListener, options: FakeOptions) -> Self {
         let addr = listener.local_addr().expect("addr");
+        let tls_listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the TLS port");
+        tls_listener.set_nonblocking(true).expect("non-blocking");
+        let tls_listener =
+            tokio::net::TcpListener::from_std(tls_listener).expect("a tokio listener");
+        let tls_addr = tls_listener.local_addr().expect("addr");
         let (gateway, _) = broadcast::channel(4096);
         let fake = Self {
             addr,
+            tls_addr,
             inner: Arc::new(Mutex::new(Inner {
                 options,
                 next_id: 900_000_000_000_000_000,
@@ -246,6 +266,7 @@ impl FakeDiscord {
                 require_bot_token,
             ))
             .with_state(fake.clone());
+        tls::serve(tls_listener, app.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -355,6 +376,11 @@ impl FakeDiscord {
             .unwrap_or_default()
     }
 
+    /// 429s answered so far: (a route's bucket, the global limit).
+    pub fn rate_limited(&self) -> (usize, usize) {
+        self.lock().rate_limited
+    }
+
     pub fn resumes(&self) -> usize {
         self.lock().resumes
     }
@@ -375,6 +401,12 @@ impl FakeDiscord {
     /// The next `POST …/messages` calls fail like this, in order.
     pub fn fail_next_posts(&self, failures: &[Failure]) {
         self.lock().failures.extend(failures.iter().copied());
+    }
+
+    /// From now on every `n`-th `POST …/messages` fails like `failure` (e.g. 5 % created, then
+    /// 502: `fail_every(20, Failure::CreatedThen(502))`).
+    pub fn fail_every(&self, n: u64, failure: Failure) {
+        self.lock().periodic_failure = Some((n.max(1), failure));
     }
 
     /// After `pages` successful history pages, history requests get 403 (an interruption).
@@ -474,7 +506,9 @@ impl FakeDiscord {
                 .channels
                 .entry(channel)
                 .or_insert_with(|| (guild, format!("channel-{channel}")));
-            inner.message_creates.insert(id_field(&message, "id"));
+            let id = id_field(&message, "id");
+            inner.message_creates.insert(id);
+            inner.next_id = inner.next_id.max(id);
             inner
                 .history
                 .entry(channel)
@@ -531,7 +565,10 @@ impl FakeDiscord {
         }
     }
 
-    fn next_message_id(&self) -> u64 {
+    /// A new message id, greater than every id the fake has seen or made: Discord's ids are
+    /// snowflakes, ordered by time across a channel (a test that pushes messages with ids of
+    /// its own must keep them above the bot's replies if it relies on that order).
+    pub fn next_message_id(&self) -> u64 {
         let mut inner = self.lock();
         inner.next_id += 1;
         inner.next_id

@@ -101,6 +101,35 @@ pub struct FakeOptions {
     pub message_content_intent: bool,
     /// How long an interaction may wait for its response (Discord: 3 s).
     pub ack_window: Duration,
+    /// Per-route buckets and the global limit, with Discord's headers. `None` (the default for
+    /// now): no buckets. Tests that run the bot as production does (serenity's rate limiter
+    /// on, [`FakeDiscord::tls_addr`]) turn them on; the others point serenity at the fake as a
+    /// proxy, which turns its limiter off, and would only measure their own backoff.
+    pub rate_limits: Option<RateLimits>,
+}
+
+/// Discord's rate limits as the fake enforces them (developer documentation, "Rate Limits"):
+/// per-route buckets announced in `X-RateLimit-Limit`, `-Remaining`, `-Reset`, `-Reset-After`
+/// and `-Bucket` on every answer of the route; over a bucket, 429 with `Retry-After` and a body
+/// with `retry_after` and `global: false`; over the global limit (about 50 requests a second per
+/// bot), 429 with `X-RateLimit-Global: true` and `global: true`.
+#[derive(Debug, Clone, Copy)]
+pub struct RateLimits {
+    /// Requests per bucket (a channel's messages, an interaction's follow-ups) per window.
+    pub per_route: u32,
+    pub window: Duration,
+    /// Requests per second across every route.
+    pub global_per_second: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            per_route: 5,
+            window: Duration::from_secs(5),
+            global_per_second: 50,
+        }
+    }
 }
 
 impl Default for FakeOptions {
@@ -111,6 +140,7 @@ impl Default for FakeOptions {
             bot_token: None,
             message_content_intent: true,
             ack_window: Duration::from_secs(3),
+            rate_limits: None,
         }
     }
 }

@@ -108,6 +108,85 @@ pub(super) fn id_field(value: &Value, key: &str) -> u64 {
         .unwrap_or_default()
 }
 
+/// Takes one request from `bucket` (and from the global limit) when rate limits are on: the
+/// headers to answer with, or the 429 to answer instead (see [`super::RateLimits`]).
+pub(super) fn take_token(
+    inner: &mut Inner,
+    bucket: &str,
+) -> Result<Vec<(&'static str, String)>, Box<Response>> {
+    let Some(limits) = inner.options.rate_limits else {
+        return Ok(Vec::new());
+    };
+    let now = Instant::now();
+    let second = std::time::Duration::from_secs(1);
+    let (started, count) = match inner.global_window {
+        Some((started, count)) if now.duration_since(started) < second => (started, count),
+        _ => (now, 0),
+    };
+    if count >= limits.global_per_second {
+        inner.rate_limited.1 += 1;
+        let retry = (second - now.duration_since(started)).as_secs_f64();
+        return Err(Box::new((
+            StatusCode::TOO_MANY_REQUESTS,
+            [
+                ("retry-after", format!("{retry:.3}")),
+                ("x-ratelimit-global", "true".to_string()),
+                ("x-ratelimit-scope", "global".to_string()),
+            ],
+            Json(json!({"message": "You are being rate limited.", "retry_after": retry, "global": true})),
+        )
+            .into_response()));
+    }
+    let entry = inner
+        .buckets
+        .entry(bucket.to_string())
+        .or_insert((now + limits.window, 0));
+    if now >= entry.0 {
+        *entry = (now + limits.window, 0);
+    }
+    let reset_after = entry.0.duration_since(now).as_secs_f64();
+    let reset_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|since| since.as_secs_f64() + reset_after)
+        .unwrap_or_default();
+    let limit = limits.per_route;
+    let headers = |remaining: u32| {
+        vec![
+            ("x-ratelimit-limit", limit.to_string()),
+            ("x-ratelimit-remaining", remaining.to_string()),
+            ("x-ratelimit-reset", format!("{reset_at:.3}")),
+            ("x-ratelimit-reset-after", format!("{reset_after:.3}")),
+            ("x-ratelimit-bucket", format!("fake-{bucket}")),
+        ]
+    };
+    if entry.1 >= limit {
+        inner.rate_limited.0 += 1;
+        let mut answer = headers(0);
+        answer.push(("retry-after", format!("{reset_after:.3}")));
+        answer.push(("x-ratelimit-scope", "user".to_string()));
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({"message": "You are being rate limited.", "retry_after": reset_after, "global": false})),
+        )
+            .into_response();
+        add_headers(&mut response, answer);
+        return Err(Box::new(response));
+    }
+    entry.1 += 1;
+    let remaining = limit - entry.1;
+    inner.global_window = Some((started, count + 1));
+    Ok(headers(remaining))
+}
+
+/// Adds `headers` to `response`.
+pub(super) fn add_headers(response: &mut Response, headers: Vec<(&'static str, String)>) {
+    for (name, value) in headers {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+}
+
 pub(super) async fn create_message(
     State(fake): State<FakeDiscord>,
     Path(channel): Path<u64>,
@@ -117,7 +196,17 @@ pub(super) async fn create_message(
         return refusal;
     }
     let mut inner = fake.lock();
-    let created_then = match inner.failures.pop_front() {
+    let rate_headers = match take_token(&mut inner, &format!("messages-{channel}")) {
+        Ok(headers) => headers,
+        Err(limited) => return *limited,
+    };
+    inner.creates += 1;
+    let periodic = inner
+        .periodic_failure
+        .filter(|(n, _)| inner.creates % n == 0)
+        .map(|(_, failure)| failure);
+    let injected = inner.failures.pop_front().or(periodic);
+    let created_then = match injected {
         Some(Failure::CreatedThen(status)) => Some(status),
         Some(failure) => return failure_response(failure),
         None => None,
@@ -177,7 +266,9 @@ pub(super) async fn create_message(
                 deduplicated: true,
                 ..Posted::message(channel, id_field(&existing, "id"), body)
             });
-            return Json(existing).into_response();
+            let mut response = Json(existing).into_response();
+            add_headers(&mut response, rate_headers);
+            return response;
         }
     }
     inner.next_id += 1;
@@ -208,10 +299,12 @@ pub(super) async fn create_message(
         &created,
         true,
     );
-    match created_then {
+    let mut response = match created_then {
         Some(status) => failure_response(Failure::CreatedThen(status)),
         None => Json(created).into_response(),
-    }
+    };
+    add_headers(&mut response, rate_headers);
+    response
 }
 
 /// Discord's limit on `content` (Create Message, and follow-ups alike): at most 2 000
@@ -509,6 +602,10 @@ pub(super) async fn followup(
     let Some(ack) = inner.acks.get(&token).copied() else {
         return error_response(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
     };
+    let rate_headers = match take_token(&mut inner, &format!("webhook-{interaction}")) {
+        Ok(headers) => headers,
+        Err(limited) => return *limited,
+    };
     let created_then = match inner.failures.pop_front() {
         Some(Failure::CreatedThen(status)) => Some(status),
         Some(failure) => return failure_response(failure),
@@ -555,10 +652,12 @@ pub(super) async fn followup(
         &created,
         !ephemeral,
     );
-    match created_then {
+    let mut response = match created_then {
         Some(status) => failure_response(Failure::CreatedThen(status)),
         None => Json(created).into_response(),
-    }
+    };
+    add_headers(&mut response, rate_headers);
+    response
 }
 
 pub(super) async fn unknown(State(fake): State<FakeDiscord>, uri: Uri) -> StatusCode {
