@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use processor::store::{MessageStore, StoreConfig};
-use serde_json::json;
 use test_support::fake_discord::{self, FakeDiscord, FakeOptions, PostKind};
 use test_support::process::{spawn_bot, spawn_processor, ServiceProcess};
 use test_support::services;
@@ -33,17 +32,12 @@ fn rss_mib(process: &ServiceProcess) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// One sample: minute, bot and processor RSS (MiB), triggers and commands so far, stuck ones.
+type Row = (u64, f64, f64, usize, usize, usize, usize);
+
 /// A message posted now, as Discord dispatches it.
 fn live(id: u64, channel: u64, author: u64, content: &str) -> serde_json::Value {
-    let mut message = fake_discord::message(
-        id,
-        channel,
-        Some(7),
-        fake_discord::user(author, &format!("member{author}"), false),
-        content,
-    );
-    message["timestamp"] = json!(rtfm_core::schema::now_timestamp());
-    message
+    fake_discord::message_now(id, channel, Some(7), author, content)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
@@ -89,10 +83,13 @@ async fn main() {
     let end = started + Duration::from_secs(minutes * 60);
     let mut triggers: Vec<(u64, Instant)> = Vec::new();
     let mut commands: Vec<(u64, Instant)> = Vec::new();
-    let mut rows = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let mut next_sample = started;
     let mut tick = 0u64;
-    println!("soak: {minutes} min; sampling every {} s", if minutes >= 10 { 120 } else { 30 });
+    println!(
+        "soak: {minutes} min; sampling every {} s",
+        if minutes >= 10 { 120 } else { 30 }
+    );
     while Instant::now() < end {
         for (n, channel) in channels.iter().enumerate() {
             let id = fake.next_message_id();
@@ -100,16 +97,23 @@ async fn main() {
                 id,
                 *channel,
                 100 + (tick + n as u64) % 40,
-                &format!("status update {tick} from channel {channel}: the build on runner {n} is green"),
+                &format!(
+                    "status update {tick} from channel {channel}: the build on runner {n} is green"
+                ),
             ));
         }
-        if tick % 5 == 0 {
+        if tick.is_multiple_of(5) {
             let id = fake.next_message_id();
             let channel = channels[(tick / 5) as usize % channels.len()];
-            fake.push_message(live(id, channel, 150 + tick % 30, "rtfm is the build on runner 2 green?"));
+            fake.push_message(live(
+                id,
+                channel,
+                150 + tick % 30,
+                "rtfm is the build on runner 2 green?",
+            ));
             triggers.push((id, Instant::now()));
         }
-        if tick % 15 == 0 {
+        if tick.is_multiple_of(15) {
             let id = fake.next_message_id();
             let channel = channels[(tick / 15) as usize % channels.len()];
             fake.push_interaction(fake_discord::slash_command(
@@ -175,7 +179,7 @@ async fn main() {
     }
     let warm = rows.get(1).or(rows.first());
     let last = rows.last();
-    let growth = |pick: fn(&(u64, f64, f64, usize, usize, usize, usize)) -> f64| match (warm, last) {
+    let growth = |pick: fn(&Row) -> f64| match (warm, last) {
         (Some(warm), Some(last)) => (pick(last) - pick(warm)) / pick(warm) * 100.0,
         _ => f64::NAN,
     };
@@ -191,7 +195,11 @@ async fn main() {
     println!(
         "verdict: memory {}, {}",
         if flat { "flat" } else { "NOT flat" },
-        if unanswered + unfollowed == 0 { "nothing stuck" } else { "SOMETHING STUCK" }
+        if unanswered + unfollowed == 0 {
+            "nothing stuck"
+        } else {
+            "SOMETHING STUCK"
+        }
     );
     drop(bot);
     drop(processor);

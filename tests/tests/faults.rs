@@ -489,15 +489,7 @@ async fn a_processor_started_before_its_broker_waits_for_it_and_becomes_ready() 
 
 /// A message from the fake's gateway, posted now (catch-up asks only recent triggers).
 fn live(id: u64, channel: u64, author: u64, content: &str) -> serde_json::Value {
-    let mut message = fake_discord::message(
-        id,
-        channel,
-        Some(3),
-        fake_discord::user(author, &format!("member{author}"), false),
-        content,
-    );
-    message["timestamp"] = json!(rtfm_core::schema::now_timestamp());
-    message
+    fake_discord::message_now(id, channel, Some(3), author, content)
 }
 
 /// #26's chaos run: real Kafka, a private Chroma, the strict fake Discord (no nonce
@@ -585,6 +577,35 @@ async fn chaos_every_trigger_gets_exactly_one_reply_and_every_message_is_indexed
         })
     };
     let replies = |fake: &FakeDiscord| fake.attempts().iter().filter_map(|p| p.answers()).count();
+    // Right after a SIGKILL of the bot: how many replies it had posted whose responses its
+    // group had not committed yet (the work a restart must recognise, not post again).
+    let posted_not_committed = || async {
+        let committed = rtfm_core::kafka::group::committed_offsets(
+            &kafka,
+            rtfm_core::topics::GROUP_RESPONSE_SENDER,
+            TopicKind::BotResponses,
+        )
+        .await
+        .unwrap_or_default();
+        let responses = rtfm_core::kafka::dead_letters::read_records::<BotResponse>(
+            &kafka,
+            Duration::from_secs(20),
+        )
+        .await
+        .unwrap_or_default();
+        let answered: BTreeSet<u64> = fake.attempts().iter().filter_map(|p| p.answers()).collect();
+        responses
+            .iter()
+            .filter(|(partition, offset, response)| {
+                *offset >= committed.get(partition).copied().unwrap_or(0)
+                    && response
+                        .original_message_id
+                        .parse()
+                        .is_ok_and(|id: u64| answered.contains(&id))
+            })
+            .count()
+    };
+    let mut bot_kills_in_flight = Vec::new();
     let mut kills = Vec::new();
     let pause = |seconds: f64| tokio::time::sleep(Duration::from_secs_f64(seconds));
     let step = Duration::from_secs_f64(triggers as f64 * 0.12 / 8.0);
@@ -594,6 +615,7 @@ async fn chaos_every_trigger_gets_exactly_one_reply_and_every_message_is_indexed
             0 | 3 | 5 => {
                 kills.push(("bot", replies(&fake)));
                 bot.kill_9();
+                bot_kills_in_flight.push(posted_not_committed().await);
                 pause(1.5).await; // triggers arrive while it is down
                 bot.restart();
             }
@@ -676,6 +698,12 @@ async fn chaos_every_trigger_gets_exactly_one_reply_and_every_message_is_indexed
             *per_trigger.entry(id).or_default() += 1;
         }
     }
+    // The kills are guarded: at least one bot kill left replies posted but not committed, so
+    // the restarted bot met its own earlier work and did not post it again.
+    assert!(
+        bot_kills_in_flight.iter().any(|n| *n > 0),
+        "no bot kill landed with posted-but-uncommitted replies: {bot_kills_in_flight:?}"
+    );
     let doubled: Vec<_> = per_trigger.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "answered twice: {doubled:?}");
     assert_eq!(per_trigger.len() as u64, triggers, "none missing");
@@ -716,7 +744,7 @@ async fn chaos_every_trigger_gets_exactly_one_reply_and_every_message_is_indexed
         ));
     }
     println!(
-        "chaos: {triggers} triggers, {indexed} plain messages indexed, {} message-creating calls, kills (service, replies by then): {kills:?}, {:.0} s; {}",
+        "chaos: {triggers} triggers, {indexed} plain messages indexed, {} message-creating calls, kills (service, replies by then): {kills:?}, replies posted but not committed at each bot kill: {bot_kills_in_flight:?}, {:.0} s; {}",
         attempts.len(),
         started.elapsed().as_secs_f64(),
         report.join("; ")

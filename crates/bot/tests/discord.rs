@@ -1093,11 +1093,9 @@ async fn until_marked(kafka: &KafkaConfig, marks: &[(u64, u64)]) {
     .await;
 }
 
-/// A message posted now (the fake's default timestamp is long past).
+/// A message of guild `GUILD` posted now.
 fn recent(id: u64, channel: u64, author: u64, content: &str) -> Value {
-    let mut message = fake_discord::message(id, channel, Some(GUILD), human(author), content);
-    message["timestamp"] = json!(now_timestamp());
-    message
+    fake_discord::message_now(id, channel, Some(GUILD), author, content)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -99,7 +99,7 @@ mod rest;
 mod tls;
 
 use gateway::gateway_socket;
-pub use payloads::{message, role_overwrite, slash_command, user};
+pub use payloads::{message, message_now, role_overwrite, slash_command, user};
 pub use posts::{Failure, FakeOptions, PostKind, Posted, RateLimits};
 use rest::*;
 pub use tls::CA_PEM;

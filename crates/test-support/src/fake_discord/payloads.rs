@@ -39,6 +39,22 @@ pub fn message(
     message
 }
 
+/// [`message`] by a human `author_id`, posted now ([`message`]'s fixed timestamp is long
+/// past: a catch-up after downtime asks only recent triggers).
+pub fn message_now(
+    id: u64,
+    channel_id: u64,
+    guild_id: Option<u64>,
+    author_id: u64,
+    content: &str,
+) -> Value {
+    let author = user(author_id, &format!("human{author_id}"), false);
+    let mut message = message(id, channel_id, guild_id, author, content);
+    message["timestamp"] =
+        json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false));
+    message
+}
+
 /// An INTERACTION_CREATE payload for `/rtfm question:<question>`.
 pub fn slash_command(
     id: u64,
