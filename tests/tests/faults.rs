@@ -121,6 +121,17 @@ async fn a_processor_killed_again_and_again_while_indexing_still_indexes_every_m
             break;
         }
         tokio::time::sleep(Duration::from_millis(200 + (round * 149) % 1300)).await;
+        // Aim: right after a batch lands in Chroma, before its commit (a few ms later), by
+        // watching the count; a random moment mostly falls while a batch is being embedded.
+        let aim = Instant::now();
+        let mut seen = store.count().await.unwrap_or(0);
+        while aim.elapsed() < Duration::from_secs(3) {
+            let now = store.count().await.unwrap_or(0);
+            if now > seen {
+                break;
+            }
+            seen = now;
+        }
         process.kill_9();
         kills += 1;
         let upserted = store.count().await.unwrap_or(0) as i64;
