@@ -268,24 +268,7 @@ async fn killing_the_processor_and_the_bot_mid_flight_still_gives_one_reply_per_
     .await;
     // Barrier instead of a sleep: once the bot's group has committed past every response, it
     // has done all it will ever do for them (it commits only after posting).
-    let mut responses: TopicReader<BotResponse> = TopicReader::new(&kafka);
-    responses
-        .until("a response per trigger", WAIT, |seen| {
-            seen.iter()
-                .map(|r| r.record.original_message_id.as_str())
-                .collect::<BTreeSet<_>>()
-                .len() as u64
-                == triggers
-        })
-        .await;
-    services::until_group_passed(
-        &kafka,
-        rtfm_core::topics::GROUP_RESPONSE_SENDER,
-        TopicKind::BotResponses,
-        &responses.positions(),
-        WAIT,
-    )
-    .await;
+    until_bot_passed_every_response(&kafka, triggers).await;
     let attempts = fake.attempts();
     assert_eq!(answered(&fake).len() as u64, triggers, "none missing");
     assert!(
@@ -498,6 +481,30 @@ async fn a_processor_started_before_its_broker_waits_for_it_and_becomes_ready() 
         .await;
 }
 
+/// Waits until `bot-responses` holds a response to each of `triggers` questions and the bot's
+/// group has committed past all of them: it has done all it will ever do for them (it commits
+/// only after posting).
+async fn until_bot_passed_every_response(kafka: &KafkaConfig, triggers: u64) {
+    let mut responses: TopicReader<BotResponse> = TopicReader::new(kafka);
+    responses
+        .until("a response per trigger", WAIT, |seen| {
+            seen.iter()
+                .map(|r| r.record.original_message_id.as_str())
+                .collect::<BTreeSet<_>>()
+                .len() as u64
+                >= triggers
+        })
+        .await;
+    services::until_group_passed(
+        kafka,
+        rtfm_core::topics::GROUP_RESPONSE_SENDER,
+        TopicKind::BotResponses,
+        &responses.positions(),
+        WAIT,
+    )
+    .await;
+}
+
 /// A message from the fake's gateway, posted now (catch-up asks only recent triggers).
 fn live(id: u64, channel: u64, author: u64, content: &str) -> serde_json::Value {
     fake_discord::message_now(id, channel, Some(3), author, content)
@@ -679,24 +686,7 @@ async fn chaos_every_trigger_gets_exactly_one_reply_and_every_message_is_indexed
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // Barrier: the bot's group has committed past every response, so it will post nothing more.
-    let mut responses: TopicReader<BotResponse> = TopicReader::new(&kafka);
-    responses
-        .until("a response per trigger", WAIT, |seen| {
-            seen.iter()
-                .map(|r| r.record.original_message_id.as_str())
-                .collect::<BTreeSet<_>>()
-                .len() as u64
-                >= triggers
-        })
-        .await;
-    services::until_group_passed(
-        &kafka,
-        rtfm_core::topics::GROUP_RESPONSE_SENDER,
-        TopicKind::BotResponses,
-        &responses.positions(),
-        WAIT,
-    )
-    .await;
+    until_bot_passed_every_response(&kafka, triggers).await;
 
     let attempts = fake.attempts();
     assert!(

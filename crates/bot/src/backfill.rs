@@ -66,17 +66,7 @@ pub async fn run(
     let (guild_id, channel_info) = match channel.guild() {
         Some(guild_channel) => (
             Some(guild_channel.guild_id.get()),
-            crate::discord::ChannelInfo {
-                public_thread_parent: matches!(
-                    guild_channel.kind,
-                    serenity::all::ChannelType::PublicThread
-                        | serenity::all::ChannelType::NewsThread
-                )
-                .then_some(guild_channel.parent_id)
-                .flatten()
-                .map(ChannelId::get),
-                name: Some(guild_channel.name),
-            },
+            crate::discord::ChannelInfo::of(&guild_channel),
         ),
         None => (None, crate::discord::ChannelInfo::default()),
     };

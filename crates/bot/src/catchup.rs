@@ -18,7 +18,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use serenity::all::{ChannelId, ChannelType, GetMessages, GuildId, Http, Message, MessageId};
+use serenity::all::{
+    ChannelId, ChannelType, GetMessages, GuildChannel, GuildId, Http, Message, MessageId,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -35,6 +37,17 @@ pub struct Channel {
     pub info: ChannelInfo,
     /// Discord's newest message of the channel, when the listing says.
     pub last_message_id: Option<u64>,
+}
+
+impl Channel {
+    fn of(channel: &GuildChannel, guild: u64) -> Self {
+        Self {
+            id: channel.id.get(),
+            guild_id: Some(guild),
+            last_message_id: channel.last_message_id.map(MessageId::get),
+            info: ChannelInfo::of(channel),
+        }
+    }
 }
 
 /// What a catch-up did.
@@ -192,39 +205,19 @@ async fn list_guild(http: &Http, guild: u64) -> Vec<Channel> {
                         ChannelType::Text | ChannelType::News | ChannelType::Voice
                     )
                 })
-                .map(|channel| Channel {
-                    id: channel.id.get(),
-                    guild_id: Some(guild),
-                    last_message_id: channel.last_message_id.map(MessageId::get),
-                    info: ChannelInfo {
-                        name: Some(channel.name),
-                        public_thread_parent: None,
-                    },
-                }),
+                .map(|channel| Channel::of(&channel, guild)),
         ),
         Err(err) => {
             warn!(guild_id = guild, error = %err, "could not list the guild's channels to catch up")
         }
     }
     match http.get_guild_active_threads(guild_id).await {
-        Ok(threads) => found.extend(threads.threads.into_iter().map(|thread| {
-            let public = matches!(
-                thread.kind,
-                ChannelType::PublicThread | ChannelType::NewsThread
-            );
-            Channel {
-                id: thread.id.get(),
-                guild_id: Some(guild),
-                last_message_id: thread.last_message_id.map(MessageId::get),
-                info: ChannelInfo {
-                    public_thread_parent: public
-                        .then_some(thread.parent_id)
-                        .flatten()
-                        .map(ChannelId::get),
-                    name: Some(thread.name),
-                },
-            }
-        })),
+        Ok(threads) => found.extend(
+            threads
+                .threads
+                .iter()
+                .map(|thread| Channel::of(thread, guild)),
+        ),
         Err(err) => {
             warn!(guild_id = guild, error = %err, "could not list the guild's active threads to catch up")
         }

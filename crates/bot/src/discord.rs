@@ -13,8 +13,8 @@ use rtfm_core::MessageEvent;
 use serenity::all::{
     ChannelId, ChannelType, Command, CommandDataOptionValue, CommandOptionType, Context,
     CreateCommand, CreateCommandOption, CreateInteractionResponse,
-    CreateInteractionResponseMessage, EventHandler, GatewayIntents, GuildId, Http, HttpBuilder,
-    Interaction, Message, MessageId, MessageUpdateEvent, Ready, ResumedEvent, User,
+    CreateInteractionResponseMessage, EventHandler, GatewayIntents, GuildChannel, GuildId, Http,
+    HttpBuilder, Interaction, Message, MessageId, MessageUpdateEvent, Ready, ResumedEvent, User,
 };
 use serenity::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -121,6 +121,22 @@ pub struct ChannelInfo {
     /// For a public thread, the channel it belongs to. Private threads are left alone: their
     /// messages must stay out of the parent channel's answers.
     pub public_thread_parent: Option<u64>,
+}
+
+impl ChannelInfo {
+    /// What a guild channel (or thread) says of itself.
+    pub fn of(channel: &GuildChannel) -> Self {
+        Self {
+            name: Some(channel.name.clone()),
+            public_thread_parent: matches!(
+                channel.kind,
+                ChannelType::PublicThread | ChannelType::NewsThread
+            )
+            .then_some(channel.parent_id)
+            .flatten()
+            .map(ChannelId::get),
+        }
+    }
 }
 
 /// The author's part of an [`Incoming`]; each conversion below fills in the rest.
@@ -244,19 +260,12 @@ impl Handler {
             return known;
         }
         let fetched = match http.get_channel(channel_id).await {
-            Ok(channel) => Some(match channel.guild() {
-                Some(guild_channel) => ChannelInfo {
-                    public_thread_parent: matches!(
-                        guild_channel.kind,
-                        ChannelType::PublicThread | ChannelType::NewsThread
-                    )
-                    .then_some(guild_channel.parent_id)
-                    .flatten()
-                    .map(ChannelId::get),
-                    name: Some(guild_channel.name),
-                },
-                None => ChannelInfo::default(),
-            }),
+            Ok(channel) => Some(
+                channel
+                    .guild()
+                    .map(|guild_channel| ChannelInfo::of(&guild_channel))
+                    .unwrap_or_default(),
+            ),
             Err(err) => {
                 warn!(channel_id = channel_id.get(), error = %err, "could not fetch the channel; asking again in a minute");
                 None

@@ -111,17 +111,10 @@ impl Deferred {
         let Some(path) = &self.path else {
             return;
         };
-        let write = || -> std::io::Result<()> {
-            let temporary = path.with_extension("tmp");
-            let mut options = std::fs::OpenOptions::new();
-            options.create(true).write(true).truncate(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            let mut file = options.open(&temporary)?;
-            std::io::Write::write_all(&mut file, &serde_json::to_vec(snapshot)?)?;
-            std::fs::rename(&temporary, path)
-        };
-        if let Err(err) = write() {
+        let written = serde_json::to_vec(snapshot)
+            .map_err(std::io::Error::from)
+            .and_then(|bytes| crate::marks::replace_file(path, &bytes));
+        if let Err(err) = written {
             warn!(path = %path.display(), error = %err, "could not save the deferred commands");
         }
     }

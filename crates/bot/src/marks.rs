@@ -225,16 +225,26 @@ impl Marks {
             version: 1,
             channels: self.lock().channels.clone(),
         };
-        let write = || -> std::io::Result<()> {
-            let temporary = path.with_extension("tmp");
-            std::fs::write(&temporary, serde_json::to_vec_pretty(&saved)?)?;
-            std::fs::rename(&temporary, path)
-        };
-        write().map_err(|err| {
-            self.dirty.store(true, Ordering::Release);
-            anyhow::Error::new(err).context(format!("while writing {}", path.display()))
-        })
+        let bytes = serde_json::to_vec_pretty(&saved).map_err(std::io::Error::from);
+        bytes
+            .and_then(|bytes| replace_file(path, &bytes))
+            .map_err(|err| {
+                self.dirty.store(true, Ordering::Release);
+                anyhow::Error::new(err).context(format!("while writing {}", path.display()))
+            })
     }
+}
+
+/// Replaces `path` with `bytes` whole, never half-written: written to a temporary file (readable
+/// by its owner only) that is then renamed over it.
+pub(crate) fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).write(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(&mut options.open(&temporary)?, bytes)?;
+    std::fs::rename(&temporary, path)
 }
 
 #[cfg(test)]

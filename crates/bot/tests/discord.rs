@@ -128,6 +128,11 @@ fn slash_answer(query: &BotQuery, id: u64, text: &str) -> BotResponse {
     answer
 }
 
+/// `/rtfm question:<question>` asked by member 42 in `CHANNEL` (interaction `id`).
+fn slash(id: u64, question: &str) -> Value {
+    fake_discord::slash_command(id, CHANNEL, GUILD, human(42), question)
+}
+
 fn human(id: u64) -> Value {
     fake_discord::user(id, &format!("human{id}"), false)
 }
@@ -529,13 +534,7 @@ async fn a_slash_follow_up_created_despite_a_502_is_found_not_posted_again() {
     let (fake, kafka) = setup().await;
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let bot = TestBot::start(&fake, &kafka, &[]).await;
-    fake.push_interaction(fake_discord::slash_command(
-        905,
-        CHANNEL,
-        GUILD,
-        human(42),
-        "how do I deploy?",
-    ));
+    fake.push_interaction(slash(905, "how do I deploy?"));
     let query = queries.next(WAIT).await;
     let answer = slash_answer(&query, 905, "deploy with make deploy");
     fake.fail_next_posts(&[Failure::CreatedThen(502)]);
@@ -919,7 +918,7 @@ async fn a_rate_limited_slash_command_gets_a_notice_only_the_asker_sees() {
     // The first one uses the user's quota (and notifies nothing); the second is over it. The
     // gateway hands events to concurrent tasks, so the second is sent only once the first is
     // known to have been counted (its question was published).
-    let slash = |id| fake_discord::slash_command(id, CHANNEL, GUILD, human(42), "how do I deploy?");
+    let slash = |id| slash(id, "how do I deploy?");
     fake.push_interaction(slash(901));
     assert_eq!(queries.next(WAIT).await.original_message_id, "901");
     fake.push_interaction(slash(902));
@@ -950,13 +949,7 @@ async fn a_slash_command_without_an_answer_in_time_gets_one_notice_and_the_late_
     let (fake, kafka) = setup().await;
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let bot = TestBot::start(&fake, &kafka, &["--slash-deadline-secs", "2"]).await;
-    fake.push_interaction(fake_discord::slash_command(
-        903,
-        CHANNEL,
-        GUILD,
-        human(42),
-        "how do I deploy?",
-    ));
+    fake.push_interaction(slash(903, "how do I deploy?"));
     let query = queries.next(WAIT).await;
     eventually(WAIT, "the timeout notice", || async {
         (!fake.followups().is_empty()).then_some(())
@@ -989,13 +982,7 @@ async fn a_restarted_bot_finishes_a_slash_command_whose_token_is_still_alive() {
     let (fake, kafka) = setup().await;
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let first = TestBot::start(&fake, &kafka, &[]).await;
-    fake.push_interaction(fake_discord::slash_command(
-        904,
-        CHANNEL,
-        GUILD,
-        human(42),
-        "how do I deploy?",
-    ));
+    fake.push_interaction(slash(904, "how do I deploy?"));
     let query = queries.next(WAIT).await;
     first.stop().await;
     assert_eq!(
@@ -1308,13 +1295,7 @@ async fn a_slash_command_deferred_before_a_restart_still_gets_its_one_follow_up(
     let (fake, kafka) = setup().await;
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let first = TestBot::start(&fake, &kafka, &[]).await;
-    fake.push_interaction(fake_discord::slash_command(
-        905,
-        CHANNEL,
-        GUILD,
-        human(42),
-        "how do I deploy?",
-    ));
+    fake.push_interaction(slash(905, "how do I deploy?"));
     queries.next(WAIT).await;
     first.stop().await;
     fake.until_disconnected(WAIT).await;

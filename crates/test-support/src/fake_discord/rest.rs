@@ -178,6 +178,21 @@ pub(super) fn take_token(
     Ok(headers(remaining))
 }
 
+/// The answer to a call that created `created`: the message, or (injected) an error status
+/// although it was created; with the rate-limit headers.
+fn created_answer(
+    created: Value,
+    created_then: Option<u16>,
+    headers: Vec<(&'static str, String)>,
+) -> Response {
+    let mut response = match created_then {
+        Some(status) => failure_response(Failure::CreatedThen(status)),
+        None => Json(created).into_response(),
+    };
+    add_headers(&mut response, headers);
+    response
+}
+
 /// Adds `headers` to `response`.
 pub(super) fn add_headers(response: &mut Response, headers: Vec<(&'static str, String)>) {
     for (name, value) in headers {
@@ -299,12 +314,7 @@ pub(super) async fn create_message(
         &created,
         true,
     );
-    let mut response = match created_then {
-        Some(status) => failure_response(Failure::CreatedThen(status)),
-        None => Json(created).into_response(),
-    };
-    add_headers(&mut response, rate_headers);
-    response
+    created_answer(created, created_then, rate_headers)
 }
 
 /// Discord's limit on `content` (Create Message, and follow-ups alike): at most 2 000
@@ -652,12 +662,7 @@ pub(super) async fn followup(
         &created,
         !ephemeral,
     );
-    let mut response = match created_then {
-        Some(status) => failure_response(Failure::CreatedThen(status)),
-        None => Json(created).into_response(),
-    };
-    add_headers(&mut response, rate_headers);
-    response
+    created_answer(created, created_then, rate_headers)
 }
 
 pub(super) async fn unknown(State(fake): State<FakeDiscord>, uri: Uri) -> StatusCode {
