@@ -10,45 +10,26 @@
 //!
 //! Bounded: a channel whose `last_message_id` is not newer than its mark costs no request; a
 //! long outage is paged at 100 messages a request within Discord's rate limits (serenity's
-//! limiter in production, [`crate::history::page`]'s backoff on 429). A channel the bot may not
-//! read is skipped. Marks move only after a channel's questions were asked, so an interruption
+//! limiter in production, [`crate::history::page`]'s backoff on 429), by the engine `bot
+//! backfill` runs too ([`crate::walk`]). A channel the bot may not read is skipped. Marks move only after a channel's questions were asked, so an interruption
 //! (shutdown, crash) resumes from the last finished channel.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
-use serenity::all::{
-    ChannelId, ChannelType, GetMessages, GuildChannel, GuildId, Http, Message, MessageId,
-};
+use serenity::all::{Http, Message, MessageId};
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
-use crate::discord::{incoming_from, ChannelInfo};
+use crate::discord::incoming_from;
+use crate::listing::{self, Channel, Threads};
 use crate::outbox::{Outbox, Target};
 use crate::pipeline::{Pipeline, Via};
+use crate::records::Incoming;
 use crate::trigger::Detected;
-
-/// One channel (or thread) to catch up.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Channel {
-    pub id: u64,
-    pub guild_id: Option<u64>,
-    pub info: ChannelInfo,
-    /// Discord's newest message of the channel, when the listing says.
-    pub last_message_id: Option<u64>,
-}
-
-impl Channel {
-    fn of(channel: &GuildChannel, guild: u64) -> Self {
-        Self {
-            id: channel.id.get(),
-            guild_id: Some(guild),
-            last_message_id: channel.last_message_id.map(MessageId::get),
-            info: ChannelInfo::of(channel),
-        }
-    }
-}
+use crate::walk::{self, Begin, Direction, End};
 
 /// What a catch-up did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -145,45 +126,33 @@ pub async fn run(context: &Context, guilds: &[u64]) -> Report {
     marks.begin_catch_up();
     let mut channels = BTreeMap::new();
     for guild in guilds {
-        for channel in list_guild(&context.http, *guild).await {
+        for channel in listing::guild(&context.http, *guild, Threads::Active).await {
             channels.insert(channel.id, channel);
         }
     }
     for id in marks.channels() {
-        channels.entry(id).or_insert_with(|| Channel {
-            id,
-            guild_id: None,
-            info: ChannelInfo::default(),
-            last_message_id: None,
-        });
+        channels.entry(id).or_insert_with(|| Channel::bare(id));
     }
-    report.complete = true;
-    for channel in channels.values() {
-        if context.shutdown.is_cancelled() {
-            report.complete = false;
-            break;
-        }
-        report.channels += 1;
-        let since = marks.get(channel.id).unwrap_or(newest);
-        if channel.last_message_id.is_some_and(|last| last <= since) {
-            report.quiet += 1;
-            marks.finish_channel(channel.id, None);
-            continue;
-        }
-        match catch_up_channel(context, channel, since, &mut report).await {
-            Ok(caught_up_to) => marks.finish_channel(channel.id, caught_up_to),
-            Err(err) if context.shutdown.is_cancelled() => {
-                debug!(error = %format!("{err:#}"), "catch-up interrupted by shutdown");
-                report.complete = false;
-                break;
-            }
-            Err(err) => {
-                // No access (403), gone (404): nothing the bot can read there.
-                info!(channel_id = channel.id, error = %format!("{err:#}"), "channel not caught up");
-                marks.finish_channel(channel.id, None);
-            }
-        }
-    }
+    let channels: Vec<Channel> = channels.into_values().collect();
+    let sink = CatchUpSink {
+        context,
+        newest,
+        counts: Counts::default(),
+    };
+    let options = walk::Options {
+        direction: Direction::Forward,
+        concurrency: 4,
+        limit: None,
+        label: "catch-up",
+        report_every: Duration::from_secs(10),
+    };
+    let walked = walk::run(&context.http, &channels, &options, &sink, &context.shutdown).await;
+    report.channels = walked.channels;
+    report.complete = walked.finished() && !context.shutdown.is_cancelled();
+    report.quiet = sink.counts.quiet.load(Ordering::Relaxed);
+    report.published = sink.counts.published.load(Ordering::Relaxed);
+    report.asked = sink.counts.asked.load(Ordering::Relaxed);
+    report.not_asked = sink.counts.not_asked.load(Ordering::Relaxed);
     marks.end_catch_up(report.complete);
     if let Err(err) = marks.save() {
         warn!(error = %format!("{err:#}"), "could not save the high-water marks");
@@ -191,124 +160,138 @@ pub async fn run(context: &Context, guilds: &[u64]) -> Report {
     report
 }
 
-/// The text channels and active threads of `guild` (none if Discord refuses: logged).
-async fn list_guild(http: &Http, guild: u64) -> Vec<Channel> {
-    let guild_id = GuildId::new(guild.max(1));
-    let mut found = Vec::new();
-    match http.get_channels(guild_id).await {
-        Ok(channels) => found.extend(
-            channels
-                .into_iter()
-                .filter(|channel| {
-                    matches!(
-                        channel.kind,
-                        ChannelType::Text | ChannelType::News | ChannelType::Voice
-                    )
-                })
-                .map(|channel| Channel::of(&channel, guild)),
-        ),
-        Err(err) => {
-            warn!(guild_id = guild, error = %err, "could not list the guild's channels to catch up")
-        }
-    }
-    match http.get_guild_active_threads(guild_id).await {
-        Ok(threads) => found.extend(
-            threads
-                .threads
-                .iter()
-                .map(|thread| Channel::of(thread, guild)),
-        ),
-        Err(err) => {
-            warn!(guild_id = guild, error = %err, "could not list the guild's active threads to catch up")
-        }
-    }
-    found
+#[derive(Debug, Default)]
+struct Counts {
+    quiet: AtomicUsize,
+    published: AtomicUsize,
+    asked: AtomicUsize,
+    not_asked: AtomicUsize,
 }
 
-/// Publishes what `channel` said after `since`; asks its unanswered recent triggers. Returns
-/// the newest message read (the channel's new mark).
-async fn catch_up_channel(
-    context: &Context,
-    channel: &Channel,
-    since: u64,
-    report: &mut Report,
-) -> anyhow::Result<Option<u64>> {
-    let channel_id = ChannelId::new(channel.id.max(1));
-    let pipeline = &context.pipeline;
-    let mut after = since;
-    let mut newest = None;
-    let mut answered = HashSet::new();
-    let mut triggers = Vec::new();
-    loop {
-        let mut page = crate::history::page(
-            &context.http,
-            channel_id,
-            GetMessages::new()
-                .after(MessageId::new(after.max(1)))
-                .limit(100),
-            &context.shutdown,
-        )
-        .await?;
-        page.sort_by_key(|message| message.id);
-        let full = page.len() == 100;
-        for message in &page {
-            after = after.max(message.id.get());
-            newest = Some(after);
+/// Publishes what each channel said after its mark, then asks its unanswered recent triggers
+/// and moves its mark.
+struct CatchUpSink<'a> {
+    context: &'a Context,
+    /// The newest mark of all: where a channel without one starts.
+    newest: u64,
+    counts: Counts,
+}
+
+/// What a channel's catch-up collects.
+#[derive(Debug, Default)]
+struct Caught {
+    newest: Option<u64>,
+    /// Messages the bot replied to.
+    answered: HashSet<u64>,
+    triggers: Vec<(Incoming, Detected, i64)>,
+}
+
+impl walk::Sink for CatchUpSink<'_> {
+    type Channel = Caught;
+
+    fn begin(&self, channel: &Channel) -> Option<Begin<Caught>> {
+        let marks = &self.context.pipeline.marks;
+        let since = marks.get(channel.id).unwrap_or(self.newest);
+        if channel.last_message_id.is_some_and(|last| last <= since) {
+            self.counts.quiet.fetch_add(1, Ordering::Relaxed);
+            marks.finish_channel(channel.id, None);
+            return None;
+        }
+        Some(Begin {
+            cursor: Some(since),
+            read: 0,
+            state: Caught::default(),
+        })
+    }
+
+    async fn page(
+        &self,
+        channel: &Channel,
+        caught: &mut Caught,
+        page: &[Message],
+        cursor: u64,
+    ) -> anyhow::Result<()> {
+        let context = self.context;
+        caught.newest = Some(cursor);
+        for message in page {
             if message.author.id.get() == context.bot_id {
-                answered.extend(replied_to(message));
+                caught.answered.extend(replied_to(message));
                 continue;
             }
             if message.author.bot {
                 continue;
             }
             let incoming = incoming_from(message, channel.guild_id, &channel.info);
-            let Some(detected) = pipeline
+            let Some(detected) = context
+                .pipeline
                 .publish(&incoming, Some(context.bot_id), &context.shutdown)
                 .await?
             else {
                 continue; // met live first
             };
-            report.published += 1;
+            self.counts.published.fetch_add(1, Ordering::Relaxed);
             if detected != Detected::None {
-                triggers.push((incoming, detected, message.timestamp.unix_timestamp()));
+                caught
+                    .triggers
+                    .push((incoming, detected, message.timestamp.unix_timestamp()));
             }
         }
-        if !full {
-            break;
+        Ok(())
+    }
+
+    async fn end(&self, channel: &Channel, caught: Caught, end: &End) {
+        let marks = &self.context.pipeline.marks;
+        match end {
+            End::Complete => match self.ask(caught.answered, caught.triggers).await {
+                Ok(()) => marks.finish_channel(channel.id, caught.newest),
+                Err(_) if self.context.shutdown.is_cancelled() => {}
+                Err(err) => {
+                    info!(channel_id = channel.id, error = %format!("{err:#}"), "channel not caught up");
+                    marks.finish_channel(channel.id, None);
+                }
+            },
+            // No access (403), gone (404): nothing the bot can read there.
+            End::Refused(_) | End::Failed(_) => marks.finish_channel(channel.id, None),
+            End::Interrupted => {}
         }
     }
-    let oldest_asked = (chrono::Utc::now() - context.max_age).timestamp();
-    let outbox = Outbox::Discord(Arc::clone(&context.http));
-    for (incoming, detected, posted_at) in triggers {
-        if answered.contains(&incoming.message_id) || posted_at < oldest_asked {
-            report.not_asked += 1;
-            continue;
+}
+
+impl CatchUpSink<'_> {
+    /// Asks the triggers the bot has not answered and that are recent enough.
+    async fn ask(
+        &self,
+        answered: HashSet<u64>,
+        triggers: Vec<(Incoming, Detected, i64)>,
+    ) -> anyhow::Result<()> {
+        let context = self.context;
+        let oldest_asked = (chrono::Utc::now() - context.max_age).timestamp();
+        let outbox = Outbox::Discord(Arc::clone(&context.http));
+        for (incoming, detected, posted_at) in triggers {
+            if answered.contains(&incoming.message_id) || posted_at < oldest_asked {
+                self.counts.not_asked.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            let target = Target {
+                channel_id: incoming.channel_id,
+                reply_to: Some(incoming.message_id),
+                ..Target::default()
+            };
+            context
+                .pipeline
+                .on_trigger(
+                    &incoming,
+                    detected,
+                    target,
+                    Via::Message,
+                    &outbox,
+                    &context.shutdown,
+                )
+                .await?;
+            self.counts.asked.fetch_add(1, Ordering::Relaxed);
         }
-        let target = Target {
-            channel_id: incoming.channel_id,
-            reply_to: Some(incoming.message_id),
-            ..Target::default()
-        };
-        pipeline
-            .on_trigger(
-                &incoming,
-                detected,
-                target,
-                Via::Message,
-                &outbox,
-                &context.shutdown,
-            )
-            .await?;
-        report.asked += 1;
+        Ok(())
     }
-    if report.published > 0 {
-        info!(
-            channel_id = channel.id,
-            published = report.published,
-            "channel caught up"
-        );
-    }
-    Ok(newest)
 }
 
 /// The message one of the bot's own messages replies to.

@@ -16,7 +16,8 @@
 //! - [`discord`]: serenity handler (the only module that sees gateway events);
 //! - [`console`]: terminal chat when there is no `DISCORD_TOKEN`;
 //! - [`history`]: channel history pages; the check for the bot's own earlier answer;
-//! - [`backfill`]: publishing a channel's history;
+//! - [`walk`]: the one engine reading history, over the channels [`listing`] finds;
+//! - [`backfill`]: publishing a guild's or a channel's history through it;
 //! - [`visibility`]: which channels a guild-wide question may search (Discord permissions);
 //! - [`setup`]: the invite URL and permissions; what Discord's set-up refusals mean;
 //! - [`metrics`].
@@ -32,6 +33,7 @@ pub mod console;
 pub mod discord;
 pub mod history;
 pub mod interactions;
+pub mod listing;
 pub mod marks;
 pub mod metrics;
 pub mod outbox;
@@ -43,6 +45,7 @@ pub mod responder;
 pub mod setup;
 pub mod trigger;
 pub mod visibility;
+pub mod walk;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -203,6 +206,12 @@ impl Config {
             (None, Some(home)) => home.join("rtfm").join(file),
             (None, None) => std::env::temp_dir().join(format!("rtfm-{file}")),
         }
+    }
+
+    /// The backfill's checkpoints (next to the marks).
+    pub fn backfill_file(&self) -> std::path::PathBuf {
+        self.state_file()
+            .with_file_name(format!("backfill{}.json", self.kafka.topic_suffix))
     }
 
     /// The deferred slash commands' file (next to the marks; owner-only: it holds tokens).
@@ -491,7 +500,7 @@ async fn check_token(http: &serenity::all::Http) -> anyhow::Result<()> {
     }
 }
 
-/// Publishes a channel's history (`bot backfill`).
+/// Publishes history (`bot backfill`).
 pub async fn backfill(
     config: Config,
     args: backfill::BackfillArgs,
@@ -502,10 +511,26 @@ pub async fn backfill(
         .as_ref()
         .map(|token| token.expose_secret().to_string())
         .context("backfill needs DISCORD_TOKEN")?;
+    let triggers = Triggers::new(&config.triggers).map_err(anyhow::Error::msg)?;
     let http = discord::http_client(&token, &config.discord_endpoint()?);
+    let bot_id = http
+        .get_current_user()
+        .await
+        .context("while asking Discord who the bot is")?
+        .id
+        .get();
     let producer =
         Producer::new(&config.kafka, "backfill").context("while creating the Kafka producer")?;
-    let report = backfill::run(&http, &producer, &args, &shutdown).await?;
+    let checkpoint = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| config.backfill_file());
+    let publisher = backfill::Publisher {
+        producer: &producer,
+        triggers: &triggers,
+        bot_id: Some(bot_id),
+    };
+    let report = backfill::run(&http, publisher, checkpoint, &args, &shutdown).await?;
     producer
         .flush(Duration::from_secs(30))
         .await

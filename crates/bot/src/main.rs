@@ -79,8 +79,17 @@ async fn run(cli: Cli, logs_to_file: bool) -> std::process::ExitCode {
                 .await
                 .map(|report| {
                     println!(
-                        "published {} messages{}",
+                        "published {} messages from {} channels{}{}",
                         report.published,
+                        report.channels,
+                        if report.refused > 0 {
+                            format!(
+                                " ({} refused by Discord: run again to retry them)",
+                                report.refused
+                            )
+                        } else {
+                            String::new()
+                        },
                         if report.complete {
                             ""
                         } else {

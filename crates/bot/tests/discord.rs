@@ -545,6 +545,51 @@ async fn a_slash_follow_up_created_despite_a_502_is_found_not_posted_again() {
     assert_eq!(followups.len(), 1, "one follow-up: {followups:#?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reply_and_a_follow_up_created_while_the_client_timed_out_are_found_not_posted_again() {
+    // Discord created both and never answered within the bot's 30 s request timeout; no nonce
+    // deduplication either. The bot treats a timeout as "maybe created" and looks first.
+    let fake = FakeDiscord::start_with(FakeOptions {
+        nonce_window: Duration::ZERO,
+        ..FakeOptions::default()
+    })
+    .await;
+    let other = 21u64;
+    fake.add_channel(CHANNEL, Some(GUILD), "general");
+    fake.add_channel(other, Some(GUILD), "other");
+    let kafka = services::kafka_with_topics().await;
+    let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
+    let bot = TestBot::start(&fake, &kafka, &[]).await;
+    fake.push_interaction(slash(906, "how do I deploy?"));
+    let query = queries.next(WAIT).await;
+    let hang = Failure::CreatedThenHang(Duration::from_secs(32));
+    fake.fail_next_posts(&[hang, hang]);
+    let mut reply = response("query-timed-out", 604, "posted once");
+    reply.channel_id = other.to_string();
+    let answer = slash_answer(&query, 906, "deploy with make deploy");
+    let (first, second) = tokio::join!(publish(&kafka, &reply), publish(&kafka, &answer));
+    services::until_group_passed(
+        &kafka,
+        rtfm_core::topics::GROUP_RESPONSE_SENDER,
+        rtfm_core::TopicKind::BotResponses,
+        &[
+            (first.partition, first.offset),
+            (second.partition, second.offset),
+        ],
+        Duration::from_secs(120),
+    )
+    .await;
+    bot.stop().await;
+    let replies: Vec<_> = fake
+        .attempts()
+        .into_iter()
+        .filter(|p| p.channel_id == other)
+        .collect();
+    assert_eq!(replies.len(), 1, "the reply, once: {replies:#?}");
+    let followups = fake.followups();
+    assert_eq!(followups.len(), 1, "one follow-up: {followups:#?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fake_refuses_content_over_2000_characters_as_discord_does() {
     let (fake, _kafka) = setup().await;
@@ -699,65 +744,6 @@ async fn no_answer_in_time_tells_the_asker_it_is_delayed() {
     .await;
     assert!(fake.typing().contains(&CHANNEL), "typing… while waiting");
     bot.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn backfill_publishes_history_and_resumes_after_an_interruption() {
-    let (fake, kafka) = setup().await;
-    let history: Vec<Value> = (1..=250u64)
-        .map(|i| {
-            fake_discord::message(
-                10_000 + i,
-                CHANNEL,
-                Some(GUILD),
-                human(42),
-                &format!("old message {i}"),
-            )
-        })
-        .collect();
-    fake.add_history(CHANNEL, history);
-    let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
-    let checkpoint =
-        std::env::temp_dir().join(format!("rtfm-backfill-{}.checkpoint", uuid::Uuid::new_v4()));
-    let config = TestBot::config(&fake, &kafka, &[]);
-    let args = bot::backfill::BackfillArgs {
-        channel: CHANNEL,
-        limit: None,
-        before: None,
-        checkpoint: Some(checkpoint.clone()),
-    };
-
-    fake.fail_history_after(Some(2));
-    let interrupted = bot::backfill(config.clone(), args.clone(), CancellationToken::new()).await;
-    assert!(interrupted.is_err(), "the third page fails");
-    assert!(checkpoint.exists(), "progress was saved");
-    fake.fail_history_after(None);
-    let report = bot::backfill(config, args, CancellationToken::new())
-        .await
-        .expect("resumed run");
-    assert!(report.complete);
-    assert_eq!(report.published, 250);
-    assert!(
-        !checkpoint.exists(),
-        "a complete run removes its checkpoint"
-    );
-
-    let mut ids = BTreeSet::new();
-    let mut total = 0;
-    while ids.len() < 250 {
-        let message = messages.next(WAIT).await;
-        assert_eq!(message.guild_id.as_deref(), Some("10"));
-        ids.insert(message.message_id);
-        total += 1;
-    }
-    assert_eq!(
-        total, 250,
-        "the resumed run started where the first stopped"
-    );
-    assert!(messages
-        .nothing_within(Duration::from_secs(2))
-        .await
-        .is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,7 +32,8 @@
 //! - **Rate limits**: a 429 carries `Retry-After` (seconds) and `retry_after` in the body; 5xx on
 //!   demand ([`FakeDiscord::fail_next_posts`]), before creating anything or — as a gateway
 //!   timeout between Discord and the client does — after the message was created
-//!   ([`Failure::CreatedThen`]).
+//!   ([`Failure::CreatedThen`]), or created and never answered in time
+//!   ([`Failure::CreatedThenHang`]: the client's own timeout fires).
 //! - **Content**: at most 2 000 characters in a message or follow-up; more is refused with 400,
 //!   code 50035 "Invalid Form Body" (`BASE_TYPE_MAX_LENGTH`), as Discord documents it.
 //! - **Deletes**: a deleted message leaves its channel's history.
@@ -50,7 +51,13 @@
 //!   it; a resumed one (RESUME with the last `seq` it saw) is first sent every event it missed.
 //!   Nothing is sent to a socket before it identified or resumed.
 //! - **Channel listings** carry `last_message_id`; `GET /guilds/{id}/threads/active` lists the
-//!   guild's threads.
+//!   guild's threads that are not archived; `GET /channels/{id}/threads/archived/public` and
+//!   `…/private` a channel's archived ones, most recently archived first, paged with `before`
+//!   — an ISO 8601 timestamp there, not an id (a number is refused with 400, code 50035) — and
+//!   `has_more` (Discord API reference, "List Public Archived Threads"). Forum channels (type
+//!   15) hold no messages of their own, only threads.
+//! - **Rate limits on reads** (when [`FakeOptions::rate_limits`] is set): a channel's history
+//!   and its archived-thread listings are buckets of their own, as message creates are.
 //! - **Guild permissions**: `GET /guilds/{id}/channels` lists the guild's channels (not its
 //!   threads) with their `permission_overwrites`, `GET /guilds/{id}/roles` its roles — here the
 //!   `@everyone` role, whose id is the guild's; permissions are decimal strings. A guild the
@@ -93,12 +100,14 @@ pub const DEFAULT_EVERYONE_PERMISSIONS: u64 =
 
 mod control;
 mod gateway;
+mod listing;
 mod payloads;
 mod posts;
 mod rest;
 mod tls;
 
 use gateway::gateway_socket;
+use listing::*;
 pub use payloads::{message, message_now, role_overwrite, slash_command, user};
 pub use posts::{Failure, FakeOptions, PostKind, Posted, RateLimits};
 use rest::*;
@@ -153,6 +162,10 @@ struct Inner {
     channels: HashMap<u64, (Option<u64>, String)>,
     /// Threads: thread id → (parent channel, public).
     threads: HashMap<u64, (u64, bool)>,
+    /// Archived threads → when (ISO 8601).
+    archived: HashMap<u64, String>,
+    /// Channel types other than text (forums).
+    kinds: HashMap<u64, u8>,
     /// A channel's `permission_overwrites` (none unless set).
     overwrites: HashMap<u64, Vec<Value>>,
     /// A guild's `@everyone` permissions, when not [`DEFAULT_EVERYONE_PERMISSIONS`].
@@ -251,6 +264,14 @@ impl FakeDiscord {
                 get(guild_active_threads),
             )
             .route(
+                "/api/v10/channels/{channel}/threads/archived/public",
+                get(archived_public),
+            )
+            .route(
+                "/api/v10/channels/{channel}/threads/archived/private",
+                get(archived_private),
+            )
+            .route(
                 "/api/v10/interactions/{id}/{token}/callback",
                 post(interaction_callback),
             )
@@ -265,6 +286,7 @@ impl FakeDiscord {
                 fake.clone(),
                 require_bot_token,
             ))
+            .layer(axum::middleware::from_fn(hold_back))
             .with_state(fake.clone());
         tls::serve(tls_listener, app.clone());
         tokio::spawn(async move {
@@ -428,6 +450,28 @@ impl FakeDiscord {
         let guild = inner.channels.get(&parent).and_then(|(guild, _)| *guild);
         inner.channels.insert(thread_id, (guild, name.to_string()));
         inner.threads.insert(thread_id, (parent, public));
+    }
+
+    /// A forum channel of `guild`: its messages live in its threads (posts).
+    pub fn add_forum(&self, channel_id: u64, guild_id: u64, name: &str) {
+        let mut inner = self.lock();
+        inner
+            .channels
+            .insert(channel_id, (Some(guild_id), name.to_string()));
+        inner.kinds.insert(channel_id, FORUM);
+    }
+
+    /// Archives a thread: it leaves the active listing for its parent's archived ones, the
+    /// most recently archived first (each archive one second after the one before).
+    pub fn archive_thread(&self, thread_id: u64) {
+        let mut inner = self.lock();
+        let at = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0)
+            .unwrap_or_default()
+            + chrono::Duration::seconds(inner.archived.len() as i64);
+        inner.archived.insert(
+            thread_id,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        );
     }
 
     /// Sets a channel's permission overwrites (see [`role_overwrite`]).

@@ -178,4 +178,7 @@ pub enum Failure {
     /// The message **is** created (in the channel, with its nonce), and the answer is still
     /// this status — what a gateway timeout between Discord and the client looks like.
     CreatedThen(u16),
+    /// The message is created and the answer held back this long (then 504): a client with a
+    /// shorter timeout gives up on a message that exists.
+    CreatedThenHang(std::time::Duration),
 }

@@ -85,6 +85,7 @@ pub(super) fn error_response(status: StatusCode, code: u32, message: &str) -> Re
 
 pub(super) fn failure_response(failure: Failure) -> Response {
     match failure {
+        Failure::CreatedThenHang(_) => error_response(StatusCode::GATEWAY_TIMEOUT, 0, "fake failure"),
         Failure::Status(status) | Failure::CreatedThen(status) => error_response(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             0,
@@ -179,17 +180,39 @@ pub(super) fn take_token(
 }
 
 /// The answer to a call that created `created`: the message, or (injected) an error status
-/// although it was created; with the rate-limit headers.
+/// although it was created — at once, or after holding the answer back; with the rate-limit
+/// headers.
 fn created_answer(
     created: Value,
-    created_then: Option<u16>,
+    created_then: Option<Failure>,
     headers: Vec<(&'static str, String)>,
 ) -> Response {
     let mut response = match created_then {
-        Some(status) => failure_response(Failure::CreatedThen(status)),
+        Some(Failure::CreatedThenHang(hang)) => {
+            let mut response = failure_response(Failure::Status(504));
+            response.extensions_mut().insert(HoldBack(hang));
+            response
+        }
+        Some(failure) => failure_response(failure),
         None => Json(created).into_response(),
     };
     add_headers(&mut response, headers);
+    response
+}
+
+/// An answer to hold back this long before sending it ([`Failure::CreatedThenHang`]).
+#[derive(Debug, Clone, Copy)]
+struct HoldBack(std::time::Duration);
+
+/// Sends a held-back answer late (the handlers hold the fake's lock, so they cannot wait).
+pub(super) async fn hold_back(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if let Some(HoldBack(hang)) = response.extensions().get::<HoldBack>().copied() {
+        tokio::time::sleep(hang).await;
+    }
     response
 }
 
@@ -222,7 +245,7 @@ pub(super) async fn create_message(
         .map(|(_, failure)| failure);
     let injected = inner.failures.pop_front().or(periodic);
     let created_then = match injected {
-        Some(Failure::CreatedThen(status)) => Some(status),
+        Some(failure @ (Failure::CreatedThen(_) | Failure::CreatedThenHang(_))) => Some(failure),
         Some(failure) => return failure_response(failure),
         None => None,
     };
@@ -350,52 +373,6 @@ pub(super) fn record_created(inner: &mut Inner, post: Posted, created: &Value, i
     inner.posts.push(post);
 }
 
-#[derive(serde::Deserialize)]
-pub(super) struct HistoryQuery {
-    before: Option<u64>,
-    after: Option<u64>,
-    limit: Option<usize>,
-}
-
-pub(super) async fn channel_history(
-    State(fake): State<FakeDiscord>,
-    Path(channel): Path<u64>,
-    Query(query): Query<HistoryQuery>,
-) -> Response {
-    let mut inner = fake.lock();
-    inner.history_requests += 1;
-    *inner.history_reads.entry(channel).or_default() += 1;
-    if inner
-        .history_failures_after
-        .is_some_and(|pages| inner.history_requests > pages)
-    {
-        return error_response(StatusCode::FORBIDDEN, 50001, "Missing Access");
-    }
-    let mut messages: Vec<Value> = inner
-        .history
-        .get(&channel)
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|message| {
-            let id = id_field(message, "id");
-            query.before.is_none_or(|before| id < before)
-                && query.after.is_none_or(|after| id > after)
-        })
-        .collect();
-    let limit = query.limit.unwrap_or(50).clamp(1, 100);
-    if query.after.is_some() && query.before.is_none() {
-        // `after`: the oldest `limit` messages after it (Discord still lists them newest first).
-        messages.sort_by_key(|message| id_field(message, "id"));
-        messages.truncate(limit);
-        messages.reverse();
-    } else {
-        messages.sort_by_key(|message| std::cmp::Reverse(id_field(message, "id")));
-        messages.truncate(limit);
-    }
-    Json(Value::Array(messages)).into_response()
-}
-
 pub(super) async fn get_channel(
     State(fake): State<FakeDiscord>,
     Path(channel): Path<u64>,
@@ -408,60 +385,6 @@ pub(super) async fn get_channel(
     }
 }
 
-pub(super) fn guild_channel_json(inner: &Inner, channel: u64, guild: u64, name: &str) -> Value {
-    let overwrites = inner.overwrites.get(&channel).cloned().unwrap_or_default();
-    // Channel types: 0 text, 11 public thread, 12 private thread.
-    let (kind, parent) = match inner.threads.get(&channel) {
-        Some((parent, public)) => (if *public { 11 } else { 12 }, json!(parent.to_string())),
-        None => (0, Value::Null),
-    };
-    json!({
-        "id": channel.to_string(), "type": kind, "guild_id": guild.to_string(), "name": name,
-        "position": 0, "permission_overwrites": overwrites, "nsfw": false,
-        "rate_limit_per_user": 0, "parent_id": parent, "topic": null,
-        "last_message_id": inner.history.get(&channel)
-            .and_then(|messages| messages.iter().map(|message| id_field(message, "id")).max())
-            .map(|id| id.to_string()),
-    })
-}
-
-/// `GET /guilds/{id}/threads/active`: the guild's threads (all active here).
-pub(super) async fn guild_active_threads(
-    State(fake): State<FakeDiscord>,
-    Path(guild): Path<u64>,
-) -> Response {
-    let Some(inner) = guild_lookup(&fake, guild) else {
-        return unknown_guild();
-    };
-    let mut threads: Vec<u64> = inner
-        .threads
-        .keys()
-        .copied()
-        .filter(|id| {
-            inner
-                .channels
-                .get(id)
-                .is_some_and(|(g, _)| *g == Some(guild))
-        })
-        .collect();
-    threads.sort();
-    let threads: Vec<Value> = threads
-        .iter()
-        .map(|id| {
-            let name = inner
-                .channels
-                .get(id)
-                .map(|(_, name)| name.clone())
-                .unwrap_or_default();
-            let mut thread = guild_channel_json(&inner, *id, guild, &name);
-            thread["thread_metadata"] = json!({"archived": false, "auto_archive_duration": 1440,
-                "archive_timestamp": "2026-01-01T00:00:00+00:00", "locked": false});
-            thread
-        })
-        .collect();
-    Json(json!({"threads": threads, "members": [], "has_more": false})).into_response()
-}
-
 /// Discord's answer about a guild the bot is not in.
 pub(super) fn unknown_guild() -> Response {
     error_response(StatusCode::NOT_FOUND, 10004, "Unknown Guild")
@@ -469,7 +392,7 @@ pub(super) fn unknown_guild() -> Response {
 
 /// Counts a guild lookup; the fake's state if the bot is in `guild` (the fake knows a channel
 /// of it), else `None` (Discord answers `Unknown Guild`).
-fn guild_lookup(fake: &FakeDiscord, guild: u64) -> Option<MutexGuard<'_, Inner>> {
+pub(super) fn guild_lookup(fake: &FakeDiscord, guild: u64) -> Option<MutexGuard<'_, Inner>> {
     let mut inner = fake.lock();
     inner.guild_lookups += 1;
     let member = inner
@@ -477,28 +400,6 @@ fn guild_lookup(fake: &FakeDiscord, guild: u64) -> Option<MutexGuard<'_, Inner>>
         .values()
         .any(|(in_guild, _)| *in_guild == Some(guild));
     member.then_some(inner)
-}
-
-/// `GET /guilds/{id}/channels`: the guild's channels with their overwrites (no threads).
-pub(super) async fn guild_channels(
-    State(fake): State<FakeDiscord>,
-    Path(guild): Path<u64>,
-) -> Response {
-    let Some(inner) = guild_lookup(&fake, guild) else {
-        return unknown_guild();
-    };
-    let mut channels: Vec<(u64, String)> = inner
-        .channels
-        .iter()
-        .filter(|(id, (in_guild, _))| *in_guild == Some(guild) && !inner.threads.contains_key(id))
-        .map(|(id, (_, name))| (*id, name.clone()))
-        .collect();
-    channels.sort();
-    let channels: Vec<Value> = channels
-        .iter()
-        .map(|(id, name)| guild_channel_json(&inner, *id, guild, name))
-        .collect();
-    Json(Value::Array(channels)).into_response()
 }
 
 /// `GET /guilds/{id}/roles`: the `@everyone` role (id = the guild's).
@@ -617,7 +518,7 @@ pub(super) async fn followup(
         Err(limited) => return *limited,
     };
     let created_then = match inner.failures.pop_front() {
-        Some(Failure::CreatedThen(status)) => Some(status),
+        Some(failure @ (Failure::CreatedThen(_) | Failure::CreatedThenHang(_))) => Some(failure),
         Some(failure) => return failure_response(failure),
         None => None,
     };
