@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use processor::embedding::{default_model_dir, Batching, LocalModel, Precision};
-use processor::store::{MessageStore, StoreConfig};
+use processor::store::{ChromaStore, StoreConfig, VectorStore};
 use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::topics::{TopicKind, GROUP_MESSAGE_PROCESSOR};
 use rtfm_core::{BotQuery, DiscordMessage, MessageEvent};
@@ -160,7 +160,7 @@ async fn ingest(chroma: &str, processors: usize, count: u64, extra: &[(&str, &st
     let producer = Producer::new(kafka, "bench").expect("producer");
     let messages: Vec<DiscordMessage> = (0..count).map(|i| message(i, 100 + i % 12)).collect();
     let expected = indexable(&messages);
-    let store = MessageStore::connect(&StoreConfig::new(chroma, &collection))
+    let store = ChromaStore::connect(&StoreConfig::new(chroma, &collection))
         .await
         .expect("chroma");
     // Warm-up, as the Python reference's clock starts at its first record: one message per
@@ -537,7 +537,7 @@ async fn main() {
 async fn answering_processor(
     chroma: &str,
     extra: &[(&str, &str)],
-) -> (KafkaConfig, MessageStore, Vec<(ServiceProcess, String)>) {
+) -> (KafkaConfig, ChromaStore, Vec<(ServiceProcess, String)>) {
     let kafka = services::kafka_with_topics().await;
     let model_api = FakeModel::start().await;
     model_api.always(Behaviour::Answer("Use the documented command [1].".into()));
@@ -554,7 +554,7 @@ async fn answering_processor(
     for result in join_all(history.iter().map(|m| producer.send(m))).await {
         result.expect("acked");
     }
-    let store = MessageStore::connect(&StoreConfig::new(chroma, &collection))
+    let store = ChromaStore::connect(&StoreConfig::new(chroma, &collection))
         .await
         .expect("chroma");
     let expected = indexable(&history);
@@ -614,7 +614,7 @@ impl AnswerLoad {
 /// messages/s are published, and times each until its answer is committed.
 async fn answer_under_load(
     kafka: &KafkaConfig,
-    store: &MessageStore,
+    store: &ChromaStore,
     http: &str,
     questions: usize,
     label: &'static str,

@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use processor::store::{MessageStore, StoreConfig};
+use processor::store::{ChromaStore, StoreConfig};
 use test_support::fake_discord::{self, FakeDiscord, FakeOptions, PostKind};
 use test_support::process::{spawn_bot, spawn_processor, ServiceProcess};
 use test_support::services;
@@ -203,7 +203,7 @@ async fn main() {
     );
     drop(bot);
     drop(processor);
-    if let Ok(store) = MessageStore::connect(&StoreConfig::new(&chroma, &collection)).await {
+    if let Ok(store) = ChromaStore::connect(&StoreConfig::new(&chroma, &collection)).await {
         let _ = store.drop_collection().await;
     }
 }

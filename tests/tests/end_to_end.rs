@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use processor::store::{MessageStore, StoreConfig};
+use processor::store::{ChromaStore, StoreConfig, VectorStore};
 use serde_json::Value;
 use test_support::fake_discord::{self, FakeDiscord};
 use test_support::fake_model::{Behaviour, FakeModel};
@@ -18,8 +18,8 @@ fn collection() -> String {
     format!("e2e_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
-async fn store(chroma: &str, collection: &str) -> MessageStore {
-    MessageStore::connect(&StoreConfig::new(chroma, collection))
+async fn store(chroma: &str, collection: &str) -> ChromaStore {
+    ChromaStore::connect(&StoreConfig::new(chroma, collection))
         .await
         .unwrap_or_else(|err| {
             panic!("Chroma at {chroma}: {err}; start it with scripts/chroma.sh start")
@@ -27,7 +27,7 @@ async fn store(chroma: &str, collection: &str) -> MessageStore {
 }
 
 /// The collection, once it holds `count` messages.
-async fn indexed(chroma: &str, collection: &str, count: usize) -> MessageStore {
+async fn indexed(chroma: &str, collection: &str, count: usize) -> ChromaStore {
     let store = store(chroma, collection).await;
     eventually(WAIT, &format!("{count} messages indexed"), || async {
         (store.count().await.ok()? == count).then_some(())

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
-use processor::store::{MessageStore, StoreConfig};
+use processor::store::{ChromaStore, Filter, StoreConfig, VectorStore};
 use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::{BotResponse, DiscordMessage, MessageEvent, TopicKind};
 use serde_json::{json, Map};
@@ -25,8 +25,8 @@ fn collection() -> String {
     format!("fault_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
-async fn store(chroma: &str, collection: &str) -> MessageStore {
-    MessageStore::connect(&StoreConfig::new(chroma, collection))
+async fn store(chroma: &str, collection: &str) -> ChromaStore {
+    ChromaStore::connect(&StoreConfig::new(chroma, collection))
         .await
         .expect("chroma reachable")
 }
@@ -160,7 +160,7 @@ async fn a_processor_killed_again_and_again_while_indexing_still_indexes_every_m
     })
     .await;
     let ids: BTreeSet<String> = store
-        .get(None, Vec::new(), Some(total as usize + 10))
+        .get(&Filter::All, &[], Some(total as usize + 10))
         .await
         .expect("get")
         .into_iter()
@@ -713,7 +713,7 @@ async fn chaos_every_trigger_gets_exactly_one_reply_and_every_message_is_indexed
         .map(|(_, plain, ..)| plain.to_string())
         .collect();
     let indexed = eventually(WAIT, "every plain message indexed", || async {
-        let found = store.get(None, plain.clone(), None).await.ok()?;
+        let found = store.get(&Filter::All, &plain, None).await.ok()?;
         (found.len() == plain.len()).then_some(found.len())
     })
     .await;

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use processor::store::{MessageStore, StoreConfig};
+use processor::store::{ChromaStore, StoreConfig, VectorStore};
 use rtfm_core::kafka::Producer;
 use rtfm_core::TopicKind;
 use serde_json::json;
@@ -116,7 +116,7 @@ async fn a_thousand_malformed_records_per_topic_are_dead_lettered_while_real_tra
             &format!("the port of service {round} is {}", 8000 + round),
         ));
     }
-    let store = MessageStore::connect(&StoreConfig::new(&chroma, &collection))
+    let store = ChromaStore::connect(&StoreConfig::new(&chroma, &collection))
         .await
         .expect("chroma");
     // The facts are in (indexed behind the garbage); now the questions, which must find them.

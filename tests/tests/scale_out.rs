@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::future::join_all;
-use processor::store::{MessageStore, StoreConfig};
+use processor::store::{ChromaStore, StoreConfig, VectorStore};
 use rtfm_core::kafka::dead_letters::read_records;
 use rtfm_core::kafka::Producer;
 use rtfm_core::schema::now_timestamp;
@@ -156,7 +156,7 @@ async fn three_processors_without_ids_share_the_work_through_kills_joins_and_lea
         tokio::time::sleep(Duration::from_millis(700)).await;
     }
 
-    let store = MessageStore::connect(&StoreConfig::new(&chroma, &collection))
+    let store = ChromaStore::connect(&StoreConfig::new(&chroma, &collection))
         .await
         .expect("chroma");
     eventually(WAIT, "all 1000 messages indexed", || async {
@@ -220,7 +220,7 @@ async fn a_rebalance_storm_while_questions_flow_crashes_nothing_and_answers_each
             "steady processor {index} is still alive"
         );
     }
-    let store = MessageStore::connect(&StoreConfig::new(&chroma, &collection))
+    let store = ChromaStore::connect(&StoreConfig::new(&chroma, &collection))
         .await
         .expect("chroma");
     let _ = store.drop_collection().await;

@@ -50,8 +50,9 @@ pub struct BackfillArgs {
     /// Start below this message id (default: the newest message, or the checkpoint).
     #[arg(long)]
     pub before: Option<u64>,
-    /// Channels read at once (each channel's history is a rate-limit bucket of its own).
-    #[arg(long, default_value_t = 4)]
+    /// Channels read at once (each channel's history is a rate-limit bucket of its own;
+    /// docs/benchmarks.md measures 4, 8 and 16).
+    #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Checkpoint file (default: `backfill<KAFKA_TOPIC_SUFFIX>.json` in `BOT_STATE_DIR`).
     #[arg(long)]

@@ -1,8 +1,8 @@
 //! `processor eval`: measures retrieval on a public chat corpus through the real path.
 //!
 //! Records are decoded with the `rtfm-core` schema, embedded and upserted into a fresh Chroma
-//! collection by the ingestion code ([`crate::ingest`]), and each question is answered by the
-//! retrieval code ([`crate::retrieval`], same scope, threshold and neighbour expansion). The
+//! collection by the ingestion code ([`processor::ingest`]), and each question is answered by the
+//! retrieval code ([`processor::retrieval`], same scope, threshold and neighbour expansion). The
 //! ranked message ids go to a run file in the format of `shared/eval/ubuntu-irc-qa/evaluate.py`,
 //! and the same metrics are printed: recall@{1,5,10}, MRR@10, nDCG@10, thread_success@10, plus
 //! throughput and abstention ("found nothing") rates for answerable and off-topic questions.
@@ -19,9 +19,9 @@ use rtfm_core::{BotQuery, DiscordMessage, Record};
 use serde::Deserialize;
 use serde_json::{json, Map};
 
-use crate::ingest::{self, Indexer};
-use crate::retrieval::{Retrieved, Retriever};
-use crate::store::MessageStore;
+use processor::ingest::{self, Indexer};
+use processor::retrieval::{Retrieved, Retriever};
+use processor::store::ChromaStore;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct EvalArgs {
@@ -207,14 +207,18 @@ fn progress(len: u64, what: &str) -> ProgressBar {
 
 /// Runs the evaluation of every corpus and prints a report for each. Returns the metrics of
 /// the last one.
-pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metrics> {
+pub async fn run(config: &processor::Config, args: &EvalArgs) -> anyhow::Result<Metrics> {
     anyhow::ensure!(
         args.corpus.len() == args.out.len(),
         "give one --out per --corpus ({} corpora, {} outputs)",
         args.corpus.len(),
         args.out.len()
     );
-    let embedder = crate::build_embedder(&config.embedding, &config.model).await?;
+    let embedder = processor::build_embedder(
+        &config.embedding,
+        &processor::hosted_fallback(&config.model),
+    )
+    .await?;
     let mut cache: HashMap<String, Vec<f32>> = HashMap::new();
     let mut last = Metrics::default();
     for (corpus, out) in args.corpus.iter().zip(&args.out) {
@@ -225,11 +229,11 @@ pub async fn run(config: &crate::Config, args: &EvalArgs) -> anyhow::Result<Metr
 }
 
 async fn run_corpus(
-    config: &crate::Config,
+    config: &processor::Config,
     args: &EvalArgs,
     corpus: &std::path::Path,
     out_path: &std::path::Path,
-    embedder: &crate::embedding::Embedder,
+    embedder: &processor::embedding::Embedder,
     cache: &mut HashMap<String, Vec<f32>>,
 ) -> anyhow::Result<Metrics> {
     let corpus_text = std::fs::read_to_string(corpus)
@@ -259,12 +263,12 @@ async fn run_corpus(
         &uuid::Uuid::new_v4().simple().to_string()[..10]
     );
     let store = Arc::new(
-        MessageStore::connect(&store_config)
+        ChromaStore::connect(&store_config)
             .await
             .context("while connecting to Chroma (CHROMA_URL)")?,
     );
     let indexer = Indexer {
-        store: Arc::clone(&store),
+        store: store.clone(),
         embedder: embedder.clone(),
     };
     let mut embedded_now = 0usize;
@@ -297,7 +301,7 @@ async fn run_corpus(
     let index_rate = messages.len() as f64 / started.elapsed().as_secs_f64();
 
     let retriever = Retriever {
-        store: Arc::clone(&store),
+        store: store.clone(),
         embedder: embedder.clone(),
         settings: config.retrieval.clone(),
     };
@@ -326,7 +330,7 @@ async fn run_corpus(
         };
         let retrieved = retriever.retrieve(&bot_query).await?;
         let ranked = ranked_ids(&retrieved);
-        let quoted = crate::prompt::render_extractive(&retrieved, "").cited_ids;
+        let quoted = processor::prompt::render_extractive(&retrieved, "").cited_ids;
         shown.push((quoted, retrieved.best_similarity()));
         writeln!(
             out,
@@ -423,9 +427,7 @@ async fn run_corpus(
         );
     }
     if !args.keep_collection {
-        if let Ok(store) = Arc::try_unwrap(store) {
-            let _ = store.drop_collection().await;
-        }
+        let _ = store.drop_collection().await;
     }
     if let Some(floor) = args.min_recall_at_10 {
         anyhow::ensure!(

@@ -1,34 +1,36 @@
-//! The index format: how a Discord message is stored in Chroma and read back, in one place.
+//! The index format: how a Discord message is stored in the vector store and read back, in
+//! one place, and the filters that select a conversation's messages in it.
 //!
-//! Chroma metadata is flat scalars, so lists (mentioned users) are stored as `,id,id,`
-//! strings. Everything that writes metadata ([`metadata_for`]) and everything that reads it
-//! ([`IndexedMessage::from_stored`]) is here; nothing else touches the keys. Messages indexed
-//! by older versions lack the newer keys and read back with those fields empty.
+//! Stored metadata is flat scalars (Chroma's rule), so lists (mentioned users) are stored as
+//! `,id,id,` strings. Everything that writes metadata ([`metadata_for`]) and everything that
+//! reads it ([`IndexedMessage::from_stored`]) is here, under the keys of [`Field`]. Messages
+//! indexed by older versions lack the newer keys and read back with those fields empty.
 
-use rtfm_core::{BotQuery, DiscordMessage};
+use rtfm_core::DiscordMessage;
 use serde_json::{json, Map, Value};
 
-use crate::retrieval::Scope;
-use crate::store::StoredMessage;
+use crate::store::{Field, Filter, StoredMessage};
 
 /// Metadata keys.
 mod key {
-    pub const GUILD: &str = "guild_id";
-    pub const IS_DM: &str = "is_dm";
-    pub const CHANNEL: &str = "channel_id";
-    pub const CHANNEL_NAME: &str = "channel_name";
-    pub const USER: &str = "user_id";
-    pub const USERNAME: &str = "username";
-    pub const DISPLAY_NAME: &str = "display_name";
-    pub const NICKNAME: &str = "nickname";
-    pub const TIMESTAMP: &str = "timestamp";
-    pub const EPOCH: &str = "timestamp_epoch";
-    pub const BUCKET: &str = "time_bucket";
-    pub const MESSAGE: &str = "message_id";
-    pub const REPLY_TO: &str = "reply_to_message_id";
-    pub const MENTIONS: &str = "mentions";
-    pub const THREAD_PARENT: &str = "thread_parent_channel_id";
-    pub const THREAD_STARTER: &str = "thread_starter_message_id";
+    use crate::store::Field;
+
+    pub const GUILD: &str = Field::Guild.key();
+    pub const IS_DM: &str = Field::IsDm.key();
+    pub const CHANNEL: &str = Field::Channel.key();
+    pub const CHANNEL_NAME: &str = Field::ChannelName.key();
+    pub const USER: &str = Field::Author.key();
+    pub const USERNAME: &str = Field::Username.key();
+    pub const DISPLAY_NAME: &str = Field::DisplayName.key();
+    pub const NICKNAME: &str = Field::Nickname.key();
+    pub const TIMESTAMP: &str = Field::Timestamp.key();
+    pub const EPOCH: &str = Field::Epoch.key();
+    pub const BUCKET: &str = Field::TimeBucket.key();
+    pub const MESSAGE: &str = Field::Message.key();
+    pub const REPLY_TO: &str = Field::ReplyTo.key();
+    pub const MENTIONS: &str = Field::Mentions.key();
+    pub const THREAD_PARENT: &str = Field::ThreadParent.key();
+    pub const THREAD_STARTER: &str = Field::ThreadStarter.key();
 }
 
 /// Seconds per `time_bucket`: neighbourhoods are fetched with an integer `$in` on buckets
@@ -165,95 +167,22 @@ pub fn metadata_for(message: &DiscordMessage) -> Map<String, Value> {
     metadata
 }
 
-/// What a question may see, as the asker may see it.
-///
-/// - guild + channel scope: that guild **and** (that channel, or a public thread of it);
-/// - guild + guild scope: that guild **and** (that channel or one of the query's
-///   `visible_channel_ids` — the channels the bot found readable by everyone who can read the
-///   question's channel — or a public thread of one of them). A query without the field (an
-///   older bot) gets channel scope: nothing is widened on a guess;
-/// - no guild (a DM): that channel **and** `is_dm` — so a query that omits its guild cannot
-///   reach a guild channel by naming its id.
-///
-/// Chroma is asked with the channel part only ([`Reach::filter`]) and every message it returns
-/// is checked against the whole rule ([`Reach::admits`]). What a `where` costs Chroma grows
-/// with the records each operand matches, so `guild_id == g` costs time in proportion to the
-/// whole guild (`scripts/probe_chroma_where.py`, Chroma 1.5.9: a 1 000-message channel's
-/// search takes 7.6 ms in a 10 000-message guild with the channel clause, 14.3 with the guild
-/// clause as well; 18.0 and 39.5 in a 30 000-message guild) while it can only remove
-/// messages whose stored guild contradicts their channel's: Discord's channel ids are unique
-/// across guilds. Checking it on the returned messages instead keeps the rule exact at a cost
-/// that does not grow with the guild.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Reach {
-    /// `None`: a DM.
-    guild: Option<String>,
-    channels: Vec<String>,
-}
-
-impl Reach {
-    pub fn of(query: &BotQuery, scope: Scope) -> Self {
-        let mut channels = vec![query.channel_id.clone()];
-        if query.guild_id.is_some() && scope == Scope::Guild {
-            for visible in query.visible_channel_ids.iter().flatten() {
-                if !channels.contains(visible) {
-                    channels.push(visible.clone());
-                }
-            }
-        }
-        Self {
-            guild: query.guild_id.clone(),
-            channels,
-        }
-    }
-
-    /// The `where` filter Chroma applies: the channels (and, in a guild, their public threads).
-    pub fn filter(&self) -> Value {
-        let channel = |key: &str| match self.channels.as_slice() {
-            [one] => json!({ key: {"$eq": one} }),
-            many => json!({ key: {"$in": many} }),
-        };
-        if self.guild.is_none() {
-            return channel(key::CHANNEL);
-        }
-        json!({"$or": [channel(key::CHANNEL), channel(key::THREAD_PARENT)]})
-    }
-
-    /// Whether `message` is inside the reach: the whole rule, guild or DM included.
-    pub fn admits(&self, message: &IndexedMessage) -> bool {
-        let listed = |channel: Option<&str>| {
-            channel.is_some_and(|channel| self.channels.iter().any(|listed| listed == channel))
-        };
-        match &self.guild {
-            None => {
-                message.is_dm && message.guild_id.is_none() && listed(Some(&message.channel_id))
-            }
-            Some(guild) => {
-                message.guild_id.as_ref() == Some(guild)
-                    && (listed(Some(&message.channel_id))
-                        || listed(message.thread_parent.as_deref()))
-            }
-        }
-    }
-}
-
 /// Messages of `channel_id` in the time buckets `from..=to`.
-pub fn window_filter(channel_id: &str, from_bucket: i64, to_bucket: i64) -> Value {
-    let buckets: Vec<i64> = (from_bucket..=to_bucket).collect();
-    json!({"$and": [
-        {key::CHANNEL: {"$eq": channel_id}},
-        {key::BUCKET: {"$in": buckets}},
-    ]})
+pub fn window_filter(channel_id: &str, from_bucket: i64, to_bucket: i64) -> Filter {
+    Filter::all_of([
+        Filter::any_of(Field::Channel, [channel_id]),
+        Filter::any_of(Field::TimeBucket, from_bucket..=to_bucket),
+    ])
 }
 
 /// Messages that reply to one of `ids`, are one of `ids`, or belong to a thread started from
 /// one of `ids`: the conversation links, followed without a time window.
-pub fn linked_filter(ids: &[String]) -> Value {
-    json!({"$or": [
-        {key::REPLY_TO: {"$in": ids}},
-        {key::MESSAGE: {"$in": ids}},
-        {key::THREAD_STARTER: {"$in": ids}},
-    ]})
+pub fn linked_filter(ids: &[String]) -> Filter {
+    Filter::either([
+        Filter::In(Field::ReplyTo, ids.iter().map(Into::into).collect()),
+        Filter::In(Field::Message, ids.iter().map(Into::into).collect()),
+        Filter::In(Field::ThreadStarter, ids.iter().map(Into::into).collect()),
+    ])
 }
 
 #[cfg(test)]
@@ -289,88 +218,6 @@ mod tests {
         assert_eq!(indexed.thread_starter.as_deref(), Some("20"));
         assert_eq!(indexed.guild_id.as_deref(), Some("1"));
         assert!((indexed.epoch - 1_762_086_896.0).abs() < 1.0);
-    }
-
-    fn asked(guild: Option<&str>, channel: &str, visible: Option<&[&str]>) -> BotQuery {
-        BotQuery {
-            guild_id: guild.map(str::to_string),
-            channel_id: channel.into(),
-            visible_channel_ids: visible
-                .map(|channels| channels.iter().map(|id| id.to_string()).collect()),
-            ..Default::default()
-        }
-    }
-
-    /// A stored message of `guild` (None: a DM) in `channel`, optionally in a thread of
-    /// `parent`.
-    fn stored_in(guild: Option<&str>, channel: &str, parent: Option<&str>) -> IndexedMessage {
-        IndexedMessage {
-            id: "100".into(),
-            guild_id: guild.map(str::to_string),
-            is_dm: guild.is_none(),
-            channel_id: channel.into(),
-            thread_parent: parent.map(str::to_string),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn a_channel_question_sees_its_channel_and_its_threads_inside_its_guild() {
-        let only_its_channel = json!({"$or": [
-            {"channel_id": {"$eq": "2"}}, {"thread_parent_channel_id": {"$eq": "2"}}]});
-        for reach in [
-            Reach::of(&asked(Some("1"), "2", None), Scope::Channel),
-            // Channel scope ignores the visible channels.
-            Reach::of(&asked(Some("1"), "2", Some(&["3"])), Scope::Channel),
-            // Guild scope without the bot's word on visibility does not widen.
-            Reach::of(&asked(Some("1"), "2", None), Scope::Guild),
-        ] {
-            assert_eq!(reach.filter(), only_its_channel);
-            assert!(reach.admits(&stored_in(Some("1"), "2", None)));
-            assert!(
-                reach.admits(&stored_in(Some("1"), "5", Some("2"))),
-                "its thread"
-            );
-            assert!(!reach.admits(&stored_in(Some("1"), "3", None)));
-            assert!(!reach.admits(&stored_in(Some("1"), "5", Some("3"))));
-            // The channel's id stored under another guild, or as a DM: not admitted.
-            assert!(!reach.admits(&stored_in(Some("9"), "2", None)));
-            assert!(!reach.admits(&stored_in(None, "2", None)));
-        }
-    }
-
-    #[test]
-    fn a_guild_question_sees_only_the_channels_the_bot_found_visible() {
-        let reach = Reach::of(&asked(Some("1"), "2", Some(&["3", "2", "4"])), Scope::Guild);
-        assert_eq!(
-            reach.filter(),
-            json!({"$or": [
-                {"channel_id": {"$in": ["2", "3", "4"]}},
-                {"thread_parent_channel_id": {"$in": ["2", "3", "4"]}}]})
-        );
-        for channel in ["2", "3", "4"] {
-            assert!(reach.admits(&stored_in(Some("1"), channel, None)));
-            assert!(!reach.admits(&stored_in(Some("7"), channel, None)));
-        }
-        assert!(reach.admits(&stored_in(Some("1"), "8", Some("4"))));
-        assert!(!reach.admits(&stored_in(Some("1"), "5", None)));
-    }
-
-    #[test]
-    fn a_dm_only_sees_its_dm_channel_even_with_guild_scope() {
-        for scope in [Scope::Channel, Scope::Guild] {
-            let reach = Reach::of(&asked(None, "9", Some(&["3"])), scope);
-            assert_eq!(reach.filter(), json!({"channel_id": {"$eq": "9"}}));
-            assert!(reach.admits(&stored_in(None, "9", None)));
-            assert!(!reach.admits(&stored_in(None, "3", None)));
-            // A DM question naming a guild channel's id reaches nothing in it.
-            assert!(!reach.admits(&stored_in(Some("1"), "9", None)));
-            let unmarked = IndexedMessage {
-                is_dm: false,
-                ..stored_in(None, "9", None)
-            };
-            assert!(!reach.admits(&unmarked), "stored without is_dm");
-        }
     }
 
     #[test]

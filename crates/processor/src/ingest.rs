@@ -30,7 +30,7 @@ use tracing::{debug, info, warn};
 use crate::embedding::{EmbedError, Embedder};
 use crate::index::metadata_for;
 use crate::metrics;
-use crate::store::{MessageStore, StoreError, StoredMessage};
+use crate::store::{StoreError, StoredMessage, VectorStore};
 
 /// `IngestSettings`' defaults, defined once (the flags' defaults and `Default` use them).
 pub mod defaults {
@@ -130,7 +130,7 @@ enum Interrupted {
 /// Embeds and writes messages; shared by the service loop and `processor eval`.
 #[derive(Clone)]
 pub struct Indexer {
-    pub store: Arc<MessageStore>,
+    pub store: Arc<dyn VectorStore>,
     pub embedder: Embedder,
 }
 

@@ -17,8 +17,7 @@
 //! - [`prompt`]: prompt building and reply rendering (pure);
 //! - [`model`]: Gemini / OpenAI-compatible clients, retries, circuit breaker;
 //! - [`embedding`]: all-MiniLM-L6-v2 in-process (ONNX Runtime) or a hosted API;
-//! - [`store`]: the Chroma collection;
-//! - [`eval`]: `processor eval`, retrieval quality on a public chat corpus;
+//! - [`store`]: the vector store port, a store-neutral filter, and its adapters (Chroma, in-memory);
 //! - [`metrics`]: Prometheus metrics.
 //!
 //! [`App::build`] binds the HTTP endpoint and builds the parts (embedder, Chroma, Kafka clients,
@@ -28,7 +27,6 @@
 pub mod answer;
 pub mod conversation;
 pub mod embedding;
-pub mod eval;
 pub mod index;
 pub mod ingest;
 pub mod instance;
@@ -62,7 +60,7 @@ use crate::ingest::{Indexer, IngestSettings};
 use crate::instance::Instance;
 use crate::model::{ModelClient, ModelSettings};
 use crate::retrieval::{RetrievalSettings, Retriever};
-use crate::store::{MessageStore, StoreConfig};
+use crate::store::{ChromaStore, StoreConfig, VectorStore};
 
 /// Everything the processor service needs.
 #[derive(Debug, Clone, clap::Args)]
@@ -138,10 +136,10 @@ pub async fn connect_store(
     config: &StoreConfig,
     readiness: &Readiness,
     shutdown: &CancellationToken,
-) -> anyhow::Result<Option<MessageStore>> {
+) -> anyhow::Result<Option<ChromaStore>> {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     loop {
-        match MessageStore::connect(config).await {
+        match ChromaStore::connect(config).await {
             Ok(store) => {
                 readiness.set("chroma", true);
                 metrics::CHROMA_UP.set(1);
@@ -252,6 +250,14 @@ async fn probe_embedding(
     }
 }
 
+/// A hosted embedder's URL and key when the embedding settings name none: the chat model's.
+pub fn hosted_fallback(model: &ModelSettings) -> crate::embedding::HostedFallback {
+    crate::embedding::HostedFallback {
+        gemini: (model.gemini_base_url.clone(), model.gemini_api_key.clone()),
+        openai: (model.openai_base_url.clone(), model.openai_api_key.clone()),
+    }
+}
+
 /// Runs the processor until `shutdown` is cancelled or a part of it fails.
 pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     match App::build(config, shutdown).await? {
@@ -265,7 +271,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
 pub struct App {
     service: Service,
     producer: Producer,
-    store: Arc<MessageStore>,
+    store: Arc<dyn VectorStore>,
     ingest_consumer: Arc<Consumer<DiscordMessage>>,
     query_consumer: Arc<Consumer<BotQuery>>,
     responses: queries::Responses,
@@ -297,7 +303,7 @@ impl App {
             "answering model"
         );
 
-        let embedder = build_embedder(&config.embedding, &config.model).await?;
+        let embedder = build_embedder(&config.embedding, &hosted_fallback(&config.model)).await?;
         if let crate::embedding::Embedder::Hosted(_) = &embedder {
             // A refused key or a wrong model shows at start, not at the first message.
             tokio::spawn(probe_embedding(
@@ -309,7 +315,7 @@ impl App {
         let Some(store) = connect_store(&config.store, readiness, stop).await? else {
             return Ok(None);
         };
-        let store = Arc::new(store);
+        let store: Arc<dyn VectorStore> = Arc::new(store);
         let model = ModelClient::new(&config.model)?;
         let producer = Producer::new(&config.kafka, "processor")
             .context("while creating the Kafka producer")?;
@@ -427,7 +433,7 @@ impl App {
 /// state, assigned partitions, consumer lag.
 struct Monitor {
     producer: Producer,
-    store: Arc<MessageStore>,
+    store: Arc<dyn VectorStore>,
     ingest_consumer: Arc<Consumer<DiscordMessage>>,
     query_consumer: Arc<Consumer<BotQuery>>,
     answerer: Arc<Answerer>,

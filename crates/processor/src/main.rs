@@ -2,6 +2,10 @@
 
 use clap::Parser;
 
+/// `processor eval`: retrieval quality on a public chat corpus, through the library's
+/// ingestion and retrieval (a tool on top of the service, not part of it).
+mod eval;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "processor",
@@ -18,7 +22,7 @@ struct Cli {
 #[derive(Debug, clap::Subcommand)]
 enum Command {
     /// Measure retrieval on a chat corpus (through the real ingestion and retrieval code).
-    Eval(processor::eval::EvalArgs),
+    Eval(eval::EvalArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,7 +34,7 @@ fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> std::process::ExitCode {
     if let Some(Command::Eval(args)) = &cli.command {
-        return match processor::eval::run(&cli.config, args).await {
+        return match eval::run(&cli.config, args).await {
             Ok(_) => std::process::ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("processor eval: {err:#}");

@@ -10,7 +10,12 @@ use rand::Rng;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 
-use crate::prompt::Prompt;
+/// What a model is asked: a system instruction and a user turn ([`crate::prompt`] writes it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prompt {
+    pub system: String,
+    pub user: String,
+}
 
 /// Which model API answers questions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

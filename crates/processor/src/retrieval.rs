@@ -2,31 +2,33 @@
 //!
 //! 1. The question is embedded and the `k` nearest messages are fetched from Chroma **inside
 //!    the question's scope** (its guild, by default its channel; a DM only its DM channel).
-//!    Scope is built from the query's `guild_id`/`channel_id` as stamped by the bot: Chroma
+//!    Scope is built from the query's `guild_id`/`channel_id` as stamped by the bot: the store
 //!    filters by channel, and every message it returns is checked against the whole rule,
 //!    guild included; the processor never widens it, so no text crosses a guild (see
-//!    [`index::Reach`]).
+//!    [`Reach`]).
 //! 2. Hits below the similarity threshold, the triggering message itself and duplicates are
 //!    dropped; at most `max_sources` remain.
 //! 3. Each hit is expanded into its conversation ([`crate::conversation`]): replies and
 //!    threads by id at any distance, mentions and typed names of its author nearby, and
-//!    ± `neighbors` time-adjacent messages as context. Two Chroma `get`s per question fetch all
-//!    of it (windows and first-level links, then second-level replies), inside the same scope.
+//!    ± `neighbors` time-adjacent messages as context. Two store queries per question fetch
+//!    all of it (windows and first-level links, then second-level replies), inside the same
+//!    scope.
 //!
-//! The storage format and the scope rule ([`index::Reach`]) live in [`crate::index`].
+//! The storage format lives in [`crate::index`], the store behind [`crate::store::VectorStore`].
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use rtfm_core::BotQuery;
-use serde_json::{json, Value};
 
 use crate::conversation::{self, Expansion, Role};
 use crate::embedding::{EmbedError, Embedder};
 use crate::index::{self, IndexedMessage};
-use crate::store::{Hit, MessageStore, StoreError};
+use crate::store::{Filter, Hit, StoreError, VectorStore};
 
+mod reach;
 mod settings;
+pub use reach::Reach;
 pub use settings::{defaults, RetrievalSettings, Scope};
 
 /// One message shown to the model or quoted to the user.
@@ -225,29 +227,49 @@ pub fn select_hits(
 /// Embeds questions and looks them up in the store.
 #[derive(Clone)]
 pub struct Retriever {
-    pub store: Arc<MessageStore>,
+    pub store: Arc<dyn VectorStore>,
     pub embedder: Embedder,
     pub settings: RetrievalSettings,
 }
 
 impl Retriever {
     pub async fn retrieve(&self, query: &BotQuery) -> Result<Retrieved, RetrieveError> {
-        let reach = index::Reach::of(query, self.settings.scope);
         let started = std::time::Instant::now();
         let embedding = self.embedder.embed_one(&query.question).await?;
+        let search = Search {
+            store: self.store.as_ref(),
+            settings: &self.settings,
+        };
+        Ok(search.run(query, &embedding, started).await?)
+    }
+}
+
+/// The rest of a retrieval once the question is embedded: search, select, expand — over any
+/// [`VectorStore`].
+pub struct Search<'a> {
+    pub store: &'a dyn VectorStore,
+    pub settings: &'a RetrievalSettings,
+}
+
+impl Search<'_> {
+    /// The sources for `query`, whose question embeds as `embedding` (`started`: when the
+    /// question arrived, for the stage timings).
+    pub async fn run(
+        &self,
+        query: &BotQuery,
+        embedding: &[f32],
+        started: std::time::Instant,
+    ) -> Result<Retrieved, StoreError> {
+        let reach = Reach::of(query, self.settings.scope);
         let embedded = started.elapsed();
         // One extra candidate in case the triggering message is among them.
         let mut hits = self
             .store
-            .query(
-                embedding.clone(),
-                reach.filter(),
-                self.settings.candidates + 1,
-            )
+            .query(embedding, &reach.filter(), self.settings.candidates + 1)
             .await?;
         let searched = started.elapsed();
         hits.retain(|hit| reach.admits(&IndexedMessage::from_stored(&hit.message)));
-        let hits = select_hits(hits, &query.original_message_id, &self.settings);
+        let hits = select_hits(hits, &query.original_message_id, self.settings);
         let hits: Vec<(IndexedMessage, f32)> = hits
             .iter()
             .map(|hit| (IndexedMessage::from_stored(&hit.message), hit.similarity))
@@ -255,7 +277,7 @@ impl Retriever {
         let around = if self.settings.neighbors == 0 || hits.is_empty() {
             Vec::new()
         } else {
-            self.around(&embedding, &hits, &reach).await?
+            self.around(embedding, &hits, &reach).await?
         };
         let expansion = Expansion {
             neighbors: self.settings.neighbors,
@@ -311,10 +333,10 @@ impl Retriever {
         &self,
         question: &[f32],
         hits: &[(IndexedMessage, f32)],
-        reach: &index::Reach,
+        reach: &Reach,
     ) -> Result<Vec<IndexedMessage>, StoreError> {
         let window = self.settings.neighbor_window_secs as f64;
-        let mut alternatives: Vec<Value> = hits
+        let mut alternatives: Vec<Filter> = hits
             .iter()
             .map(|(hit, _)| {
                 index::window_filter(
@@ -355,25 +377,16 @@ impl Retriever {
     }
 
     /// Every message matching any of `alternatives`, inside `reach` (at most 100 per
-    /// alternative), with its similarity to `question` — one Chroma query.
+    /// alternative), with its similarity to `question` — one store query.
     async fn get_within(
         &self,
         question: &[f32],
-        reach: &index::Reach,
-        alternatives: Vec<Value>,
+        reach: &Reach,
+        alternatives: Vec<Filter>,
     ) -> Result<Vec<IndexedMessage>, StoreError> {
         let count = alternatives.len();
-        // Chroma wants at least two operands in `$or`.
-        let any = if count == 1 {
-            alternatives.into_iter().next().unwrap_or(Value::Null)
-        } else {
-            json!({ "$or": alternatives })
-        };
-        let filter = json!({"$and": [reach.filter(), any]});
-        let found = self
-            .store
-            .query(question.to_vec(), filter, 100 * count)
-            .await?;
+        let filter = Filter::all_of([reach.filter(), Filter::either(alternatives)]);
+        let found = self.store.query(question, &filter, 100 * count).await?;
         Ok(found
             .into_iter()
             .map(|hit| {

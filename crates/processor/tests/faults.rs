@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use processor::store::VectorStore;
 use rtfm_core::kafka::{KafkaConfig, Producer};
 use test_support::chroma::ChromaProcess;
 use test_support::fake_model::{Behaviour, FakeModel};

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use processor::store::{Filter, VectorStore};
 use rtfm_core::kafka::Producer;
 use rtfm_core::{DiscordMessage, MessageEvent, Record};
 use test_support::fake_model::{Behaviour, FakeModel};
@@ -31,7 +32,7 @@ async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
     let (producer, store) = (&processor.producer, &processor.store);
 
     let stored = store
-        .get(None, vec!["5000007".into()], None)
+        .get(&Filter::All, &["5000007".into()], None)
         .await
         .expect("get");
     assert_eq!(stored.len(), 1);
@@ -63,8 +64,14 @@ async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
     delete.content = String::new();
     publish(producer, &[edit, delete]).await;
     eventually(WAIT, "the edit and the delete", || async {
-        let edited = store.get(None, vec!["5000007".into()], None).await.ok()?;
-        let deleted = store.get(None, vec!["5000008".into()], None).await.ok()?;
+        let edited = store
+            .get(&Filter::All, &["5000007".into()], None)
+            .await
+            .ok()?;
+        let deleted = store
+            .get(&Filter::All, &["5000008".into()], None)
+            .await
+            .ok()?;
         (edited.first()?.document == "message 7, edited" && deleted.is_empty()).then_some(())
     })
     .await;

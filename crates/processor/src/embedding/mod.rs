@@ -31,7 +31,7 @@ pub use local::{
     default_model_dir, runtime_library, Answering, Batching, LocalModel, Precision,
     INT8_MODEL_FILE, MAX_BULK_HOLD, MODEL_FILE, RUNTIME_FILE, TOKENIZER_FILE,
 };
-pub use settings::{build_embedder, EmbeddingSettings};
+pub use settings::{build_embedder, EmbeddingSettings, HostedFallback};
 
 /// Output size of all-MiniLM-L6-v2.
 pub const MINILM_DIMENSIONS: usize = 384;

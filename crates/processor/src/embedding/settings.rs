@@ -8,7 +8,16 @@ use secrecy::SecretString;
 
 use super::{Batching, Embedder, EmbeddingProvider, HostedEmbedder, LocalModel, Precision};
 use crate::embedding;
-use crate::model::ModelSettings;
+
+/// Where a hosted provider is reached when the embedding settings name no URL or key: the
+/// chat model's settings for the same provider (the wiring in `lib.rs` fills it in).
+#[derive(Clone, Default)]
+pub struct HostedFallback {
+    /// Gemini's base URL and key.
+    pub gemini: (String, Option<SecretString>),
+    /// An OpenAI-compatible API's base URL and key.
+    pub openai: (String, Option<SecretString>),
+}
 
 /// Embedding settings.
 #[derive(Debug, Clone, clap::Args)]
@@ -82,7 +91,7 @@ pub struct EmbeddingSettings {
 /// Loads the configured embedder.
 pub async fn build_embedder(
     settings: &EmbeddingSettings,
-    model: &ModelSettings,
+    fallback: &HostedFallback,
 ) -> anyhow::Result<Embedder> {
     match settings.embedding_provider {
         EmbeddingProvider::Local => {
@@ -104,9 +113,9 @@ pub async fn build_embedder(
         }
         provider => {
             let (base, key) = if provider == EmbeddingProvider::Gemini {
-                (model.gemini_base_url.clone(), model.gemini_api_key.clone())
+                fallback.gemini.clone()
             } else {
-                (model.openai_base_url.clone(), model.openai_api_key.clone())
+                fallback.openai.clone()
             };
             let hosted = HostedEmbedder::new(
                 provider,

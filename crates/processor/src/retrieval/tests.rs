@@ -1,4 +1,7 @@
 use super::*;
+use serde_json::json;
+
+use crate::store::{StoredMessage, VectorStore};
 
 fn stored(id: &str, epoch: f64) -> crate::store::StoredMessage {
     let mut metadata = serde_json::Map::new();
@@ -106,4 +109,82 @@ fn numbered_sources_list_each_message_once() {
         .collect();
     assert_eq!(ids, vec!["2", "3", "4"], "context is not a source");
     assert!((retrieved.best_similarity() - 0.9).abs() < 1e-6);
+}
+
+/// A message of guild 1 as ingestion stores it.
+fn indexed(
+    id: &str,
+    channel: &str,
+    guild: &str,
+    minute: u32,
+    reply_to: Option<&str>,
+) -> StoredMessage {
+    let message = rtfm_core::DiscordMessage {
+        message_id: id.into(),
+        channel_id: channel.into(),
+        guild_id: Some(guild.into()),
+        user_id: format!("u{id}"),
+        username: format!("user{id}"),
+        content: format!("message {id}"),
+        timestamp: format!("2025-11-02T12:{minute:02}:00Z"),
+        reply_to_message_id: reply_to.map(str::to_string),
+        ..Default::default()
+    };
+    StoredMessage {
+        id: id.into(),
+        document: message.content.clone(),
+        metadata: crate::index::metadata_for(&message),
+    }
+}
+
+#[tokio::test]
+async fn search_over_the_in_memory_store_ranks_expands_and_keeps_to_the_reach() {
+    // The question's vector is [1, 0]; each message's vector says how close it is.
+    let store = crate::store::MemoryStore::new();
+    let messages = [
+        (indexed("10", "5", "1", 0, None), vec![0.9, 0.1]),
+        // A reply to the hit, far from the question's wording, a while later.
+        (indexed("11", "5", "1", 20, Some("10")), vec![0.0, 1.0]),
+        (indexed("12", "5", "1", 40, None), vec![0.6, 0.8]),
+        // Closer than anything, but in another guild and another channel.
+        (indexed("20", "7", "2", 0, None), vec![1.0, 0.0]),
+        // The question itself.
+        (indexed("30", "5", "1", 50, None), vec![1.0, 0.0]),
+    ];
+    let (stored, vectors): (Vec<_>, Vec<_>) = messages.into_iter().unzip();
+    store.upsert(&stored, &vectors).await.expect("upsert");
+    let settings = RetrievalSettings::default();
+    let search = Search {
+        store: &store,
+        settings: &settings,
+    };
+    let query = BotQuery {
+        guild_id: Some("1".into()),
+        channel_id: "5".into(),
+        original_message_id: "30".into(),
+        ..Default::default()
+    };
+    let found = search
+        .run(&query, &[1.0, 0.0], std::time::Instant::now())
+        .await
+        .expect("search");
+    let hits: Vec<&str> = found
+        .groups
+        .iter()
+        .map(|group| group.hit_id.as_str())
+        .collect();
+    assert_eq!(
+        hits,
+        ["10", "12"],
+        "best first, never the question, never another guild"
+    );
+    let first: Vec<(&str, Role)> = found.groups[0]
+        .messages
+        .iter()
+        .map(|message| (message.message_id.as_str(), message.role))
+        .collect();
+    assert!(
+        first.contains(&("11", Role::Answer)),
+        "the reply joins its hit: {first:?}"
+    );
 }

@@ -1,95 +1,27 @@
-//! The message index in a real Chroma server, over its HTTP API (`/api/v2`, the only one
-//! Chroma 1.x serves), with one `reqwest` client: one connection pool, one set of TLS roots.
+//! The vector store port: what ingestion and retrieval need of wherever message vectors live,
+//! in no store's terms. One record per Discord message: id = `message_id`, document = its
+//! text, its embedding, and flat metadata (the index format, [`crate::index`]); operations
+//! select records with a store-neutral [`Filter`].
 //!
-//! This replaced the `chromadb` crate (2.3), whose client builds a pool of 128 HTTP clients at
-//! start (117 MiB of the processor's resident memory, measured), still calls the removed
-//! `/api/v1` for its heartbeat, has no request timeouts and reports errors as strings. Here
-//! every call is bounded by `CHROMA_TIMEOUT_SECS`, and errors are sorted by their HTTP status
-//! into "Chroma is unavailable, retry" (transport, timeout, 408, 429, 5xx) and "Chroma
-//! rejected this request" (other 4xx, or an answer that is not what the API documents), which
-//! the ingestion loop handles differently.
-//!
-//! One record per Discord message: id = `message_id`, document = content, embedding, and flat
-//! metadata.
-mod wire;
+//! Adapters: [`chroma`] (a Chroma server over HTTP, what the services run) and [`memory`]
+//! (in the process, for pure tests of ranking). A new adapter is a folder here implementing
+//! [`VectorStore`], plus the line that builds it.
+
+pub mod chroma;
+mod filter;
+pub mod memory;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
-use serde::de::DeserializeOwned;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
-use wire::{
-    classify_status, first_row, is_empty_filter, nth, transport_error, Collection, GetAnswer,
-    Identity, QueryAnswer,
-};
-
-/// How to reach Chroma.
-#[derive(Clone, clap::Args)]
-pub struct StoreConfig {
-    /// Chroma server URL.
-    #[arg(
-        long = "chroma-url",
-        env = "CHROMA_URL",
-        default_value = "http://localhost:8000"
-    )]
-    pub chroma_url: String,
-    /// Collection holding the messages (created with cosine distance if missing).
-    #[arg(
-        long = "chroma-collection",
-        env = "CHROMA_COLLECTION",
-        default_value = "rtfm_messages"
-    )]
-    pub chroma_collection: String,
-    /// Bearer token for a Chroma server with token auth.
-    #[arg(long = "chroma-auth-token", env = "CHROMA_AUTH_TOKEN", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
-    pub chroma_auth_token: Option<SecretString>,
-    /// Database in the token's tenant.
-    #[arg(
-        long = "chroma-database",
-        env = "CHROMA_DATABASE",
-        default_value = "default_database"
-    )]
-    pub chroma_database: String,
-    /// Upper bound for one Chroma request.
-    #[arg(
-        long = "chroma-timeout-secs",
-        env = "CHROMA_TIMEOUT_SECS",
-        default_value_t = 30
-    )]
-    pub chroma_timeout_secs: u64,
-}
-
-impl std::fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreConfig")
-            .field("chroma_url", &self.chroma_url)
-            .field("chroma_collection", &self.chroma_collection)
-            .field(
-                "chroma_auth_token",
-                &self.chroma_auth_token.as_ref().map(|_| "[redacted]"),
-            )
-            .field("chroma_database", &self.chroma_database)
-            .finish()
-    }
-}
-
-impl StoreConfig {
-    pub fn new(url: &str, collection: &str) -> Self {
-        Self {
-            chroma_url: url.to_string(),
-            chroma_collection: collection.to_string(),
-            chroma_auth_token: None,
-            chroma_database: "default_database".to_string(),
-            chroma_timeout_secs: 30,
-        }
-    }
-}
+pub use chroma::{ChromaStore, StoreConfig};
+pub use filter::{Field, Filter, Scalar};
+pub use memory::MemoryStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Transport failure, timeout or 5xx/429: try again later.
+    /// Transport failure, timeout or 5xx/429 (and a refused token): try again later.
     #[error("Chroma at {url} is unavailable: {reason}")]
     Unavailable { url: String, reason: String },
     /// 4xx: this request will never succeed as it is.
@@ -118,290 +50,65 @@ pub struct Hit {
     pub similarity: f32,
 }
 
-/// The collection of indexed messages.
-pub struct MessageStore {
-    http: reqwest::Client,
-    url: String,
-    /// `{url}/api/v2/tenants/{tenant}/databases/{database}`.
-    database_url: String,
-    /// `{database_url}/collections/{id}`.
-    collection_url: String,
-    collection_name: String,
-    token: Option<SecretString>,
-}
-
-impl MessageStore {
-    /// Connects and gets or creates the collection (cosine space).
-    pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
-        let url = config.chroma_url.trim_end_matches('/').to_string();
-        let timeout = Duration::from_secs(config.chroma_timeout_secs.max(1));
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|err| StoreError::Unavailable {
-                url: url.clone(),
-                reason: err.to_string(),
-            })?;
-        let mut store = Self {
-            http,
-            database_url: String::new(),
-            collection_url: String::new(),
-            collection_name: config.chroma_collection.clone(),
-            token: config.chroma_auth_token.clone(),
-            url,
-        };
-        // A token names its tenant; "*" (no auth) means the default one.
-        let identity: Identity = store
-            .call(
-                reqwest::Method::GET,
-                &format!("{}/api/v2/auth/identity", store.url),
-                None,
-            )
-            .await?;
-        let tenant = if identity.tenant == "*" {
-            "default_tenant".to_string()
-        } else {
-            identity.tenant
-        };
-        store.database_url = format!(
-            "{}/api/v2/tenants/{tenant}/databases/{}",
-            store.url, config.chroma_database
-        );
-        let collection: Collection = store
-            .call(
-                reqwest::Method::POST,
-                &format!("{}/collections", store.database_url),
-                Some(json!({
-                    "name": config.chroma_collection,
-                    "metadata": {"hnsw:space": "cosine"},
-                    "get_or_create": true,
-                })),
-            )
-            .await?;
-        store.collection_url = format!("{}/collections/{}", store.database_url, collection.id);
-        Ok(store)
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// `GET /api/v2/heartbeat`.
-    pub async fn heartbeat(&self) -> bool {
-        let url = format!("{}/api/v2/heartbeat", self.url);
-        matches!(self.http.get(url).send().await, Ok(response) if response.status().is_success())
-    }
-
-    /// Inserts or replaces `messages` with their `embeddings` (same order).
-    pub async fn upsert(
+/// Where message vectors live.
+#[async_trait::async_trait]
+pub trait VectorStore: Send + Sync {
+    /// Where it is, for logs and `/readyz`.
+    fn location(&self) -> &str;
+    /// Whether it answers now.
+    async fn heartbeat(&self) -> bool;
+    /// Inserts or replaces `messages` with their `embeddings` (same order, unique ids).
+    async fn upsert(
         &self,
         messages: &[StoredMessage],
         embeddings: &[Vec<f32>],
-    ) -> Result<(), StoreError> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        if embeddings.len() != messages.len() {
-            return Err(StoreError::Rejected(format!(
-                "{} embeddings for {} messages",
-                embeddings.len(),
-                messages.len()
-            )));
-        }
-        let mut seen = HashSet::new();
-        if let Some(message) = messages.iter().find(|message| !seen.insert(&message.id)) {
-            return Err(StoreError::Rejected(format!(
-                "id {} twice in one upsert",
-                message.id
-            )));
-        }
-        let body = json!({
-            "ids": messages.iter().map(|message| &message.id).collect::<Vec<_>>(),
-            "embeddings": embeddings,
-            "metadatas": messages.iter().map(|message| &message.metadata).collect::<Vec<_>>(),
-            "documents": messages.iter().map(|message| &message.document).collect::<Vec<_>>(),
-        });
-        self.call::<Value>(
-            reqwest::Method::POST,
-            &format!("{}/upsert", self.collection_url),
-            Some(body),
-        )
-        .await?;
-        Ok(())
-    }
-
-    pub async fn delete(&self, ids: &[String]) -> Result<(), StoreError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        self.call::<Value>(
-            reqwest::Method::POST,
-            &format!("{}/delete", self.collection_url),
-            Some(json!({ "ids": ids })),
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// The `n` nearest messages to `embedding` that match `filter`. With `n` at least the
-    /// number of matching messages this is every match with its similarity, which is how
-    /// retrieval reads a hit's surroundings: a tenth of the time of a `get` that returns the
-    /// stored vectors (measured: 13 vs 28 ms for 315 messages), and exhaustive — the vector
-    /// search stops early only once it holds `n` matches.
-    pub async fn query(
+    ) -> Result<(), StoreError>;
+    async fn delete(&self, ids: &[String]) -> Result<(), StoreError>;
+    /// Deletes every message `filter` selects (refused for [`Filter::All`]).
+    async fn delete_where(&self, filter: &Filter) -> Result<(), StoreError>;
+    /// The `n` messages nearest to `embedding` among those `filter` selects, nearest first.
+    /// With `n` at least the number selected, every one of them with its similarity.
+    async fn query(
         &self,
-        embedding: Vec<f32>,
-        filter: Value,
+        embedding: &[f32],
+        filter: &Filter,
         n: usize,
-    ) -> Result<Vec<Hit>, StoreError> {
-        let mut body = json!({
-            "query_embeddings": [embedding],
-            "n_results": n.max(1),
-            "include": ["metadatas", "documents", "distances"],
-        });
-        if !is_empty_filter(&filter) {
-            body["where"] = filter;
-        }
-        let answer: QueryAnswer = self
-            .call(
-                reqwest::Method::POST,
-                &format!("{}/query", self.collection_url),
-                Some(body),
-            )
-            .await?;
-        let documents = first_row(answer.documents);
-        let metadatas = first_row(answer.metadatas);
-        let distances = first_row(answer.distances);
-        Ok(answer
-            .ids
-            .into_iter()
-            .next()
-            .unwrap_or_default()
-            .into_iter()
-            .enumerate()
-            .map(|(index, id)| Hit {
-                message: StoredMessage {
-                    id,
-                    document: nth(&documents, index),
-                    metadata: nth(&metadatas, index),
-                },
-                // Cosine distance is 1 - similarity.
-                similarity: 1.0
-                    - distances
-                        .as_ref()
-                        .and_then(|values| values.get(index).copied().flatten())
-                        .unwrap_or(1.0),
-            })
-            .collect())
-    }
-
-    /// Messages matching `filter` (and, if any are given, `ids`), at most `limit`.
-    pub async fn get(
+    ) -> Result<Vec<Hit>, StoreError>;
+    /// Messages `filter` selects (and, if any are given, among `ids`), at most `limit`.
+    async fn get(
         &self,
-        filter: Option<Value>,
-        ids: Vec<String>,
+        filter: &Filter,
+        ids: &[String],
         limit: Option<usize>,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
-        let answer = self
-            .get_records(filter, ids, limit, &["metadatas", "documents"])
-            .await?;
-        Ok(answer
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(index, id)| StoredMessage {
-                id: id.clone(),
-                document: nth(&answer.documents, index),
-                metadata: nth(&answer.metadatas, index),
-            })
-            .collect())
-    }
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    async fn count(&self) -> Result<usize, StoreError>;
+}
 
-    async fn get_records(
-        &self,
-        filter: Option<Value>,
-        ids: Vec<String>,
-        limit: Option<usize>,
-        include: &[&str],
-    ) -> Result<GetAnswer, StoreError> {
-        let mut body = json!({ "include": include });
-        if !ids.is_empty() {
-            body["ids"] = json!(ids);
-        }
-        if let Some(filter) = filter.filter(|filter| !is_empty_filter(filter)) {
-            body["where"] = filter;
-        }
-        if let Some(limit) = limit {
-            body["limit"] = json!(limit);
-        }
-        self.call(
-            reqwest::Method::POST,
-            &format!("{}/get", self.collection_url),
-            Some(body),
-        )
-        .await
+/// What every adapter refuses in an upsert: vectors not one per message, an id twice.
+fn check_upsert(messages: &[StoredMessage], embeddings: &[Vec<f32>]) -> Result<(), StoreError> {
+    if embeddings.len() != messages.len() {
+        return Err(StoreError::Rejected(format!(
+            "{} embeddings for {} messages",
+            embeddings.len(),
+            messages.len()
+        )));
     }
+    let mut seen = HashSet::new();
+    if let Some(message) = messages.iter().find(|message| !seen.insert(&message.id)) {
+        return Err(StoreError::Rejected(format!(
+            "id {} twice in one upsert",
+            message.id
+        )));
+    }
+    Ok(())
+}
 
-    pub async fn count(&self) -> Result<usize, StoreError> {
-        self.call(
-            reqwest::Method::GET,
-            &format!("{}/count", self.collection_url),
-            None,
-        )
-        .await
+/// What every adapter refuses to delete: everything at once.
+fn check_delete_where(filter: &Filter) -> Result<(), StoreError> {
+    if *filter == Filter::All {
+        return Err(StoreError::Rejected(
+            "refusing to delete every message (an empty filter)".into(),
+        ));
     }
-
-    /// Drops the whole collection (tests and `processor eval`).
-    pub async fn drop_collection(self) -> Result<(), StoreError> {
-        self.call::<Value>(
-            reqwest::Method::DELETE,
-            &format!("{}/collections/{}", self.database_url, self.collection_name),
-            None,
-        )
-        .await?;
-        Ok(())
-    }
-
-    /// One API call: sends `body` as JSON, decodes a 2xx answer as `T`, sorts failures.
-    async fn call<T: DeserializeOwned>(
-        &self,
-        method: reqwest::Method,
-        url: &str,
-        body: Option<Value>,
-    ) -> Result<T, StoreError> {
-        let unavailable = |reason: String| StoreError::Unavailable {
-            url: self.url.clone(),
-            reason,
-        };
-        let mut request = self.http.request(method, url);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token.expose_secret());
-        }
-        if let Some(body) = &body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|err| unavailable(transport_error(&err)))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|err| unavailable(transport_error(&err)))?;
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&bytes);
-            let reason = format!("HTTP {}: {}", status.as_u16(), text.trim());
-            return Err(classify_status(&self.url, status.as_u16(), reason));
-        }
-        // Answers of unit calls (upsert, delete) may be empty or `null`.
-        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"null"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(bytes)
-            .map_err(|err| StoreError::Rejected(format!("unexpected answer from {url}: {err}")))
-    }
+    Ok(())
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use processor::store::{MessageStore, StoreConfig};
+use processor::store::{ChromaStore, StoreConfig, VectorStore};
 use rtfm_core::kafka::{KafkaConfig, Producer};
 use rtfm_core::schema::now_timestamp;
 use rtfm_core::{BotQuery, BotResponse, DiscordMessage, MessageEvent};
@@ -52,7 +52,7 @@ pub struct TestProcessor {
     /// Its `/healthz`, `/readyz` and `/metrics` (bound by [`processor::App::build`]).
     pub http_addr: std::net::SocketAddr,
     pub producer: Producer,
-    pub store: MessageStore,
+    pub store: ChromaStore,
     config: processor::Config,
     running: Running,
 }
@@ -137,8 +137,8 @@ pub fn collection_name() -> String {
     format!("test_{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
 }
 
-pub async fn store(chroma_url: &str, collection: &str) -> MessageStore {
-    MessageStore::connect(&StoreConfig::new(chroma_url, collection))
+pub async fn store(chroma_url: &str, collection: &str) -> ChromaStore {
+    ChromaStore::connect(&StoreConfig::new(chroma_url, collection))
         .await
         .unwrap_or_else(|err| {
             panic!(

@@ -1,9 +1,9 @@
 //! What Chroma's `/api/v2` answers, as we read it, and how its failures are sorted.
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
-use super::StoreError;
+use crate::store::{Filter, Scalar, StoreError};
 
 /// What `/auth/identity` answers.
 #[derive(Deserialize)]
@@ -53,9 +53,37 @@ pub(super) fn nth<T: Clone + Default>(column: &Column<T>, index: usize) -> T {
         .unwrap_or_default()
 }
 
-/// `{}` or `null`: no filter (Chroma rejects an empty `where`).
-pub(super) fn is_empty_filter(filter: &Value) -> bool {
-    filter.is_null() || filter.as_object().is_some_and(Map::is_empty)
+/// `filter` as Chroma's `where`; `None` for every message (Chroma rejects an empty `where`,
+/// and an `$and` or `$or` of fewer than two operands).
+pub(super) fn to_where(filter: &Filter) -> Option<Value> {
+    let scalar = |value: &Scalar| match value {
+        Scalar::Text(text) => json!(text),
+        Scalar::Int(number) => json!(number),
+        Scalar::Bool(flag) => json!(flag),
+    };
+    let joined = |operator: &str, parts: &[Filter]| {
+        let mut parts: Vec<Value> = parts.iter().filter_map(to_where).collect();
+        match parts.len() {
+            0 => None,
+            1 => parts.pop(),
+            _ => Some(json!({ operator: parts })),
+        }
+    };
+    match filter {
+        Filter::All => None,
+        Filter::Eq(field, value) => Some(json!({ field.key(): {"$eq": scalar(value)} })),
+        Filter::In(field, values) => {
+            Some(json!({ field.key(): {"$in": values.iter().map(scalar).collect::<Vec<_>>()} }))
+        }
+        Filter::Between(field, from, to) => Some(json!({"$and": [
+            { field.key(): {"$gte": from} },
+            { field.key(): {"$lte": to} },
+        ]})),
+        Filter::And(parts) => joined("$and", parts),
+        // An `$or` with an everything-operand selects everything.
+        Filter::Or(parts) if parts.contains(&Filter::All) => None,
+        Filter::Or(parts) => joined("$or", parts),
+    }
 }
 
 /// A transport error in words, with its causes (reqwest's own message is only the outermost).
@@ -121,5 +149,40 @@ mod tests {
         let mut config = StoreConfig::new("http://x", "c");
         config.chroma_auth_token = Some(SecretString::from("chroma-secret-123".to_string()));
         assert!(!format!("{config:?}").contains("chroma-secret-123"));
+    }
+
+    #[test]
+    fn filters_become_chromas_where() {
+        use crate::store::Field;
+        let channel = Filter::any_of(Field::Channel, ["2"]);
+        assert_eq!(
+            to_where(&channel),
+            Some(json!({"channel_id": {"$eq": "2"}}))
+        );
+        assert_eq!(to_where(&Filter::All), None);
+        // Chroma refuses an `$or` or `$and` of one operand: it is the operand.
+        assert_eq!(
+            to_where(&Filter::And(vec![channel.clone(), Filter::All])),
+            Some(json!({"channel_id": {"$eq": "2"}}))
+        );
+        let threads = Filter::any_of(Field::ThreadParent, ["2", "3"]);
+        assert_eq!(
+            to_where(&Filter::either([channel.clone(), threads])),
+            Some(json!({"$or": [
+                {"channel_id": {"$eq": "2"}},
+                {"thread_parent_channel_id": {"$in": ["2", "3"]}}]}))
+        );
+        assert_eq!(
+            to_where(&Filter::all_of([
+                channel,
+                Filter::any_of(Field::TimeBucket, [7i64, 8]),
+                Filter::Between(Field::Epoch, 1.0, 2.5),
+            ])),
+            Some(json!({"$and": [
+                {"channel_id": {"$eq": "2"}},
+                {"time_bucket": {"$in": [7, 8]}},
+                {"$and": [{"timestamp_epoch": {"$gte": 1.0}}, {"timestamp_epoch": {"$lte": 2.5}}]}]}))
+        );
+        assert_eq!(to_where(&Filter::Or(vec![Filter::All])), None);
     }
 }
