@@ -29,10 +29,10 @@ use serenity::all::{Http, Message};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::discord::incoming_from;
 use crate::listing::{self, Channel, Threads};
 use crate::records;
 use crate::trigger::{Detected, Triggers};
+use crate::view::incoming_from;
 use crate::walk::{self, Begin, Direction, End};
 
 #[derive(Debug, Clone, clap::Args)]

@@ -23,12 +23,12 @@ use serenity::all::{Http, Message, MessageId};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::discord::incoming_from;
 use crate::listing::{self, Channel, Threads};
 use crate::outbox::{Outbox, Target};
 use crate::pipeline::{Pipeline, Via};
 use crate::records::Incoming;
 use crate::trigger::Detected;
+use crate::view::incoming_from;
 use crate::walk::{self, Begin, Direction, End};
 
 /// What a catch-up did.

@@ -11,11 +11,11 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 use crate::outbox::Outbox;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, Via};
 use crate::records::Incoming;
 
 /// The local "guild", channel and user of console mode (snowflake-shaped constants).
-pub const CONSOLE_GUILD: u64 = 100_000_000_000_000_001;
+pub use crate::outbox::CONSOLE_GUILD;
 pub const CONSOLE_CHANNEL: u64 = 100_000_000_000_000_002;
 pub const CONSOLE_USER: u64 = 100_000_000_000_000_003;
 const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
@@ -28,19 +28,6 @@ fn next_message_id(counter: &AtomicU64) -> u64 {
         .unwrap_or(DISCORD_EPOCH_MS);
     (millis.saturating_sub(DISCORD_EPOCH_MS) << 22)
         | (counter.fetch_add(1, Ordering::Relaxed) & 0x3f_ffff)
-}
-
-/// `text` without the jump links to console messages: they lead nowhere outside Discord. A
-/// link on a line of its own goes with its line; a link after "name — " goes with the dash.
-pub fn without_console_links(text: &str) -> String {
-    static LINK: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        let pattern = format!(
-            r"(\n|\s*—\s*|\s+)?<?https://discord\.com/channels/{CONSOLE_GUILD}/[0-9]+/[0-9]+>?"
-        );
-        // A constant pattern: it compiles (the unit test below proves it).
-        regex::Regex::new(&pattern).expect("valid pattern")
-    });
-    LINK.replace_all(text, "").into_owned()
 }
 
 pub async fn run(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -72,15 +59,15 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> anyhow
             ..Incoming::default()
         };
         if let Err(err) = pipeline
-            .on_message(&incoming, None, &outbox, &shutdown)
+            .on_message(&incoming, None, Via::Console, &outbox, &shutdown)
             .await
         {
             eprintln!("could not send that to Kafka: {err:#}");
         }
     }
     // End of input: give outstanding questions their time to be answered.
-    let deadline = Instant::now() + pipeline.response_timeout;
-    while pipeline.pending_count() > 0 && Instant::now() < deadline && !shutdown.is_cancelled() {
+    let deadline = Instant::now() + pipeline.questions.response_timeout;
+    while pipeline.questions.count() > 0 && Instant::now() < deadline && !shutdown.is_cancelled() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())
@@ -89,6 +76,7 @@ pub async fn run(pipeline: Arc<Pipeline>, shutdown: CancellationToken) -> anyhow
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outbox::without_console_links;
 
     #[test]
     fn links_to_console_messages_are_dropped_and_others_kept() {

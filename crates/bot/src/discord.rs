@@ -1,20 +1,19 @@
 //! The Discord edge: serenity's gateway client and its event handler. Everything here converts
 //! serenity types to plain ones and calls [`Pipeline`]; the logic lives elsewhere.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rtfm_core::kafka::Producer;
 use rtfm_core::telemetry::Readiness;
 use rtfm_core::MessageEvent;
 use serenity::all::{
-    ChannelId, ChannelType, Command, CommandDataOptionValue, CommandOptionType, Context,
-    CreateCommand, CreateCommandOption, CreateInteractionResponse,
-    CreateInteractionResponseMessage, EventHandler, GatewayIntents, GuildChannel, GuildId, Http,
-    HttpBuilder, Interaction, Message, MessageId, MessageUpdateEvent, Ready, ResumedEvent, User,
+    ChannelId, Command, CommandDataOptionValue, CommandOptionType, Context, CreateCommand,
+    CreateCommandOption, CreateInteractionResponse, CreateInteractionResponseMessage, EventHandler,
+    GatewayIntents, GuildId, Http, HttpBuilder, Interaction, Message, MessageId,
+    MessageUpdateEvent, Ready, ResumedEvent, User,
 };
 use serenity::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -25,6 +24,7 @@ use crate::metrics;
 use crate::outbox::{Outbox, Target};
 use crate::pipeline::{Pipeline, Via};
 use crate::records::{self, Incoming};
+use crate::view::{authored_by, incoming_from, ChannelCache, ChannelInfo};
 
 /// Intents RTFM needs: guild and DM messages with their content.
 pub fn intents() -> GatewayIntents {
@@ -74,106 +74,6 @@ pub fn http_client(token: &str, endpoint: &Endpoint) -> Http {
         builder = builder.proxy(url).ratelimiter_disabled(true);
     }
     builder.build()
-}
-
-/// What the bot knows of channels: fetched once each, a failed lookup only for a minute (it is
-/// asked again after), at most [`ChannelCache::MAX`] channels (then it starts over).
-#[derive(Debug, Default)]
-pub struct ChannelCache {
-    known: HashMap<u64, (ChannelInfo, Option<Instant>)>,
-}
-
-impl ChannelCache {
-    pub const MAX: usize = 10_000;
-    /// How long a failed lookup's stand-in is used before Discord is asked again.
-    pub const RETRY_AFTER: Duration = Duration::from_secs(60);
-
-    /// What is known of `channel` at `now` (`None`: ask Discord).
-    pub fn get(&mut self, channel: u64, now: Instant) -> Option<ChannelInfo> {
-        match self.known.get(&channel) {
-            Some((info, None)) => Some(info.clone()),
-            Some((info, Some(until))) if now < *until => Some(info.clone()),
-            Some(_) => {
-                self.known.remove(&channel);
-                None
-            }
-            None => None,
-        }
-    }
-
-    /// Remembers a lookup: `Some` for good, `None` (failed) as a default for a while.
-    pub fn insert(&mut self, channel: u64, fetched: Option<ChannelInfo>, now: Instant) {
-        if self.known.len() >= Self::MAX {
-            self.known.clear();
-        }
-        let entry = match fetched {
-            Some(info) => (info, None),
-            None => (ChannelInfo::default(), Some(now + Self::RETRY_AFTER)),
-        };
-        self.known.insert(channel, entry);
-    }
-}
-
-/// What the bot needs to know of a channel (fetched once per channel).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ChannelInfo {
-    pub name: Option<String>,
-    /// For a public thread, the channel it belongs to. Private threads are left alone: their
-    /// messages must stay out of the parent channel's answers.
-    pub public_thread_parent: Option<u64>,
-}
-
-impl ChannelInfo {
-    /// What a guild channel (or thread) says of itself.
-    pub fn of(channel: &GuildChannel) -> Self {
-        Self {
-            name: Some(channel.name.clone()),
-            public_thread_parent: matches!(
-                channel.kind,
-                ChannelType::PublicThread | ChannelType::NewsThread
-            )
-            .then_some(channel.parent_id)
-            .flatten()
-            .map(ChannelId::get),
-        }
-    }
-}
-
-/// The author's part of an [`Incoming`]; each conversion below fills in the rest.
-fn authored_by(author: &User) -> Incoming {
-    Incoming {
-        author_id: author.id.get(),
-        author_name: author.name.clone(),
-        author_discriminator: author.discriminator.map(|d| d.get()),
-        author_display_name: author.global_name.clone(),
-        ..Incoming::default()
-    }
-}
-
-/// The plain view of a serenity message, from the gateway or backfilled history (`guild_id`
-/// passed in: REST history lacks it).
-pub fn incoming_from(message: &Message, guild_id: Option<u64>, channel: &ChannelInfo) -> Incoming {
-    Incoming {
-        message_id: message.id.get(),
-        channel_id: message.channel_id.get(),
-        guild_id,
-        channel_name: channel.name.clone(),
-        content: message.content.clone(),
-        timestamp: message.timestamp.to_rfc3339().unwrap_or_default(),
-        reply_to: message
-            .message_reference
-            .as_ref()
-            .and_then(|reference| reference.message_id)
-            .map(MessageId::get),
-        mentioned_user_ids: message.mentions.iter().map(|user| user.id.get()).collect(),
-        author_nickname: message
-            .member
-            .as_ref()
-            .and_then(|member| member.nick.clone()),
-        thread_parent: channel.public_thread_parent,
-        is_trigger: false,
-        ..authored_by(&message.author)
-    }
 }
 
 pub struct Handler {
@@ -353,7 +253,13 @@ impl EventHandler for Handler {
         let outbox = Outbox::Discord(Arc::clone(&ctx.http));
         if let Err(err) = self
             .pipeline
-            .on_message(&incoming, self.bot_id(), &outbox, &self.shutdown)
+            .on_message(
+                &incoming,
+                self.bot_id(),
+                Via::Message,
+                &outbox,
+                &self.shutdown,
+            )
             .await
         {
             // The producer retries for its whole delivery timeout; failing here means Kafka has
@@ -546,55 +452,5 @@ impl Handler {
             }
             Err(err) => error!(message_id, kind, error = %err, "could not publish"),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn thread_of(parent: u64) -> ChannelInfo {
-        ChannelInfo {
-            name: Some("thread".into()),
-            public_thread_parent: Some(parent),
-        }
-    }
-
-    #[test]
-    fn a_channel_looked_up_is_known_for_good() {
-        let mut cache = ChannelCache::default();
-        let now = Instant::now();
-        cache.insert(1, Some(thread_of(9)), now);
-        assert_eq!(
-            cache.get(1, now + Duration::from_secs(3_600)),
-            Some(thread_of(9))
-        );
-    }
-
-    #[test]
-    fn a_failed_lookup_is_asked_again_after_a_while() {
-        let mut cache = ChannelCache::default();
-        let now = Instant::now();
-        cache.insert(1, None, now);
-        assert_eq!(
-            cache.get(1, now),
-            Some(ChannelInfo::default()),
-            "not asked again at once"
-        );
-        assert_eq!(
-            cache.get(1, now + ChannelCache::RETRY_AFTER),
-            None,
-            "asked again later"
-        );
-    }
-
-    #[test]
-    fn the_cache_is_bounded() {
-        let mut cache = ChannelCache::default();
-        let now = Instant::now();
-        for channel in 0..=ChannelCache::MAX as u64 {
-            cache.insert(channel, Some(ChannelInfo::default()), now);
-        }
-        assert!(cache.known.len() <= ChannelCache::MAX);
     }
 }

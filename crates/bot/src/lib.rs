@@ -14,6 +14,7 @@
 //! - [`responder`]: `bot-responses` → one reply per query;
 //! - [`outbox`]: posting with retries, nonces and safe `allowed_mentions`;
 //! - [`discord`]: serenity handler (the only module that sees gateway events);
+//! - [`view`]: the plain view of Discord's messages and channels;
 //! - [`console`]: terminal chat when there is no `DISCORD_TOKEN`;
 //! - [`history`]: channel history pages; the check for the bot's own earlier answer;
 //! - [`walk`]: the one engine reading history, over the channels [`listing`] finds;
@@ -38,16 +39,18 @@ pub mod marks;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod questions;
 pub mod ratelimit;
+pub mod recent;
 pub mod records;
 pub mod reply;
 pub mod responder;
 pub mod setup;
 pub mod trigger;
+pub mod view;
 pub mod visibility;
 pub mod walk;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -66,7 +69,9 @@ use tracing::info;
 use crate::marks::Marks;
 use crate::outbox::Outbox;
 use crate::pipeline::Pipeline;
+use crate::questions::Questions;
 use crate::ratelimit::RateLimiter;
+use crate::recent::RecentIds;
 use crate::trigger::Triggers;
 use crate::visibility::Visibility;
 
@@ -249,6 +254,11 @@ impl Config {
                 self.slash_deadline_secs
             );
         }
+        let questions = Questions::new(
+            deferred,
+            Duration::from_secs(self.response_timeout_secs.max(1)),
+            Duration::from_secs(self.slash_deadline_secs.max(1)),
+        );
         Ok(Pipeline {
             producer,
             triggers,
@@ -257,13 +267,10 @@ impl Config {
                 Duration::from_secs(60),
             )),
             rate_limit: self.rate_limit_per_minute,
-            pending: Mutex::new(HashMap::new()),
-            response_timeout: Duration::from_secs(self.response_timeout_secs.max(1)),
-            slash_deadline: Duration::from_secs(self.slash_deadline_secs.max(1)),
+            questions: Arc::new(questions),
             visibility: Visibility::new(Duration::from_secs(self.guild_permissions_ttl_secs)),
             marks,
-            deferred,
-            seen: Mutex::new(responder::RecentIds::new(10_000)),
+            seen: Mutex::new(RecentIds::new(10_000)),
         })
     }
 }
@@ -436,7 +443,7 @@ impl App {
         tasks.spawn(responder::run(
             Arc::clone(&self.responses),
             outbox.clone(),
-            Arc::clone(&self.pipeline),
+            Arc::clone(&self.pipeline.questions),
             stop.clone(),
             console,
         ));
@@ -450,11 +457,11 @@ impl App {
                 result
             });
         } else {
-            let watcher = Arc::clone(&self.pipeline);
+            let watcher = Arc::clone(&self.pipeline.questions);
             // Commands deferred before a restart still get their one follow-up.
             watcher.restore_deferred();
             let watcher_stop = stop.clone();
-            tasks.spawn(async move { watcher.watch_pending(outbox, watcher_stop).await });
+            tasks.spawn(async move { watcher.watch(outbox, watcher_stop).await });
             let marks = Arc::clone(&self.pipeline.marks);
             let marks_stop = stop.clone();
             let catch_up = Arc::clone(&self.catch_up);

@@ -12,7 +12,7 @@ use serenity::http::{LightMethod, Request, Route};
 use serenity::model::channel::ThreadsData;
 use tracing::{debug, warn};
 
-use crate::discord::ChannelInfo;
+use crate::view::ChannelInfo;
 
 /// One channel (or thread) to read.
 #[derive(Debug, Clone, PartialEq)]

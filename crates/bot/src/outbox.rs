@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::metrics;
+use crate::reply::{split_reply, DISCORD_LIMIT};
 
 /// Where an answer goes.
 #[derive(Clone, PartialEq, Default)]
@@ -84,6 +85,20 @@ fn safe_mentions(ping_replied_user: bool) -> CreateAllowedMentions {
 }
 
 impl Outbox {
+    /// Posts a notice (split to Discord's limit), logging a failure.
+    pub async fn say(
+        &self,
+        target: &Target,
+        text: &str,
+        nonce_seed: &str,
+        shutdown: &CancellationToken,
+    ) {
+        let parts = split_reply(text, DISCORD_LIMIT);
+        if let Err(err) = self.deliver(target, &parts, nonce_seed, shutdown).await {
+            warn!(error = %err, "could not post a notice");
+        }
+    }
+
     /// Posts `parts` in order (a notice: not looked for in the channel after a failure). The
     /// first part replies to the target message.
     pub async fn deliver(
@@ -114,7 +129,7 @@ impl Outbox {
         match self {
             Outbox::Console(_) => {
                 for part in parts.iter().skip(first) {
-                    let text = crate::console::without_console_links(part);
+                    let text = without_console_links(part);
                     println!("\nrtfm> {}\n", text.replace('\n', "\n      "));
                 }
                 Ok(())
@@ -271,6 +286,22 @@ where
             }
         }
     }
+}
+
+/// Console mode's local "guild" (snowflake-shaped): its jump links lead nowhere.
+pub const CONSOLE_GUILD: u64 = 100_000_000_000_000_001;
+
+/// `text` without the jump links to console messages: they lead nowhere outside Discord. A
+/// link on a line of its own goes with its line; a link after "name — " goes with the dash.
+pub fn without_console_links(text: &str) -> String {
+    static LINK: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        let pattern = format!(
+            r"(\n|\s*—\s*|\s+)?<?https://discord\.com/channels/{CONSOLE_GUILD}/[0-9]+/[0-9]+>?"
+        );
+        // A constant pattern: it compiles (the unit test below proves it).
+        regex::Regex::new(&pattern).expect("valid pattern")
+    });
+    LINK.replace_all(text, "").into_owned()
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 //! response not yet done ([`Progress`]), so a crash re-delivers every response whose post may
 //! not have happened, and nothing else.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,7 +33,8 @@ use tracing::{error, info, warn};
 
 use crate::metrics;
 use crate::outbox::{Outbox, PostError, Target};
-use crate::pipeline::Pipeline;
+use crate::questions::Questions;
+use crate::recent::RecentIds;
 use crate::reply::{split_reply, DISCORD_LIMIT};
 
 /// Responses read but not yet posted, across all channels (bounds memory and redelivery).
@@ -43,38 +44,6 @@ use crate::reply::{split_reply, DISCORD_LIMIT};
 pub const MAX_IN_FLIGHT: usize = 2048;
 /// A channel's worker ends after this long without work (a new response starts another).
 const IDLE_WORKER: Duration = Duration::from_secs(300);
-
-/// The most recent answered query ids, bounded.
-pub struct RecentIds {
-    capacity: usize,
-    order: VecDeque<String>,
-    set: HashSet<String>,
-}
-
-impl RecentIds {
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity: capacity.max(1),
-            order: VecDeque::new(),
-            set: HashSet::new(),
-        }
-    }
-
-    pub fn contains(&self, id: &str) -> bool {
-        self.set.contains(id)
-    }
-
-    pub fn insert(&mut self, id: &str) {
-        if self.set.insert(id.to_string()) {
-            self.order.push_back(id.to_string());
-            while self.order.len() > self.capacity {
-                if let Some(oldest) = self.order.pop_front() {
-                    self.set.remove(&oldest);
-                }
-            }
-        }
-    }
-}
 
 fn parse_id(text: &str) -> Option<u64> {
     text.parse().ok().filter(|id| *id != 0)
@@ -155,7 +124,7 @@ impl Shared {
 pub async fn run(
     consumer: Arc<Consumer<BotResponse>>,
     outbox: Outbox,
-    pipeline: Arc<Pipeline>,
+    questions: Arc<Questions>,
     shutdown: CancellationToken,
     only_pending: bool,
 ) -> anyhow::Result<()> {
@@ -164,7 +133,7 @@ pub async fn run(
         outbox,
         progress: Arc::new(Mutex::new(Progress::default())),
         answered: Arc::new(Mutex::new(RecentIds::new(10_000))),
-        deferred: Arc::clone(&pipeline.deferred),
+        deferred: Arc::clone(&questions.deferred),
         shutdown: shutdown.clone(),
     };
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
@@ -217,7 +186,7 @@ pub async fn run(
             shared.done(&received);
             continue;
         }
-        let target = match pipeline.take_pending(&response.query_id) {
+        let target = match questions.take(&response.query_id) {
             Some(pending) => pending.target,
             None if only_pending => {
                 shared.done(&received);
@@ -437,17 +406,5 @@ mod tests {
             None,
             "unknown partition: nothing to store"
         );
-    }
-
-    #[test]
-    fn recent_ids_are_bounded_and_forget_the_oldest() {
-        let mut recent = RecentIds::new(2);
-        recent.insert("a");
-        recent.insert("b");
-        recent.insert("a");
-        assert!(recent.contains("a") && recent.contains("b"));
-        recent.insert("c");
-        assert!(!recent.contains("a"));
-        assert!(recent.contains("b") && recent.contains("c"));
     }
 }

@@ -739,7 +739,7 @@ async fn no_answer_in_time_tells_the_asker_it_is_delayed() {
         "rtfm anyone there?",
     ));
     fake.until_posted("the delay notice", WAIT, |p| {
-        p.content() == bot::pipeline::DELAYED_NOTICE && p.reply_to() == Some(951)
+        p.content() == bot::questions::DELAYED_NOTICE && p.reply_to() == Some(951)
     })
     .await;
     assert!(fake.typing().contains(&CHANNEL), "typing… while waiting");
@@ -953,7 +953,7 @@ async fn a_slash_command_without_an_answer_in_time_gets_one_notice_and_the_late_
         .filter(|p| p.kind == fake_discord::PostKind::Followup)
         .collect();
     assert_eq!(followups.len(), 1, "exactly one follow-up: {attempts:#?}");
-    assert_eq!(followups[0].content(), bot::pipeline::SLASH_TIMEOUT_NOTICE);
+    assert_eq!(followups[0].content(), bot::questions::SLASH_TIMEOUT_NOTICE);
     // It replaces the public "thinking…": public, as Discord shows it, so it says so for all.
     assert!(!followups[0].ephemeral);
     assert_eq!(
@@ -1296,7 +1296,7 @@ async fn a_slash_command_deferred_before_a_restart_still_gets_its_one_follow_up(
     let attempts = fake.attempts();
     assert_eq!(attempts.len(), 1, "{attempts:#?}");
     assert_eq!(attempts[0].interaction_id, Some(905));
-    assert_eq!(attempts[0].content(), bot::pipeline::SLASH_TIMEOUT_NOTICE);
+    assert_eq!(attempts[0].content(), bot::questions::SLASH_TIMEOUT_NOTICE);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
