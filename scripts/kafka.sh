@@ -112,6 +112,15 @@ start() {
   if [ "$reuse" = reuse ] && [ -f "$STATE/server.properties" ]; then
     port="$(current_port)"
     controller_port="$(sed -n 's/^controller.quorum.voters=1@127.0.0.1:\([0-9]*\)$/\1/p' "$STATE/server.properties")"
+    # While the broker was stopped, another program may have been given its controller port
+    # (an ephemeral port); clients only know the broker's port, so the controller moves.
+    if ! port_is_free "$controller_port"; then
+      local moved
+      moved="$(free_port)"
+      log "controller port $controller_port is taken now; the controller moves to $moved"
+      sed -i "s/127\.0\.0\.1:$controller_port\b/127.0.0.1:$moved/g" "$STATE/server.properties"
+      controller_port="$moved"
+    fi
   else
     rm -rf "$STATE"; mkdir -p "$STATE"
     port="${KAFKA_PORT:-$(free_port)}"

@@ -1,6 +1,7 @@
 //! Discord events → wire records (pure): the seed schema plus `guild_id`, the event kind and
 //! the replied-to message.
 
+use rtfm_core::redact::redact;
 use rtfm_core::schema::now_timestamp;
 use rtfm_core::{BotQuery, DiscordMessage, MessageEvent};
 use serde_json::{json, Map};
@@ -47,7 +48,11 @@ pub fn discord_message(incoming: &Incoming, event: MessageEvent) -> DiscordMessa
     };
     DiscordMessage {
         message_id: incoming.message_id.to_string(),
-        content: truncate_chars(&incoming.content, rtfm_core::schema::MAX_CONTENT_CHARS),
+        // Credentials never leave the bot: nothing downstream can store or quote them.
+        content: truncate_chars(
+            &redact(&incoming.content),
+            rtfm_core::schema::MAX_CONTENT_CHARS,
+        ),
         username: display_username(&incoming.author_name, incoming.author_discriminator),
         user_id: incoming.author_id.to_string(),
         channel_id: incoming.channel_id.to_string(),
@@ -98,7 +103,7 @@ pub fn query(incoming: &Incoming, question: &str, source: &str) -> BotQuery {
     BotQuery {
         query_id: uuid::Uuid::new_v4().to_string(),
         original_message_id: incoming.message_id.to_string(),
-        question: truncate_chars(question, rtfm_core::schema::MAX_CONTENT_CHARS),
+        question: truncate_chars(&redact(question), rtfm_core::schema::MAX_CONTENT_CHARS),
         username: display_username(&incoming.author_name, incoming.author_discriminator),
         user_id: incoming.author_id.to_string(),
         channel_id: incoming.channel_id.to_string(),

@@ -91,6 +91,17 @@ async fn setup() -> (FakeDiscord, KafkaConfig) {
     (fake, services::kafka_with_topics().await)
 }
 
+/// As [`setup`], with a fake Discord that deduplicates no nonce at all (as after its window).
+async fn setup_without_nonce_deduplication() -> (FakeDiscord, KafkaConfig) {
+    let fake = FakeDiscord::start_with(FakeOptions {
+        nonce_window: Duration::ZERO,
+        ..FakeOptions::default()
+    })
+    .await;
+    fake.add_channel(CHANNEL, Some(GUILD), "general");
+    (fake, services::kafka_with_topics().await)
+}
+
 /// Publishes one record to the test's topics (as the processor would) and waits for the ack.
 async fn publish<T: Record>(kafka: &KafkaConfig, record: &T) -> rtfm_core::kafka::Delivered {
     Producer::new(kafka, "test")
@@ -429,13 +440,7 @@ async fn a_long_answer_is_one_split_reply_posted_once_and_never_pings_everyone()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_restarted_bot_does_not_post_an_answer_twice_even_without_nonce_deduplication() {
     // Nonce window 0: however long the bot was down, Discord would not deduplicate.
-    let fake = FakeDiscord::start_with(FakeOptions {
-        nonce_window: Duration::ZERO,
-        ..FakeOptions::default()
-    })
-    .await;
-    fake.add_channel(CHANNEL, Some(GUILD), "general");
-    let kafka = services::kafka_with_topics().await;
+    let (fake, kafka) = setup_without_nonce_deduplication().await;
     let producer = Producer::new(&kafka, "test").expect("producer");
     // Message 501 is not in the channel (deleted): Discord posts the reply without its
     // reference, and the restarted bot must still recognise it as its answer.
@@ -504,13 +509,7 @@ async fn a_reply_created_while_discord_answers_502_is_not_posted_twice() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn without_nonce_deduplication_a_reply_created_despite_a_502_is_found_not_posted_again() {
     // Nonce window 0: Discord would post the retry again; the bot looks in the channel first.
-    let fake = FakeDiscord::start_with(FakeOptions {
-        nonce_window: Duration::ZERO,
-        ..FakeOptions::default()
-    })
-    .await;
-    fake.add_channel(CHANNEL, Some(GUILD), "general");
-    let kafka = services::kafka_with_topics().await;
+    let (fake, kafka) = setup_without_nonce_deduplication().await;
     let bot = TestBot::start(&fake, &kafka, &[]).await;
     fake.fail_next_posts(&[Failure::CreatedThen(502)]);
     let delivered = publish(
@@ -549,15 +548,9 @@ async fn a_slash_follow_up_created_despite_a_502_is_found_not_posted_again() {
 async fn a_reply_and_a_follow_up_created_while_the_client_timed_out_are_found_not_posted_again() {
     // Discord created both and never answered within the bot's 30 s request timeout; no nonce
     // deduplication either. The bot treats a timeout as "maybe created" and looks first.
-    let fake = FakeDiscord::start_with(FakeOptions {
-        nonce_window: Duration::ZERO,
-        ..FakeOptions::default()
-    })
-    .await;
+    let (fake, kafka) = setup_without_nonce_deduplication().await;
     let other = 21u64;
-    fake.add_channel(CHANNEL, Some(GUILD), "general");
     fake.add_channel(other, Some(GUILD), "other");
-    let kafka = services::kafka_with_topics().await;
     let mut queries: TopicReader<BotQuery> = TopicReader::new(&kafka);
     let bot = TestBot::start(&fake, &kafka, &[]).await;
     fake.push_interaction(slash(906, "how do I deploy?"));

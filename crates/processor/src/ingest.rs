@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use rtfm_core::backoff::Backoff;
 use rtfm_core::kafka::{Consumer, Received};
+use rtfm_core::redact::redact;
 use rtfm_core::telemetry::Readiness;
 use rtfm_core::{DiscordMessage, MessageEvent};
 use tokio_util::sync::CancellationToken;
@@ -117,7 +118,8 @@ pub fn plan(batch: &[&DiscordMessage]) -> Plan {
 pub fn stored_message(message: &DiscordMessage) -> StoredMessage {
     StoredMessage {
         id: message.message_id.clone(),
-        document: message.content.clone(),
+        // Again here: records published by anything but our bot (or before it redacted).
+        document: redact(&message.content).into_owned(),
         metadata: metadata_for(message),
     }
 }
@@ -148,7 +150,7 @@ impl Indexer {
         }
         let texts: Vec<String> = messages
             .iter()
-            .map(|message| message.content.clone())
+            .map(|message| redact(&message.content).into_owned())
             .collect();
         let started = Instant::now();
         let vectors = self.embedder.embed(texts).await?;

@@ -35,6 +35,7 @@ pub mod model;
 pub mod prompt;
 pub mod queries;
 pub mod retrieval;
+mod startup;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -42,17 +43,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use rtfm_core::backoff::Backoff;
-use rtfm_core::kafka::{
-    Consumer, ConsumerOptions, KafkaConfig, OffsetReset, Producer, TransactionalProducer,
-};
+use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, OffsetReset, Producer};
 use rtfm_core::supervise::{every, Service};
 use rtfm_core::telemetry::Readiness;
 use rtfm_core::topics::{GROUP_MESSAGE_PROCESSOR, GROUP_QUERY_PROCESSOR};
 use rtfm_core::{BotQuery, DiscordMessage};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::info;
 
 use crate::answer::{Answerer, StalePolicy};
 pub use crate::embedding::{build_embedder, EmbeddingSettings};
@@ -60,7 +58,9 @@ use crate::ingest::{Indexer, IngestSettings};
 use crate::instance::Instance;
 use crate::model::{ModelClient, ModelSettings};
 use crate::retrieval::{RetrievalSettings, Retriever};
-use crate::store::{ChromaStore, StoreConfig, VectorStore};
+pub use crate::startup::{connect_store, hosted_fallback};
+use crate::startup::{probe_embedding, register_transactional};
+use crate::store::{StoreConfig, VectorStore};
 
 /// Everything the processor service needs.
 #[derive(Debug, Clone, clap::Args)]
@@ -129,133 +129,6 @@ pub struct Config {
     /// `instance`). Set it only if you manage ids yourself; two live processes must never share one.
     #[arg(long = "processor-instance-id", env = "PROCESSOR_INSTANCE_ID")]
     pub instance_id: Option<String>,
-}
-
-/// Connects to Chroma, retrying until it answers or `shutdown` fires.
-pub async fn connect_store(
-    config: &StoreConfig,
-    readiness: &Readiness,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Option<ChromaStore>> {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-    loop {
-        match ChromaStore::connect(config).await {
-            Ok(store) => {
-                readiness.set("chroma", true);
-                metrics::CHROMA_UP.set(1);
-                return Ok(Some(store));
-            }
-            Err(store::StoreError::Rejected(reason)) => {
-                anyhow::bail!(
-                    "Chroma at {} refused the collection `{}`: {reason}",
-                    config.chroma_url,
-                    config.chroma_collection
-                )
-            }
-            Err(err) => {
-                readiness.set("chroma", false);
-                warn!(error = %err, "waiting for Chroma");
-                if !backoff.wait(shutdown).await {
-                    return Ok(None);
-                }
-            }
-        }
-    }
-}
-
-/// Registers the transactional producer, waiting for the broker as [`connect_store`] waits
-/// for Chroma: a broker that is unreachable or still starting (compose starts us when it is
-/// merely healthy) is waited out, not a reason to exit. `None` if `shutdown` fired meanwhile.
-async fn register_transactional(
-    kafka: &KafkaConfig,
-    transactional_id: &str,
-    readiness: &Readiness,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<Option<TransactionalProducer>> {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
-    loop {
-        match TransactionalProducer::new(kafka, transactional_id).await {
-            Ok(producer) => return Ok(Some(producer)),
-            Err(err) if err.is_retriable() => {
-                readiness.set_reason(
-                    "kafka",
-                    false,
-                    Some(format!(
-                        "waiting for the broker at {}",
-                        kafka.bootstrap_servers
-                    )),
-                );
-                warn!(error = %err, bootstrap = %kafka.bootstrap_servers, "waiting for Kafka");
-                if !backoff.wait(shutdown).await {
-                    return Ok(None);
-                }
-            }
-            Err(err) => {
-                return Err(
-                    anyhow::Error::new(err).context("while registering the transactional producer")
-                )
-            }
-        }
-    }
-}
-
-/// Asks a hosted embedding API for one vector until it gives one: until then `/readyz` says
-/// `embedding: not ready` with the provider's answer (a refused key, a wrong model), and the
-/// log says so once. Ingestion itself waits out the same errors batch by batch.
-async fn probe_embedding(
-    embedder: crate::embedding::Embedder,
-    readiness: Readiness,
-    shutdown: CancellationToken,
-) {
-    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-    let mut told = false;
-    loop {
-        let probe = embedder.embed(vec!["RTFM start-up check".to_string()]);
-        let outcome = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            outcome = tokio::time::timeout(Duration::from_secs(30), probe) => outcome,
-        };
-        match outcome {
-            Ok(Ok(_)) => {
-                readiness.set("embedding", true);
-                info!("the embedding API accepted the start-up check");
-                return;
-            }
-            Ok(Err(err)) => {
-                readiness.set_reason(
-                    "embedding",
-                    false,
-                    Some(format!("start-up check refused: {err}")),
-                );
-                if !told {
-                    error!(error = %err, "the embedding API refused the start-up check; messages wait until it accepts (check EMBEDDING_API_KEY and EMBEDDING_MODEL)");
-                    told = true;
-                }
-            }
-            Err(_) => {
-                readiness.set_reason(
-                    "embedding",
-                    false,
-                    Some("start-up check unanswered after 30 s".into()),
-                );
-                if !told {
-                    warn!("the embedding API did not answer the start-up check within 30 s");
-                    told = true;
-                }
-            }
-        }
-        if !backoff.wait(&shutdown).await {
-            return;
-        }
-    }
-}
-
-/// A hosted embedder's URL and key when the embedding settings name none: the chat model's.
-pub fn hosted_fallback(model: &ModelSettings) -> crate::embedding::HostedFallback {
-    crate::embedding::HostedFallback {
-        gemini: (model.gemini_base_url.clone(), model.gemini_api_key.clone()),
-        openai: (model.openai_base_url.clone(), model.openai_api_key.clone()),
-    }
 }
 
 /// Runs the processor until `shutdown` is cancelled or a part of it fails.

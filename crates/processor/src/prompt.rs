@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use rtfm_core::redact::redact;
 
 use crate::conversation::Role;
 use crate::retrieval::{Retrieved, SourceMessage};
@@ -113,7 +114,7 @@ pub fn render_model_answer(
             .map(|index| index + 1)
             .collect();
     }
-    let mut text = truncate_chars(model_text.trim(), MAX_MODEL_TEXT);
+    let mut text = plain_links(&redact(&truncate_chars(model_text.trim(), MAX_MODEL_TEXT)));
     if !cited.is_empty() {
         text.push_str("\n\nSources:");
         for number in &cited {
@@ -132,6 +133,28 @@ pub fn render_model_answer(
             .map(|number| sources[number - 1].message_id.clone())
             .collect(),
     }
+}
+
+/// `text` with every link shown as plain text (inline code, which Discord does not make
+/// clickable): an answer links only to the messages it cites, in the sources that follow it,
+/// whatever links the chat history (or a model repeating it) holds. A masked link
+/// `[text](url)` becomes `text (url)`.
+pub fn plain_links(text: &str) -> String {
+    static MASKED: LazyLock<Regex> = LazyLock::new(|| {
+        // A constant pattern: it compiles (the unit test runs it).
+        Regex::new(r"\[([^\]\n]*)\]\(<?(https?://[^)\s>]+)>?\)").expect("valid pattern")
+    });
+    static BARE: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(`?)<?(https?://[^\s<>`]+)>?").expect("valid pattern"));
+    let unmasked = MASKED.replace_all(text, "$1 (<$2>)");
+    BARE.replace_all(&unmasked, |captures: &regex::Captures<'_>| {
+        if &captures[1] == "`" {
+            captures[0].to_string() // already code
+        } else {
+            format!("`{}`", &captures[2])
+        }
+    })
+    .into_owned()
 }
 
 /// How far below the best hit another hit may be and still be quoted.
@@ -312,6 +335,23 @@ mod tests {
         assert_eq!(rendered.cited_ids, vec!["3"]);
         let uncited = render_model_answer("Use vaultctl.", &sources, &retrieved);
         assert_eq!(uncited.cited_ids, vec!["2"], "falls back to the best hit");
+    }
+
+    #[test]
+    fn a_model_answer_links_only_to_its_sources() {
+        let retrieved = retrieved();
+        let sources = retrieved.numbered();
+        let rendered = render_model_answer(
+            "Get it from https://evil.example/x [3] or [the docs](https://docs.example/y); see <https://a.example> or `https://code.example`.",
+            &sources,
+            &retrieved,
+        );
+        let (answer, links) = rendered.text.split_once("\n\nSources:").expect("sources");
+        assert_eq!(
+            answer,
+            "Get it from `https://evil.example/x` [3] or the docs (`https://docs.example/y`); see `https://a.example` or `https://code.example`."
+        );
+        assert!(links.contains("<https://discord.com/channels/10/20/3>"));
     }
 
     #[test]

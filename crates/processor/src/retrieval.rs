@@ -50,8 +50,8 @@ pub struct SourceMessage {
 
 impl SourceMessage {
     /// A message of channel 11 in guild 1 by alice, for tests; override what a test needs.
-    #[cfg(test)]
-    pub(crate) fn sample(id: &str, role: Role) -> Self {
+    #[doc(hidden)]
+    pub fn sample(id: &str, role: Role) -> Self {
         Self {
             message_id: id.into(),
             channel_id: "11".into(),

@@ -508,3 +508,62 @@ fn breaker_flags<'a>(base: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     flags.extend_from_slice(extra);
     flags
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pasted_key_is_never_stored_embedded_or_quoted() {
+    // Published as by anything but our bot (which redacts before publishing): the processor
+    // redacts again before it embeds and stores. The key is made up, in AWS's real format.
+    let key = "AKIAIOSFODNN7EXAMPLE";
+    let password = "s3cr3t-passw0rd";
+    let messages = vec![
+        message(
+            7_600_001,
+            Some("1"),
+            "11",
+            "how do I configure the deploy credentials for the backup job?",
+            0,
+        ),
+        message(
+            7_600_002,
+            Some("1"),
+            "11",
+            &format!("put the deploy credentials in backup.conf: aws_key {key} and DB_PASSWORD={password}, then restart the backup job"),
+            1,
+        ),
+    ];
+    let processor = TestProcessor::start(&messages, &[]).await;
+    processor.until_indexed(2).await;
+    let stored = processor
+        .store
+        .get(&Filter::All, &["7600002".into()], None)
+        .await
+        .expect("get");
+    let trace = format!("{:?} {:?}", stored[0].document, stored[0].metadata);
+    assert!(!trace.contains(key) && !trace.contains(password), "{trace}");
+    assert!(
+        stored[0].document.contains("[redacted AWS key]")
+            && stored[0].document.contains("DB_PASSWORD=[redacted secret]")
+            && stored[0].document.contains("restart the backup job"),
+        "the rest stays searchable: {}",
+        stored[0].document
+    );
+
+    processor
+        .ask(
+            7_600_003,
+            "how do I configure the deploy credentials for the backup job?",
+        )
+        .await;
+    let mut reader = ResponseReader::new(&processor.kafka);
+    reader.until("the answer", |seen| !seen.is_empty()).await;
+    let answer = &reader.seen[0].response_text;
+    assert!(
+        answer.contains("[redacted AWS key]"),
+        "quoted, redacted: {answer}"
+    );
+    assert!(
+        !answer.contains(key) && !answer.contains(password),
+        "{answer}"
+    );
+    processor.stop().await;
+}

@@ -9,12 +9,14 @@
 //!   signals;
 //! - [`config`]: `.env` loading and secret handling helpers for the binaries' clap structs;
 //! - [`backoff`]: the one capped, jittered backoff every retry loop uses;
+//! - [`redact`]: credentials replaced before anything is published, embedded or stored;
 //! - [`supervise`]: running a service: its bound HTTP endpoint and stop token ([`supervise::Service`]),
 //!   its tasks (fail together, stop within a grace period), periodic checks ([`supervise::every`]).
 
 pub mod backoff;
 pub mod config;
 pub mod kafka;
+pub mod redact;
 pub mod schema;
 pub mod supervise;
 pub mod telemetry;

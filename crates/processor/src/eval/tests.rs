@@ -75,17 +75,7 @@ fn rankings_put_every_hit_and_its_answers_before_any_context() {
             "4" => Role::Answer,
             _ => Role::Context,
         };
-        SourceMessage {
-            message_id: id.into(),
-            channel_id: "11".into(),
-            guild_id: Some("1".into()),
-            username: "alice".into(),
-            timestamp: "2025-11-02T12:34:56.789Z".into(),
-            content: format!("message {id}"),
-            similarity: None,
-            reply_to: None,
-            role,
-        }
+        SourceMessage::sample(id, role)
     };
     let retrieved = Retrieved {
         groups: vec![

@@ -13,6 +13,7 @@
 
 mod dead_letter;
 mod progress;
+mod stall;
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
@@ -144,6 +145,8 @@ pub struct Consumer<T> {
     transactional: bool,
     /// Records handed out and not yet stored, and dead letters waiting behind them.
     progress: Mutex<progress::Progress>,
+    /// Polling and pausing, as the stalled-partition watch needs to know them.
+    activity: Arc<stall::Activity>,
     _record: PhantomData<fn() -> T>,
 }
 
@@ -189,8 +192,18 @@ impl<T: Record> Consumer<T> {
                 source: source.into(),
             })?;
         info!(role = %options.role, topic, group = %topics.group(&options.group), "consumer subscribed");
+        let inner = Arc::new(inner);
+        let activity = Arc::new(stall::Activity::default());
+        stall::spawn(
+            Arc::downgrade(&inner),
+            topic.clone(),
+            options.role.clone(),
+            options.offset_reset,
+            Arc::clone(&activity),
+        );
         Ok(Self {
-            inner: Arc::new(inner),
+            inner,
+            activity,
             dead_letter_topic: topics.dead_letter(T::TOPIC),
             topic,
             dead_letters,
@@ -242,12 +255,14 @@ impl<T: Record> Consumer<T> {
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Option<Received<T>>, ConsumeError> {
         loop {
+            let waiting = self.activity.waiting();
             let message = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => return Ok(None),
                 _ = wait_until(deadline) => return Ok(None),
                 message = self.inner.recv() => message,
             };
+            drop(waiting);
             let message = match message {
                 Ok(message) => message.detach(),
                 Err(source) if is_fatal(&source) => {
@@ -479,6 +494,9 @@ impl<T: Record> Consumer<T> {
     /// being called (so the member stays in its group: polling is what keeps it there). For a
     /// reader whose work in hand is full. Partitions assigned later are not paused.
     pub fn pause_assigned(&self) {
+        self.activity
+            .paused
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if let Ok(assignment) = self.inner.assignment() {
             if let Err(err) = self.inner.pause(&assignment) {
                 warn!(role = %self.role, error = %err, "could not pause the assigned partitions");
@@ -488,6 +506,9 @@ impl<T: Record> Consumer<T> {
 
     /// Fetches again from every partition this member owns (see [`Consumer::pause_assigned`]).
     pub fn resume_assigned(&self) {
+        self.activity
+            .paused
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         if let Ok(assignment) = self.inner.assignment() {
             if let Err(err) = self.inner.resume(&assignment) {
                 warn!(role = %self.role, error = %err, "could not resume the assigned partitions");
