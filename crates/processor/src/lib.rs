@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod model;
 pub mod prompt;
 pub mod queries;
+pub mod retention;
 pub mod retrieval;
 mod startup;
 pub mod store;
@@ -129,6 +130,10 @@ pub struct Config {
     /// `instance`). Set it only if you manage ids yourself; two live processes must never share one.
     #[arg(long = "processor-instance-id", env = "PROCESSOR_INSTANCE_ID")]
     pub instance_id: Option<String>,
+    /// Messages older than this many days leave the index (checked hourly). Unset or 0: kept
+    /// until deleted in Discord.
+    #[arg(long = "index-retention-days", env = "INDEX_RETENTION_DAYS")]
+    pub index_retention_days: Option<u64>,
 }
 
 /// Runs the processor until `shutdown` is cancelled or a part of it fails.
@@ -151,6 +156,8 @@ pub struct App {
     answerer: Arc<Answerer>,
     indexer: Indexer,
     ingest: IngestSettings,
+    /// `INDEX_RETENTION_DAYS`, when set.
+    retention_days: Option<u64>,
     /// Held while the app lives: the slot lock keeps the instance id ours.
     _instance: Instance,
 }
@@ -259,6 +266,7 @@ impl App {
             answerer,
             indexer,
             ingest: config.ingest,
+            retention_days: config.index_retention_days.filter(|days| *days > 0),
             _instance: instance,
         }))
     }
@@ -286,6 +294,9 @@ impl App {
             Arc::clone(&self.answerer),
             stop.clone(),
         ));
+        if let Some(days) = self.retention_days {
+            tasks.spawn(retention::run(Arc::clone(&self.store), days, stop.clone()));
+        }
         let monitor = Monitor {
             producer: self.producer.clone(),
             store: self.store,

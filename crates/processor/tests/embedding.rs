@@ -301,3 +301,58 @@ mod hosted {
         .await;
     }
 }
+
+mod concurrency {
+    use std::time::{Duration, Instant};
+
+    use processor::embedding::{EmbeddingProvider, HostedEmbedder};
+    use test_support::fake_model::FakeModel;
+
+    /// 1 000 texts, 10 Gemini batches, 100 ms each at the fake: in order, and `calls` at once.
+    async fn embed_with(calls: usize) -> (Duration, usize) {
+        let fake = FakeModel::start().await;
+        fake.delay_each(Duration::from_millis(100));
+        fake.vectors_from_text();
+        let embedder = HostedEmbedder::new(
+            EmbeddingProvider::Gemini,
+            &fake.gemini_base_url(),
+            "embed-model",
+            None,
+            4,
+        )
+        .expect("client")
+        .with_concurrency(calls);
+        let texts: Vec<String> = (1..=1000).map(|n| format!("message {n}")).collect();
+        let started = Instant::now();
+        let vectors = processor::embedding::Embedder::Hosted(embedder)
+            .embed(texts)
+            .await
+            .expect("embeds");
+        let took = started.elapsed();
+        // The fake's vector is [n, 1, 0, 0] for "message n", normalised by the client.
+        let numbers: Vec<u32> = vectors
+            .iter()
+            .map(|v| (v[0] / v[1]).round() as u32)
+            .collect();
+        assert_eq!(
+            numbers,
+            (1..=1000).collect::<Vec<u32>>(),
+            "in the texts' order"
+        );
+        assert_eq!(fake.requests().len(), 10, "within Gemini's 100 per batch");
+        (took, fake.max_in_flight())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hosted_batches_go_out_concurrently_and_come_back_in_order() {
+        let (one_by_one, at_once_one) = embed_with(1).await;
+        let (concurrent, at_once) = embed_with(4).await;
+        assert_eq!(at_once_one, 1);
+        assert_eq!(at_once, 4, "four calls in flight");
+        println!(
+            "1 000 texts, 10 batches, 100 ms per call: one at a time {} ms, four at once {} ms",
+            one_by_one.as_millis(),
+            concurrent.as_millis()
+        );
+    }
+}

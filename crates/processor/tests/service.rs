@@ -567,3 +567,28 @@ async fn a_pasted_key_is_never_stored_embedded_or_quoted() {
     );
     processor.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_a_retention_only_messages_younger_than_it_stay_in_the_index() {
+    // Two messages of 2025-11-02 and one of now.
+    let mut recent = message(7_700_003, Some("1"), "11", "said just now", 0);
+    recent.timestamp = rtfm_core::schema::now_timestamp();
+    let messages = vec![
+        message(7_700_001, Some("1"), "11", "said long ago", 0),
+        message(7_700_002, Some("1"), "11", "also long ago", 1),
+        recent,
+    ];
+    let processor = TestProcessor::start(&messages, &[]).await;
+    processor.until_indexed(3).await;
+    let processor = processor
+        .restart_with(|config| config.index_retention_days = Some(30))
+        .await;
+    processor.until_indexed(1).await;
+    let left = processor
+        .store
+        .get(&Filter::All, &[], None)
+        .await
+        .expect("get");
+    assert_eq!(left[0].id, "7700003", "the recent one stays");
+    processor.stop().await;
+}

@@ -43,6 +43,13 @@ struct State {
     default: Option<Behaviour>,
     /// Embedding inputs containing this are refused with 400 (a "poisoned" record).
     poison: Option<String>,
+    /// Every request waits this long before it is answered (a provider's latency).
+    latency: Option<Duration>,
+    /// Requests being answered now, and the most there ever were at once.
+    in_flight: usize,
+    max_in_flight: usize,
+    /// Embeddings derived from each text rather than from its position in the request.
+    text_vectors: bool,
 }
 
 /// Gemini's documented limit for `batchEmbedContents`.
@@ -116,6 +123,21 @@ impl FakeModel {
         self.lock().script.push_back(behaviour);
     }
 
+    /// Every request waits `latency` before it is answered.
+    pub fn delay_each(&self, latency: Duration) {
+        self.lock().latency = Some(latency);
+    }
+
+    /// The most requests the fake was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.lock().max_in_flight
+    }
+
+    /// Embeddings derived from each text (so their order can be checked), not its position.
+    pub fn vectors_from_text(&self) {
+        self.lock().text_vectors = true;
+    }
+
     pub fn requests(&self) -> Vec<Recorded> {
         self.lock().requests.clone()
     }
@@ -132,13 +154,39 @@ fn fake_vector(index: usize) -> Vec<f64> {
     vec![1.0 + index as f64, 2.0, 0.0, 2.0]
 }
 
+/// A vector from a text's number (its digits), for order checks: `[n, 1, 0, 0]`.
+fn text_vector(text: &str) -> Vec<f64> {
+    let number: f64 = text
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or(0.0);
+    vec![number, 1.0, 0.0, 0.0]
+}
+
+/// Counts a request as in flight while it lives.
+struct InFlight(Arc<Mutex<State>>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.in_flight -= 1;
+    }
+}
+
 async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = uri.path().to_string();
-    let (behaviour, poison) = {
+    let (behaviour, poison, latency, text_vectors) = {
         let mut state = state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.in_flight += 1;
+        state.max_in_flight = state.max_in_flight.max(state.in_flight);
         state.requests.push(Recorded {
             path: path.clone(),
             headers,
@@ -150,8 +198,12 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: By
             .pop_front()
             .or_else(|| state.default.clone())
             .unwrap_or(Behaviour::Fail(500));
-        (behaviour, poison)
+        (behaviour, poison, state.latency, state.text_vectors)
     };
+    let _in_flight = InFlight(Arc::clone(&state));
+    if let Some(latency) = latency {
+        tokio::time::sleep(latency).await;
+    }
     // The providers' documented input limits, checked before anything else.
     let inputs: Vec<String> = if path.ends_with(":batchEmbedContents") {
         let requests = body["requests"].as_array().cloned().unwrap_or_default();
@@ -225,16 +277,32 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: By
         }
     };
     if path.ends_with(":batchEmbedContents") {
-        let count = body["requests"].as_array().map_or(0, Vec::len);
-        let embeddings: Vec<Value> = (0..count)
-            .map(|i| json!({"values": fake_vector(i)}))
+        let embeddings: Vec<Value> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let values = if text_vectors {
+                    text_vector(text)
+                } else {
+                    fake_vector(i)
+                };
+                json!({ "values": values })
+            })
             .collect();
         return axum::Json(json!({ "embeddings": embeddings })).into_response();
     }
     if path.ends_with("/embeddings") {
-        let count = body["input"].as_array().map_or(0, Vec::len);
-        let data: Vec<Value> = (0..count)
-            .map(|i| json!({"object": "embedding", "index": i, "embedding": fake_vector(i)}))
+        let data: Vec<Value> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let values = if text_vectors {
+                    text_vector(text)
+                } else {
+                    fake_vector(i)
+                };
+                json!({"object": "embedding", "index": i, "embedding": values})
+            })
             .collect();
         return axum::Json(json!({ "object": "list", "data": data })).into_response();
     }

@@ -16,6 +16,10 @@ pub const GEMINI_MAX_BATCH: usize = 100;
 /// even at 2 characters per token.
 pub const OPENAI_MAX_BATCH: usize = 2048;
 pub const OPENAI_MAX_BATCH_CHARS: usize = 500_000;
+/// Calls in flight at once by default: most of the gain against a provider's latency
+/// (docs/benchmarks.md), few enough that a provider's per-minute request quota is met by its
+/// 429s (retried with backoff) rather than overrun.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 
 /// Splits `texts` into consecutive chunks of at most `max_items` texts and (unless a single
 /// text is longer) `max_chars` characters.
@@ -62,6 +66,8 @@ pub struct HostedEmbedder {
     model: String,
     api_key: Option<SecretString>,
     dimensions: usize,
+    /// Calls in flight at once for one batch of texts (`EMBEDDING_CONCURRENCY`).
+    concurrency: usize,
 }
 
 impl std::fmt::Debug for HostedEmbedder {
@@ -94,20 +100,33 @@ impl HostedEmbedder {
             model: model.to_string(),
             api_key,
             dimensions,
+            concurrency: DEFAULT_CONCURRENCY,
         })
     }
 
-    /// Embeds `texts` in as many calls as the provider's batch limits require.
+    /// At most `calls` requests in flight at once (at least 1).
+    pub fn with_concurrency(mut self, calls: usize) -> Self {
+        self.concurrency = calls.max(1);
+        self
+    }
+
+    /// Embeds `texts` in as many calls as the provider's batch limits require, up to
+    /// `concurrency` of them at once, the vectors in the texts' order.
     pub(super) async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        use futures::{StreamExt, TryStreamExt};
         let (max_items, max_chars) = match self.provider {
             EmbeddingProvider::Gemini => (GEMINI_MAX_BATCH, usize::MAX),
             _ => (OPENAI_MAX_BATCH, OPENAI_MAX_BATCH_CHARS),
         };
-        let mut vectors = Vec::with_capacity(texts.len());
-        for chunk in api_chunks(texts, max_items, max_chars) {
-            vectors.extend(self.embed_call(&texts[chunk]).await?);
-        }
-        Ok(vectors)
+        let chunks: Vec<Vec<Vec<f32>>> = futures::stream::iter(
+            api_chunks(texts, max_items, max_chars)
+                .into_iter()
+                .map(|chunk| self.embed_call(&texts[chunk])),
+        )
+        .buffered(self.concurrency)
+        .try_collect()
+        .await?;
+        Ok(chunks.into_iter().flatten().collect())
     }
 
     async fn embed_call(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {

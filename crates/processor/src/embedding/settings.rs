@@ -86,6 +86,13 @@ pub struct EmbeddingSettings {
         default_value_t = 384
     )]
     pub embedding_dimensions: usize,
+    /// Requests to a hosted embedding API in flight at once, per batch of messages.
+    #[arg(
+        long = "embedding-concurrency",
+        env = "EMBEDDING_CONCURRENCY",
+        default_value_t = super::hosted::DEFAULT_CONCURRENCY
+    )]
+    pub embedding_concurrency: usize,
 }
 
 /// Loads the configured embedder.
@@ -123,7 +130,8 @@ pub async fn build_embedder(
                 &settings.embedding_model,
                 settings.embedding_api_key.clone().or(key),
                 settings.embedding_dimensions,
-            )?;
+            )?
+            .with_concurrency(settings.embedding_concurrency);
             Ok(Embedder::Hosted(hosted))
         }
     }

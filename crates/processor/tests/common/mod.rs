@@ -95,6 +95,13 @@ impl TestProcessor {
         (http_addr, running)
     }
 
+    /// Restarts it (see [`TestProcessor::restart`]) with its configuration changed by `change`,
+    /// as after a deploy with new settings.
+    pub async fn restart_with(mut self, change: impl FnOnce(&mut processor::Config)) -> Self {
+        change(&mut self.config);
+        self.restart().await
+    }
+
     /// Stops it (it must end cleanly) and starts it again: same topics, group, instance id
     /// and collection, as after a deploy.
     pub async fn restart(mut self) -> Self {
