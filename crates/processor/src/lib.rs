@@ -60,7 +60,7 @@ use crate::instance::Instance;
 use crate::model::{ModelClient, ModelSettings};
 use crate::retrieval::{RetrievalSettings, Retriever};
 pub use crate::startup::{connect_store, hosted_fallback};
-use crate::startup::{probe_embedding, register_transactional};
+use crate::startup::{probe_embedding, probe_model, register_transactional};
 use crate::store::{StoreConfig, VectorStore};
 
 /// Everything the processor service needs.
@@ -252,6 +252,8 @@ impl App {
             max_age_secs: config.query_max_age_secs,
             stale_policy: config.query_stale_policy,
         });
+        // A refused key or a wrong model name shows at start, not at the first question.
+        tokio::spawn(probe_model(Arc::clone(&answerer), stop.clone()));
         let indexer = Indexer {
             store: Arc::clone(&store),
             embedder,

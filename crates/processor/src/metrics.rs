@@ -103,6 +103,13 @@ pub static CONSUMER_LAG: LazyLock<IntGaugeVec> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+pub static MODEL_ACCEPTED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "rtfm_model_accepted",
+        "1 when the answering model's API accepted the start-up check (key and model), 0 when it refused it"
+    )
+    .expect("metric registers once")
+});
 pub static CHROMA_UP: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!(
         "rtfm_chroma_up",

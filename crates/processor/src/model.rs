@@ -334,6 +334,45 @@ impl ModelClient {
         result
     }
 
+    /// Asks the API about the configured model (no generation, no cost): `Ok` if the key is
+    /// accepted and the model exists; `Status(401 | 403 | 404)` names what to fix.
+    pub async fn probe(&self) -> Result<(), ModelError> {
+        let request = match self.kind {
+            ProviderKind::Gemini => {
+                let url = format!(
+                    "{}/v1beta/models/{}",
+                    self.settings.gemini_base_url.trim_end_matches('/'),
+                    self.settings.gemini_model
+                );
+                let request = self.http.get(url);
+                match &self.settings.gemini_api_key {
+                    Some(key) => request.header("x-goog-api-key", key.expose_secret()),
+                    None => request,
+                }
+            }
+            ProviderKind::Openai | ProviderKind::Extractive => {
+                let url = format!(
+                    "{}/models/{}",
+                    self.settings.openai_base_url.trim_end_matches('/'),
+                    self.settings.openai_model
+                );
+                let request = self.http.get(url);
+                match &self.settings.openai_api_key {
+                    Some(key) => request.bearer_auth(key.expose_secret()),
+                    None => request,
+                }
+            }
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|err| ModelError::Transport(err.without_url().to_string()))?;
+        match response.status() {
+            status if status.is_success() => Ok(()),
+            status => Err(ModelError::Status(status.as_u16())),
+        }
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let base = self
             .settings

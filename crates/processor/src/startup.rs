@@ -1,6 +1,8 @@
 //! What the processor waits for and checks at start: Chroma, the transactional producer's
-//! broker, a hosted embedding API's key; and where a hosted embedder's key comes from.
+//! broker, a hosted embedding API's key, the answering model's key and name; and where a
+//! hosted embedder's key comes from.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use rtfm_core::backoff::Backoff;
@@ -9,8 +11,9 @@ use rtfm_core::telemetry::Readiness;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::answer::Answerer;
 use crate::metrics;
-use crate::model::ModelSettings;
+use crate::model::{ModelError, ModelSettings};
 use crate::store::{self, ChromaStore, StoreConfig};
 
 /// Connects to Chroma, retrying until it answers or `shutdown` fires.
@@ -137,5 +140,51 @@ pub fn hosted_fallback(model: &ModelSettings) -> crate::embedding::HostedFallbac
     crate::embedding::HostedFallback {
         gemini: (model.gemini_base_url.clone(), model.gemini_api_key.clone()),
         openai: (model.openai_base_url.clone(), model.openai_api_key.clone()),
+    }
+}
+
+/// Asks the answering model's API whether it knows the key and the model, at start and again
+/// until it does: a refused key or a wrong model name is logged once, with the fix, and
+/// `rtfm_model_accepted` says 0 — answers are extractive meanwhile (the model's failures fall
+/// back to them), so the service stays ready.
+pub(crate) async fn probe_model(answerer: Arc<Answerer>, shutdown: CancellationToken) {
+    let Some(model) = answerer.model.as_ref() else {
+        return; // extractive answers only: nothing to check
+    };
+    let mut backoff = Backoff::new(Duration::from_secs(5), Duration::from_secs(300));
+    let mut told = false;
+    loop {
+        let outcome = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            outcome = model.probe() => outcome,
+        };
+        match outcome {
+            Ok(()) => {
+                metrics::MODEL_ACCEPTED.set(1);
+                info!(
+                    provider = model.kind().as_str(),
+                    model = model.model_name(),
+                    "the model API accepted the start-up check"
+                );
+                return;
+            }
+            Err(ModelError::Status(status @ (401 | 403 | 404))) => {
+                metrics::MODEL_ACCEPTED.set(0);
+                if !told {
+                    let fix = if status == 404 {
+                        "check the model name (GEMINI_MODEL / OPENAI_MODEL) and the base URL"
+                    } else {
+                        "check the API key (GEMINI_API_KEY / OPENAI_API_KEY)"
+                    };
+                    error!(status, provider = model.kind().as_str(), model = model.model_name(), "the model API refused the start-up check: {fix}; questions get extractive answers until it accepts");
+                    told = true;
+                }
+            }
+            // Unreachable for now, or a status that says nothing about the key: try later.
+            Err(err) => tracing::debug!(error = %err, "model start-up check not answered yet"),
+        }
+        if !backoff.wait(&shutdown).await {
+            return;
+        }
     }
 }

@@ -50,6 +50,8 @@ struct State {
     max_in_flight: usize,
     /// Embeddings derived from each text rather than from its position in the request.
     text_vectors: bool,
+    /// `GET …/models/{model}` calls (start-up checks).
+    model_checks: usize,
 }
 
 /// Gemini's documented limit for `batchEmbedContents`.
@@ -128,6 +130,11 @@ impl FakeModel {
         self.lock().latency = Some(latency);
     }
 
+    /// How many times a client asked about its model (`GET …/models/{model}`).
+    pub fn model_checks(&self) -> usize {
+        self.lock().model_checks
+    }
+
     /// The most requests the fake was answering at once.
     pub fn max_in_flight(&self) -> usize {
         self.lock().max_in_flight
@@ -181,6 +188,24 @@ impl Drop for InFlight {
 async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let path = uri.path().to_string();
+    // A model's metadata (`GET …/models/{model}`), as a client checks its key at start: not
+    // counted among the requests and not taking a scripted behaviour, refused only when every
+    // call is (`always(Fail(..))`).
+    if path.contains("/models/") && !path.contains(':') {
+        let mut state = state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.model_checks += 1;
+        return match state.default {
+            Some(Behaviour::Fail(status)) => (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                axum::Json(json!({"error": {"code": status, "message": "fake refusal"}})),
+            )
+                .into_response(),
+            _ => axum::Json(json!({"name": path.rsplit('/').next().unwrap_or_default()}))
+                .into_response(),
+        };
+    }
     let (behaviour, poison, latency, text_vectors) = {
         let mut state = state
             .lock()
