@@ -25,6 +25,16 @@ struct Saved {
     /// Channel (or thread) → newest published message.
     #[serde(with = "ids")]
     channels: BTreeMap<u64, u64>,
+    /// When the marks began (a first start), as a message id: where channels start that have
+    /// no mark yet when there is none at all (a bot that stopped before its first save).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    since: Option<String>,
+}
+
+/// A message id (a Discord snowflake) for the time `at`: ids of later messages are larger.
+pub fn snowflake_at(at: chrono::DateTime<chrono::Utc>) -> u64 {
+    const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+    u64::try_from(at.timestamp_millis() - DISCORD_EPOCH_MS).unwrap_or(0) << 22
 }
 
 mod ids {
@@ -62,6 +72,8 @@ pub struct Marks {
 #[derive(Debug, Default)]
 struct State {
     channels: BTreeMap<u64, u64>,
+    /// See [`Saved::since`].
+    since: Option<u64>,
     /// While a catch-up runs, a live message must not move the mark of a channel not yet
     /// caught up (a crash would then skip the gap): its advance waits here.
     catching_up: Option<CatchingUp>,
@@ -91,38 +103,47 @@ impl Marks {
         }
     }
 
-    /// Reads `path` (missing: a first start). A file that cannot be read as marks is moved
-    /// aside (`.unreadable`) with a warning: the bot then starts as on a first start rather
-    /// than not at all.
+    /// Reads `path` (missing: a first start, and the file is written at once with the time
+    /// the marks begin, so a bot stopped before its first save still catches up from there).
+    /// A file that cannot be read as marks is moved aside (`.unreadable`) with a warning: the
+    /// bot then starts as on a first start rather than not at all.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("while creating the state folder {}", dir.display()))?;
         }
-        let (channels, had_earlier_run) = match std::fs::read(path) {
+        let saved = match std::fs::read(path) {
             Ok(bytes) => match serde_json::from_slice::<Saved>(&bytes) {
-                Ok(saved) => (saved.channels, true),
+                Ok(saved) => Some(saved),
                 Err(err) => {
                     let aside = path.with_extension("unreadable");
                     warn!(path = %path.display(), error = %err, aside = %aside.display(), "the state file is not readable; moved aside, nothing to catch up this time");
                     let _ = std::fs::rename(path, &aside);
-                    (BTreeMap::new(), false)
+                    None
                 }
             },
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), false),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
             Err(err) => {
                 return Err(err).with_context(|| format!("while reading {}", path.display()))
             }
         };
-        Ok(Self {
+        let had_earlier_run = saved.is_some();
+        let (channels, since) = match saved {
+            Some(saved) => (saved.channels, saved.since.and_then(|id| id.parse().ok())),
+            None => (BTreeMap::new(), Some(snowflake_at(chrono::Utc::now()))),
+        };
+        let marks = Self {
             path: Some(path.to_path_buf()),
             state: Mutex::new(State {
                 channels,
+                since,
                 catching_up: None,
             }),
             had_earlier_run,
-            dirty: AtomicBool::new(false),
-        })
+            dirty: AtomicBool::new(!had_earlier_run),
+        };
+        marks.save()?;
+        Ok(marks)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -200,7 +221,8 @@ impl Marks {
     /// The newest handled message of any channel: where a channel without a mark of its own
     /// (created, or first visible, while the bot was down) starts.
     pub fn newest(&self) -> Option<u64> {
-        self.lock().channels.values().copied().max()
+        let state = self.lock();
+        state.channels.values().copied().max().or(state.since)
     }
 
     /// Every channel with a mark (direct messages included, which no guild lists).
@@ -221,9 +243,13 @@ impl Marks {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let saved = Saved {
-            version: 1,
-            channels: self.lock().channels.clone(),
+        let saved = {
+            let state = self.lock();
+            Saved {
+                version: 1,
+                channels: state.channels.clone(),
+                since: state.since.map(|id| id.to_string()),
+            }
         };
         let bytes = serde_json::to_vec_pretty(&saved).map_err(std::io::Error::from);
         bytes
@@ -271,6 +297,33 @@ mod tests {
     }
 
     #[test]
+    fn a_first_start_is_written_at_once_so_a_bot_stopped_before_any_mark_still_catches_up() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bot-state.json");
+        let before = snowflake_at(chrono::Utc::now());
+        let first = Marks::load(&path).expect("load");
+        assert!(!first.had_earlier_run());
+        drop(first); // stopped (or killed) before any message and any save
+        let again = Marks::load(&path).expect("load");
+        assert!(again.had_earlier_run(), "the first start left its file");
+        let since = again.newest().expect("where to catch up from");
+        assert!(since >= before && since <= snowflake_at(chrono::Utc::now()));
+        again.advance(7, since + 5);
+        assert_eq!(
+            again.newest(),
+            Some(since + 5),
+            "a mark, once there, is newer"
+        );
+    }
+
+    #[test]
+    fn snowflakes_follow_discords_epoch() {
+        // Discord's documentation example: 175928847299117063 was made at 1462015105796 ms.
+        let at = chrono::DateTime::from_timestamp_millis(1_462_015_105_796).expect("time");
+        assert_eq!(snowflake_at(at) >> 22, 175_928_847_299_117_063 >> 22);
+    }
+
+    #[test]
     fn a_live_message_does_not_move_a_mark_the_catch_up_has_not_reached() {
         let marks = Marks::in_memory();
         marks.advance(1, 100);
@@ -311,6 +364,7 @@ mod tests {
         let marks = Marks::load(&path).expect("load");
         assert!(!marks.had_earlier_run());
         assert!(path.with_extension("unreadable").exists());
-        assert_eq!(marks.newest(), None);
+        assert_eq!(marks.channels(), Vec::<u64>::new(), "as on a first start");
+        assert!(path.exists(), "a fresh file, from now");
     }
 }

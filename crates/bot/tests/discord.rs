@@ -1065,6 +1065,21 @@ fn recent(id: u64, channel: u64, author: u64, content: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bot_stopped_before_it_saved_any_mark_still_catches_up_from_its_first_start() {
+    let (fake, kafka) = setup().await;
+    let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
+    let first = TestBot::start(&fake, &kafka, &[]).await;
+    first.stop().await; // no message yet: no mark of any channel
+    fake.until_disconnected(WAIT).await;
+    let id = bot::marks::snowflake_at(chrono::Utc::now()) + 1;
+    fake.push_message(recent(id, CHANNEL, 42, "said while the bot was down"));
+    let second = TestBot::start(&fake, &kafka, &[]).await;
+    let published = messages.next(WAIT).await;
+    assert_eq!(published.message_id, id.to_string());
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn what_was_said_while_the_bot_was_down_is_published_and_its_questions_asked_once() {
     const QUIET: u64 = 21;
     const NEW_CHANNEL: u64 = 22;
