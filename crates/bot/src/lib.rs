@@ -30,6 +30,7 @@
 
 pub mod backfill;
 pub mod catchup;
+pub mod client;
 mod config;
 pub mod console;
 pub mod discord;

@@ -16,7 +16,6 @@
 //! backoff: no offsets stored, nothing dropped, no busy loop, and `/readyz` says not ready. A
 //! record Chroma rejects for good (4xx) is isolated and dead-lettered with the reason.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +23,7 @@ use rtfm_core::backoff::Backoff;
 use rtfm_core::kafka::{Consumer, Received};
 use rtfm_core::redact::redact;
 use rtfm_core::telemetry::Readiness;
-use rtfm_core::{DiscordMessage, MessageEvent};
+use rtfm_core::DiscordMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -74,45 +73,6 @@ impl Default for IngestSettings {
             max_backoff_secs: defaults::MAX_BACKOFF_SECS,
         }
     }
-}
-
-/// What a batch does to the index after collapsing repeated ids (last event wins).
-#[derive(Debug, Default, PartialEq)]
-pub struct Plan {
-    /// Index into the batch of each record to upsert.
-    pub upserts: Vec<usize>,
-    pub deletes: Vec<String>,
-    pub skipped: usize,
-}
-
-/// Pure: decides per message id what the batch amounts to. An edit that empties a message
-/// removes it; a new empty message is skipped.
-pub fn plan(batch: &[&DiscordMessage]) -> Plan {
-    let mut last: HashMap<&str, usize> = HashMap::new();
-    for (index, message) in batch.iter().enumerate() {
-        last.insert(message.message_id.as_str(), index);
-    }
-    let mut plan = Plan::default();
-    for (index, message) in batch.iter().enumerate() {
-        if last.get(message.message_id.as_str()) != Some(&index) {
-            plan.skipped += 1;
-            continue;
-        }
-        let empty = message.content.trim().is_empty();
-        match (message.event, empty, message.is_trigger) {
-            (MessageEvent::Delete, _, _) | (MessageEvent::Edit, true, _) => {
-                plan.deletes.push(message.message_id.clone())
-            }
-            // A question to the bot is never evidence; an edit that turned a message into one
-            // takes the earlier text out of the index.
-            (MessageEvent::Edit, false, true) => plan.deletes.push(message.message_id.clone()),
-            (MessageEvent::Create, true, _) | (MessageEvent::Create, false, true) => {
-                plan.skipped += 1
-            }
-            _ => plan.upserts.push(index),
-        }
-    }
-    plan
 }
 
 pub fn stored_message(message: &DiscordMessage) -> StoredMessage {
@@ -449,6 +409,9 @@ async fn isolate(
         }
     }
 }
+
+mod plan;
+pub use plan::{plan, Plan};
 
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@
 //! are ISO 8601, text fits Discord's limits) and lenient about what it does not: unknown fields
 //! are kept and written back, so a newer producer's fields survive a round trip through us.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -20,26 +20,6 @@ pub const MAX_RECORD_BYTES: usize = 256 * 1024;
 /// `bot-queries.visible_channel_ids` at most: a guild has at most 500 channels (Discord's
 /// documented limit; threads are reached through their parent).
 pub const MAX_VISIBLE_CHANNELS: usize = 500;
-
-/// Why a record could not be decoded. The message names the field and the rule.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SchemaError {
-    #[error("record is {0} bytes, larger than the {MAX_RECORD_BYTES}-byte limit")]
-    TooLarge(usize),
-    #[error("invalid JSON at `{path}`: {reason}")]
-    Json { path: String, reason: String },
-    #[error("field `{field}` {reason}")]
-    Invalid { field: &'static str, reason: String },
-}
-
-impl SchemaError {
-    fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            field,
-            reason: reason.into(),
-        }
-    }
-}
 
 /// A type that travels on one of our topics. The topic is part of the type, so a `BotQuery`
 /// cannot be sent to `bot-responses` by mistake.
@@ -459,70 +439,9 @@ pub struct ResponseMetadata {
     pub extra: Map<String, Value>,
 }
 
-/// Parses ISO 8601 with an offset (`…Z`, `…+02:00`) or without one (Python's naive
-/// `datetime.utcnow().isoformat()`, read as UTC).
-pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
-    if let Ok(with_offset) = DateTime::parse_from_rfc3339(text) {
-        return Some(with_offset.with_timezone(&Utc));
-    }
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|naive| naive.and_utc())
-}
-
-/// Now, as the millisecond ISO 8601 the seed writes.
-pub fn now_timestamp() -> String {
-    Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn non_empty(field: &'static str, value: &str) -> Result<(), SchemaError> {
-    if value.trim().is_empty() {
-        return Err(SchemaError::invalid(field, "must not be empty"));
-    }
-    Ok(())
-}
-
-fn snowflake(field: &'static str, value: &str) -> Result<(), SchemaError> {
-    if value.is_empty() {
-        return Err(SchemaError::invalid(field, "must not be empty"));
-    }
-    if value.len() > 20 || !value.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err(SchemaError::invalid(
-            field,
-            "must be a decimal Discord id (up to 20 digits)",
-        ));
-    }
-    // Discord ids are 64-bit; a 20-digit number past 18446744073709551615 is no id, and the
-    // services, which read ids as numbers, would otherwise meet it deep inside.
-    if value.parse::<u64>().is_err() {
-        return Err(SchemaError::invalid(
-            field,
-            "is not a Discord id: larger than 18446744073709551615",
-        ));
-    }
-    Ok(())
-}
-
-fn timestamp(field: &'static str, value: &str) -> Result<(), SchemaError> {
-    if parse_timestamp(value).is_none() {
-        return Err(SchemaError::invalid(
-            field,
-            "must be an ISO 8601 timestamp such as 2025-11-02T12:34:56.789Z",
-        ));
-    }
-    Ok(())
-}
-
-fn max_chars(field: &'static str, value: &str, limit: usize) -> Result<(), SchemaError> {
-    let chars = value.chars().count();
-    if chars > limit {
-        return Err(SchemaError::invalid(
-            field,
-            format!("has {chars} characters, more than the {limit} allowed"),
-        ));
-    }
-    Ok(())
-}
+mod check;
+use check::{max_chars, non_empty, snowflake, timestamp};
+pub use check::{now_timestamp, parse_timestamp, SchemaError};
 
 #[cfg(test)]
 mod tests;

@@ -1,4 +1,5 @@
 use super::*;
+use rtfm_core::MessageEvent;
 use serde_json::Map;
 
 fn message(id: &str, content: &str, event: MessageEvent) -> DiscordMessage {

@@ -11,9 +11,14 @@
 //! every valid record before it in its partition is done (`progress`), so a position is never
 //! committed ahead of work still in hand.
 
+mod assignment;
 mod dead_letter;
+mod options;
 mod progress;
 mod stall;
+
+use options::is_fatal;
+pub use options::{ConsumeError, ConsumerOptions, Received};
 
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
@@ -28,109 +33,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use crate::kafka::blocking;
-use crate::kafka::config::{KafkaConfig, OffsetReset};
+use crate::kafka::config::KafkaConfig;
 use crate::kafka::context::LoggingContext;
 use crate::kafka::error::ClientError;
 use crate::kafka::producer::Producer;
 use crate::schema::Record;
-
-/// How a consumer joins its group.
-#[derive(Debug, Clone)]
-pub struct ConsumerOptions {
-    /// Base group name (the topic suffix is appended).
-    pub group: String,
-    pub offset_reset: OffsetReset,
-    /// Offsets are committed inside a producer transaction instead of by auto-commit.
-    pub transactional: bool,
-    /// Role for logs and the Kafka `client.id`.
-    pub role: String,
-    /// Static group membership (`group.instance.id`): a restarted instance takes its partitions
-    /// back at once instead of waiting for the dead member's session to time out.
-    pub instance_id: Option<String>,
-    /// How often librdkafka commits stored offsets in the background (`auto.commit.interval.ms`;
-    /// loops that call [`Consumer::commit_soon`] after each batch only need it as a backstop).
-    pub auto_commit_interval: Duration,
-}
-
-impl ConsumerOptions {
-    pub fn new(group: &str, role: &str) -> Self {
-        Self {
-            group: group.to_string(),
-            offset_reset: OffsetReset::Earliest,
-            transactional: false,
-            role: role.to_string(),
-            instance_id: None,
-            auto_commit_interval: Duration::from_secs(1),
-        }
-    }
-
-    pub fn static_member(mut self, instance_id: &str) -> Self {
-        self.instance_id = Some(instance_id.to_string());
-        self
-    }
-
-    pub fn offset_reset(mut self, offset_reset: OffsetReset) -> Self {
-        self.offset_reset = offset_reset;
-        self
-    }
-
-    pub fn transactional(mut self) -> Self {
-        self.transactional = true;
-        self
-    }
-
-    pub fn auto_commit_every(mut self, interval: Duration) -> Self {
-        self.auto_commit_interval = interval;
-        self
-    }
-}
-
-/// A decoded record and where it came from.
-#[derive(Debug, Clone)]
-pub struct Received<T> {
-    pub record: T,
-    pub topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    /// The record was already in its partition when this member was assigned it, so an
-    /// earlier owner may have acted on it without committing (the high watermark at
-    /// assignment is remembered per partition by the client's context).
-    pub maybe_redelivered: bool,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConsumeError {
-    #[error("could not create the Kafka consumer for {bootstrap}: {source}")]
-    Create {
-        bootstrap: String,
-        source: ClientError,
-    },
-    #[error("could not subscribe to `{topic}`: {source}")]
-    Subscribe { topic: String, source: ClientError },
-    /// Kafka stopped this consumer for good: typically another live process joined the group
-    /// with the same static membership id (`group.instance.id`). The process must stop; it
-    /// would otherwise run without partitions and do nothing.
-    #[error(
-        "the {consumer} consumer was stopped by Kafka: {source} \
-         (\"fenced\" means another live process uses the same instance id: give each process \
-         its own PROCESSOR_INSTANCE_ID, or leave it unset for a unique default)"
-    )]
-    Fatal {
-        /// Its role and instance id, e.g. "`ingest` (instance id `host-0`)".
-        consumer: String,
-        source: ClientError,
-    },
-}
-
-/// Fatal consumer errors end the consumer; everything else (a broker restarting, a
-/// connection refused) librdkafka recovers from by itself.
-fn is_fatal(err: &KafkaError) -> bool {
-    matches!(err, KafkaError::MessageConsumptionFatal(_))
-        || matches!(
-            err.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::Fatal | RDKafkaErrorCode::FencedInstanceId)
-        )
-}
 
 /// Typed consumer of the topic of `T`.
 pub struct Consumer<T> {
@@ -488,64 +395,6 @@ impl<T: Record> Consumer<T> {
 
     pub(crate) fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
         self.inner.group_metadata()
-    }
-
-    /// Stops fetching from every partition this member owns, while [`Consumer::recv`] goes on
-    /// being called (so the member stays in its group: polling is what keeps it there). For a
-    /// reader whose work in hand is full. Partitions assigned later are not paused.
-    pub fn pause_assigned(&self) {
-        self.activity
-            .paused
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Ok(assignment) = self.inner.assignment() {
-            if let Err(err) = self.inner.pause(&assignment) {
-                warn!(role = %self.role, error = %err, "could not pause the assigned partitions");
-            }
-        }
-    }
-
-    /// Fetches again from every partition this member owns (see [`Consumer::pause_assigned`]).
-    pub fn resume_assigned(&self) {
-        self.activity
-            .paused
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-        if let Ok(assignment) = self.inner.assignment() {
-            if let Err(err) = self.inner.resume(&assignment) {
-                warn!(role = %self.role, error = %err, "could not resume the assigned partitions");
-            }
-        }
-    }
-
-    /// Committed offsets of our topic's partitions that this member owns (tests, lag).
-    pub fn assigned_partitions(&self) -> Vec<i32> {
-        match self.inner.assignment() {
-            Ok(list) => list.elements().iter().map(|e| e.partition()).collect(),
-            Err(_) => Vec::new(),
-        }
-    }
-
-    /// Total records between our committed position and the end of each assigned partition.
-    pub fn lag(&self, timeout: Duration) -> Option<i64> {
-        let assignment = self.inner.assignment().ok()?;
-        let mut lag = 0;
-        let positions = self.inner.position().ok()?;
-        for element in assignment.elements() {
-            let (_low, high) = self
-                .inner
-                .fetch_watermarks(element.topic(), element.partition(), timeout)
-                .ok()?;
-            let position = positions
-                .find_partition(element.topic(), element.partition())
-                .and_then(|p| p.offset().to_raw())
-                .filter(|offset| *offset >= 0)
-                .unwrap_or(high);
-            lag += (high - position).max(0);
-        }
-        // Drop the lists before returning: a TopicPartitionList that outlives its consumer makes
-        // rd_kafka_destroy hang (see notes/rdkafka.md).
-        drop(positions);
-        drop(assignment);
-        Some(lag)
     }
 }
 

@@ -100,13 +100,17 @@ pub const DEFAULT_EVERYONE_PERMISSIONS: u64 =
 
 mod control;
 mod gateway;
+mod interactions;
 mod listing;
+mod observe;
 mod payloads;
 mod posts;
 mod rest;
 mod tls;
+mod world;
 
 use gateway::gateway_socket;
+use interactions::{followup, interaction_callback};
 use listing::*;
 pub use payloads::{message, message_now, role_overwrite, slash_command, user};
 pub use posts::{Failure, FakeOptions, PostKind, Posted, RateLimits};
@@ -304,209 +308,6 @@ impl FakeDiscord {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Messages the bot created in channels (not deduplicated, not follow-ups).
-    pub fn posts(&self) -> Vec<Posted> {
-        self.lock()
-            .posts
-            .iter()
-            .filter(|post| post.kind == PostKind::Message && !post.deduplicated)
-            .cloned()
-            .collect()
-    }
-
-    /// Waits (at most `timeout`) until an accepted channel message matches `matches`.
-    pub async fn until_posted(
-        &self,
-        what: &str,
-        timeout: std::time::Duration,
-        matches: impl Fn(&Posted) -> bool,
-    ) -> Posted {
-        crate::eventually(timeout, what, || async {
-            self.posts().into_iter().find(|post| matches(post))
-        })
-        .await
-    }
-
-    /// Every message-creating call, in order: messages and follow-ups, including the ones
-    /// Discord deduplicated by nonce. "Exactly one reply" is asserted on this list.
-    pub fn attempts(&self) -> Vec<Posted> {
-        self.lock().posts.clone()
-    }
-
-    /// Bodies of the interaction follow-ups that were accepted.
-    pub fn followups(&self) -> Vec<Value> {
-        self.lock()
-            .posts
-            .iter()
-            .filter(|post| post.kind == PostKind::Followup)
-            .map(|post| post.body.clone())
-            .collect()
-    }
-
-    /// Posts to `channel_id` get 429 with `Retry-After: retry_after` (its route's bucket is
-    /// empty) until [`FakeDiscord::unlimit_channel`]. Other channels are unaffected, as on
-    /// Discord, where rate limits are per route.
-    pub fn limit_channel(&self, channel_id: u64, retry_after: f64) {
-        self.lock().limited_channels.insert(channel_id, retry_after);
-    }
-
-    pub fn unlimit_channel(&self, channel_id: u64) {
-        self.lock().limited_channels.remove(&channel_id);
-    }
-
-    /// Posts to `channel_id` are refused from now on with `status` (403 Missing Access or
-    /// 404 Unknown Channel).
-    pub fn refuse_channel(&self, channel_id: u64, status: u16) {
-        self.lock().refused_channels.insert(channel_id, status);
-    }
-
-    /// (interaction id, body) of every interaction response.
-    pub fn callbacks(&self) -> Vec<(u64, Value)> {
-        self.lock().callbacks.clone()
-    }
-
-    pub fn commands(&self) -> Vec<Value> {
-        self.lock().commands.clone()
-    }
-
-    pub fn typing(&self) -> Vec<u64> {
-        self.lock().typing.clone()
-    }
-
-    pub fn identifies(&self) -> usize {
-        self.lock().identifies
-    }
-
-    /// IDENTIFYs refused with a close code (4004 bad token, 4014 disallowed intent).
-    pub fn refused_identifies(&self) -> usize {
-        self.lock().refused_identifies
-    }
-
-    /// REST calls refused with 401.
-    pub fn unauthorized(&self) -> usize {
-        self.lock().unauthorized
-    }
-
-    /// The commands registered in `guild` only (none if `/rtfm` was registered globally).
-    pub fn guild_commands(&self, guild: u64) -> Vec<Value> {
-        self.lock()
-            .guild_commands
-            .get(&guild)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    /// 429s answered so far: (a route's bucket, the global limit).
-    pub fn rate_limited(&self) -> (usize, usize) {
-        self.lock().rate_limited
-    }
-
-    pub fn resumes(&self) -> usize {
-        self.lock().resumes
-    }
-
-    /// Waits until no gateway socket is open (a stopped bot's is closed): what is pushed from
-    /// then on reaches no session.
-    pub async fn until_disconnected(&self, timeout: std::time::Duration) {
-        crate::eventually(timeout, "every gateway socket closed", || async {
-            (self.lock().open_sockets == 0).then_some(())
-        })
-        .await
-    }
-
-    pub fn unknown_routes(&self) -> Vec<String> {
-        self.lock().unknown_routes.clone()
-    }
-
-    /// The next `POST …/messages` calls fail like this, in order.
-    pub fn fail_next_posts(&self, failures: &[Failure]) {
-        self.lock().failures.extend(failures.iter().copied());
-    }
-
-    /// From now on every `n`-th `POST …/messages` fails like `failure` (e.g. 5 % created, then
-    /// 502: `fail_every(20, Failure::CreatedThen(502))`).
-    pub fn fail_every(&self, n: u64, failure: Failure) {
-        self.lock().periodic_failure = Some((n.max(1), failure));
-    }
-
-    /// After `pages` successful history pages, history requests get 403 (an interruption).
-    pub fn fail_history_after(&self, pages: Option<usize>) {
-        let mut inner = self.lock();
-        inner.history_failures_after = pages;
-        inner.history_requests = 0;
-    }
-
-    pub fn add_channel(&self, channel_id: u64, guild_id: Option<u64>, name: &str) {
-        self.lock()
-            .channels
-            .insert(channel_id, (guild_id, name.to_string()));
-    }
-
-    /// A thread of `parent` (public or private); its id is its starter message's id.
-    pub fn add_thread(&self, thread_id: u64, parent: u64, public: bool, name: &str) {
-        let mut inner = self.lock();
-        let guild = inner.channels.get(&parent).and_then(|(guild, _)| *guild);
-        inner.channels.insert(thread_id, (guild, name.to_string()));
-        inner.threads.insert(thread_id, (parent, public));
-    }
-
-    /// A forum channel of `guild`: its messages live in its threads (posts).
-    pub fn add_forum(&self, channel_id: u64, guild_id: u64, name: &str) {
-        let mut inner = self.lock();
-        inner
-            .channels
-            .insert(channel_id, (Some(guild_id), name.to_string()));
-        inner.kinds.insert(channel_id, FORUM);
-    }
-
-    /// Archives a thread: it leaves the active listing for its parent's archived ones, the
-    /// most recently archived first (each archive one second after the one before).
-    pub fn archive_thread(&self, thread_id: u64) {
-        let mut inner = self.lock();
-        let at = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0)
-            .unwrap_or_default()
-            + chrono::Duration::seconds(inner.archived.len() as i64);
-        inner.archived.insert(
-            thread_id,
-            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-        );
-    }
-
-    /// Sets a channel's permission overwrites (see [`role_overwrite`]).
-    pub fn set_overwrites(&self, channel_id: u64, overwrites: Vec<Value>) {
-        self.lock().overwrites.insert(channel_id, overwrites);
-    }
-
-    /// Sets the permissions of a guild's `@everyone` role (whose id is the guild's).
-    pub fn set_everyone_permissions(&self, guild_id: u64, permissions: u64) {
-        self.lock()
-            .everyone_permissions
-            .insert(guild_id, permissions);
-    }
-
-    /// How many history pages of `channel` the bot read.
-    pub fn history_reads(&self, channel: u64) -> usize {
-        self.lock()
-            .history_reads
-            .get(&channel)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// How often the bot read a guild's channels or roles.
-    pub fn guild_lookups(&self) -> usize {
-        self.lock().guild_lookups
-    }
-
-    /// Stores history served by `GET /channels/{id}/messages`.
-    pub fn add_history(&self, channel_id: u64, messages: Vec<Value>) {
-        self.lock()
-            .history
-            .entry(channel_id)
-            .or_default()
-            .extend(messages);
     }
 
     fn next_sequence(&self) -> u64 {

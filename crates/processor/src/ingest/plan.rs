@@ -1,0 +1,44 @@
+//! What a batch of `discord-messages` records amounts to in the index (pure).
+
+use std::collections::HashMap;
+
+use rtfm_core::{DiscordMessage, MessageEvent};
+
+/// What a batch does to the index after collapsing repeated ids (last event wins).
+#[derive(Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Index into the batch of each record to upsert.
+    pub upserts: Vec<usize>,
+    pub deletes: Vec<String>,
+    pub skipped: usize,
+}
+
+/// Pure: decides per message id what the batch amounts to. An edit that empties a message
+/// removes it; a new empty message is skipped.
+pub fn plan(batch: &[&DiscordMessage]) -> Plan {
+    let mut last: HashMap<&str, usize> = HashMap::new();
+    for (index, message) in batch.iter().enumerate() {
+        last.insert(message.message_id.as_str(), index);
+    }
+    let mut plan = Plan::default();
+    for (index, message) in batch.iter().enumerate() {
+        if last.get(message.message_id.as_str()) != Some(&index) {
+            plan.skipped += 1;
+            continue;
+        }
+        let empty = message.content.trim().is_empty();
+        match (message.event, empty, message.is_trigger) {
+            (MessageEvent::Delete, _, _) | (MessageEvent::Edit, true, _) => {
+                plan.deletes.push(message.message_id.clone())
+            }
+            // A question to the bot is never evidence; an edit that turned a message into one
+            // takes the earlier text out of the index.
+            (MessageEvent::Edit, false, true) => plan.deletes.push(message.message_id.clone()),
+            (MessageEvent::Create, true, _) | (MessageEvent::Create, false, true) => {
+                plan.skipped += 1
+            }
+            _ => plan.upserts.push(index),
+        }
+    }
+    plan
+}

@@ -1,0 +1,86 @@
+//! What a test sets up in the fake: channels, threads, forums, permissions, history, and the
+//! failures and limits it injects.
+
+use super::*;
+
+impl FakeDiscord {
+    /// Posts to `channel_id` get 429 with `Retry-After: retry_after` (its route's bucket is
+    /// empty) until [`FakeDiscord::unlimit_channel`]. Other channels are unaffected, as on
+    /// Discord, where rate limits are per route.
+    pub fn limit_channel(&self, channel_id: u64, retry_after: f64) {
+        self.lock().limited_channels.insert(channel_id, retry_after);
+    }
+    pub fn unlimit_channel(&self, channel_id: u64) {
+        self.lock().limited_channels.remove(&channel_id);
+    }
+    /// Posts to `channel_id` are refused from now on with `status` (403 Missing Access or
+    /// 404 Unknown Channel).
+    pub fn refuse_channel(&self, channel_id: u64, status: u16) {
+        self.lock().refused_channels.insert(channel_id, status);
+    }
+    /// The next `POST …/messages` calls fail like this, in order.
+    pub fn fail_next_posts(&self, failures: &[Failure]) {
+        self.lock().failures.extend(failures.iter().copied());
+    }
+    /// From now on every `n`-th `POST …/messages` fails like `failure` (e.g. 5 % created, then
+    /// 502: `fail_every(20, Failure::CreatedThen(502))`).
+    pub fn fail_every(&self, n: u64, failure: Failure) {
+        self.lock().periodic_failure = Some((n.max(1), failure));
+    }
+    /// After `pages` successful history pages, history requests get 403 (an interruption).
+    pub fn fail_history_after(&self, pages: Option<usize>) {
+        let mut inner = self.lock();
+        inner.history_failures_after = pages;
+        inner.history_requests = 0;
+    }
+    pub fn add_channel(&self, channel_id: u64, guild_id: Option<u64>, name: &str) {
+        self.lock()
+            .channels
+            .insert(channel_id, (guild_id, name.to_string()));
+    }
+    /// A thread of `parent` (public or private); its id is its starter message's id.
+    pub fn add_thread(&self, thread_id: u64, parent: u64, public: bool, name: &str) {
+        let mut inner = self.lock();
+        let guild = inner.channels.get(&parent).and_then(|(guild, _)| *guild);
+        inner.channels.insert(thread_id, (guild, name.to_string()));
+        inner.threads.insert(thread_id, (parent, public));
+    }
+    /// A forum channel of `guild`: its messages live in its threads (posts).
+    pub fn add_forum(&self, channel_id: u64, guild_id: u64, name: &str) {
+        let mut inner = self.lock();
+        inner
+            .channels
+            .insert(channel_id, (Some(guild_id), name.to_string()));
+        inner.kinds.insert(channel_id, FORUM);
+    }
+    /// Archives a thread: it leaves the active listing for its parent's archived ones, the
+    /// most recently archived first (each archive one second after the one before).
+    pub fn archive_thread(&self, thread_id: u64) {
+        let mut inner = self.lock();
+        let at = chrono::DateTime::<chrono::Utc>::from_timestamp(1_767_225_600, 0)
+            .unwrap_or_default()
+            + chrono::Duration::seconds(inner.archived.len() as i64);
+        inner.archived.insert(
+            thread_id,
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        );
+    }
+    /// Sets a channel's permission overwrites (see [`role_overwrite`]).
+    pub fn set_overwrites(&self, channel_id: u64, overwrites: Vec<Value>) {
+        self.lock().overwrites.insert(channel_id, overwrites);
+    }
+    /// Sets the permissions of a guild's `@everyone` role (whose id is the guild's).
+    pub fn set_everyone_permissions(&self, guild_id: u64, permissions: u64) {
+        self.lock()
+            .everyone_permissions
+            .insert(guild_id, permissions);
+    }
+    /// Stores history served by `GET /channels/{id}/messages`.
+    pub fn add_history(&self, channel_id: u64, messages: Vec<Value>) {
+        self.lock()
+            .history
+            .entry(channel_id)
+            .or_default()
+            .extend(messages);
+    }
+}
