@@ -592,3 +592,59 @@ async fn with_a_retention_only_messages_younger_than_it_stay_in_the_index() {
     assert_eq!(left[0].id, "7700003", "the recent one stays");
     processor.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn messages_go_to_the_configured_tenant_and_database_created_if_missing() {
+    let chroma = test_support::services::chroma_url();
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
+    let (tenant, database) = (format!("rtfm_t_{suffix}"), format!("rtfm_db_{suffix}"));
+    // Tenants are the Chroma operator's to create; the database is RTFM's.
+    let created = reqwest::Client::new()
+        .post(format!("{chroma}/api/v2/tenants"))
+        .json(&serde_json::json!({ "name": tenant }))
+        .send()
+        .await
+        .expect("Chroma answers");
+    assert!(created.status().is_success(), "{created:?}");
+    let messages: Vec<_> = (0..3u64)
+        .map(|i| {
+            message(
+                7_800_001 + i,
+                Some("1"),
+                "11",
+                &format!("fact {i}"),
+                i as u32,
+            )
+        })
+        .collect();
+    let processor = TestProcessor::start(
+        &messages,
+        &["--chroma-tenant", &tenant, "--chroma-database", &database],
+    )
+    .await;
+    let mut elsewhere = processor::store::StoreConfig::new(&chroma, processor.collection());
+    elsewhere.chroma_tenant = Some(tenant.clone());
+    elsewhere.chroma_database = database.clone();
+    let there = processor::store::ChromaStore::connect(&elsewhere)
+        .await
+        .expect("the tenant's database");
+    eventually(WAIT, "three messages in the tenant's database", || async {
+        (there.count().await.ok()? == 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        processor.store.count().await.expect("count"),
+        0,
+        "nothing in the default tenant's database"
+    );
+    there.drop_collection().await.expect("cleanup");
+    processor.stop().await;
+
+    let mut missing = elsewhere.clone();
+    missing.chroma_tenant = Some(format!("rtfm_missing_{suffix}"));
+    let refused = processor::store::ChromaStore::connect(&missing)
+        .await
+        .err()
+        .expect("a missing tenant is refused");
+    assert!(refused.to_string().contains("CHROMA_TENANT"), "{refused}");
+}

@@ -118,6 +118,11 @@ impl TestProcessor {
         asked
     }
 
+    /// Its collection's name.
+    pub fn collection(&self) -> &str {
+        &self.config.store.chroma_collection
+    }
+
     /// Waits until the collection holds `count` messages.
     pub async fn until_indexed(&self, count: usize) {
         eventually(WAIT, &format!("{count} messages indexed"), || async {

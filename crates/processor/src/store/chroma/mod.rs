@@ -45,13 +45,17 @@ pub struct StoreConfig {
     /// Bearer token for a Chroma server with token auth.
     #[arg(long = "chroma-auth-token", env = "CHROMA_AUTH_TOKEN", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
     pub chroma_auth_token: Option<SecretString>,
-    /// Database in the token's tenant.
+    /// Database in the tenant (created if missing).
     #[arg(
         long = "chroma-database",
         env = "CHROMA_DATABASE",
         default_value = "default_database"
     )]
     pub chroma_database: String,
+    /// Tenant (default: the token's, or Chroma's `default_tenant` without a token). It must
+    /// exist: creating tenants is the Chroma operator's call.
+    #[arg(long = "chroma-tenant", env = "CHROMA_TENANT")]
+    pub chroma_tenant: Option<String>,
     /// Upper bound for one Chroma request.
     #[arg(
         long = "chroma-timeout-secs",
@@ -71,6 +75,7 @@ impl std::fmt::Debug for StoreConfig {
                 &self.chroma_auth_token.as_ref().map(|_| "[redacted]"),
             )
             .field("chroma_database", &self.chroma_database)
+            .field("chroma_tenant", &self.chroma_tenant)
             .finish()
     }
 }
@@ -82,6 +87,7 @@ impl StoreConfig {
             chroma_collection: collection.to_string(),
             chroma_auth_token: None,
             chroma_database: "default_database".to_string(),
+            chroma_tenant: None,
             chroma_timeout_secs: 30,
         }
     }
@@ -128,15 +134,18 @@ impl ChromaStore {
                 None,
             )
             .await?;
-        let tenant = if identity.tenant == "*" {
-            "default_tenant".to_string()
-        } else {
-            identity.tenant
+        let tenant = match (&config.chroma_tenant, identity.tenant.as_str()) {
+            (Some(tenant), _) => tenant.clone(),
+            (None, "*") => "default_tenant".to_string(),
+            (None, tenant) => tenant.to_string(),
         };
         store.database_url = format!(
             "{}/api/v2/tenants/{tenant}/databases/{}",
             store.url, config.chroma_database
         );
+        store
+            .ensure_database(&tenant, &config.chroma_database)
+            .await?;
         let collection: Collection = store
             .call(
                 reqwest::Method::POST,
@@ -179,6 +188,45 @@ impl ChromaStore {
             Some(body),
         )
         .await
+    }
+
+    /// Creates `database` in `tenant` if it is missing (a tenant that is missing is an error
+    /// naming it: creating tenants is the operator's call).
+    async fn ensure_database(&self, tenant: &str, database: &str) -> Result<(), StoreError> {
+        let tenant_url = format!("{}/api/v2/tenants/{tenant}", self.url);
+        match self
+            .call::<Value>(reqwest::Method::GET, &self.database_url, None)
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(StoreError::Rejected(reason)) if reason.starts_with("HTTP 404") => {}
+            Err(err) => return Err(err),
+        }
+        if let Err(StoreError::Rejected(reason)) = self
+            .call::<Value>(reqwest::Method::GET, &tenant_url, None)
+            .await
+        {
+            return Err(StoreError::Rejected(format!(
+                "tenant `{tenant}` does not exist at {} ({reason}): create it, or set CHROMA_TENANT to one that does",
+                self.url
+            )));
+        }
+        let created = self
+            .call::<Value>(
+                reqwest::Method::POST,
+                &format!("{tenant_url}/databases"),
+                Some(json!({ "name": database })),
+            )
+            .await;
+        match created {
+            Ok(_) => {
+                tracing::info!(tenant, database, "created the Chroma database");
+                Ok(())
+            }
+            // Another processor created it meanwhile.
+            Err(StoreError::Rejected(reason)) if reason.starts_with("HTTP 409") => Ok(()),
+            Err(err) => Err(err),
+        }
     }
 
     /// Drops the whole collection (tests and `processor eval`).
