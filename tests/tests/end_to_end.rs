@@ -63,6 +63,27 @@ async fn start_processor(
     process
 }
 
+/// Private topics, a private collection, and the processor binary on them answering
+/// extractively (no model).
+async fn extractive_processor() -> (
+    rtfm_core::kafka::KafkaConfig,
+    String,
+    String,
+    ServiceProcess,
+) {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection();
+    let processor = start_processor(
+        &kafka,
+        &chroma,
+        &collection,
+        &[("LLM_PROVIDER", "extractive")],
+    )
+    .await;
+    (kafka, chroma, collection, processor)
+}
+
 /// The bot binary against `fake`, waited for until it is on the gateway with `/rtfm` registered.
 async fn start_bot(
     kafka: &rtfm_core::kafka::KafkaConfig,
@@ -79,16 +100,7 @@ async fn start_bot(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn console_mode_answers_a_line_end_to_end() {
-    let kafka = services::kafka_with_topics().await;
-    let chroma = services::chroma_url();
-    let collection = collection();
-    let _processor = start_processor(
-        &kafka,
-        &chroma,
-        &collection,
-        &[("LLM_PROVIDER", "extractive")],
-    )
-    .await;
+    let (kafka, chroma, collection, _processor) = extractive_processor().await;
     let http = format!("127.0.0.1:{}", free_port());
     let logs = tempfile::NamedTempFile::new().expect("temp file");
     let log_path = logs.path().to_string_lossy().to_string();
@@ -339,16 +351,7 @@ async fn post_json(url: &str, body: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_fake_discord_program_drives_the_real_bot_over_its_control_api() {
-    let kafka = services::kafka_with_topics().await;
-    let chroma = services::chroma_url();
-    let collection = collection();
-    let _processor = start_processor(
-        &kafka,
-        &chroma,
-        &collection,
-        &[("LLM_PROVIDER", "extractive")],
-    )
-    .await;
+    let (kafka, chroma, collection, _processor) = extractive_processor().await;
     // The README's "try the bot without a Discord account", as a user would run it.
     let fake_addr = format!("127.0.0.1:{}", free_port());
     let _fake = ServiceProcess::spawn(

@@ -92,10 +92,7 @@ async fn a_retry_after_that_is_not_a_number_is_ignored_and_the_question_answered
     )
     .await;
     processor.until_indexed(1).await;
-    processor.ask(8_950_002, "how do I rotate keys?").await;
-    let mut reader = ResponseReader::new(&processor.kafka);
-    reader.until("the answer", |seen| !seen.is_empty()).await;
-    let answer = &reader.seen[0];
+    let answer = &processor.answer(8_950_002, "how do I rotate keys?").await;
     assert!(!answer.metadata.degraded, "the model answered: {answer:?}");
     assert!(answer.response_text.contains("vaultctl"), "{answer:?}");
     assert_eq!(fake.requests().len(), 5, "four refusals, then the answer");

@@ -172,6 +172,21 @@ fn text_vector(text: &str) -> Vec<f64> {
     vec![number, 1.0, 0.0, 0.0]
 }
 
+/// The vectors of `inputs`: from each text, or from its position.
+fn vectors(inputs: &[String], from_text: bool) -> Vec<Vec<f64>> {
+    inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            if from_text {
+                text_vector(text)
+            } else {
+                fake_vector(i)
+            }
+        })
+        .collect()
+}
+
 /// Counts a request as in flight while it lives.
 struct InFlight(Arc<Mutex<State>>);
 
@@ -302,32 +317,17 @@ async fn handle(state: Arc<Mutex<State>>, uri: Uri, headers: HeaderMap, body: By
         }
     };
     if path.ends_with(":batchEmbedContents") {
-        let embeddings: Vec<Value> = inputs
-            .iter()
-            .enumerate()
-            .map(|(i, text)| {
-                let values = if text_vectors {
-                    text_vector(text)
-                } else {
-                    fake_vector(i)
-                };
-                json!({ "values": values })
-            })
+        let embeddings: Vec<Value> = vectors(&inputs, text_vectors)
+            .into_iter()
+            .map(|values| json!({ "values": values }))
             .collect();
         return axum::Json(json!({ "embeddings": embeddings })).into_response();
     }
     if path.ends_with("/embeddings") {
-        let data: Vec<Value> = inputs
-            .iter()
+        let data: Vec<Value> = vectors(&inputs, text_vectors)
+            .into_iter()
             .enumerate()
-            .map(|(i, text)| {
-                let values = if text_vectors {
-                    text_vector(text)
-                } else {
-                    fake_vector(i)
-                };
-                json!({"object": "embedding", "index": i, "embedding": values})
-            })
+            .map(|(i, values)| json!({"object": "embedding", "index": i, "embedding": values}))
             .collect();
         return axum::Json(json!({ "object": "list", "data": data })).into_response();
     }

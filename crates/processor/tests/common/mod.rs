@@ -123,6 +123,14 @@ impl TestProcessor {
         &self.config.store.chroma_collection
     }
 
+    /// Asks as [`TestProcessor::ask`] does and waits for the first committed answer.
+    pub async fn answer(&self, id: u64, question: &str) -> BotResponse {
+        self.ask(id, question).await;
+        let mut reader = ResponseReader::new(&self.kafka);
+        reader.until("the answer", |seen| !seen.is_empty()).await;
+        reader.seen.remove(0)
+    }
+
     /// Waits until the collection holds `count` messages.
     pub async fn until_indexed(&self, count: usize) {
         eventually(WAIT, &format!("{count} messages indexed"), || async {

@@ -1,7 +1,9 @@
 //! Interaction responses and follow-ups, with Discord's rules for acknowledgement windows,
 //! deferrals and visibility (see the module documentation of `fake_discord`).
 
-use super::rest::{created_answer, error_response, failure_response, record_created, take_token};
+use super::rest::{
+    created_answer, error_response, failure_response, new_bot_message, record_created, take_token,
+};
 use super::*;
 
 pub(super) async fn interaction_callback(
@@ -99,17 +101,9 @@ pub(super) async fn followup(
     } else {
         body["flags"].as_u64().is_some_and(|flags| flags & 64 != 0)
     };
-    inner.next_id += 1;
-    let id = inner.next_id;
     let interaction_user = 4242u64;
     let guild = inner.channels.get(&channel).and_then(|(guild, _)| *guild);
-    let mut created = message(
-        id,
-        channel,
-        guild,
-        user(BOT_ID, "rtfm", true),
-        body["content"].as_str().unwrap_or_default(),
-    );
+    let (id, mut created) = new_bot_message(&mut inner, channel, guild, &body);
     created["webhook_id"] = json!(BOT_ID.to_string());
     created["interaction_metadata"] = json!({
         "id": interaction.to_string(),

@@ -309,15 +309,7 @@ pub(super) async fn create_message(
             return response;
         }
     }
-    inner.next_id += 1;
-    let id = inner.next_id;
-    let mut created = message(
-        id,
-        channel,
-        guild,
-        user(BOT_ID, "rtfm", true),
-        body["content"].as_str().unwrap_or_default(),
-    );
+    let (id, mut created) = new_bot_message(&mut inner, channel, guild, &body);
     if let Some(reference) = &reference {
         created["message_reference"] = json!({
             "message_id": reference["message_id"].clone(),
@@ -358,6 +350,25 @@ pub(super) fn content_refusal(body: &Value) -> Option<Response> {
         )
             .into_response()
     })
+}
+
+/// A new message of the bot's in `channel` with `body`'s content, under the fake's next id.
+pub(super) fn new_bot_message(
+    inner: &mut Inner,
+    channel: u64,
+    guild: Option<u64>,
+    body: &Value,
+) -> (u64, Value) {
+    inner.next_id += 1;
+    let id = inner.next_id;
+    let created = message(
+        id,
+        channel,
+        guild,
+        user(BOT_ID, "rtfm", true),
+        body["content"].as_str().unwrap_or_default(),
+    );
+    (id, created)
 }
 
 /// Records a message the bot created: in the list of posts and, unless only its author sees
