@@ -273,30 +273,14 @@ impl ModelClient {
     /// accepted and the model exists; `Status(401 | 403 | 404)` names what to fix.
     pub async fn probe(&self) -> Result<(), ModelError> {
         let request = match self.kind {
-            ProviderKind::Gemini => {
-                let url = format!(
-                    "{}/v1beta/models/{}",
-                    self.settings.gemini_base_url.trim_end_matches('/'),
-                    self.settings.gemini_model
-                );
-                let request = self.http.get(url);
-                match &self.settings.gemini_api_key {
-                    Some(key) => request.header("x-goog-api-key", key.expose_secret()),
-                    None => request,
-                }
-            }
-            ProviderKind::Openai | ProviderKind::Extractive => {
-                let url = format!(
-                    "{}/models/{}",
-                    self.settings.openai_base_url.trim_end_matches('/'),
-                    self.settings.openai_model
-                );
-                let request = self.http.get(url);
-                match &self.settings.openai_api_key {
-                    Some(key) => request.bearer_auth(key.expose_secret()),
-                    None => request,
-                }
-            }
+            ProviderKind::Gemini => self.request(
+                reqwest::Method::GET,
+                &format!("/v1beta/models/{}", self.settings.gemini_model),
+            ),
+            ProviderKind::Openai | ProviderKind::Extractive => self.request(
+                reqwest::Method::GET,
+                &format!("/models/{}", self.settings.openai_model),
+            ),
         };
         let response = request
             .send()
@@ -305,6 +289,34 @@ impl ModelClient {
         match response.status() {
             status if status.is_success() => Ok(()),
             status => Err(ModelError::Status(status.as_u16())),
+        }
+    }
+
+    /// A request to the provider's API at `path` (under its base URL), with its key.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        match self.kind {
+            ProviderKind::Gemini => {
+                let url = format!(
+                    "{}{path}",
+                    self.settings.gemini_base_url.trim_end_matches('/')
+                );
+                let request = self.http.request(method, url);
+                match &self.settings.gemini_api_key {
+                    Some(key) => request.header("x-goog-api-key", key.expose_secret()),
+                    None => request,
+                }
+            }
+            ProviderKind::Openai | ProviderKind::Extractive => {
+                let url = format!(
+                    "{}{path}",
+                    self.settings.openai_base_url.trim_end_matches('/')
+                );
+                let request = self.http.request(method, url);
+                match &self.settings.openai_api_key {
+                    Some(key) => request.bearer_auth(key.expose_secret()),
+                    None => request,
+                }
+            }
         }
     }
 
@@ -321,39 +333,26 @@ impl ModelClient {
         let timeout = Duration::from_secs(self.settings.timeout_secs.max(1));
         let request = match self.kind {
             ProviderKind::Gemini => {
-                let url = format!(
-                    "{}/v1beta/models/{}:generateContent",
-                    self.settings.gemini_base_url.trim_end_matches('/'),
+                let path = format!(
+                    "/v1beta/models/{}:generateContent",
                     self.settings.gemini_model
                 );
-                let mut request = self.http.post(url).json(&json!({
+                self.request(reqwest::Method::POST, &path).json(&json!({
                     "systemInstruction": {"parts": [{"text": prompt.system}]},
                     "contents": [{"role": "user", "parts": [{"text": prompt.user}]}],
                     "generationConfig": {"temperature": 0.2},
-                }));
-                if let Some(key) = &self.settings.gemini_api_key {
-                    request = request.header("x-goog-api-key", key.expose_secret());
-                }
-                request
+                }))
             }
-            ProviderKind::Openai | ProviderKind::Extractive => {
-                let url = format!(
-                    "{}/chat/completions",
-                    self.settings.openai_base_url.trim_end_matches('/')
-                );
-                let mut request = self.http.post(url).json(&json!({
+            ProviderKind::Openai | ProviderKind::Extractive => self
+                .request(reqwest::Method::POST, "/chat/completions")
+                .json(&json!({
                     "model": self.settings.openai_model,
                     "messages": [
                         {"role": "system", "content": prompt.system},
                         {"role": "user", "content": prompt.user},
                     ],
                     "temperature": 0.2,
-                }));
-                if let Some(key) = &self.settings.openai_api_key {
-                    request = request.bearer_auth(key.expose_secret());
-                }
-                request
-            }
+                })),
         };
         let response = request.send().await.map_err(|err| {
             if err.is_timeout() {
