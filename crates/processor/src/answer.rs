@@ -8,6 +8,7 @@ use rtfm_core::{BotQuery, BotResponse, ResponseMetadata};
 use serde_json::Map;
 use tracing::{info, warn};
 
+use crate::asked::AskedBefore;
 use crate::metrics;
 use crate::model::{BreakerState, ModelClient};
 use crate::prompt::{self, Rendered};
@@ -25,6 +26,8 @@ pub enum StalePolicy {
 pub struct Answerer {
     pub retriever: Retriever,
     pub model: Option<ModelClient>,
+    /// Earlier questions a new one may repeat (`ASKED_BEFORE_DAYS`; `None`: off).
+    pub asked_before: Option<AskedBefore>,
     pub max_age_secs: i64,
     pub stale_policy: StalePolicy,
 }
@@ -165,7 +168,7 @@ impl Answerer {
 
     async fn answer(&self, query: &BotQuery) -> Answer {
         tracing::debug!(query_id = %query.query_id, question = %query.question, "answering");
-        let retrieved = match self.retriever.retrieve(query).await {
+        let (retrieved, embedding) = match self.retriever.retrieve_embedded(query).await {
             Ok(retrieved) => retrieved,
             Err(err) => {
                 warn!(query_id = %query.query_id, error = %err, "retrieval failed; answering that the index is unavailable");
@@ -175,8 +178,23 @@ impl Answerer {
         if retrieved.is_empty() {
             return compose(Outcome::NothingRelevant);
         }
+        let mut answer = self.explain(query, &retrieved).await;
+        if let Some(asked_before) = &self.asked_before {
+            let now = Utc::now().timestamp_millis() as f64 / 1000.0;
+            if let Some(link) = asked_before.find(query, &embedding, now).await {
+                answer
+                    .text
+                    .push_str(&format!("\n\n{} <{link}>", prompt::ASKED_BEFORE));
+            }
+            asked_before.remember(query, embedding, now).await;
+        }
+        answer
+    }
+
+    /// The answer from the evidence: the model's, or the extractive one.
+    async fn explain(&self, query: &BotQuery, retrieved: &Retrieved) -> Answer {
         let Some(model) = &self.model else {
-            return compose(Outcome::NoModel(&retrieved));
+            return compose(Outcome::NoModel(retrieved));
         };
         let sources = retrieved.numbered();
         let prompt_text = prompt::build_prompt(&query.question, &sources);
@@ -188,7 +206,7 @@ impl Answerer {
         });
         match result {
             Ok(text) => compose(Outcome::Model {
-                retrieved: &retrieved,
+                retrieved,
                 sources: &sources,
                 text: &text,
                 provider: model.kind().as_str(),
@@ -196,7 +214,7 @@ impl Answerer {
             }),
             Err(err) => {
                 warn!(query_id = %query.query_id, error = %err, "model failed; falling back to the extractive answer");
-                compose(Outcome::ModelFailed(&retrieved))
+                compose(Outcome::ModelFailed(retrieved))
             }
         }
     }

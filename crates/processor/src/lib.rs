@@ -25,6 +25,7 @@
 //! shutdown. [`run`] is both; `main.rs` only parses the config and calls it.
 
 pub mod answer;
+pub mod asked;
 pub mod conversation;
 pub mod embedding;
 pub mod index;
@@ -54,6 +55,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::answer::{Answerer, StalePolicy};
+use crate::asked::AskedBefore;
 pub use crate::embedding::{build_embedder, EmbeddingSettings};
 use crate::ingest::{Indexer, IngestSettings};
 use crate::instance::Instance;
@@ -61,7 +63,7 @@ use crate::model::{ModelClient, ModelSettings};
 use crate::retrieval::{RetrievalSettings, Retriever};
 pub use crate::startup::{connect_store, hosted_fallback};
 use crate::startup::{probe_embedding, probe_model, register_transactional};
-use crate::store::{StoreConfig, VectorStore};
+use crate::store::{ChromaStore, StoreConfig, VectorStore};
 
 /// Everything the processor service needs.
 #[derive(Debug, Clone, clap::Args)]
@@ -130,6 +132,14 @@ pub struct Config {
     /// `instance`). Set it only if you manage ids yourself; two live processes must never share one.
     #[arg(long = "processor-instance-id", env = "PROCESSOR_INSTANCE_ID")]
     pub instance_id: Option<String>,
+    /// A question that nearly repeats one answered in the last this many days also links to
+    /// it (0: off).
+    #[arg(
+        long = "asked-before-days",
+        env = "ASKED_BEFORE_DAYS",
+        default_value_t = 30
+    )]
+    pub asked_before_days: u64,
     /// Messages older than this many days leave the index (checked hourly). Unset or 0: kept
     /// until deleted in Discord.
     #[arg(long = "index-retention-days", env = "INDEX_RETENTION_DAYS")]
@@ -242,6 +252,20 @@ impl App {
         };
         readiness.set("kafka", true);
 
+        let asked_before = if config.asked_before_days > 0 {
+            let mut questions = config.store.clone();
+            questions.chroma_collection = format!("{}_questions", config.store.chroma_collection);
+            let store = ChromaStore::connect(&questions)
+                .await
+                .context("while opening the collection of answered questions")?;
+            Some(AskedBefore {
+                store: Arc::new(store),
+                within_days: config.asked_before_days,
+                scope: config.retrieval.scope,
+            })
+        } else {
+            None
+        };
         let answerer = Arc::new(Answerer {
             retriever: Retriever {
                 store: Arc::clone(&store),
@@ -249,6 +273,7 @@ impl App {
                 settings: config.retrieval.clone(),
             },
             model,
+            asked_before,
             max_age_secs: config.query_max_age_secs,
             stale_policy: config.query_stale_policy,
         });

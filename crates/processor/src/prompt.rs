@@ -15,6 +15,8 @@ use crate::conversation::Role;
 use crate::retrieval::{Retrieved, SourceMessage};
 
 /// The seed's reply when nothing relevant was found.
+/// Before the link to an earlier question the new one nearly repeats.
+pub const ASKED_BEFORE: &str = "Asked before:";
 pub const NOT_FOUND: &str = "I couldn't find this in the chat history. \
 If someone answers it here, I'll know next time.";
 /// Label of an extractive answer given because the model failed.

@@ -234,13 +234,22 @@ pub struct Retriever {
 
 impl Retriever {
     pub async fn retrieve(&self, query: &BotQuery) -> Result<Retrieved, RetrieveError> {
+        Ok(self.retrieve_embedded(query).await?.0)
+    }
+
+    /// [`Retriever::retrieve`], with the question's embedding (for a look at earlier questions).
+    pub async fn retrieve_embedded(
+        &self,
+        query: &BotQuery,
+    ) -> Result<(Retrieved, Vec<f32>), RetrieveError> {
         let started = std::time::Instant::now();
         let embedding = self.embedder.embed_one(&query.question).await?;
         let search = Search {
             store: self.store.as_ref(),
             settings: &self.settings,
         };
-        Ok(search.run(query, &embedding, started).await?)
+        let retrieved = search.run(query, &embedding, started).await?;
+        Ok((retrieved, embedding))
     }
 }
 

@@ -646,3 +646,38 @@ async fn messages_go_to_the_configured_tenant_and_database_created_if_missing() 
         .expect("a missing tenant is refused");
     assert!(refused.to_string().contains("CHROMA_TENANT"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_question_asked_again_links_to_where_it_was_answered_before() {
+    let processor = TestProcessor::start(&conversation(), &[]).await;
+    processor.until_indexed(5).await;
+    let first = processor
+        .answer(7_950_001, "how do I rotate the deploy key?")
+        .await;
+    assert!(
+        !first
+            .response_text
+            .contains(processor::prompt::ASKED_BEFORE),
+        "{}",
+        first.response_text
+    );
+    let mut reader = ResponseReader::new(&processor.kafka);
+    processor
+        .ask(7_950_002, "How do I rotate the deploy key?")
+        .await;
+    reader.until("both answers", |seen| seen.len() == 2).await;
+    let again = reader
+        .seen
+        .iter()
+        .find(|response| response.original_message_id == "7950002")
+        .expect("the second answer");
+    assert!(
+        again.response_text.contains(&format!(
+            "{} <https://discord.com/channels/1/11/7950001>",
+            processor::prompt::ASKED_BEFORE
+        )),
+        "{}",
+        again.response_text
+    );
+    processor.stop().await;
+}

@@ -146,10 +146,16 @@ impl TestProcessor {
             .expect("the processor's HTTP endpoint answers")
     }
 
-    /// Stops the processor (it must end cleanly) and drops the collection.
+    /// Stops the processor (it must end cleanly) and drops the collection (and the answered
+    /// questions' one, if it made it).
     pub async fn stop(self) {
         self.running.stop().await;
         self.store.drop_collection().await.expect("cleanup");
+        let mut questions = self.config.store.clone();
+        questions.chroma_collection = format!("{}_questions", questions.chroma_collection);
+        if let Ok(questions) = ChromaStore::connect(&questions).await {
+            let _ = questions.drop_collection().await;
+        }
     }
 }
 

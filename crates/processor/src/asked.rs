@@ -1,0 +1,176 @@
+//! Asked before? A question that nearly repeats one answered lately, where the asker can see
+//! it, also links to that earlier question (the thread where it was answered).
+//!
+//! Answered questions asked by a message are kept in a collection of their own (the messages'
+//! collection name + `_questions`): the question, its embedding, and where it was asked. A new
+//! question is looked up there within its own reach ([`Reach`]: the same guild and channels as
+//! its sources) and the last [`AskedBefore::within_days`] days; a match at
+//! [`NEAR_REPEAT`] or above is linked.
+
+use std::sync::Arc;
+
+use rtfm_core::BotQuery;
+use serde_json::{json, Map};
+use tracing::warn;
+
+use crate::index::IndexedMessage;
+use crate::retrieval::{jump_link, Reach, Scope};
+use crate::store::{Field, Filter, StoredMessage, VectorStore};
+
+/// Cosine similarity of two questions' embeddings from which the later one repeats the
+/// earlier (all-MiniLM-L6-v2 gives rewordings of one question 0.8–0.95 and different questions
+/// on one topic 0.5–0.8; a near repeat, not a related question, is what earns the link).
+pub const NEAR_REPEAT: f32 = 0.9;
+
+/// The answered questions, and how far back a repeat is looked for.
+pub struct AskedBefore {
+    pub store: Arc<dyn VectorStore>,
+    pub within_days: u64,
+    pub scope: Scope,
+}
+
+impl AskedBefore {
+    /// The link to an earlier question that `query` (embedded as `embedding`) nearly repeats,
+    /// if there is one its asker may see.
+    pub async fn find(&self, query: &BotQuery, embedding: &[f32], now: f64) -> Option<String> {
+        let reach = Reach::of(query, self.scope);
+        let since = now - self.within_days as f64 * 86_400.0;
+        let filter = Filter::all_of([
+            reach.filter(),
+            Filter::Between(Field::Epoch, since, now + 86_400.0),
+        ]);
+        let hits = match self.store.query(embedding, &filter, 3).await {
+            Ok(hits) => hits,
+            Err(err) => {
+                warn!(error = %err, "could not look for the question asked before");
+                return None;
+            }
+        };
+        hits.into_iter()
+            .filter(|hit| hit.similarity >= NEAR_REPEAT && hit.message.id != query.query_id)
+            .map(|hit| IndexedMessage::from_stored(&hit.message))
+            .find(|earlier| reach.admits(earlier) && earlier.id != query.original_message_id)
+            .map(|earlier| {
+                jump_link(
+                    earlier.guild_id.as_deref(),
+                    &earlier.channel_id,
+                    &earlier.id,
+                )
+            })
+    }
+
+    /// Keeps `query` as answered, if it was asked by a message (a slash command has no message
+    /// to link to).
+    pub async fn remember(&self, query: &BotQuery, embedding: Vec<f32>, now: f64) {
+        let asked_by_message = !query.context.contains_key("interaction")
+            && query.original_message_id.parse::<u64>().is_ok();
+        if !asked_by_message {
+            return;
+        }
+        let mut metadata = Map::new();
+        if let Some(guild) = &query.guild_id {
+            metadata.insert(Field::Guild.key().into(), json!(guild));
+        }
+        metadata.insert(Field::IsDm.key().into(), json!(query.guild_id.is_none()));
+        metadata.insert(Field::Channel.key().into(), json!(query.channel_id));
+        metadata.insert(Field::Epoch.key().into(), json!(now));
+        metadata.insert(Field::Timestamp.key().into(), json!(query.timestamp));
+        // Stored under the question's message id, so a hit reads back as that message.
+        let question = StoredMessage {
+            id: query.original_message_id.clone(),
+            document: query.question.clone(),
+            metadata,
+        };
+        if let Err(err) = self.store.upsert(&[question], &[embedding]).await {
+            warn!(error = %err, "could not remember the question for later repeats");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn asked(id: u64, guild: Option<&str>, channel: &str) -> BotQuery {
+        BotQuery {
+            query_id: format!("q{id}"),
+            original_message_id: id.to_string(),
+            question: "how do I rotate the deploy key?".into(),
+            channel_id: channel.into(),
+            guild_id: guild.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    fn asked_before() -> AskedBefore {
+        AskedBefore {
+            store: Arc::new(MemoryStore::new()),
+            within_days: 30,
+            scope: Scope::Channel,
+        }
+    }
+
+    const NOW: f64 = 1_800_000_000.0;
+
+    #[tokio::test]
+    async fn a_near_repeat_in_the_same_channel_links_the_earlier_question() {
+        let asked_before = asked_before();
+        asked_before
+            .remember(&asked(100, Some("1"), "5"), vec![1.0, 0.0], NOW - 3_600.0)
+            .await;
+        let link = asked_before
+            .find(&asked(200, Some("1"), "5"), &[0.99, 0.05], NOW)
+            .await;
+        assert_eq!(
+            link.as_deref(),
+            Some("https://discord.com/channels/1/5/100")
+        );
+        // The same question again (a redelivery) does not link to itself.
+        assert_eq!(
+            asked_before
+                .find(&asked(100, Some("1"), "5"), &[1.0, 0.0], NOW)
+                .await,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_is_linked_across_reach_age_or_wording() {
+        let asked_before = asked_before();
+        asked_before
+            .remember(&asked(100, Some("1"), "5"), vec![1.0, 0.0], NOW - 3_600.0)
+            .await;
+        asked_before
+            .remember(
+                &asked(101, Some("1"), "5"),
+                vec![0.0, 1.0],
+                NOW - 40.0 * 86_400.0,
+            )
+            .await;
+        for (query, embedding) in [
+            (asked(200, Some("1"), "6"), [1.0, 0.0]), // another channel
+            (asked(201, Some("2"), "5"), [1.0, 0.0]), // another guild, same channel id
+            (asked(202, None, "5"), [1.0, 0.0]),      // a DM
+            (asked(203, Some("1"), "5"), [0.0, 1.0]), // only like one older than 30 days
+            (asked(204, Some("1"), "5"), [0.7, 0.7]), // related, not a repeat
+        ] {
+            assert_eq!(
+                asked_before.find(&query, &embedding, NOW).await,
+                None,
+                "{query:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slash_command_is_not_kept_having_no_message_to_link() {
+        let asked_before = asked_before();
+        let mut slash = asked(100, Some("1"), "5");
+        slash
+            .context
+            .insert("interaction".into(), json!({"token": "t"}));
+        asked_before.remember(&slash, vec![1.0, 0.0], NOW).await;
+        assert_eq!(asked_before.store.count().await.expect("count"), 0);
+    }
+}
