@@ -58,19 +58,17 @@ async fn main() {
         );
     }
     let kafka = services::kafka_with_topics().await;
-    let ca = std::env::temp_dir().join(format!("rtfm-fake-ca-{}.pem", uuid::Uuid::new_v4()));
-    std::fs::write(&ca, fake_discord::CA_PEM).expect("write the fake's CA");
     let config: bot::Config = test_support::app::config(
         "bot",
         &kafka,
         &[
-            "--discord-token".to_string(),
-            "fake-discord-token-abc".to_string(),
-            "--discord-test-endpoint".to_string(),
-            fake.tls_addr.to_string(),
-            "--discord-test-ca".to_string(),
-            ca.display().to_string(),
-        ],
+            vec![
+                "--discord-token".to_string(),
+                "fake-discord-token-abc".to_string(),
+            ],
+            fake.production_flags(),
+        ]
+        .concat(),
     );
     println!(
         "backfill of {} messages in {channels} channels; limits: {} requests per {:?} per channel, {}/s in all",

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serenity::all::{Http, Message, MessageId};
+use serenity::all::{Http, Message};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -28,7 +28,7 @@ use crate::outbox::{Outbox, Target};
 use crate::pipeline::{Pipeline, Via};
 use crate::records::Incoming;
 use crate::trigger::Detected;
-use crate::view::incoming_from;
+use crate::view::{incoming_from, replies_to};
 use crate::walk::{self, Begin, Direction, End};
 
 /// What a catch-up did.
@@ -215,7 +215,7 @@ impl walk::Sink for CatchUpSink<'_> {
         caught.newest = Some(cursor);
         for message in page {
             if message.author.id.get() == context.bot_id {
-                caught.answered.extend(replied_to(message));
+                caught.answered.extend(replies_to(message));
                 continue;
             }
             if message.author.bot {
@@ -292,13 +292,4 @@ impl CatchUpSink<'_> {
         }
         Ok(())
     }
-}
-
-/// The message one of the bot's own messages replies to.
-fn replied_to(message: &Message) -> Option<u64> {
-    message
-        .message_reference
-        .as_ref()
-        .and_then(|reference| reference.message_id)
-        .map(MessageId::get)
 }

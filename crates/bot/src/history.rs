@@ -104,11 +104,7 @@ impl From<&Message> for OwnMessage {
     fn from(message: &Message) -> Self {
         Self {
             content: message.content.clone(),
-            reply_to: message
-                .message_reference
-                .as_ref()
-                .and_then(|reference| reference.message_id)
-                .map(MessageId::get),
+            reply_to: crate::view::replies_to(message),
             interaction: message
                 .interaction_metadata
                 .as_deref()

@@ -83,6 +83,15 @@ pub(crate) fn authored_by(author: &User) -> Incoming {
     }
 }
 
+/// The message `message` replies to (`message_reference`), if any.
+pub fn replies_to(message: &Message) -> Option<u64> {
+    message
+        .message_reference
+        .as_ref()
+        .and_then(|reference| reference.message_id)
+        .map(MessageId::get)
+}
+
 /// The plain view of a serenity message, from the gateway or backfilled history (`guild_id`
 /// passed in: REST history lacks it).
 pub fn incoming_from(message: &Message, guild_id: Option<u64>, channel: &ChannelInfo) -> Incoming {
@@ -93,11 +102,7 @@ pub fn incoming_from(message: &Message, guild_id: Option<u64>, channel: &Channel
         channel_name: channel.name.clone(),
         content: message.content.clone(),
         timestamp: message.timestamp.to_rfc3339().unwrap_or_default(),
-        reply_to: message
-            .message_reference
-            .as_ref()
-            .and_then(|reference| reference.message_id)
-            .map(MessageId::get),
+        reply_to: replies_to(message),
         mentioned_user_ids: message.mentions.iter().map(|user| user.id.get()).collect(),
         author_nickname: message
             .member

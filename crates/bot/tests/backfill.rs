@@ -171,14 +171,7 @@ async fn backfill_of_a_guild_reads_every_channel_thread_and_forum_post_within_th
     expected += 1;
 
     let mut messages: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
-    let ca = std::env::temp_dir().join(format!("rtfm-fake-ca-{}.pem", uuid::Uuid::new_v4()));
-    std::fs::write(&ca, fake_discord::CA_PEM).expect("write the fake's CA");
-    let production = vec![
-        "--discord-test-endpoint".to_string(),
-        fake.tls_addr.to_string(),
-        "--discord-test-ca".to_string(),
-        ca.display().to_string(),
-    ];
+    let production = fake.production_flags();
     let report = bot::backfill(
         config(&fake, &kafka, &production),
         args(vec![GUILD], Vec::new()),

@@ -58,14 +58,7 @@ impl TestBot {
     /// serenity's rate limiter on — with only `discord.com` resolved to the fake's TLS port and
     /// the fake's CA trusted.
     pub fn as_in_production(fake: &FakeDiscord) -> Vec<String> {
-        let ca = std::env::temp_dir().join(format!("rtfm-fake-ca-{}.pem", uuid::Uuid::new_v4()));
-        std::fs::write(&ca, fake_discord::CA_PEM).expect("write the fake's CA");
-        vec![
-            "--discord-test-endpoint".into(),
-            fake.tls_addr.to_string(),
-            "--discord-test-ca".into(),
-            ca.display().to_string(),
-        ]
+        fake.production_flags()
     }
 
     /// Starts it and waits for its READY and its `/rtfm` registration.

@@ -4,6 +4,20 @@
 use super::*;
 
 impl FakeDiscord {
+    /// The bot's flags that run it exactly as in production — `https://discord.com/api/v10`,
+    /// serenity's rate limiter on — with only `discord.com` resolved to this fake's TLS port and
+    /// its CA (written to a temporary file) trusted.
+    pub fn production_flags(&self) -> Vec<String> {
+        let ca = std::env::temp_dir().join(format!("rtfm-fake-ca-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&ca, CA_PEM).expect("write the fake's CA");
+        vec![
+            "--discord-test-endpoint".into(),
+            self.tls_addr.to_string(),
+            "--discord-test-ca".into(),
+            ca.display().to_string(),
+        ]
+    }
+
     /// Messages the bot created in channels (not deduplicated, not follow-ups).
     pub fn posts(&self) -> Vec<Posted> {
         self.lock()

@@ -183,13 +183,24 @@ pub fn spawn(
 }
 
 /// Every assigned partition of `topic` as it stands (blocking: watermarks and committed offsets
-/// are asked of the broker). `None` when the consumer is gone or the broker does not answer.
+/// are asked of the broker, and only when some partition has had nothing read). `None` when
+/// the consumer is gone or the broker does not answer.
 fn look(consumer: &Weak<StreamConsumer<LoggingContext>>, topic: &str) -> Option<Vec<Seen>> {
     let consumer = consumer.upgrade()?;
     let timeout = Duration::from_secs(5);
     let seen = (|| {
         let assignment = consumer.assignment().ok()?;
         let positions = consumer.position().ok()?;
+        // Local and free: only a partition nothing was read from since its assignment can be
+        // stalled; the broker is asked about offsets only then.
+        let unread = positions
+            .elements()
+            .iter()
+            .any(|p| p.topic() == topic && !matches!(p.offset(), Offset::Offset(_)));
+        if !unread {
+            drop((assignment, positions));
+            return Some(Vec::new());
+        }
         let committed = consumer
             .committed_offsets(assignment.clone(), timeout)
             .ok()?;
