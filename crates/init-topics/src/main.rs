@@ -124,7 +124,7 @@ async fn connect(args: &Args) -> anyhow::Result<Admin> {
     }
 }
 
-/// Registers the three topics' schemas (see [`registry`]); one line per subject.
+/// Registers the four topics' schemas (see [`registry`]); one line per subject.
 async fn register_schemas(args: &Args, url: &str) -> anyhow::Result<Vec<String>> {
     let registry = registry::Registry::new(url, args.kafka.request_timeout());
     let topics = args.kafka.topics();
@@ -132,6 +132,10 @@ async fn register_schemas(args: &Args, url: &str) -> anyhow::Result<Vec<String>>
         (TopicKind::DiscordMessages, DiscordMessage::wire_schema()),
         (TopicKind::BotQueries, BotQuery::wire_schema()),
         (TopicKind::BotResponses, BotResponse::wire_schema()),
+        (
+            TopicKind::Control,
+            rtfm_core::schema::ControlRecord::wire_schema(),
+        ),
     ];
     let mut lines = Vec::new();
     for (kind, schema) in schemas {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use processor::embedding::{Batching, Embedder, LocalModel, Precision};
+use processor::gate::Gate;
 use processor::ingest::Indexer;
 use processor::retrieval::{RetrievalSettings, Retriever};
 use processor::store::{ChromaStore, StoreConfig, VectorStore};
@@ -97,11 +98,13 @@ async fn main() {
     let indexer = Indexer {
         store: Arc::clone(&store),
         embedder: embedder.clone(),
+        gate: Gate::open(),
     };
     let retriever = Retriever {
         store: Arc::clone(&store),
         embedder,
         settings: RetrievalSettings::default(),
+        gate: Gate::open(),
     };
     for chunk in corpus.chunks(128) {
         let refs: Vec<&DiscordMessage> = chunk.iter().collect();

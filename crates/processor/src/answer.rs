@@ -168,6 +168,12 @@ impl Answerer {
 
     async fn answer(&self, query: &BotQuery) -> Answer {
         tracing::debug!(query_id = %query.query_id, question = %query.question, "answering");
+        // Every choice acknowledged before the question was read binds its answer (a member
+        // who just ran forget-me is not quoted); not knowing them is an outage, said so.
+        if let Err(err) = self.retriever.gate.barrier().await {
+            warn!(query_id = %query.query_id, error = %err, "the community's choices are not known to be current; answering that the index is unavailable");
+            return compose(Outcome::IndexDown);
+        }
         let (retrieved, embedding) = match self.retriever.retrieve_embedded(query).await {
             Ok(retrieved) => retrieved,
             Err(err) => {

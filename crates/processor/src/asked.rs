@@ -13,6 +13,7 @@ use rtfm_core::BotQuery;
 use serde_json::{json, Map};
 use tracing::warn;
 
+use crate::gate::Gate;
 use crate::index::IndexedMessage;
 use crate::retrieval::{jump_link, Reach, Scope};
 use crate::store::{Field, Filter, StoredMessage, VectorStore};
@@ -29,6 +30,8 @@ pub struct AskedBefore {
     pub store: Arc<dyn VectorStore>,
     pub within_days: u64,
     pub scope: Scope,
+    /// The community's choices: a forgotten member's question is neither kept nor linked.
+    pub gate: Gate,
 }
 
 impl AskedBefore {
@@ -51,7 +54,11 @@ impl AskedBefore {
         hits.into_iter()
             .filter(|hit| hit.similarity >= NEAR_REPEAT && hit.message.id != query.query_id)
             .map(|hit| IndexedMessage::from_stored(&hit.message))
-            .find(|earlier| reach.admits(earlier) && earlier.id != query.original_message_id)
+            .find(|earlier| {
+                reach.admits(earlier)
+                    && self.gate.admits_indexed(earlier)
+                    && earlier.id != query.original_message_id
+            })
             .map(|earlier| {
                 jump_link(
                     earlier.guild_id.as_deref(),
@@ -66,7 +73,7 @@ impl AskedBefore {
     pub async fn remember(&self, query: &BotQuery, embedding: Vec<f32>, now: f64) {
         let asked_by_message = !query.context.contains_key("interaction")
             && query.original_message_id.parse::<u64>().is_ok();
-        if !asked_by_message {
+        if !asked_by_message || !self.gate.admits_query(query) {
             return;
         }
         let mut metadata = Map::new();
@@ -75,6 +82,8 @@ impl AskedBefore {
         }
         metadata.insert(Field::IsDm.key().into(), json!(query.guild_id.is_none()));
         metadata.insert(Field::Channel.key().into(), json!(query.channel_id));
+        // The asker, so that forget-me removes their questions too.
+        metadata.insert(Field::Author.key().into(), json!(query.user_id));
         metadata.insert(Field::Epoch.key().into(), json!(now));
         metadata.insert(Field::Timestamp.key().into(), json!(query.timestamp));
         // Stored under the question's message id, so a hit reads back as that message.
@@ -110,6 +119,7 @@ mod tests {
             store: Arc::new(MemoryStore::new()),
             within_days: 30,
             scope: Scope::Channel,
+            gate: Gate::open(),
         }
     }
 

@@ -270,6 +270,7 @@ async fn run_corpus(
     let indexer = Indexer {
         store: store.clone(),
         embedder: embedder.clone(),
+        gate: processor::gate::Gate::open(),
     };
     let mut embedded_now = 0usize;
 
@@ -304,6 +305,7 @@ async fn run_corpus(
         store: store.clone(),
         embedder: embedder.clone(),
         settings: config.retrieval.clone(),
+        gate: processor::gate::Gate::open(),
     };
     let started = Instant::now();
     let bar = progress(queries.len() as u64, "questions");

@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::embedding::{EmbedError, Embedder};
+use crate::gate::Gate;
 use crate::index::metadata_for;
 use crate::metrics;
 use crate::store::{StoreError, StoredMessage, VectorStore};
@@ -94,9 +95,25 @@ enum Interrupted {
 pub struct Indexer {
     pub store: Arc<dyn VectorStore>,
     pub embedder: Embedder,
+    /// The community's choices: what they keep out is never written.
+    pub gate: Gate,
 }
 
 impl Indexer {
+    /// What `batch` amounts to under the community's choices as read so far.
+    pub fn plan(&self, batch: &[&DiscordMessage]) -> Plan {
+        plan_admitted(batch, |message| match self.gate.admits_record(message) {
+            Ok(()) => true,
+            Err(refusal) => {
+                metrics::REFUSED
+                    .with_label_values(&[refusal.as_str()])
+                    .inc();
+                debug!(message_id = %message.message_id, reason = refusal.as_str(), "not indexed: the community's choice");
+                false
+            }
+        })
+    }
+
     /// Embeds and upserts `messages` (one embedding call, one upsert).
     pub async fn upsert(&self, messages: &[&DiscordMessage]) -> Result<(), IndexError> {
         let vectors = self.embed(messages).await?;
@@ -161,6 +178,8 @@ impl IndexError {
 /// A batch consumed ahead, with its upserts' vectors if embedding them worked.
 struct Prefetched {
     batch: Vec<Received<DiscordMessage>>,
+    /// The records (indexes into `batch`) the vectors are for.
+    upserts: Vec<usize>,
     vectors: Option<Vec<Vec<f32>>>,
 }
 
@@ -179,7 +198,9 @@ async fn prefetch(
         // Transient errors are absorbed by the consumer; this one ends the process.
         .map_err(|err| anyhow::Error::new(err).context("while consuming discord-messages"))?;
     let records: Vec<&DiscordMessage> = batch.iter().map(|received| &received.record).collect();
-    let plan = plan(&records);
+    // The choices as read so far; `apply` plans again after the barrier and re-embeds if a
+    // choice made meanwhile changed what is upserted.
+    let plan = indexer.plan(&records);
     let upserts: Vec<&DiscordMessage> = plan.upserts.iter().map(|&index| records[index]).collect();
     let vectors = match indexer.embed(&upserts).await {
         Ok(vectors) => Some(vectors),
@@ -188,7 +209,11 @@ async fn prefetch(
             None
         }
     };
-    Ok(Prefetched { batch, vectors })
+    Ok(Prefetched {
+        batch,
+        upserts: plan.upserts,
+        vectors,
+    })
 }
 
 /// The ingestion loop. Returns when `shutdown` is cancelled, after committing what is durable.
@@ -210,7 +235,7 @@ pub async fn run(
                 &consumer,
                 &indexer,
                 &current.batch,
-                current.vectors.take(),
+                (current.upserts.clone(), current.vectors.take()),
                 &settings,
                 &readiness,
                 &shutdown,
@@ -252,25 +277,46 @@ async fn apply(
     consumer: &Consumer<DiscordMessage>,
     indexer: &Indexer,
     batch: &[Received<DiscordMessage>],
-    mut vectors: Option<Vec<Vec<f32>>>,
+    (mut embedded_for, mut vectors): (Vec<usize>, Option<Vec<Vec<f32>>>),
     settings: &IngestSettings,
     readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> Result<(), Interrupted> {
     let records: Vec<&DiscordMessage> = batch.iter().map(|received| &received.record).collect();
-    let plan = plan(&records);
-    debug!(
-        upserts = plan.upserts.len(),
-        deletes = plan.deletes.len(),
-        skipped = plan.skipped,
-        "applying batch"
-    );
     let mut backoff = Backoff::new(
         Duration::from_millis(250),
         Duration::from_secs(settings.max_backoff_secs.max(1)),
     );
-    let upserts: Vec<&DiscordMessage> = plan.upserts.iter().map(|&index| records[index]).collect();
     loop {
+        // Every choice acknowledged before this attempt binds it (a forget-me that raced the
+        // batch keeps the member's messages out); unknown choices are an outage, not a pass.
+        if let Err(err) = indexer.gate.barrier().await {
+            readiness.set_reason(
+                "ingest",
+                false,
+                Some(format!("holding {} records: {err}", batch.len())),
+            );
+            warn!(error = %err, "the community's choices are not known to be current; holding the batch");
+            if !backoff.wait(shutdown).await {
+                return Err(Interrupted::Shutdown);
+            }
+            continue;
+        }
+        let plan = indexer.plan(&records);
+        if plan.upserts != embedded_for {
+            // Vectors of another plan (a choice arrived meanwhile): embedded again.
+            vectors = None;
+            embedded_for.clone_from(&plan.upserts);
+        }
+        debug!(
+            upserts = plan.upserts.len(),
+            deletes = plan.deletes.len(),
+            skipped = plan.skipped,
+            refused = plan.refused,
+            "applying batch"
+        );
+        let upserts: Vec<&DiscordMessage> =
+            plan.upserts.iter().map(|&index| records[index]).collect();
         let result = async {
             let ready = match vectors.take() {
                 Some(ready) => ready,
@@ -411,7 +457,7 @@ async fn isolate(
 }
 
 mod plan;
-pub use plan::{plan, Plan};
+pub use plan::{plan, plan_admitted, Plan};
 
 #[cfg(test)]
 mod tests;

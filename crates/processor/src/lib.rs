@@ -28,6 +28,7 @@ pub mod answer;
 pub mod asked;
 pub mod conversation;
 pub mod embedding;
+pub mod gate;
 pub mod index;
 pub mod ingest;
 pub mod instance;
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod model;
 pub mod prompt;
 pub mod queries;
+pub mod removal;
 pub mod retention;
 pub mod retrieval;
 mod startup;
@@ -45,11 +47,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use rtfm_core::control::ControlSettings;
+use rtfm_core::kafka::Follower;
 use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, OffsetReset, Producer};
 use rtfm_core::supervise::{every, Service};
 use rtfm_core::telemetry::Readiness;
-use rtfm_core::topics::{GROUP_MESSAGE_PROCESSOR, GROUP_QUERY_PROCESSOR};
-use rtfm_core::{BotQuery, DiscordMessage};
+use rtfm_core::topics::{GROUP_CONTROL_APPLIER, GROUP_MESSAGE_PROCESSOR, GROUP_QUERY_PROCESSOR};
+use rtfm_core::{BotQuery, ControlRecord, DiscordMessage};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -57,6 +61,7 @@ use tracing::info;
 use crate::answer::{Answerer, StalePolicy};
 use crate::asked::AskedBefore;
 pub use crate::embedding::{build_embedder, EmbeddingSettings};
+use crate::gate::Gate;
 use crate::ingest::{Indexer, IngestSettings};
 use crate::instance::Instance;
 use crate::model::{ModelClient, ModelSettings};
@@ -80,6 +85,16 @@ pub struct Config {
     pub model: ModelSettings,
     #[command(flatten)]
     pub ingest: IngestSettings,
+    #[command(flatten)]
+    pub control: ControlSettings,
+    /// After RTFM is removed from a guild, its messages stay this many hours (in case it was
+    /// a mistake and RTFM is added back), then leave the index.
+    #[arg(
+        long = "index-guild-grace-hours",
+        env = "INDEX_GUILD_GRACE_HOURS",
+        default_value_t = 168.0
+    )]
+    pub index_guild_grace_hours: f64,
     /// Questions older than this are answered with an apology (or skipped).
     #[arg(
         long = "query-max-age-secs",
@@ -162,6 +177,9 @@ pub struct App {
     store: Arc<dyn VectorStore>,
     ingest_consumer: Arc<Consumer<DiscordMessage>>,
     query_consumer: Arc<Consumer<BotQuery>>,
+    control_consumer: Arc<Consumer<ControlRecord>>,
+    removal: removal::Removal,
+    guild_grace: Duration,
     responses: queries::Responses,
     answerer: Arc<Answerer>,
     indexer: Indexer,
@@ -250,27 +268,43 @@ impl App {
             info!("bot-responses written without transactions (RESPONSES_TRANSACTIONAL=false): at least once");
             queries::Responses::AtLeastOnce(producer.clone())
         };
+        let control_consumer: Arc<Consumer<ControlRecord>> = Arc::new(Consumer::new(
+            &config.kafka,
+            &ConsumerOptions::new(GROUP_CONTROL_APPLIER, "control")
+                .offset_reset(OffsetReset::Earliest),
+            producer.clone(),
+        )?);
         readiness.set("kafka", true);
+        let follower = Follower::start(&config.kafka, "processor", stop.clone())
+            .context("while following the community's choices")?;
+        let gate = Gate::following(Arc::clone(&follower), config.control.index_channels);
 
-        let asked_before = if config.asked_before_days > 0 {
-            let mut questions = config.store.clone();
-            questions.chroma_collection = format!("{}_questions", config.store.chroma_collection);
-            let store = ChromaStore::connect(&questions)
+        let mut questions = config.store.clone();
+        questions.chroma_collection = format!("{}_questions", config.store.chroma_collection);
+        let questions: Arc<dyn VectorStore> = Arc::new(
+            ChromaStore::connect(&questions)
                 .await
-                .context("while opening the collection of answered questions")?;
-            Some(AskedBefore {
-                store: Arc::new(store),
-                within_days: config.asked_before_days,
-                scope: config.retrieval.scope,
-            })
-        } else {
-            None
+                .context("while opening the collection of answered questions")?,
+        );
+        let asked_before = (config.asked_before_days > 0).then(|| AskedBefore {
+            store: Arc::clone(&questions),
+            within_days: config.asked_before_days,
+            scope: config.retrieval.scope,
+            gate: gate.clone(),
+        });
+        let removal = removal::Removal {
+            messages: Arc::clone(&store),
+            others: vec![questions],
+            producer: producer.clone(),
+            follower,
+            settle: Duration::from_secs(5),
         };
         let answerer = Arc::new(Answerer {
             retriever: Retriever {
                 store: Arc::clone(&store),
                 embedder: embedder.clone(),
                 settings: config.retrieval.clone(),
+                gate: gate.clone(),
             },
             model,
             asked_before,
@@ -282,6 +316,7 @@ impl App {
         let indexer = Indexer {
             store: Arc::clone(&store),
             embedder,
+            gate,
         };
         Ok(Some(Self {
             service,
@@ -289,6 +324,9 @@ impl App {
             store,
             ingest_consumer,
             query_consumer,
+            control_consumer,
+            removal,
+            guild_grace: Duration::from_secs_f64(config.index_guild_grace_hours.max(0.0) * 3600.0),
             responses,
             answerer,
             indexer,
@@ -319,6 +357,17 @@ impl App {
             Arc::clone(&self.query_consumer),
             self.responses,
             Arc::clone(&self.answerer),
+            stop.clone(),
+        ));
+        tasks.spawn(removal::run(
+            Arc::clone(&self.control_consumer),
+            self.removal.clone(),
+            stop.clone(),
+        ));
+        tasks.spawn(removal::sweep_removed_guilds(
+            self.removal,
+            self.guild_grace,
+            (self.guild_grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(600)),
             stop.clone(),
         ));
         if let Some(days) = self.retention_days {

@@ -153,3 +153,23 @@ pub static QUERY_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
     )
     .expect("metric registers once")
 });
+/// Messages the community's choices kept out, by reason (member, channel, guild): not
+/// indexed, or not quoted.
+pub static REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "rtfm_messages_refused_total",
+        "Messages kept out of the index by the community's choices, by reason",
+        &["reason"]
+    )
+    .expect("metric registers once")
+});
+/// Messages removed from the index by the community's choices, by what was chosen (member,
+/// channel, guild).
+pub static REMOVED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "rtfm_messages_removed_total",
+        "Messages removed from the index by forget-me, channel exclusion or guild removal",
+        &["subject"]
+    )
+    .expect("metric registers once")
+});

@@ -23,6 +23,7 @@ use rtfm_core::BotQuery;
 
 use crate::conversation::{self, Expansion, Role};
 use crate::embedding::{EmbedError, Embedder};
+use crate::gate::Gate;
 use crate::index::{self, IndexedMessage};
 use crate::store::{Filter, Hit, StoreError, VectorStore};
 
@@ -230,6 +231,8 @@ pub struct Retriever {
     pub store: Arc<dyn VectorStore>,
     pub embedder: Embedder,
     pub settings: RetrievalSettings,
+    /// The community's choices: nothing they keep out is quoted.
+    pub gate: Gate,
 }
 
 impl Retriever {
@@ -247,6 +250,7 @@ impl Retriever {
         let search = Search {
             store: self.store.as_ref(),
             settings: &self.settings,
+            gate: &self.gate,
         };
         let retrieved = search.run(query, &embedding, started).await?;
         Ok((retrieved, embedding))
@@ -258,6 +262,7 @@ impl Retriever {
 pub struct Search<'a> {
     pub store: &'a dyn VectorStore,
     pub settings: &'a RetrievalSettings,
+    pub gate: &'a Gate,
 }
 
 impl Search<'_> {
@@ -277,7 +282,7 @@ impl Search<'_> {
             .query(embedding, &reach.filter(), self.settings.candidates + 1)
             .await?;
         let searched = started.elapsed();
-        hits.retain(|hit| reach.admits(&IndexedMessage::from_stored(&hit.message)));
+        hits.retain(|hit| self.admits(&reach, &IndexedMessage::from_stored(&hit.message)));
         let hits = select_hits(hits, &query.original_message_id, self.settings);
         let hits: Vec<(IndexedMessage, f32)> = hits
             .iter()
@@ -403,8 +408,14 @@ impl Search<'_> {
                 message.relevance = Some(hit.similarity);
                 message
             })
-            .filter(|message| reach.admits(message))
+            .filter(|message| self.admits(reach, message))
             .collect())
+    }
+
+    /// Inside the asker's reach, and not kept out by the community's choices (a forgotten
+    /// member, an excluded channel: filtered here even while their deletion is running).
+    fn admits(&self, reach: &Reach, message: &IndexedMessage) -> bool {
+        reach.admits(message) && self.gate.admits_indexed(message)
     }
 }
 

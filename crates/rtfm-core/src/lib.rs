@@ -2,6 +2,8 @@
 //!
 //! - [`schema`]: the wire schemas of `discord-messages`, `bot-queries`, `bot-responses`
 //!   (the contract with the Python bot), with validation;
+//! - [`control`]: the community's choices (`rtfm-control`) folded into one state, and the rule
+//!   that decides whether a message may be indexed or quoted;
 //! - [`topics`]: the topic table — names, partitions, retention, dead-letter topics, groups;
 //! - [`kafka`]: typed producer, at-least-once consumer with dead-lettering, transactions,
 //!   topic administration (the only module that uses `rdkafka`);
@@ -15,6 +17,7 @@
 
 pub mod backoff;
 pub mod config;
+pub mod control;
 pub mod kafka;
 pub mod redact;
 pub mod schema;
@@ -22,5 +25,7 @@ pub mod supervise;
 pub mod telemetry;
 pub mod topics;
 
-pub use schema::{BotQuery, BotResponse, DiscordMessage, MessageEvent, Record, ResponseMetadata};
+pub use schema::{
+    BotQuery, BotResponse, ControlRecord, DiscordMessage, MessageEvent, Record, ResponseMetadata,
+};
 pub use topics::{TopicKind, Topics};

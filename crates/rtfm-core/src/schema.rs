@@ -440,8 +440,10 @@ pub struct ResponseMetadata {
 }
 
 mod check;
+mod control;
 use check::{max_chars, non_empty, snowflake, timestamp};
 pub use check::{now_timestamp, parse_timestamp, SchemaError};
+pub use control::{ControlKind, ControlRecord, Subject};
 
 #[cfg(test)]
 mod tests;

@@ -15,13 +15,18 @@ pub const GROUP_MESSAGE_PROCESSOR: &str = "discord-message-processor";
 pub const GROUP_QUERY_PROCESSOR: &str = "bot-query-processor";
 /// Consumer group of the bot's reply sender.
 pub const GROUP_RESPONSE_SENDER: &str = "bot-response-sender";
+/// Consumer group that carries out the community's choices (deletions, receipts).
+pub const GROUP_CONTROL_APPLIER: &str = "rtfm-control-applier";
 
-/// One of our three topics.
+/// One of our topics: the three of the contract, and the community's choices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TopicKind {
     DiscordMessages,
     BotQueries,
     BotResponses,
+    /// `rtfm-control`: compacted, the latest choice per member, channel and guild
+    /// ([`crate::control`]).
+    Control,
 }
 
 /// The static description of a topic.
@@ -29,16 +34,29 @@ pub enum TopicKind {
 pub struct TopicSpec {
     pub base_name: &'static str,
     pub partitions: i32,
+    /// `-1`: kept for ever (a compacted topic keeps the latest record per key).
     pub retention_ms: i64,
+    /// `cleanup.policy=compact`: the latest record per key is kept, older ones go.
+    pub compacted: bool,
     /// The consumer group that reads it.
     pub consumer_group: &'static str,
 }
 
+/// One topic to create: its name, partitions, retention and clean-up policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicPlan {
+    pub name: String,
+    pub partitions: i32,
+    pub retention_ms: i64,
+    pub compacted: bool,
+}
+
 impl TopicKind {
-    pub const ALL: [TopicKind; 3] = [
+    pub const ALL: [TopicKind; 4] = [
         TopicKind::DiscordMessages,
         TopicKind::BotQueries,
         TopicKind::BotResponses,
+        TopicKind::Control,
     ];
 
     pub const fn spec(self) -> TopicSpec {
@@ -47,19 +65,31 @@ impl TopicKind {
                 base_name: "discord-messages",
                 partitions: 3,
                 retention_ms: 7 * DAY_MS,
+                compacted: false,
                 consumer_group: GROUP_MESSAGE_PROCESSOR,
             },
             TopicKind::BotQueries => TopicSpec {
                 base_name: "bot-queries",
                 partitions: 3,
                 retention_ms: DAY_MS,
+                compacted: false,
                 consumer_group: GROUP_QUERY_PROCESSOR,
             },
             TopicKind::BotResponses => TopicSpec {
                 base_name: "bot-responses",
                 partitions: 3,
                 retention_ms: DAY_MS,
+                compacted: false,
                 consumer_group: GROUP_RESPONSE_SENDER,
+            },
+            // One partition: the choices are few (one record per member who opted out and per
+            // channel a moderator chose), and one order is simpler to reason about.
+            TopicKind::Control => TopicSpec {
+                base_name: "rtfm-control",
+                partitions: 1,
+                retention_ms: -1,
+                compacted: true,
+                consumer_group: GROUP_CONTROL_APPLIER,
             },
         }
     }
@@ -102,15 +132,25 @@ impl Topics {
         format!("{base_group}{}", self.suffix)
     }
 
-    /// Every topic to create, with its partitions and retention: the three topics and their DLQs.
-    pub fn all(&self) -> Vec<(String, i32, i64)> {
+    /// Every topic to create: our four topics and their DLQs (which are never compacted).
+    pub fn all(&self) -> Vec<TopicPlan> {
         TopicKind::ALL
             .iter()
             .flat_map(|&kind| {
                 let spec = kind.spec();
                 [
-                    (self.name(kind), spec.partitions, spec.retention_ms),
-                    (self.dead_letter(kind), spec.partitions, DLQ_RETENTION_MS),
+                    TopicPlan {
+                        name: self.name(kind),
+                        partitions: spec.partitions,
+                        retention_ms: spec.retention_ms,
+                        compacted: spec.compacted,
+                    },
+                    TopicPlan {
+                        name: self.dead_letter(kind),
+                        partitions: spec.partitions,
+                        retention_ms: DLQ_RETENTION_MS,
+                        compacted: false,
+                    },
                 ]
             })
             .collect()
@@ -118,7 +158,7 @@ impl Topics {
 
     /// Which of our topics a name is, if any (a DLQ counts as ours too).
     pub fn is_ours(&self, name: &str) -> bool {
-        self.all().iter().any(|(ours, _, _)| ours == name)
+        self.all().iter().any(|plan| plan.name == name)
     }
 }
 
@@ -129,15 +169,29 @@ mod tests {
     #[test]
     fn the_table_matches_the_contract() {
         let topics = Topics::default();
+        let table: Vec<_> = topics
+            .all()
+            .into_iter()
+            .map(|plan| {
+                (
+                    plan.name,
+                    plan.partitions,
+                    plan.retention_ms,
+                    plan.compacted,
+                )
+            })
+            .collect();
         assert_eq!(
-            topics.all(),
+            table,
             vec![
-                ("discord-messages".to_string(), 3, 7 * DAY_MS),
-                ("discord-messages.dlq".to_string(), 3, 7 * DAY_MS),
-                ("bot-queries".to_string(), 3, DAY_MS),
-                ("bot-queries.dlq".to_string(), 3, 7 * DAY_MS),
-                ("bot-responses".to_string(), 3, DAY_MS),
-                ("bot-responses.dlq".to_string(), 3, 7 * DAY_MS),
+                ("discord-messages".to_string(), 3, 7 * DAY_MS, false),
+                ("discord-messages.dlq".to_string(), 3, 7 * DAY_MS, false),
+                ("bot-queries".to_string(), 3, DAY_MS, false),
+                ("bot-queries.dlq".to_string(), 3, 7 * DAY_MS, false),
+                ("bot-responses".to_string(), 3, DAY_MS, false),
+                ("bot-responses.dlq".to_string(), 3, 7 * DAY_MS, false),
+                ("rtfm-control".to_string(), 1, -1, true),
+                ("rtfm-control.dlq".to_string(), 1, 7 * DAY_MS, false),
             ]
         );
         assert_eq!(

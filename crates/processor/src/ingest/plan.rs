@@ -11,11 +11,20 @@ pub struct Plan {
     pub upserts: Vec<usize>,
     pub deletes: Vec<String>,
     pub skipped: usize,
+    /// Records the community's choices keep out (forgotten members, excluded channels): their
+    /// ids are deleted, in case an earlier version of them is stored.
+    pub refused: usize,
 }
 
 /// Pure: decides per message id what the batch amounts to. An edit that empties a message
 /// removes it; a new empty message is skipped.
 pub fn plan(batch: &[&DiscordMessage]) -> Plan {
+    plan_admitted(batch, |_| true)
+}
+
+/// [`plan`], keeping out what `admits` refuses: a refused record's id is deleted whatever
+/// its event (an earlier version may be stored; deleting an id that is not is harmless).
+pub fn plan_admitted(batch: &[&DiscordMessage], admits: impl Fn(&DiscordMessage) -> bool) -> Plan {
     let mut last: HashMap<&str, usize> = HashMap::new();
     for (index, message) in batch.iter().enumerate() {
         last.insert(message.message_id.as_str(), index);
@@ -24,6 +33,11 @@ pub fn plan(batch: &[&DiscordMessage]) -> Plan {
     for (index, message) in batch.iter().enumerate() {
         if last.get(message.message_id.as_str()) != Some(&index) {
             plan.skipped += 1;
+            continue;
+        }
+        if !admits(message) {
+            plan.refused += 1;
+            plan.deletes.push(message.message_id.clone());
             continue;
         }
         let empty = message.content.trim().is_empty();

@@ -157,6 +157,7 @@ async fn search_over_the_in_memory_store_ranks_expands_and_keeps_to_the_reach() 
     let search = Search {
         store: &store,
         settings: &settings,
+        gate: &crate::gate::Gate::open(),
     };
     let query = BotQuery {
         guild_id: Some("1".into()),

@@ -188,20 +188,27 @@ impl Admin {
         let wanted = self.topics.all();
         let missing: Vec<_> = wanted
             .iter()
-            .filter(|(name, _, _)| !existing.contains_key(name))
+            .filter(|plan| !existing.contains_key(&plan.name))
             .collect();
-        let retention_values: Vec<String> =
-            missing.iter().map(|(_, _, ms)| ms.to_string()).collect();
+        let retention_values: Vec<String> = missing
+            .iter()
+            .map(|plan| plan.retention_ms.to_string())
+            .collect();
         let new_topics: Vec<NewTopic<'_>> = missing
             .iter()
             .zip(&retention_values)
-            .map(|((name, partitions, _), retention)| {
-                NewTopic::new(
-                    name,
-                    *partitions,
+            .map(|(plan, retention)| {
+                let topic = NewTopic::new(
+                    &plan.name,
+                    plan.partitions,
                     TopicReplication::Fixed(replication_factor),
                 )
-                .set("retention.ms", retention)
+                .set("retention.ms", retention);
+                if plan.compacted {
+                    topic.set("cleanup.policy", "compact")
+                } else {
+                    topic
+                }
             })
             .collect();
         let mut created = HashMap::new();
@@ -227,12 +234,13 @@ impl Admin {
 
         let present: Vec<String> = wanted
             .iter()
-            .filter(|(name, _, _)| existing.contains_key(name))
-            .map(|(name, _, _)| name.clone())
+            .filter(|plan| existing.contains_key(&plan.name))
+            .map(|plan| plan.name.clone())
             .collect();
         let retention = self.retention(&present).await?;
         let mut reports = Vec::new();
-        for (name, partitions, retention_ms) in wanted {
+        for plan in wanted {
+            let (name, partitions, retention_ms) = (plan.name, plan.partitions, plan.retention_ms);
             if let Some(status) = created.remove(&name) {
                 reports.push(TopicReport {
                     name,
@@ -307,7 +315,7 @@ impl Admin {
             .topics
             .all()
             .into_iter()
-            .map(|(name, _, _)| name)
+            .map(|plan| plan.name)
             .filter(|name| existing.contains_key(name))
             .collect();
         let retention = self.retention(&present).await?;
@@ -315,7 +323,8 @@ impl Admin {
             .topics
             .all()
             .into_iter()
-            .map(|(name, _, _)| TopicReport {
+            .map(|plan| plan.name)
+            .map(|name| TopicReport {
                 partitions: existing.get(&name).copied(),
                 retention_ms: retention.get(&name).copied(),
                 status: if existing.contains_key(&name) {
@@ -335,7 +344,7 @@ impl Admin {
             .topics
             .all()
             .into_iter()
-            .map(|(name, _, _)| name)
+            .map(|plan| plan.name)
             .collect();
         let present: Vec<&str> = ours
             .iter()

@@ -7,6 +7,7 @@
 //! - [`transaction`]: consume-transform-produce in one Kafka transaction (exactly once);
 //! - [`admin`]: create/list/delete/alter our topics (used by `init-topics`);
 //! - [`group`]: coordinator readiness, committed offsets of a group;
+//! - [`follow`]: reading `rtfm-control` into the community's choices, with a barrier;
 //! - [`fetch`]: reading back the record at one offset (`kafka-smoke`, tests);
 //! - [`dead_letters`]: reading a dead-letter topic back (what, why, from where);
 //! - [`error`]: the client's errors behind a type of ours ([`ClientError`]);
@@ -19,6 +20,7 @@ pub(crate) mod context;
 pub mod dead_letters;
 pub mod error;
 pub mod fetch;
+pub mod follow;
 pub mod group;
 pub mod producer;
 pub mod transaction;
@@ -27,6 +29,7 @@ pub use config::{Compression, KafkaConfig, OffsetReset};
 pub use consumer::{ConsumeError, Consumer, ConsumerOptions, Received};
 pub use error::ClientError;
 pub use fetch::{fetch_at, FetchError};
+pub use follow::{Follower, NotCaughtUp};
 pub use producer::{Delivered, ProduceError, Producer};
 pub use transaction::{TransactionError, TransactionalProducer};
 

@@ -465,6 +465,7 @@ fn published_json_schemas_match_the_rust_types() {
         ("discord-messages", DiscordMessage::wire_schema()),
         ("bot-queries", BotQuery::wire_schema()),
         ("bot-responses", BotResponse::wire_schema()),
+        ("rtfm-control", super::ControlRecord::wire_schema()),
     ] {
         let path = dir.join(format!("{topic}.schema.json"));
         let text = format!(

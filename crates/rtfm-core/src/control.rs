@@ -1,0 +1,420 @@
+//! The community's choices as every service reads them: the latest record per key of
+//! `rtfm-control` folded into a [`ControlState`], and the one rule that decides whether a
+//! message may be indexed or quoted ([`ControlState::admits`]). Pure: reading the topic is
+//! [`crate::kafka::follow`]'s.
+//!
+//! The rule, for a message of guild `g`, channel `c` (a thread's parent `p`), author `u`,
+//! written at `t`:
+//! - RTFM was removed from `g` → no;
+//! - `u` chose forget-me in `g` → no; `u` chose remember-me at time `r` → only if `t ≥ r`
+//!   (what was said while forgotten, or before, stays forgotten even if it is read again);
+//! - `c` or `p` was excluded (or deleted) → no; under `INDEX_CHANNELS=opt-in`, only if `c` or
+//!   `p` was included.
+//!
+//! Direct messages have no guild and no moderators: always yes.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::schema::{parse_timestamp, ControlKind, ControlRecord, Subject};
+
+/// `INDEX_CHANNELS`: which channels RTFM reads when no moderator chose.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChannelPolicy {
+    /// Every channel it can see, except those excluded.
+    #[default]
+    All,
+    /// Only channels a moderator included.
+    OptIn,
+}
+
+impl ChannelPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelPolicy::All => "all",
+            ChannelPolicy::OptIn => "opt-in",
+        }
+    }
+}
+
+/// What every service that reads the choices is told about the policy.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ControlSettings {
+    /// Which channels are indexed where no moderator chose: `all` (every channel RTFM can
+    /// see, except those excluded with `/rtfm-admin channels`) or `opt-in` (only those
+    /// included).
+    #[arg(
+        long = "index-channels",
+        env = "INDEX_CHANNELS",
+        value_enum,
+        default_value = "all"
+    )]
+    pub index_channels: ChannelPolicy,
+}
+
+/// The latest choice about a member, channel or guild.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub indexed: bool,
+    pub at: DateTime<Utc>,
+    pub by: Option<u64>,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+}
+
+/// What a removal came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub request_id: String,
+    pub removed: u64,
+    pub done: bool,
+    pub at: DateTime<Utc>,
+}
+
+/// Why a message is not indexed or quoted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its author chose forget-me (or said it while forgotten).
+    Member,
+    /// Its channel is excluded, deleted or (opt-in) not included.
+    Channel,
+    /// RTFM was removed from its guild.
+    Guild,
+}
+
+impl Refusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refusal::Member => "member",
+            Refusal::Channel => "channel",
+            Refusal::Guild => "guild",
+        }
+    }
+}
+
+/// A message as the rule sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Subjected {
+    pub guild: Option<u64>,
+    pub channel: u64,
+    /// The parent channel of a thread or forum post.
+    pub parent: Option<u64>,
+    pub author: u64,
+    /// When it was written (unknown: treated as old).
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// Every choice made, by key.
+#[derive(Debug, Clone, Default)]
+pub struct ControlState {
+    members: HashMap<(u64, u64), Choice>,
+    channels: HashMap<(u64, u64), Choice>,
+    guilds: HashMap<u64, Choice>,
+    receipts: HashMap<(u64, ReceiptSubject), Receipt>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum ReceiptSubject {
+    Member(u64),
+    Channel(u64),
+    Guild,
+}
+
+impl From<Subject> for ReceiptSubject {
+    fn from(subject: Subject) -> Self {
+        match subject {
+            Subject::Member(user) => ReceiptSubject::Member(user),
+            Subject::Channel(channel) => ReceiptSubject::Channel(channel),
+            Subject::Guild => ReceiptSubject::Guild,
+        }
+    }
+}
+
+fn number(text: &Option<String>) -> Option<u64> {
+    text.as_deref().and_then(|id| id.parse().ok())
+}
+
+impl ControlState {
+    /// Folds one record in (a later record of the same key replaces the earlier one).
+    pub fn apply(&mut self, record: &ControlRecord) {
+        let guild = record.guild();
+        let at = parse_timestamp(&record.at).unwrap_or_default();
+        let choice = || Choice {
+            indexed: record.indexed.unwrap_or(true),
+            at,
+            by: number(&record.by),
+            reason: record.reason.clone(),
+            request_id: record.request_id.clone(),
+        };
+        match record.kind {
+            ControlKind::Member => {
+                if let Some(user) = number(&record.user_id) {
+                    self.members.insert((guild, user), choice());
+                }
+            }
+            ControlKind::Channel => {
+                if let Some(channel) = number(&record.channel_id) {
+                    self.channels.insert((guild, channel), choice());
+                }
+            }
+            ControlKind::Guild => {
+                self.guilds.insert(guild, choice());
+            }
+            ControlKind::Receipt => {
+                if let Some(subject) = record.subject() {
+                    self.receipts.insert(
+                        (guild, subject.into()),
+                        Receipt {
+                            request_id: record.request_id.clone().unwrap_or_default(),
+                            removed: record.removed.unwrap_or_default(),
+                            done: record.done.unwrap_or_default(),
+                            at,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// A tombstone (a record with no value) for `key`: the choice is gone.
+    pub fn forget_key(&mut self, key: &str) {
+        let parts: Vec<&str> = key.split(':').collect();
+        let id = |index: usize| parts.get(index).and_then(|id| id.parse::<u64>().ok());
+        match (parts.first().copied(), id(1)) {
+            (Some("member"), Some(guild)) => {
+                id(2).map(|user| self.members.remove(&(guild, user)));
+            }
+            (Some("channel"), Some(guild)) => {
+                id(2).map(|channel| self.channels.remove(&(guild, channel)));
+            }
+            (Some("guild"), Some(guild)) => {
+                self.guilds.remove(&guild);
+            }
+            (Some("receipt"), Some(guild)) => {
+                let subject = match (parts.get(2).copied(), id(3)) {
+                    (Some("member"), Some(user)) => ReceiptSubject::Member(user),
+                    (Some("channel"), Some(channel)) => ReceiptSubject::Channel(channel),
+                    _ => ReceiptSubject::Guild,
+                };
+                self.receipts.remove(&(guild, subject));
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether a message may be indexed and quoted (see the module documentation).
+    pub fn admits(&self, policy: ChannelPolicy, message: &Subjected) -> Result<(), Refusal> {
+        let Some(guild) = message.guild else {
+            return Ok(());
+        };
+        if self
+            .guilds
+            .get(&guild)
+            .is_some_and(|choice| !choice.indexed)
+        {
+            return Err(Refusal::Guild);
+        }
+        if let Some(choice) = self.members.get(&(guild, message.author)) {
+            let said_after = message.at.is_some_and(|at| at >= choice.at);
+            if !choice.indexed || !said_after {
+                return Err(Refusal::Member);
+            }
+        }
+        let chosen: Vec<&Choice> = std::iter::once(message.channel)
+            .chain(message.parent)
+            .filter_map(|channel| self.channels.get(&(guild, channel)))
+            .collect();
+        if chosen.iter().any(|choice| !choice.indexed) {
+            return Err(Refusal::Channel);
+        }
+        if policy == ChannelPolicy::OptIn && chosen.is_empty() {
+            return Err(Refusal::Channel);
+        }
+        Ok(())
+    }
+
+    /// A member's latest choice in a guild.
+    pub fn member(&self, guild: u64, user: u64) -> Option<&Choice> {
+        self.members.get(&(guild, user))
+    }
+
+    /// A channel's latest state in a guild.
+    pub fn channel(&self, guild: u64, channel: u64) -> Option<&Choice> {
+        self.channels.get(&(guild, channel))
+    }
+
+    /// Every channel of a guild with a choice, by id.
+    pub fn channels_of(&self, guild: u64) -> Vec<(u64, &Choice)> {
+        let mut channels: Vec<(u64, &Choice)> = self
+            .channels
+            .iter()
+            .filter(|((of, _), _)| *of == guild)
+            .map(|((_, channel), choice)| (*channel, choice))
+            .collect();
+        channels.sort_by_key(|(channel, _)| *channel);
+        channels
+    }
+
+    /// RTFM's presence in a guild, when it changed.
+    pub fn guild(&self, guild: u64) -> Option<&Choice> {
+        self.guilds.get(&guild)
+    }
+
+    /// Guilds RTFM was removed from, with when.
+    pub fn removed_guilds(&self) -> Vec<(u64, DateTime<Utc>)> {
+        self.guilds
+            .iter()
+            .filter(|(_, choice)| !choice.indexed)
+            .map(|(guild, choice)| (*guild, choice.at))
+            .collect()
+    }
+
+    /// The latest receipt about a subject in a guild.
+    pub fn receipt(&self, guild: u64, subject: Subject) -> Option<&Receipt> {
+        self.receipts.get(&(guild, subject.into()))
+    }
+
+    /// Members who chose forget-me, per guild (for counts; never shown by name).
+    pub fn forgotten_members(&self, guild: u64) -> usize {
+        self.members
+            .iter()
+            .filter(|((of, _), choice)| *of == guild && !choice.indexed)
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        parse_timestamp(text).expect("timestamp")
+    }
+
+    fn message(channel: u64, parent: Option<u64>, author: u64, when: &str) -> Subjected {
+        Subjected {
+            guild: Some(1),
+            channel,
+            parent,
+            author,
+            at: Some(at(when)),
+        }
+    }
+
+    fn record(mut record: ControlRecord, when: &str) -> ControlRecord {
+        record.at = when.to_string();
+        record
+    }
+
+    #[test]
+    fn a_forgotten_member_stays_forgotten_for_what_they_said_before_remember_me() {
+        let mut state = ControlState::default();
+        let before = message(10, None, 7, "2025-01-01T00:00:00Z");
+        assert_eq!(state.admits(ChannelPolicy::All, &before), Ok(()));
+        state.apply(&record(
+            ControlRecord::member(1, 7, false),
+            "2025-02-01T00:00:00Z",
+        ));
+        assert_eq!(
+            state.admits(ChannelPolicy::All, &before),
+            Err(Refusal::Member)
+        );
+        let while_forgotten = message(10, None, 7, "2025-02-15T00:00:00Z");
+        assert_eq!(
+            state.admits(ChannelPolicy::All, &while_forgotten),
+            Err(Refusal::Member)
+        );
+        state.apply(&record(
+            ControlRecord::member(1, 7, true),
+            "2025-03-01T00:00:00Z",
+        ));
+        assert_eq!(
+            state.admits(ChannelPolicy::All, &while_forgotten),
+            Err(Refusal::Member),
+            "what was said while forgotten is not indexed again after remember-me"
+        );
+        let after = message(10, None, 7, "2025-03-02T00:00:00Z");
+        assert_eq!(state.admits(ChannelPolicy::All, &after), Ok(()));
+        // Another member, another guild, a DM: untouched.
+        assert_eq!(
+            state.admits(
+                ChannelPolicy::All,
+                &message(10, None, 8, "2025-02-15T00:00:00Z")
+            ),
+            Ok(())
+        );
+        let elsewhere = Subjected {
+            guild: Some(2),
+            ..while_forgotten
+        };
+        assert_eq!(state.admits(ChannelPolicy::All, &elsewhere), Ok(()));
+        let dm = Subjected {
+            guild: None,
+            ..while_forgotten
+        };
+        assert_eq!(state.admits(ChannelPolicy::All, &dm), Ok(()));
+        state.forget_key("member:1:7");
+        assert_eq!(state.admits(ChannelPolicy::All, &before), Ok(()));
+    }
+
+    #[test]
+    fn channels_follow_the_policy_and_threads_their_parent() {
+        let mut state = ControlState::default();
+        let in_thread = message(11, Some(10), 7, "2025-01-01T00:00:00Z");
+        assert_eq!(state.admits(ChannelPolicy::All, &in_thread), Ok(()));
+        assert_eq!(
+            state.admits(ChannelPolicy::OptIn, &in_thread),
+            Err(Refusal::Channel)
+        );
+        state.apply(&ControlRecord::channel(1, 10, true, "included"));
+        assert_eq!(state.admits(ChannelPolicy::OptIn, &in_thread), Ok(()));
+        state.apply(&ControlRecord::channel(1, 11, false, "thread deleted"));
+        assert_eq!(
+            state.admits(ChannelPolicy::OptIn, &in_thread),
+            Err(Refusal::Channel)
+        );
+        state.apply(&ControlRecord::channel(1, 10, false, "excluded"));
+        assert_eq!(
+            state.admits(
+                ChannelPolicy::All,
+                &message(10, None, 7, "2025-01-01T00:00:00Z")
+            ),
+            Err(Refusal::Channel)
+        );
+        state.apply(&ControlRecord::presence(1, false, "removed"));
+        assert_eq!(
+            state.admits(
+                ChannelPolicy::All,
+                &message(12, None, 7, "2025-01-01T00:00:00Z")
+            ),
+            Err(Refusal::Guild)
+        );
+        assert_eq!(state.removed_guilds().len(), 1);
+        assert_eq!(state.channels_of(1).len(), 2);
+    }
+
+    #[test]
+    fn receipts_are_kept_per_subject() {
+        let mut state = ControlState::default();
+        state.apply(&ControlRecord::receipt(
+            1,
+            Subject::Member(7),
+            "r1",
+            3,
+            false,
+        ));
+        state.apply(&ControlRecord::receipt(
+            1,
+            Subject::Member(7),
+            "r1",
+            5,
+            true,
+        ));
+        let receipt = state.receipt(1, Subject::Member(7)).expect("receipt");
+        assert_eq!((receipt.removed, receipt.done), (5, true));
+        assert!(state.receipt(1, Subject::Channel(7)).is_none());
+        state.forget_key("receipt:1:member:7");
+        assert!(state.receipt(1, Subject::Member(7)).is_none());
+    }
+}

@@ -1,0 +1,335 @@
+//! `rtfm-control`: the community's choices, one record per thing chosen about, keyed so that
+//! the compacted topic keeps the latest choice of each (see `docs/contract.md`).
+//!
+//! | kind | key | says |
+//! |---|---|---|
+//! | `member` | `member:<guild>:<user>` | `indexed: false` after `/rtfm forget-me`, `true` after `/rtfm remember-me` |
+//! | `channel` | `channel:<guild>:<channel>` | `indexed` as a moderator chose, `false` when the channel or thread was deleted |
+//! | `guild` | `guild:<guild>` | `indexed: false` when RTFM was removed from the guild, `true` when it came back |
+//! | `receipt` | `receipt:<guild>:member:<user>`, `receipt:<guild>:channel:<channel>`, `receipt:<guild>:guild` | what a removal deleted: `removed` messages, `done` once finished, for the request `request_id` |
+//!
+//! Ids only, never message content.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{max_chars, non_empty, snowflake, timestamp, Record, SchemaError};
+use crate::topics::TopicKind;
+
+/// What a control record is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlKind {
+    Member,
+    Channel,
+    Guild,
+    Receipt,
+}
+
+/// One choice (or one receipt) on `rtfm-control`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct ControlRecord {
+    pub kind: ControlKind,
+    pub guild_id: String,
+    /// `member`, and a member's receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// `channel` (a channel, thread or forum), and a channel's receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<String>,
+    /// `member`, `channel`, `guild`: whether RTFM indexes (and quotes) it from now on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indexed: Option<bool>,
+    /// Who chose: the member, or the moderator who ran the command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Why, in a few words (`excluded by a moderator`, `channel deleted`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The request (the interaction's id) a choice came from, or a receipt answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// `receipt`: messages removed from the index.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
+    /// `receipt`: the removal has finished (`false`: counted, still deleting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<bool>,
+    /// When it was chosen (or, for a receipt, written): ISO 8601.
+    pub at: String,
+    #[serde(flatten)]
+    #[schemars(skip)]
+    pub extra: Map<String, Value>,
+    /// The compaction key, derived from the fields (`normalize`).
+    #[serde(skip)]
+    #[schemars(skip)]
+    key: String,
+}
+
+/// What a receipt is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Member(u64),
+    Channel(u64),
+    Guild,
+}
+
+impl ControlRecord {
+    fn new(kind: ControlKind, guild_id: u64) -> Self {
+        Self {
+            kind,
+            guild_id: guild_id.to_string(),
+            user_id: None,
+            channel_id: None,
+            indexed: None,
+            by: None,
+            reason: None,
+            request_id: None,
+            removed: None,
+            done: None,
+            at: super::now_timestamp(),
+            extra: Map::new(),
+            key: String::new(),
+        }
+        .keyed()
+    }
+
+    fn keyed(mut self) -> Self {
+        self.key = self.derive_key();
+        self
+    }
+
+    /// A member's choice: `indexed: false` is forget-me.
+    pub fn member(guild_id: u64, user_id: u64, indexed: bool) -> Self {
+        Self {
+            user_id: Some(user_id.to_string()),
+            indexed: Some(indexed),
+            by: Some(user_id.to_string()),
+            ..Self::new(ControlKind::Member, guild_id)
+        }
+        .keyed()
+    }
+
+    /// A channel's (thread's, forum's) state.
+    pub fn channel(guild_id: u64, channel_id: u64, indexed: bool, reason: &str) -> Self {
+        Self {
+            channel_id: Some(channel_id.to_string()),
+            indexed: Some(indexed),
+            reason: Some(reason.to_string()),
+            ..Self::new(ControlKind::Channel, guild_id)
+        }
+        .keyed()
+    }
+
+    /// RTFM's presence in a guild.
+    pub fn presence(guild_id: u64, indexed: bool, reason: &str) -> Self {
+        Self {
+            indexed: Some(indexed),
+            reason: Some(reason.to_string()),
+            ..Self::new(ControlKind::Guild, guild_id)
+        }
+        .keyed()
+    }
+
+    /// What a removal came to.
+    pub fn receipt(
+        guild_id: u64,
+        subject: Subject,
+        request_id: &str,
+        removed: u64,
+        done: bool,
+    ) -> Self {
+        let (user_id, channel_id) = match subject {
+            Subject::Member(user) => (Some(user.to_string()), None),
+            Subject::Channel(channel) => (None, Some(channel.to_string())),
+            Subject::Guild => (None, None),
+        };
+        Self {
+            user_id,
+            channel_id,
+            request_id: Some(request_id.to_string()),
+            removed: Some(removed),
+            done: Some(done),
+            ..Self::new(ControlKind::Receipt, guild_id)
+        }
+        .keyed()
+    }
+
+    /// Who chose, and with which request.
+    pub fn requested(mut self, by: u64, request_id: &str) -> Self {
+        self.by = Some(by.to_string());
+        self.request_id = Some(request_id.to_string());
+        self
+    }
+
+    /// The record's key on the compacted topic.
+    pub fn compaction_key(&self) -> &str {
+        &self.key
+    }
+
+    fn derive_key(&self) -> String {
+        let guild = &self.guild_id;
+        let user = self.user_id.as_deref().unwrap_or_default();
+        let channel = self.channel_id.as_deref().unwrap_or_default();
+        match self.kind {
+            ControlKind::Member => format!("member:{guild}:{user}"),
+            ControlKind::Channel => format!("channel:{guild}:{channel}"),
+            ControlKind::Guild => format!("guild:{guild}"),
+            ControlKind::Receipt => match self.subject() {
+                Some(Subject::Member(user)) => format!("receipt:{guild}:member:{user}"),
+                Some(Subject::Channel(channel)) => format!("receipt:{guild}:channel:{channel}"),
+                _ => format!("receipt:{guild}:guild"),
+            },
+        }
+    }
+
+    /// The guild, as a number (valid records only).
+    pub fn guild(&self) -> u64 {
+        self.guild_id.parse().unwrap_or_default()
+    }
+
+    /// A receipt's (or a choice's) subject.
+    pub fn subject(&self) -> Option<Subject> {
+        let id = |text: &Option<String>| text.as_deref().and_then(|id| id.parse().ok());
+        match (id(&self.user_id), id(&self.channel_id)) {
+            (Some(user), None) => Some(Subject::Member(user)),
+            (None, Some(channel)) => Some(Subject::Channel(channel)),
+            (None, None) => Some(Subject::Guild),
+            (Some(_), Some(_)) => None,
+        }
+    }
+}
+
+impl Record for ControlRecord {
+    const TOPIC: TopicKind = TopicKind::Control;
+
+    fn validate(&self) -> Result<(), SchemaError> {
+        snowflake("guild_id", &self.guild_id)?;
+        timestamp("at", &self.at)?;
+        for (field, id) in [
+            ("user_id", &self.user_id),
+            ("channel_id", &self.channel_id),
+            ("by", &self.by),
+        ] {
+            if let Some(id) = id {
+                snowflake(field, id)?;
+            }
+        }
+        if let Some(request_id) = &self.request_id {
+            non_empty("request_id", request_id)?;
+            max_chars("request_id", request_id, 100)?;
+        }
+        if let Some(reason) = &self.reason {
+            max_chars("reason", reason, 200)?;
+        }
+        let needs = |field: &'static str, present: bool, kind: &str| {
+            if present {
+                Ok(())
+            } else {
+                Err(SchemaError::invalid(
+                    field,
+                    format!("is required for a {kind}"),
+                ))
+            }
+        };
+        match self.kind {
+            ControlKind::Member => {
+                needs("user_id", self.user_id.is_some(), "member")?;
+                needs("indexed", self.indexed.is_some(), "member")?;
+            }
+            ControlKind::Channel => {
+                needs("channel_id", self.channel_id.is_some(), "channel")?;
+                needs("indexed", self.indexed.is_some(), "channel")?;
+            }
+            ControlKind::Guild => needs("indexed", self.indexed.is_some(), "guild")?,
+            ControlKind::Receipt => {
+                needs("request_id", self.request_id.is_some(), "receipt")?;
+                needs("removed", self.removed.is_some(), "receipt")?;
+                needs("done", self.done.is_some(), "receipt")?;
+                if self.subject().is_none() {
+                    return Err(SchemaError::invalid(
+                        "channel_id",
+                        "a receipt is about a member or a channel, not both",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn normalize(&mut self) {
+        self.key = self.derive_key();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_choice_has_its_own_key_and_round_trips() {
+        let forget = ControlRecord::member(1, 2, false).requested(2, "77");
+        assert_eq!(forget.compaction_key(), "member:1:2");
+        let decoded = ControlRecord::decode(&forget.encode()).expect("decodes");
+        assert_eq!(decoded, forget);
+        assert_eq!(
+            ControlRecord::channel(1, 3, false, "excluded").compaction_key(),
+            "channel:1:3"
+        );
+        assert_eq!(
+            ControlRecord::presence(1, false, "removed").compaction_key(),
+            "guild:1"
+        );
+        assert_eq!(
+            ControlRecord::receipt(1, Subject::Member(2), "77", 5, true).compaction_key(),
+            "receipt:1:member:2"
+        );
+        assert_eq!(
+            ControlRecord::receipt(1, Subject::Channel(3), "78", 5, false).compaction_key(),
+            "receipt:1:channel:3"
+        );
+    }
+
+    #[test]
+    fn incomplete_or_malformed_choices_are_refused_with_the_field() {
+        for (json, field) in [
+            (
+                r#"{"kind":"member","guild_id":"1","at":"2025-01-01T00:00:00Z","indexed":false}"#,
+                "user_id",
+            ),
+            (
+                r#"{"kind":"member","guild_id":"1","at":"2025-01-01T00:00:00Z","user_id":"2"}"#,
+                "indexed",
+            ),
+            (
+                r#"{"kind":"channel","guild_id":"x","at":"2025-01-01T00:00:00Z","channel_id":"2","indexed":true}"#,
+                "guild_id",
+            ),
+            (
+                r#"{"kind":"receipt","guild_id":"1","at":"2025-01-01T00:00:00Z","user_id":"2","removed":1,"done":true}"#,
+                "request_id",
+            ),
+            (
+                r#"{"kind":"guild","guild_id":"1","at":"yesterday","indexed":true}"#,
+                "at",
+            ),
+        ] {
+            match ControlRecord::decode(json.as_bytes()) {
+                Err(SchemaError::Invalid { field: found, .. }) => {
+                    assert_eq!(found, field, "{json}")
+                }
+                other => panic!("{json}: expected an invalid {field}, got {other:?}"),
+            }
+        }
+        assert!(ControlRecord::decode(
+            br#"{"kind":"nobody","guild_id":"1","at":"2025-01-01T00:00:00Z"}"#
+        )
+        .is_err());
+    }
+}
