@@ -275,6 +275,18 @@ pub async fn run(
     args: &BackfillArgs,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Report> {
+    run_watched(http, publisher, checkpoint, args, None, shutdown).await
+}
+
+/// [`run`], telling `watcher` the progress every few seconds (a moderator's command reply).
+pub async fn run_watched(
+    http: &Http,
+    publisher: Publisher<'_>,
+    checkpoint: PathBuf,
+    args: &BackfillArgs,
+    watcher: Option<walk::Watcher>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Report> {
     let checkpoints = Checkpoints::load(checkpoint)?;
     let mut channels = Vec::new();
     for guild in &args.guild {
@@ -297,7 +309,12 @@ pub async fn run(
         concurrency: args.concurrency,
         limit: args.limit,
         label: "backfill",
-        report_every: Duration::from_secs(10),
+        report_every: if watcher.is_some() {
+            Duration::from_secs(3)
+        } else {
+            Duration::from_secs(10)
+        },
+        watcher,
     };
     let walked = walk::run(http, &channels, &options, &sink, shutdown).await;
     let published = channels

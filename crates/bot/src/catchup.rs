@@ -145,6 +145,7 @@ pub async fn run(context: &Context, guilds: &[u64]) -> Report {
         limit: None,
         label: "catch-up",
         report_every: Duration::from_secs(10),
+        watcher: None,
     };
     let walked = walk::run(&context.http, &channels, &options, &sink, &context.shutdown).await;
     report.channels = walked.channels;

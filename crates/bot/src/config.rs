@@ -23,6 +23,9 @@ use crate::{discord, interactions};
 pub struct Config {
     #[command(flatten)]
     pub kafka: KafkaConfig,
+    /// `INDEX_CHANNELS`, shown by `/rtfm-admin channels action:list` (the processor obeys it).
+    #[command(flatten)]
+    pub control: rtfm_core::control::ControlSettings,
     /// Discord bot token. Unset: console mode.
     #[arg(long = "discord-token", env = "DISCORD_TOKEN", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
     pub discord_token: Option<SecretString>,
@@ -173,6 +176,13 @@ impl Config {
             })
             .unwrap_or_else(|| "bot-interactions.json".into());
         state.with_file_name(name)
+    }
+
+    /// Commands waiting for the receipt of a removal (next to the marks; owner-only: it holds
+    /// tokens).
+    pub fn receipts_file(&self) -> std::path::PathBuf {
+        self.interactions_file()
+            .with_file_name(format!("bot-receipts{}.json", self.kafka.topic_suffix))
     }
 
     /// Where console mode writes its logs (`None`: stderr, as asked with `-`).

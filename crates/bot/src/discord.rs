@@ -9,10 +9,9 @@ use rtfm_core::kafka::Producer;
 use rtfm_core::telemetry::Readiness;
 use rtfm_core::MessageEvent;
 use serenity::all::{
-    ChannelId, Command, CommandDataOptionValue, CommandOptionType, Context, CreateCommand,
-    CreateCommandOption, CreateInteractionResponse, CreateInteractionResponseMessage, EventHandler,
-    GatewayIntents, GuildId, Http, Interaction, Message, MessageId, MessageUpdateEvent, Ready,
-    ResumedEvent, User,
+    ChannelId, Command, Context, CreateInteractionResponse, CreateInteractionResponseMessage,
+    EventHandler, GatewayIntents, GuildId, Http, Interaction, Message, MessageId,
+    MessageUpdateEvent, Ready, ResumedEvent, User,
 };
 use serenity::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +19,8 @@ use tracing::{error, info, warn};
 
 use crate::catchup::{self, CatchUp};
 pub use crate::client::{http_client, Endpoint};
+use crate::commands::{self, Invocation};
+use crate::community::Community;
 use crate::metrics;
 use crate::outbox::{Outbox, Target};
 use crate::pipeline::{Pipeline, Via};
@@ -49,6 +50,8 @@ pub struct Handler {
     pub catch_up: Arc<CatchUp>,
     /// `QUERY_MAX_AGE_SECS`: older triggers found by a catch-up are not asked.
     pub catch_up_max_age: chrono::Duration,
+    /// Members' and moderators' choices (`/rtfm forget-me`, `/rtfm-admin channels`).
+    pub community: Option<Arc<Community>>,
 }
 
 impl Handler {
@@ -69,7 +72,14 @@ impl Handler {
             command_guild: None,
             catch_up: Arc::new(CatchUp::default()),
             catch_up_max_age: chrono::Duration::hours(1),
+            community: None,
         }
+    }
+
+    /// Handles the members' and moderators' choices.
+    pub fn with_community(mut self, community: Arc<Community>) -> Self {
+        self.community = Some(community);
+        self
     }
 
     /// Shares the catch-up runner (the app waits for it at shutdown).
@@ -167,32 +177,23 @@ impl EventHandler for Handler {
             },
             ready.guilds.iter().map(|guild| guild.id.get()).collect(),
         );
-        let command = CreateCommand::new("rtfm")
-            .description("Find the answer in what this channel already said")
-            .add_option(
-                CreateCommandOption::new(
-                    CommandOptionType::String,
-                    "question",
-                    "What do you want to know?",
-                )
-                .required(true),
-            );
+        let definitions = commands::definitions();
         let registered = match self.command_guild {
-            // The global `/rtfm` of an earlier start goes, or the guild would list it twice.
+            // The global commands of an earlier start go, or the guild would list them twice.
             Some(guild) => match Command::set_global_commands(&ctx.http, Vec::new()).await {
                 Ok(_) => GuildId::new(guild)
-                    .set_commands(&ctx.http, vec![command])
+                    .set_commands(&ctx.http, definitions)
                     .await
                     .map(|_| format!("in guild {guild}")),
                 Err(err) => Err(err),
             },
-            None => Command::set_global_commands(&ctx.http, vec![command])
+            None => Command::set_global_commands(&ctx.http, definitions)
                 .await
-                .map(|_| "globally (Discord may take up to an hour to show it; set DISCORD_GUILD_ID for at once)".to_string()),
+                .map(|_| "globally (Discord may take up to an hour to show them; set DISCORD_GUILD_ID for at once)".to_string()),
         };
         match registered {
-            Ok(scope) => info!("registered the /rtfm slash command {scope}"),
-            Err(err) => error!(error = %err, "could not register the /rtfm slash command"),
+            Ok(scope) => info!("registered the /rtfm and /rtfm-admin slash commands {scope}"),
+            Err(err) => error!(error = %err, "could not register the slash commands"),
         }
     }
 
@@ -306,19 +307,20 @@ impl EventHandler for Handler {
         let Interaction::Command(command) = interaction else {
             return;
         };
-        if command.data.name != "rtfm" {
-            return;
-        }
-        let question = command
-            .data
-            .options
-            .iter()
-            .find(|option| option.name == "question")
-            .and_then(|option| match &option.value {
-                CommandDataOptionValue::String(text) => Some(text.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
+        let question = match commands::parse(&command.data.name, &command.data.options) {
+            Invocation::Ask(question) => question,
+            other => {
+                match &self.community {
+                    Some(community) => {
+                        community
+                            .handle(&ctx.http, &command, other, self.bot_id())
+                            .await
+                    }
+                    None => warn!("a member's or moderator's command arrived, but choices are not handled here"),
+                }
+                return;
+            }
+        };
         let incoming = Incoming {
             message_id: command.id.get(),
             channel_id: command.channel_id.get(),

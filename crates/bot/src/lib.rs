@@ -13,6 +13,8 @@
 //! - [`pipeline`]: what happens to a message or trigger, pending questions;
 //! - [`responder`]: `bot-responses` → one reply per query;
 //! - [`outbox`]: posting with retries, nonces and safe `allowed_mentions`;
+//! - [`commands`]: the slash commands registered, and what an invocation asks;
+//! - [`community`]: forget-me, remember-me and moderators' channel choices (`rtfm-control`);
 //! - [`discord`]: serenity handler (the only module that sees gateway events);
 //! - [`view`]: the plain view of Discord's messages and channels;
 //! - [`console`]: terminal chat when there is no `DISCORD_TOKEN`;
@@ -31,6 +33,8 @@
 pub mod backfill;
 pub mod catchup;
 pub mod client;
+pub mod commands;
+pub mod community;
 mod config;
 pub mod console;
 pub mod discord;
@@ -99,6 +103,8 @@ pub struct App {
     front: Front,
     /// What a new gateway session missed, read from the channels.
     catch_up: Arc<catchup::CatchUp>,
+    /// Members' and moderators' choices (Discord only).
+    community: Option<Arc<community::Community>>,
 }
 
 impl App {
@@ -142,10 +148,27 @@ impl App {
             producer.clone(),
         )?);
         let catch_up = Arc::new(catchup::CatchUp::default());
+        let mut community = None;
         let front = if console {
             service.readiness.set("discord", true);
             Front::Console
         } else {
+            let follower =
+                rtfm_core::kafka::Follower::start(&config.kafka, "bot", service.stop.clone())
+                    .context("while following the community's choices")?;
+            let chosen = Arc::new(community::Community {
+                pipeline: Arc::clone(&pipeline),
+                follower,
+                policy: config.control.index_channels,
+                waiting: Arc::new(interactions::Deferred::load(&config.receipts_file())?),
+                state_dir: config
+                    .state_file()
+                    .parent()
+                    .map(std::path::Path::to_path_buf)
+                    .unwrap_or_default(),
+                shutdown: service.stop.clone(),
+            });
+            community = Some(Arc::clone(&chosen));
             let token = config
                 .discord_token
                 .as_ref()
@@ -160,6 +183,7 @@ impl App {
                 service.stop.clone(),
             )
             .with_command_guild(config.discord_guild_id)
+            .with_community(chosen)
             .with_catch_up(Arc::clone(&catch_up))
             .with_catch_up_max_age(chrono::Duration::seconds(config.query_max_age_secs.max(0)));
             let client = ClientBuilder::new_with_http(http, discord::intents())
@@ -175,6 +199,7 @@ impl App {
             responses,
             front,
             catch_up,
+            community,
         })
     }
 
@@ -201,6 +226,9 @@ impl App {
             Front::Console => (Outbox::Console(outbox::Console), true),
             Front::Discord(mut client) => {
                 let outbox = Outbox::Discord(Arc::clone(&client.http));
+                if let Some(community) = &self.community {
+                    tasks.spawn(Arc::clone(community).deliver_receipts(Arc::clone(&client.http)));
+                }
                 let shard_manager = Arc::clone(&client.shard_manager);
                 let gateway_stop = stop.clone();
                 tasks.spawn(async move {

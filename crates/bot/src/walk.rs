@@ -86,8 +86,20 @@ pub struct Options {
     pub limit: Option<usize>,
     /// What the progress lines call the walk ("backfill", "catch-up").
     pub label: &'static str,
-    /// How often progress is logged.
+    /// How often progress is logged (and told to the watcher).
     pub report_every: Duration,
+    /// Told the progress at each report and at the end (an admin's command reply).
+    pub watcher: Option<Watcher>,
+}
+
+/// Receives `(read, about)`: messages read so far and about how many there are.
+#[derive(Clone)]
+pub struct Watcher(pub std::sync::Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl std::fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Watcher")
+    }
 }
 
 /// What a walk did.
@@ -146,9 +158,10 @@ pub async fn run<S: Sink>(
                     walks.push(walk_channel(http, index, channel, options, sink, &progress, shutdown));
                 }
             }
-            _ = ticker.tick() => progress.log(options.label, &report),
+            _ = ticker.tick() => progress.log(options.label, &report, options.watcher.as_ref()),
         }
     }
+    progress.log(options.label, &report, options.watcher.as_ref());
     report.read = progress.read();
     report
 }
@@ -348,7 +361,7 @@ impl Progress {
         (total.round() as usize).max(spans.iter().map(|span| span.read).sum())
     }
 
-    fn log(&self, label: &str, report: &Report) {
+    fn log(&self, label: &str, report: &Report, watcher: Option<&Watcher>) {
         let elapsed = self.started.elapsed().as_secs_f64().max(0.001);
         let (read_now, read, estimate) = self.with(|spans| {
             (
@@ -357,6 +370,9 @@ impl Progress {
                 Self::estimate(spans),
             )
         });
+        if let Some(watcher) = watcher {
+            (watcher.0)(read, estimate);
+        }
         let per_minute = read_now as f64 / elapsed * 60.0;
         let eta_secs = (per_minute > 0.0)
             .then(|| (estimate.saturating_sub(read) as f64 / per_minute * 60.0).round() as u64);

@@ -275,6 +275,21 @@ impl ControlState {
         self.receipts.get(&(guild, subject.into()))
     }
 
+    /// The receipt answering `request_id`, with its guild and subject.
+    pub fn receipt_for(&self, request_id: &str) -> Option<(u64, Subject, &Receipt)> {
+        self.receipts
+            .iter()
+            .find(|(_, receipt)| receipt.request_id == request_id)
+            .map(|((guild, subject), receipt)| {
+                let subject = match subject {
+                    ReceiptSubject::Member(user) => Subject::Member(*user),
+                    ReceiptSubject::Channel(channel) => Subject::Channel(*channel),
+                    ReceiptSubject::Guild => Subject::Guild,
+                };
+                (*guild, subject, receipt)
+            })
+    }
+
     /// Members who chose forget-me, per guild (for counts; never shown by name).
     pub fn forgotten_members(&self, guild: u64) -> usize {
         self.members

@@ -60,13 +60,44 @@ pub(super) async fn post_message(
     Json(json!({"message_id": id.to_string()})).into_response()
 }
 
+/// `POST /_fake/interactions`: `question` alone is the ask command (in the form the bot
+/// registered it: `/rtfm ask question:` when it has that subcommand, else `/rtfm question:`);
+/// `command` (default `rtfm`), `subcommand`, `options` (name → value) and `permissions` (the
+/// member's permission integer, a decimal string) invoke any command. No `guild_id`: a DM.
 #[derive(serde::Deserialize)]
 pub(super) struct NewInteraction {
     channel_id: String,
-    guild_id: String,
+    guild_id: Option<String>,
     user_id: String,
     username: String,
-    question: String,
+    #[serde(default)]
+    question: Option<String>,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    subcommand: Option<String>,
+    #[serde(default)]
+    options: serde_json::Map<String, Value>,
+    #[serde(default)]
+    permissions: Option<String>,
+}
+
+/// Whether the bot registered `/rtfm` with an `ask` subcommand (globally or in `guild`).
+fn registered_ask(inner: &Inner, guild: Option<u64>) -> bool {
+    let has_ask = |commands: &Vec<Value>| {
+        commands.iter().any(|command| {
+            command["name"] == "rtfm"
+                && command["options"].as_array().is_some_and(|options| {
+                    options
+                        .iter()
+                        .any(|option| option["name"] == "ask" && option["type"] == 1)
+                })
+        })
+    };
+    has_ask(&inner.commands)
+        || guild
+            .and_then(|guild| inner.guild_commands.get(&guild))
+            .is_some_and(has_ask)
 }
 
 pub(super) async fn post_interaction(
@@ -76,28 +107,50 @@ pub(super) async fn post_interaction(
     let ids = (|| {
         Ok::<_, String>((
             parse_id(&new.channel_id, "channel_id")?,
-            parse_id(&new.guild_id, "guild_id")?,
+            new.guild_id
+                .as_deref()
+                .map(|guild| parse_id(guild, "guild_id"))
+                .transpose()?,
             parse_id(&new.user_id, "user_id")?,
+            new.permissions
+                .as_deref()
+                .map(|permissions| parse_id(permissions, "permissions"))
+                .transpose()?
+                .unwrap_or(0),
         ))
     })();
-    let (channel, guild, user_id) = match ids {
+    let (channel, guild, user_id, permissions) = match ids {
         Ok(ids) => ids,
         Err(error) => return bad_request(error),
+    };
+    let mut invoked = payloads::Invoked {
+        command: new.command.unwrap_or_else(|| "rtfm".to_string()),
+        subcommand: new.subcommand,
+        options: new.options,
+        permissions,
     };
     {
         let mut inner = fake.lock();
         inner
             .channels
             .entry(channel)
-            .or_insert_with(|| (Some(guild), format!("channel-{channel}")));
+            .or_insert_with(|| (guild, format!("channel-{channel}")));
+        if let (None, Some(question)) = (&invoked.subcommand, new.question) {
+            if registered_ask(&inner, guild) {
+                invoked.subcommand = Some("ask".to_string());
+            }
+            invoked
+                .options
+                .insert("question".to_string(), Value::String(question));
+        }
     }
     let id = fake.next_message_id();
-    let interaction = slash_command(
+    let interaction = payloads::command_interaction(
         id,
         channel,
         guild,
         user(user_id, &new.username, false),
-        &new.question,
+        &invoked,
     );
     let token = interaction["token"]
         .as_str()

@@ -34,13 +34,22 @@ pub(super) async fn interaction_callback(
         .is_some_and(|flags| flags & 64 != 0);
     let deferred = body["type"].as_u64() == Some(5);
     inner.acks.insert(
-        token,
+        token.clone(),
         Ack {
             deferred,
             ephemeral,
             replaced: false,
         },
     );
+    if !deferred {
+        inner.posts.push(Posted {
+            kind: PostKind::Response,
+            interaction_token: Some(token),
+            interaction_id: Some(id),
+            ephemeral,
+            ..Posted::message(channel, 0, body["data"].clone())
+        });
+    }
     if !deferred && !ephemeral {
         // An immediate public answer is a message in the channel.
         inner.next_id += 1;
@@ -125,4 +134,43 @@ pub(super) async fn followup(
         !ephemeral,
     );
     created_answer(created, created_then, rate_headers)
+}
+
+/// `PATCH /webhooks/{app}/{token}/messages/@original`: edits the response (a deferred one's
+/// "thinking…" included), keeping its visibility. Discord answers 404 Unknown Webhook for a
+/// token with no response yet, and 401 once the token's 15 minutes are over.
+pub(super) async fn edit_original(
+    State(fake): State<FakeDiscord>,
+    Path((_app, token)): Path<(u64, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut inner = fake.lock();
+    let ttl = inner.options.token_ttl;
+    let Some((interaction, channel, _)) = inner
+        .tokens
+        .get(&token)
+        .filter(|(_, _, issued)| issued.elapsed() < ttl)
+        .copied()
+    else {
+        return error_response(StatusCode::UNAUTHORIZED, 50027, "Invalid Webhook Token");
+    };
+    if let Some(refusal) = content_refusal(&body) {
+        return refusal;
+    }
+    let Some(ack) = inner.acks.get_mut(&token) else {
+        return error_response(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
+    };
+    ack.replaced = true;
+    let ephemeral = ack.ephemeral;
+    let guild = inner.channels.get(&channel).and_then(|(guild, _)| *guild);
+    let (id, mut edited) = new_bot_message(&mut inner, channel, guild, &body);
+    edited["webhook_id"] = json!(BOT_ID.to_string());
+    inner.posts.push(Posted {
+        kind: PostKind::Edit,
+        interaction_token: Some(token),
+        interaction_id: Some(interaction),
+        ephemeral,
+        ..Posted::message(channel, id, body)
+    });
+    Json(edited).into_response()
 }

@@ -110,9 +110,11 @@ mod tls;
 mod world;
 
 use gateway::gateway_socket;
-use interactions::{followup, interaction_callback};
+use interactions::{edit_original, followup, interaction_callback};
 use listing::*;
-pub use payloads::{message, message_now, role_overwrite, slash_command, user};
+pub use payloads::{
+    command_interaction, message, message_now, role_overwrite, slash_command, user, Invoked,
+};
 pub use posts::{Failure, FakeOptions, PostKind, Posted, RateLimits};
 use rest::*;
 pub use tls::CA_PEM;
@@ -280,6 +282,10 @@ impl FakeDiscord {
                 post(interaction_callback),
             )
             .route("/api/v10/webhooks/{app}/{token}", post(followup))
+            .route(
+                "/api/v10/webhooks/{app}/{token}/messages/@original",
+                axum::routing::patch(edit_original),
+            )
             .route("/gateway", get(gateway_socket))
             .route("/_fake/messages", post(control::post_message))
             .route("/_fake/interactions", post(control::post_interaction))

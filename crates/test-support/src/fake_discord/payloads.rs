@@ -1,6 +1,6 @@
 //! Discord payloads as the gateway and REST API send them, for tests to push.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::BOT_ID;
 
@@ -87,4 +87,91 @@ pub fn slash_command(
 /// sends it: permissions as decimal strings.
 pub fn role_overwrite(role_id: u64, allow: u64, deny: u64) -> Value {
     json!({"id": role_id.to_string(), "type": 0, "allow": allow.to_string(), "deny": deny.to_string()})
+}
+
+/// A slash command invocation besides who and where: which command and subcommand, its
+/// options (name → value), and the member's permissions in the channel.
+#[derive(Debug, Clone, Default)]
+pub struct Invoked {
+    pub command: String,
+    pub subcommand: Option<String>,
+    pub options: Map<String, Value>,
+    pub permissions: u64,
+}
+
+/// An option as Discord sends it: its type from its value (`channel` is a channel option).
+fn option_of(name: &str, value: &Value) -> Value {
+    let kind = match value {
+        _ if name == "channel" => 7,
+        Value::Bool(_) => 5,
+        Value::Number(number) if number.is_i64() || number.is_u64() => 4,
+        Value::Number(_) => 10,
+        _ => 3,
+    };
+    let value = match value {
+        Value::Number(number) if kind == 7 => json!(number.to_string()),
+        other => other.clone(),
+    };
+    json!({"name": name, "type": kind, "value": value})
+}
+
+/// An INTERACTION_CREATE payload for any slash command (`guild_id` `None`: in a DM, where
+/// Discord sends `user` instead of `member`).
+pub fn command_interaction(
+    id: u64,
+    channel_id: u64,
+    guild_id: Option<u64>,
+    author: Value,
+    invoked: &Invoked,
+) -> Value {
+    let options: Vec<Value> = invoked
+        .options
+        .iter()
+        .map(|(name, value)| option_of(name, value))
+        .collect();
+    let mut resolved = Map::new();
+    for option in &options {
+        if option["type"] == 7 {
+            let channel = option["value"].as_str().unwrap_or_default().to_string();
+            resolved.insert(
+                channel.clone(),
+                json!({"id": channel, "name": format!("channel-{channel}"), "type": 0, "permissions": "0"}),
+            );
+        }
+    }
+    let options = match &invoked.subcommand {
+        Some(sub) => vec![json!({"name": sub, "type": 1, "options": options})],
+        None => options,
+    };
+    let mut data = json!({"id": "5000", "name": invoked.command, "type": 1, "options": options});
+    if !resolved.is_empty() {
+        data["resolved"] = json!({"channels": resolved});
+    }
+    let mut interaction = json!({
+        "id": id.to_string(),
+        "application_id": BOT_ID.to_string(),
+        "type": 2,
+        "data": data,
+        "channel_id": channel_id.to_string(),
+        "token": format!("interaction-token-{id}"),
+        "version": 1,
+        "app_permissions": "0",
+        "locale": "en-US",
+        "entitlements": [],
+        "authorizing_integration_owners": {},
+        "attachment_size_limit": 26214400,
+    });
+    match guild_id {
+        Some(guild_id) => {
+            interaction["guild_id"] = json!(guild_id.to_string());
+            interaction["guild_locale"] = json!("en-US");
+            interaction["context"] = json!(0);
+            interaction["member"] = json!({"user": author, "roles": [], "joined_at": "2025-01-01T00:00:00.000000+00:00", "deaf": false, "mute": false, "flags": 0, "permissions": invoked.permissions.to_string()});
+        }
+        None => {
+            interaction["context"] = json!(1);
+            interaction["user"] = author;
+        }
+    }
+    interaction
 }

@@ -12,6 +12,11 @@ pub enum PostKind {
     Message,
     /// `POST /webhooks/{app}/{token}` (an interaction follow-up).
     Followup,
+    /// `POST /interactions/{id}/{token}/callback` with a message (type 4): the immediate
+    /// response to a command.
+    Response,
+    /// `PATCH /webhooks/{app}/{token}/messages/@original`: the response edited.
+    Edit,
 }
 
 /// One message-creating call the bot made (successful ones; refused calls are not posts).
@@ -80,6 +85,8 @@ impl Posted {
             "nonce": self.body.get("nonce").cloned().unwrap_or(Value::Null),
             "message_reference": self.body.get("message_reference").cloned().unwrap_or(Value::Null),
             "interaction_token": self.interaction_token,
+            "interaction_id": self.interaction_id.map(|id| id.to_string()),
+            "ephemeral": self.ephemeral,
             "deduplicated": self.deduplicated,
         })
     }

@@ -1,0 +1,479 @@
+//! What members and moderators choose with slash commands: `/rtfm forget-me`, `/rtfm
+//! remember-me` and `/rtfm-admin channels` (see [`crate::commands`]). Each choice is written to
+//! `rtfm-control` and acknowledged by Kafka before the command answers, so every processor
+//! obeys it from that moment (they read the topic to its end before each batch and question);
+//! the removals are the processors' and come back as receipts, which the command's asker gets
+//! as an ephemeral follow-up while the interaction's token lives.
+//!
+//! Every reply here is ephemeral (only the person who ran the command sees it), and every
+//! refusal changes nothing: a moderator's command run without Manage Server (Discord lets a
+//! server open the command to others, so the bot checks again), a command in a DM, a channel
+//! RTFM cannot see or of another guild.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rtfm_core::control::{ChannelPolicy, ControlState};
+use rtfm_core::kafka::Follower;
+use rtfm_core::schema::Subject;
+use rtfm_core::ControlRecord;
+use serenity::all::{
+    Channel, ChannelId, CommandInteraction, CreateAllowedMentions, CreateInteractionResponse,
+    CreateInteractionResponseFollowup, CreateInteractionResponseMessage, EditInteractionResponse,
+    Http,
+};
+use serenity::builder::Builder as _;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::backfill::{self, BackfillArgs, Publisher};
+use crate::commands::{may_moderate, ChannelAction, Invocation};
+use crate::interactions::{Deferred, Waiting};
+use crate::pipeline::Pipeline;
+use crate::walk::Watcher;
+
+/// Discord's limit on a message's content.
+const CONTENT_LIMIT: usize = 2000;
+
+pub const IN_A_SERVER: &str =
+    "This command works in a server: run it there (RTFM keeps its choices per server).";
+pub const NOT_A_MODERATOR: &str =
+    "Only members who can manage this server choose which channels RTFM reads. Nothing changed.";
+pub const NOT_RECORDED: &str = "Your choice could not be recorded just now (RTFM's message bus is unreachable). Nothing changed; please try again in a few minutes.";
+pub const NAME_A_CHANNEL: &str =
+    "Name the channel: `/rtfm-admin channels action:exclude channel:#…`. Nothing changed.";
+
+/// The members' and moderators' choices.
+pub struct Community {
+    /// Its producer and triggers serve here too.
+    pub pipeline: Arc<Pipeline>,
+    pub follower: Arc<Follower>,
+    pub policy: ChannelPolicy,
+    /// Commands waiting for a receipt (request id → token), on disk.
+    pub waiting: Arc<Deferred>,
+    /// Where an inclusion's backfill keeps its checkpoints.
+    pub state_dir: PathBuf,
+    pub shutdown: CancellationToken,
+}
+
+fn mentions_none() -> CreateAllowedMentions {
+    CreateAllowedMentions::new()
+        .empty_users()
+        .empty_roles()
+        .everyone(false)
+}
+
+fn clip(text: &str) -> String {
+    if text.chars().count() <= CONTENT_LIMIT {
+        return text.to_string();
+    }
+    let mut clipped: String = text.chars().take(CONTENT_LIMIT - 1).collect();
+    clipped.push('…');
+    clipped
+}
+
+/// Answers at once, seen by the asker only.
+async fn reply_now(http: &Http, command: &CommandInteraction, text: &str) {
+    let response = CreateInteractionResponse::Message(
+        CreateInteractionResponseMessage::new()
+            .content(clip(text))
+            .ephemeral(true)
+            .allowed_mentions(mentions_none()),
+    );
+    if let Err(err) = command.create_response(http, response).await {
+        error!(error = %err, "could not answer a command");
+    }
+}
+
+/// A follow-up seen by the asker only (the first one replaces an ephemeral deferral).
+async fn follow_up(http: &Http, token: &str, text: &str) -> bool {
+    let followup = CreateInteractionResponseFollowup::new()
+        .content(clip(text))
+        .ephemeral(true)
+        .allowed_mentions(mentions_none());
+    match followup.execute(http, (None, token)).await {
+        Ok(_) => true,
+        Err(err) => {
+            warn!(error = %err, "could not send a command's follow-up");
+            false
+        }
+    }
+}
+
+/// Replaces the command's response.
+async fn edit_response(http: &Http, token: &str, text: &str) {
+    let edit = EditInteractionResponse::new()
+        .content(clip(text))
+        .allowed_mentions(mentions_none());
+    if let Err(err) = edit.execute(http, token).await {
+        warn!(error = %err, "could not update a command's response");
+    }
+}
+
+/// The receipt's text.
+pub fn receipt_text(subject: Subject, removed: u64, at: chrono::DateTime<Utc>) -> String {
+    let when = at.format("%Y-%m-%d %H:%M UTC");
+    let messages = if removed == 1 { "message" } else { "messages" };
+    match subject {
+        Subject::Member(_) => format!(
+            "🧾 Receipt: RTFM removed {removed} of your {messages} from its index of this server ({when}). \
+             It neither indexes nor quotes your messages here from now on; `/rtfm remember-me` resumes for new ones."
+        ),
+        Subject::Channel(channel) => format!(
+            "🧾 Receipt: RTFM removed {removed} {messages} of <#{channel}> (and its threads) from its index ({when})."
+        ),
+        Subject::Guild => format!("🧾 Receipt: RTFM removed {removed} {messages} of this server ({when})."),
+    }
+}
+
+/// `/rtfm-admin channels action:list`.
+pub fn channel_list(state: &ControlState, policy: ChannelPolicy, guild: u64) -> String {
+    let mut text = match policy {
+        ChannelPolicy::All => {
+            "RTFM reads every channel it can see, except those excluded (`INDEX_CHANNELS=all`)."
+                .to_string()
+        }
+        ChannelPolicy::OptIn => {
+            "RTFM reads only the channels a moderator included (`INDEX_CHANNELS=opt-in`)."
+                .to_string()
+        }
+    };
+    let chosen = state.channels_of(guild);
+    let line = |indexed: bool| {
+        chosen
+            .iter()
+            .filter(|(_, choice)| choice.indexed == indexed)
+            .map(|(channel, choice)| {
+                format!(
+                    "<#{channel}> ({}, {})",
+                    choice.reason.as_deref().unwrap_or("chosen"),
+                    choice.at.format("%Y-%m-%d")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (label, indexed) in [("Included", true), ("Excluded", false)] {
+        let listed = line(indexed);
+        if !listed.is_empty() {
+            text.push_str(&format!("\n**{label}:** {listed}"));
+        }
+    }
+    if chosen.is_empty() {
+        text.push_str("\nNo channel chosen yet.");
+    }
+    text
+}
+
+impl Community {
+    /// Handles a member's or moderator's command (not `ask`, which is the pipeline's).
+    pub async fn handle(
+        self: &Arc<Self>,
+        http: &Arc<Http>,
+        command: &CommandInteraction,
+        invocation: Invocation,
+        bot_id: Option<u64>,
+    ) {
+        let Some(guild) = command.guild_id.map(|guild| guild.get()) else {
+            reply_now(http, command, IN_A_SERVER).await;
+            return;
+        };
+        let user = command.user.id.get();
+        if invocation.is_admin()
+            && !may_moderate(
+                command
+                    .member
+                    .as_ref()
+                    .and_then(|member| member.permissions),
+            )
+        {
+            info!(
+                guild_id = guild,
+                user_id = user,
+                "a moderators' command refused: no Manage Server"
+            );
+            reply_now(http, command, NOT_A_MODERATOR).await;
+            return;
+        }
+        let request = command.id.get().to_string();
+        match invocation {
+            Invocation::ForgetMe | Invocation::RememberMe => {
+                let forget = invocation == Invocation::ForgetMe;
+                if !self.defer(http, command).await {
+                    return;
+                }
+                let record = ControlRecord::member(guild, user, !forget).requested(user, &request);
+                let text = if forget {
+                    "Done: from now on RTFM neither indexes nor quotes your messages in this server. \
+                     It is removing what it stored; the receipt with the count follows here."
+                } else {
+                    "Done: RTFM indexes your new messages in this server again. What it removed stays removed."
+                };
+                self.record(http, command, &record, forget, text).await;
+            }
+            Invocation::Channels {
+                action: ChannelAction::List,
+                ..
+            } => {
+                let text = channel_list(&self.follower.state(), self.policy, guild);
+                reply_now(http, command, &text).await;
+            }
+            Invocation::Channels { channel: None, .. } => {
+                reply_now(http, command, NAME_A_CHANNEL).await
+            }
+            Invocation::Channels {
+                action,
+                channel: Some(channel),
+            } => {
+                if !self.defer(http, command).await {
+                    return;
+                }
+                let token = command.token.as_str();
+                match http.get_channel(ChannelId::new(channel.max(1))).await {
+                    Ok(Channel::Guild(found)) if found.guild_id.get() == guild => {}
+                    Ok(_) => {
+                        follow_up(
+                            http,
+                            token,
+                            &format!(
+                                "<#{channel}> is not a channel of this server. Nothing changed."
+                            ),
+                        )
+                        .await;
+                        return;
+                    }
+                    Err(err) => {
+                        info!(channel_id = channel, error = %err, "a moderator named a channel RTFM cannot see");
+                        follow_up(http, token, "RTFM cannot see that channel (it does not exist, or RTFM lacks View Channel there). Nothing changed.").await;
+                        return;
+                    }
+                }
+                let include = action == ChannelAction::Include;
+                let reason = if include {
+                    "included by a moderator"
+                } else {
+                    "excluded by a moderator"
+                };
+                let record = ControlRecord::channel(guild, channel, include, reason)
+                    .requested(user, &request);
+                if include {
+                    let text = format!("Included <#{channel}>: reading its history…");
+                    if self.record(http, command, &record, false, &text).await {
+                        self.read_history(http, command, channel, bot_id);
+                    }
+                } else {
+                    let text = format!(
+                        "Excluded <#{channel}>: RTFM no longer indexes or quotes it. It is removing what it stored; the receipt follows here."
+                    );
+                    self.record(http, command, &record, true, &text).await;
+                }
+            }
+            Invocation::Ask(_) | Invocation::Unknown(_) => {
+                reply_now(http, command, "RTFM does not know this command.").await;
+            }
+        }
+    }
+
+    /// Acknowledges within Discord's 3 s, privately.
+    async fn defer(&self, http: &Http, command: &CommandInteraction) -> bool {
+        match command.defer_ephemeral(http).await {
+            Ok(()) => true,
+            Err(err) => {
+                error!(error = %err, "could not acknowledge a command");
+                false
+            }
+        }
+    }
+
+    /// Writes `record` and answers `text` once Kafka has it (or that nothing changed); with
+    /// `receipt`, the command waits for its receipt.
+    async fn record(
+        &self,
+        http: &Http,
+        command: &CommandInteraction,
+        record: &ControlRecord,
+        receipt: bool,
+        text: &str,
+    ) -> bool {
+        let token = command.token.as_str();
+        if let Err(err) = self.pipeline.producer.send(record).await {
+            error!(key = record.compaction_key(), error = %err, "could not record a choice");
+            follow_up(http, token, NOT_RECORDED).await;
+            return false;
+        }
+        info!(key = record.compaction_key(), "choice recorded");
+        if receipt {
+            self.waiting.add(
+                &command.id.get().to_string(),
+                Waiting {
+                    token: token.to_string(),
+                    channel_id: command.channel_id.get(),
+                    asked_at: Utc::now().timestamp(),
+                },
+            );
+        }
+        follow_up(http, token, text).await
+    }
+
+    /// Reads an included channel's history into `discord-messages`, showing the progress in
+    /// the command's response.
+    fn read_history(
+        self: &Arc<Self>,
+        http: &Arc<Http>,
+        command: &CommandInteraction,
+        channel: u64,
+        bot_id: Option<u64>,
+    ) {
+        let (community, http) = (Arc::clone(self), Arc::clone(http));
+        let token = command.token.clone();
+        tokio::spawn(async move {
+            let (progress, mut shown) = tokio::sync::watch::channel((0usize, 0usize));
+            let watcher = Watcher(Arc::new(move |read, about| {
+                let _ = progress.send((read, about));
+            }));
+            let show_http = Arc::clone(&http);
+            let show_token = token.clone();
+            let shower = tokio::spawn(async move {
+                while shown.changed().await.is_ok() {
+                    let (read, about) = *shown.borrow_and_update();
+                    let text = format!(
+                        "Included <#{channel}>: read {} of about {} messages…",
+                        group_digits(read),
+                        group_digits(about.max(read))
+                    );
+                    edit_response(&show_http, &show_token, &text).await;
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            });
+            let args = BackfillArgs {
+                guild: Vec::new(),
+                channel: vec![channel],
+                limit: None,
+                before: None,
+                concurrency: 4,
+                checkpoint: None,
+            };
+            let publisher = Publisher {
+                producer: &community.pipeline.producer,
+                triggers: &community.pipeline.triggers,
+                bot_id,
+            };
+            let checkpoint = community.state_dir.join(format!("include-{channel}.json"));
+            let result = backfill::run_watched(
+                &http,
+                publisher,
+                checkpoint,
+                &args,
+                Some(watcher),
+                &community.shutdown,
+            )
+            .await;
+            shower.abort();
+            let text = match result {
+                Ok(report) if report.complete => format!(
+                    "Included <#{channel}>: read its history, {} messages sent for indexing.",
+                    group_digits(report.published)
+                ),
+                Ok(report) => format!(
+                    "Included <#{channel}>: {} messages of its history read so far; RTFM stopped before the end and goes on when you include it again.",
+                    group_digits(report.published)
+                ),
+                Err(err) => {
+                    warn!(channel_id = channel, error = %format!("{err:#}"), "an included channel's history could not be read");
+                    format!("Included <#{channel}>: new messages are indexed, but its history could not be read now; include it again to retry.")
+                }
+            };
+            edit_response(&http, &token, &text).await;
+        });
+    }
+
+    /// Sends each receipt to the command waiting for it, while its token lives.
+    pub async fn deliver_receipts(self: Arc<Self>, http: Arc<Http>) -> anyhow::Result<()> {
+        let mut changes = self.follower.changes();
+        loop {
+            for (request, waiting) in self.waiting.all() {
+                let found = self
+                    .follower
+                    .state()
+                    .receipt_for(&request)
+                    .filter(|(_, _, receipt)| receipt.done)
+                    .map(|(_, subject, receipt)| (subject, receipt.removed, receipt.at));
+                if let Some((subject, removed, at)) = found {
+                    follow_up(&http, &waiting.token, &receipt_text(subject, removed, at)).await;
+                    info!(request_id = %request, removed, "receipt delivered");
+                    self.waiting.remove(&request);
+                } else if Utc::now().timestamp() - waiting.asked_at > 14 * 60 {
+                    // The token dies at 15 minutes; the removal goes on regardless.
+                    info!(request_id = %request, "no receipt while the command could still be answered");
+                    self.waiting.remove(&request);
+                }
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return Ok(()),
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            }
+        }
+    }
+}
+
+/// `12345` → `12 345`.
+fn group_digits(number: usize) -> String {
+    let digits = number.to_string();
+    let mut grouped = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            grouped.push(' ');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn receipts_and_lists_say_what_happened_in_plain_words() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T22:41:00Z")
+            .expect("time")
+            .to_utc();
+        let receipt = receipt_text(Subject::Member(7), 37, at);
+        assert!(receipt.contains("removed 37 of your messages"), "{receipt}");
+        assert!(receipt.contains("2026-12-07 22:41 UTC"), "{receipt}");
+        assert!(receipt_text(Subject::Channel(9), 1, at).contains("1 message of <#9>"));
+        let mut state = ControlState::default();
+        state.apply(&ControlRecord::channel(
+            1,
+            10,
+            false,
+            "excluded by a moderator",
+        ));
+        state.apply(&ControlRecord::channel(
+            1,
+            11,
+            true,
+            "included by a moderator",
+        ));
+        state.apply(&ControlRecord::channel(
+            2,
+            12,
+            false,
+            "excluded by a moderator",
+        ));
+        let list = channel_list(&state, ChannelPolicy::All, 1);
+        assert!(list.contains("**Excluded:** <#10>"), "{list}");
+        assert!(list.contains("**Included:** <#11>"), "{list}");
+        assert!(!list.contains("<#12>"), "another guild's choice: {list}");
+        assert!(
+            channel_list(&ControlState::default(), ChannelPolicy::OptIn, 1)
+                .contains("No channel chosen yet")
+        );
+        assert_eq!(group_digits(1_234_567), "1 234 567");
+        assert_eq!(group_digits(999), "999");
+        assert_eq!(clip(&"x".repeat(3000)).chars().count(), CONTENT_LIMIT);
+    }
+}
