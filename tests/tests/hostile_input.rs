@@ -28,11 +28,19 @@ fn malformed(kind: TopicKind) -> Vec<Vec<u8>> {
         TopicKind::BotResponses => {
             json!({"response_id": "r", "query_id": "q", "original_message_id": "1", "response_text": "x", "channel_id": "3", "timestamp": "2025-11-02T12:34:56Z"})
         }
+        TopicKind::Control => {
+            json!({"kind": "channel", "guild_id": "6", "channel_id": "3", "indexed": true, "at": "2025-11-02T12:34:56Z"})
+        }
     };
     let text_field = match kind {
         TopicKind::DiscordMessages => "content",
         TopicKind::BotQueries => "question",
         TopicKind::BotResponses => "response_text",
+        TopicKind::Control => "reason",
+    };
+    let time_field = match kind {
+        TopicKind::Control => "at",
+        _ => "timestamp",
     };
     let mut out = Vec::new();
     for i in 0..125usize {
@@ -43,7 +51,7 @@ fn malformed(kind: TopicKind) -> Vec<Vec<u8>> {
         let mut missing = valid.clone();
         missing
             .as_object_mut()
-            .map(|object| object.remove("timestamp"));
+            .map(|object| object.remove(time_field));
         out.push(serde_json::to_vec(&missing).unwrap_or_default());
         let mut oversized = valid.clone();
         oversized[text_field] = json!("y".repeat(20_000 + i));
@@ -52,7 +60,7 @@ fn malformed(kind: TopicKind) -> Vec<Vec<u8>> {
         bad_id["channel_id"] = json!(format!("../{i}"));
         out.push(serde_json::to_vec(&bad_id).unwrap_or_default());
         let mut bad_time = valid.clone();
-        bad_time["timestamp"] = json!("last tuesday");
+        bad_time[time_field] = json!("last tuesday");
         out.push(serde_json::to_vec(&bad_time).unwrap_or_default());
         out.push(vec![0xff, 0xfe, (i % 256) as u8, 0x00]);
         out.push(if i % 2 == 0 {

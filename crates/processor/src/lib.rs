@@ -271,7 +271,8 @@ impl App {
         let control_consumer: Arc<Consumer<ControlRecord>> = Arc::new(Consumer::new(
             &config.kafka,
             &ConsumerOptions::new(GROUP_CONTROL_APPLIER, "control")
-                .offset_reset(OffsetReset::Earliest),
+                .offset_reset(OffsetReset::Earliest)
+                .static_member(instance.id()),
             producer.clone(),
         )?);
         readiness.set("kafka", true);

@@ -1,0 +1,455 @@
+//! The community decides what RTFM keeps, end to end: the real `bot` and `processor` binaries,
+//! the real broker and Chroma, the strict fake Discord. A member's forget-me (three channels
+//! and a thread), its receipt, remember-me; moderators excluding and including channels; the
+//! refusals that change nothing; a processor killed in the middle of a removal.
+
+mod common;
+
+use common::*;
+use processor::store::{Field, Scalar};
+use rtfm_core::ControlRecord;
+use test_support::chroma_proxy::ChromaProxy;
+use test_support::fake_discord::{Invoked, PostKind, Posted};
+
+const GUILD: u64 = 71;
+const OTHER_GUILD: u64 = 72;
+const GENERAL: u64 = 7101;
+const HELP: u64 = 7102;
+const OPS: u64 = 7103;
+const THREAD: u64 = 7104;
+const ELSEWHERE: u64 = 7201;
+const MEMBER: u64 = 8801;
+const OTHER: u64 = 8802;
+const MODERATOR: u64 = 8803;
+/// Manage Server.
+const MANAGE_GUILD: u64 = 1 << 5;
+
+fn world(fake: &FakeDiscord) {
+    fake.add_channel(GENERAL, Some(GUILD), "general");
+    fake.add_channel(HELP, Some(GUILD), "help");
+    fake.add_channel(OPS, Some(GUILD), "ops");
+    fake.add_thread(THREAD, GENERAL, true, "deploys");
+    fake.add_channel(ELSEWHERE, Some(OTHER_GUILD), "elsewhere");
+}
+
+fn say(fake: &FakeDiscord, channel: u64, author: u64, text: &str) -> u64 {
+    let id = fake.next_message_id();
+    fake.push_message(fake_discord::message_now(
+        id,
+        channel,
+        Some(GUILD),
+        author,
+        text,
+    ));
+    id
+}
+
+/// Runs a slash command; returns the interaction's id.
+fn invoke(
+    fake: &FakeDiscord,
+    guild: Option<u64>,
+    channel: u64,
+    user: u64,
+    invoked: Invoked,
+) -> u64 {
+    let id = fake.next_message_id();
+    fake.push_interaction(fake_discord::command_interaction(
+        id,
+        channel,
+        guild,
+        fake_discord::user(user, &format!("member{user}"), false),
+        &invoked,
+    ));
+    id
+}
+
+/// `/rtfm <subcommand>` by a member.
+fn member(subcommand: &str) -> Invoked {
+    Invoked {
+        command: "rtfm".into(),
+        subcommand: Some(subcommand.into()),
+        ..Invoked::default()
+    }
+}
+
+/// `/rtfm-admin channels` by someone with `permissions`.
+fn channels(action: &str, channel: Option<u64>, permissions: u64) -> Invoked {
+    let mut options = Map::from_iter([("action".to_string(), json!(action))]);
+    if let Some(channel) = channel {
+        options.insert("channel".into(), json!(channel.to_string()));
+    }
+    Invoked {
+        command: "rtfm-admin".into(),
+        subcommand: Some("channels".into()),
+        options,
+        permissions,
+    }
+}
+
+/// What the bot showed the person who ran interaction `id` (responses, follow-ups, edits).
+fn shown(fake: &FakeDiscord, id: u64) -> Vec<Posted> {
+    fake.attempts()
+        .into_iter()
+        .filter(|post| post.interaction_id == Some(id))
+        .collect()
+}
+
+async fn until_shown(fake: &FakeDiscord, id: u64, what: &str, needle: &str) -> Posted {
+    eventually(WAIT, what, || async {
+        shown(fake, id)
+            .into_iter()
+            .find(|post| post.content().contains(needle))
+    })
+    .await
+}
+
+fn by(field: Field, id: u64) -> Filter {
+    Filter::Eq(field, Scalar::Text(id.to_string()))
+}
+
+async fn stored(store: &ChromaStore, filter: Filter) -> usize {
+    store
+        .get(
+            &Filter::all_of([by(Field::Guild, GUILD), filter]),
+            &[],
+            None,
+        )
+        .await
+        .expect("chroma")
+        .len()
+}
+
+/// The text of the bot's reply to message `id`.
+async fn reply_to(fake: &FakeDiscord, id: u64) -> String {
+    eventually(WAIT, "the answer", || async {
+        fake.posts()
+            .into_iter()
+            .find(|post| post.reply_to() == Some(id))
+            .map(|post| post.content().to_string())
+    })
+    .await
+}
+
+/// Private topics and collection, the processor (on Chroma through `proxy` if given) and the
+/// bot on them.
+async fn services(
+    fake: &FakeDiscord,
+    proxy: Option<&ChromaProxy>,
+) -> (KafkaConfig, String, String, ServiceProcess, ServiceProcess) {
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection();
+    let via = proxy.map_or_else(|| chroma.clone(), ChromaProxy::url);
+    let (processor, _) = processor(&kafka, &via, &collection, &[]);
+    let bot = bot(&kafka, fake);
+    eventually(WAIT, "the bot on the gateway", || async {
+        (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
+    })
+    .await;
+    (kafka, chroma, collection, processor, bot)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forget_me_removes_a_member_everywhere_with_an_exact_receipt_and_remember_me_resumes() {
+    let fake = FakeDiscord::start().await;
+    world(&fake);
+    // Deletions can be held back: the answers must not wait for them.
+    let proxy = ChromaProxy::start(&services::chroma_url()).await;
+    let (_kafka, chroma, collection, _processor, _bot) = services(&fake, Some(&proxy)).await;
+    // The commands as Discord shows them: the moderators' one is for Manage Server only.
+    let registered = fake.commands();
+    let admin = registered
+        .iter()
+        .find(|command| command["name"] == "rtfm-admin")
+        .expect("/rtfm-admin registered");
+    assert_eq!(admin["default_member_permissions"], "32");
+
+    let facts = [
+        (GENERAL, "the orion service listens on port 7311"),
+        (HELP, "orion logs live in /var/log/orion/current"),
+        (OPS, "restart orion with systemctl restart orion-7311"),
+        (THREAD, "orion deploys go through the blue-green pipeline"),
+    ];
+    for (channel, text) in facts {
+        say(&fake, channel, MEMBER, text);
+    }
+    say(
+        &fake,
+        GENERAL,
+        OTHER,
+        "the vega service listens on port 9120",
+    );
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "five messages indexed", || async {
+        (store.count().await.ok()? == 5).then_some(())
+    })
+    .await;
+    let before = say(
+        &fake,
+        GENERAL,
+        OTHER,
+        "rtfm which port does the orion service listen on?",
+    );
+    assert!(
+        reply_to(&fake, before).await.contains("7311"),
+        "the member's answer is quoted before forget-me"
+    );
+
+    proxy.refuse_deletes(true);
+    let forget = invoke(&fake, Some(GUILD), HELP, MEMBER, member("forget-me"));
+    let done = until_shown(
+        &fake,
+        forget,
+        "forget-me acknowledged",
+        "neither indexes nor quotes",
+    )
+    .await;
+    assert!(done.ephemeral, "only the member sees it");
+    // From the moment it answered, no answer quotes them, while their messages are still
+    // stored (the deletion is held back).
+    let after = say(&fake, GENERAL, OTHER, "rtfm orion port 7311 listen?");
+    let answer = reply_to(&fake, after).await;
+    assert!(!answer.contains("orion service listens"), "{answer}");
+    assert_eq!(
+        stored(&store, by(Field::Author, MEMBER)).await,
+        4,
+        "not deleted yet"
+    );
+    proxy.refuse_deletes(false);
+    let receipt = until_shown(&fake, forget, "the receipt", "Receipt").await;
+    assert!(receipt.ephemeral);
+    assert!(
+        receipt.content().contains("removed 4 of your messages"),
+        "the receipt counts exactly: {}",
+        receipt.content()
+    );
+    assert_eq!(stored(&store, by(Field::Author, MEMBER)).await, 0);
+    assert_eq!(stored(&store, by(Field::Author, OTHER)).await, 1);
+    // The control API lists them with their interaction and visibility.
+    let listed = test_support::http_get(&format!("{}/_fake/posts", fake.base_url()))
+        .await
+        .expect("posts")
+        .1;
+    assert!(
+        listed.contains(&format!("\"interaction_id\":\"{forget}\"")),
+        "{listed}"
+    );
+    assert!(listed.contains("\"ephemeral\":true"));
+
+    // Their next message is not indexed (the other member's, sent after it, is).
+    say(&fake, OPS, MEMBER, "orion canaries run every 10 minutes");
+    say(&fake, OPS, OTHER, "vega canaries run every hour");
+    eventually(WAIT, "the other member's message indexed", || async {
+        (stored(&store, by(Field::Author, OTHER)).await == 2).then_some(())
+    })
+    .await;
+    assert_eq!(stored(&store, by(Field::Author, MEMBER)).await, 0);
+
+    // Twice is harmless: nothing is left to remove.
+    let again = invoke(&fake, Some(GUILD), HELP, MEMBER, member("forget-me"));
+    let second = until_shown(&fake, again, "the second receipt", "Receipt").await;
+    assert!(
+        second.content().contains("removed 0 of your messages"),
+        "{}",
+        second.content()
+    );
+
+    let remember = invoke(&fake, Some(GUILD), HELP, MEMBER, member("remember-me"));
+    until_shown(
+        &fake,
+        remember,
+        "remember-me acknowledged",
+        "indexes your new messages",
+    )
+    .await;
+    say(&fake, OPS, MEMBER, "orion now listens on port 7400");
+    eventually(WAIT, "the member's new message indexed", || async {
+        (stored(&store, by(Field::Author, MEMBER)).await == 1).then_some(())
+    })
+    .await;
+    assert!(
+        !shown(&fake, forget)
+            .iter()
+            .any(|post| post.content().contains("7311")),
+        "receipts carry counts, not content"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moderators_exclude_and_include_channels_and_everyone_else_changes_nothing() {
+    let fake = FakeDiscord::start().await;
+    world(&fake);
+    // History the inclusion reads back (older than anything said live).
+    let history: Vec<_> = (0..250u64)
+        .map(|n| {
+            fake_discord::message(
+                fake.next_message_id(),
+                HELP,
+                Some(GUILD),
+                fake_discord::user(OTHER, "helper", false),
+                &format!("help archive entry {n}: the answer is {}", n * 7),
+            )
+        })
+        .collect();
+    fake.add_history(HELP, history);
+    let (kafka, chroma, collection, _processor, _bot) = services(&fake, None).await;
+    say(&fake, HELP, OTHER, "the atlas cluster runs postgres 16");
+    say(&fake, GENERAL, OTHER, "the atlas cluster backs up nightly");
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "two messages indexed", || async {
+        (store.count().await.ok()? == 2).then_some(())
+    })
+    .await;
+
+    // A member without Manage Server: refused, privately, nothing recorded.
+    let refused = invoke(
+        &fake,
+        Some(GUILD),
+        HELP,
+        OTHER,
+        channels("exclude", Some(HELP), 0),
+    );
+    let refusal = until_shown(&fake, refused, "the refusal", "Only members who can manage").await;
+    assert_eq!(refusal.kind, PostKind::Response);
+    assert!(refusal.ephemeral);
+    // In a DM, and for another guild's channel: explained, nothing recorded.
+    let dm = invoke(&fake, None, GENERAL, MEMBER, member("forget-me"));
+    until_shown(&fake, dm, "the DM hint", "works in a server").await;
+    let foreign = invoke(
+        &fake,
+        Some(GUILD),
+        HELP,
+        MODERATOR,
+        channels("exclude", Some(ELSEWHERE), MANAGE_GUILD),
+    );
+    until_shown(
+        &fake,
+        foreign,
+        "another guild's channel",
+        "not a channel of this server",
+    )
+    .await;
+    let mut control: TopicReader<ControlRecord> = TopicReader::new(&kafka);
+
+    // A moderator excludes #help: its messages leave Chroma and answers, with a receipt.
+    let exclude = invoke(
+        &fake,
+        Some(GUILD),
+        GENERAL,
+        MODERATOR,
+        channels("exclude", Some(HELP), MANAGE_GUILD),
+    );
+    let receipt = until_shown(&fake, exclude, "the exclusion's receipt", "Receipt").await;
+    assert!(
+        receipt
+            .content()
+            .contains(&format!("removed 1 message of <#{HELP}>")),
+        "{}",
+        receipt.content()
+    );
+    assert_eq!(stored(&store, by(Field::Channel, HELP)).await, 0);
+    assert_eq!(stored(&store, by(Field::Channel, GENERAL)).await, 1);
+    let records = control
+        .until("the exclusion and its receipts", WAIT, |seen| {
+            seen.len() >= 3
+        })
+        .await;
+    assert!(
+        records.iter().all(|received| {
+            received.record.channel_id.as_deref() == Some(HELP.to_string().as_str())
+        }),
+        "nothing recorded for the refused commands: {:?}",
+        records
+            .iter()
+            .map(|received| &received.record)
+            .collect::<Vec<_>>()
+    );
+    say(&fake, HELP, OTHER, "atlas failover takes 30 seconds");
+    say(&fake, GENERAL, OTHER, "atlas failover is manual");
+    eventually(WAIT, "the #general message indexed", || async {
+        (stored(&store, by(Field::Channel, GENERAL)).await == 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        stored(&store, by(Field::Channel, HELP)).await,
+        0,
+        "#help is not read"
+    );
+
+    let list = invoke(
+        &fake,
+        Some(GUILD),
+        GENERAL,
+        MODERATOR,
+        channels("list", None, MANAGE_GUILD),
+    );
+    until_shown(&fake, list, "the list", &format!("**Excluded:** <#{HELP}>")).await;
+
+    // Included again: its history is read back, with progress in the command's response.
+    let include = invoke(
+        &fake,
+        Some(GUILD),
+        GENERAL,
+        MODERATOR,
+        channels("include", Some(HELP), MANAGE_GUILD),
+    );
+    let finished = until_shown(&fake, include, "the inclusion done", "read its history").await;
+    assert_eq!(finished.kind, PostKind::Edit);
+    assert!(finished.ephemeral);
+    eventually(WAIT, "#help's history indexed", || async {
+        (stored(&store, by(Field::Channel, HELP)).await >= 250).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_processor_killed_in_the_middle_of_a_removal_finishes_it_with_the_same_count() {
+    let fake = FakeDiscord::start().await;
+    world(&fake);
+    let (kafka, chroma, collection, mut processor, _bot) = services(&fake, None).await;
+    let producer = Producer::new(&kafka, "community-test").expect("producer");
+    const MESSAGES: u64 = 600;
+    let records: Vec<DiscordMessage> = (0..MESSAGES)
+        .map(|n| DiscordMessage {
+            user_id: MEMBER.to_string(),
+            guild_id: Some(GUILD.to_string()),
+            ..message(
+                9_000_000 + n,
+                [GENERAL, HELP, OPS][n as usize % 3],
+                format!("note {n} about the orion rollout"),
+            )
+        })
+        .collect();
+    join_all(records.iter().map(|record| producer.send(record)))
+        .await
+        .into_iter()
+        .for_each(|sent| {
+            sent.expect("acked");
+        });
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "the member's messages indexed", || async {
+        (stored(&store, by(Field::Author, MEMBER)).await == MESSAGES as usize).then_some(())
+    })
+    .await;
+
+    let forget = invoke(&fake, Some(GUILD), HELP, MEMBER, member("forget-me"));
+    // The count is recorded before anything is deleted; the processor dies right after.
+    let mut control: TopicReader<ControlRecord> = TopicReader::new(&kafka);
+    control
+        .until("the counted receipt", WAIT, |seen| {
+            seen.iter()
+                .any(|received| received.record.done == Some(false))
+        })
+        .await;
+    processor.kill_9();
+    let (_again, _) = common::processor(&kafka, &chroma, &collection, &[]);
+    let receipt = until_shown(&fake, forget, "the receipt", "Receipt").await;
+    assert!(
+        receipt
+            .content()
+            .contains(&format!("removed {MESSAGES} of your messages")),
+        "{}",
+        receipt.content()
+    );
+    assert_eq!(stored(&store, by(Field::Author, MEMBER)).await, 0);
+}
