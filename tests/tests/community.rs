@@ -453,3 +453,113 @@ async fn a_processor_killed_in_the_middle_of_a_removal_finishes_it_with_the_same
     );
     assert_eq!(stored(&store, by(Field::Author, MEMBER)).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deleted_threads_and_channels_and_a_server_rtfm_left_leave_the_index() {
+    const BACK: u64 = 73;
+    const BACK_CHANNEL: u64 = 7301;
+    let fake = FakeDiscord::start().await;
+    world(&fake);
+    fake.add_channel(BACK_CHANNEL, Some(BACK), "back");
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection();
+    // A removed server's messages stay 10.8 s here (168 hours by default).
+    let (_processor, _) = processor(
+        &kafka,
+        &chroma,
+        &collection,
+        &[("INDEX_GUILD_GRACE_HOURS", "0.003")],
+    );
+    let _bot = bot(&kafka, &fake);
+    eventually(WAIT, "the bot on the gateway", || async {
+        (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
+    })
+    .await;
+    for (channel, text) in [
+        (GENERAL, "general knowledge"),
+        (THREAD, "a thread's knowledge"),
+        (HELP, "help knowledge"),
+        (OPS, "ops knowledge"),
+    ] {
+        say(&fake, channel, OTHER, text);
+    }
+    for (channel, guild) in [(ELSEWHERE, OTHER_GUILD), (BACK_CHANNEL, BACK)] {
+        let id = fake.next_message_id();
+        fake.push_message(fake_discord::message_now(
+            id,
+            channel,
+            Some(guild),
+            OTHER,
+            "elsewhere",
+        ));
+    }
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "six messages indexed", || async {
+        (store.count().await.ok()? == 6).then_some(())
+    })
+    .await;
+
+    fake.delete_channel(THREAD);
+    eventually(WAIT, "the deleted thread's messages gone", || async {
+        (stored(&store, by(Field::Channel, THREAD)).await == 0).then_some(())
+    })
+    .await;
+    fake.delete_channel(HELP);
+    eventually(WAIT, "the deleted channel's messages gone", || async {
+        (stored(&store, by(Field::Channel, HELP)).await == 0).then_some(())
+    })
+    .await;
+    assert_eq!(stored(&store, by(Field::Channel, GENERAL)).await, 1);
+
+    // An outage is not a removal; a removal waits out the grace period; a server RTFM is
+    // added back to within it keeps its messages.
+    fake.guild_outage(GUILD);
+    fake.remove_from_guild(OTHER_GUILD);
+    fake.remove_from_guild(BACK);
+    fake.add_to_guild(BACK);
+    let mut control: TopicReader<ControlRecord> = TopicReader::new(&kafka);
+    control
+        .until("RTFM recorded as back in the server", WAIT, |seen| {
+            seen.iter().any(|received| {
+                received.record.guild_id == BACK.to_string()
+                    && received.record.indexed == Some(true)
+            })
+        })
+        .await;
+    let elsewhere = || Filter::Eq(Field::Guild, Scalar::Text(OTHER_GUILD.to_string()));
+    assert_eq!(
+        store
+            .get(&elsewhere(), &[], None)
+            .await
+            .expect("chroma")
+            .len(),
+        1,
+        "kept during the grace period"
+    );
+    eventually(
+        WAIT,
+        "the left server's messages gone after the grace period",
+        || async {
+            store
+                .get(&elsewhere(), &[], None)
+                .await
+                .ok()?
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    let back = Filter::Eq(Field::Guild, Scalar::Text(BACK.to_string()));
+    assert_eq!(
+        store.get(&back, &[], None).await.expect("chroma").len(),
+        1,
+        "the server RTFM came back to"
+    );
+    assert_eq!(
+        stored(&store, by(Field::Channel, GENERAL)).await,
+        1,
+        "an outage removes nothing"
+    );
+    assert_eq!(stored(&store, by(Field::Channel, OPS)).await, 1);
+}

@@ -276,6 +276,46 @@ impl Community {
         }
     }
 
+    /// Records what Discord told the bot (a channel or thread deleted, RTFM removed from or
+    /// added to a server), waiting through a Kafka outage: such an event comes once.
+    pub async fn note(&self, record: ControlRecord) {
+        let key = record.compaction_key().to_string();
+        match self
+            .pipeline
+            .producer
+            .send_until_acked(&record, &self.shutdown)
+            .await
+        {
+            Some(_) => info!(key = %key, reason = ?record.reason, "recorded"),
+            None => warn!(key = %key, "shut down before the event was recorded"),
+        }
+    }
+
+    /// RTFM is in `guilds` (a new gateway session lists them): any of them recorded as left
+    /// is marked present again, before its grace period ends and its data goes.
+    pub async fn present_in(&self, guilds: &[u64]) {
+        // What was recorded before this process started must be read first.
+        if let Err(err) = self.follower.caught_up(Duration::from_secs(30)).await {
+            warn!(error = %err, "could not check whether RTFM was recorded as removed from these servers");
+        }
+        let returned: Vec<u64> = {
+            let state = self.follower.state();
+            guilds
+                .iter()
+                .copied()
+                .filter(|guild| state.guild(*guild).is_some_and(|choice| !choice.indexed))
+                .collect()
+        };
+        for guild in returned {
+            self.note(ControlRecord::presence(
+                guild,
+                true,
+                "RTFM is in the server again",
+            ))
+            .await;
+        }
+    }
+
     /// Acknowledges within Discord's 3 s, privately.
     async fn defer(&self, http: &Http, command: &CommandInteraction) -> bool {
         match command.defer_ephemeral(http).await {

@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use rtfm_core::kafka::Producer;
 use rtfm_core::telemetry::Readiness;
-use rtfm_core::MessageEvent;
+use rtfm_core::{ControlRecord, MessageEvent};
 use serenity::all::{
     ChannelId, Command, Context, CreateInteractionResponse, CreateInteractionResponseMessage,
-    EventHandler, GatewayIntents, GuildId, Http, Interaction, Message, MessageId,
-    MessageUpdateEvent, Ready, ResumedEvent, User,
+    EventHandler, GatewayIntents, Guild, GuildChannel, GuildId, Http, Interaction, Message,
+    MessageId, MessageUpdateEvent, PartialGuildChannel, Ready, ResumedEvent, UnavailableGuild,
+    User,
 };
 use serenity::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -32,6 +33,9 @@ pub fn intents() -> GatewayIntents {
     GatewayIntents::GUILD_MESSAGES
         | GatewayIntents::DIRECT_MESSAGES
         | GatewayIntents::MESSAGE_CONTENT
+        // Channel and thread deletions, and RTFM removed from or added to a server (not
+        // privileged).
+        | GatewayIntents::GUILDS
 }
 
 pub struct Handler {
@@ -166,6 +170,11 @@ impl EventHandler for Handler {
             guilds = ready.guilds.len(),
             "connected to the Discord gateway"
         );
+        if let Some(community) = &self.community {
+            let guilds: Vec<u64> = ready.guilds.iter().map(|guild| guild.id.get()).collect();
+            let community = Arc::clone(community);
+            tokio::spawn(async move { community.present_in(&guilds).await });
+        }
         // A new session: Discord replays nothing of what was said before it.
         self.catch_up.start(
             catchup::Context {
@@ -194,6 +203,66 @@ impl EventHandler for Handler {
         match registered {
             Ok(scope) => info!("registered the /rtfm and /rtfm-admin slash commands {scope}"),
             Err(err) => error!(error = %err, "could not register the slash commands"),
+        }
+    }
+
+    async fn channel_delete(
+        &self,
+        _ctx: Context,
+        channel: GuildChannel,
+        _messages: Option<Vec<Message>>,
+    ) {
+        if let Some(community) = &self.community {
+            let record = ControlRecord::channel(
+                channel.guild_id.get(),
+                channel.id.get(),
+                false,
+                "channel deleted",
+            );
+            community.note(record).await;
+        }
+    }
+
+    async fn thread_delete(
+        &self,
+        _ctx: Context,
+        thread: PartialGuildChannel,
+        _full: Option<GuildChannel>,
+    ) {
+        if let Some(community) = &self.community {
+            let record = ControlRecord::channel(
+                thread.guild_id.get(),
+                thread.id.get(),
+                false,
+                "thread deleted",
+            );
+            community.note(record).await;
+        }
+    }
+
+    async fn guild_delete(
+        &self,
+        _ctx: Context,
+        incomplete: UnavailableGuild,
+        _full: Option<Guild>,
+    ) {
+        // `unavailable` is an outage; without it, RTFM was removed from the server.
+        if incomplete.unavailable {
+            return;
+        }
+        if let Some(community) = &self.community {
+            let record = ControlRecord::presence(
+                incomplete.id.get(),
+                false,
+                "RTFM was removed from the server",
+            );
+            community.note(record).await;
+        }
+    }
+
+    async fn guild_create(&self, _ctx: Context, guild: Guild, _is_new: Option<bool>) {
+        if let Some(community) = &self.community {
+            community.present_in(&[guild.id.get()]).await;
         }
     }
 

@@ -22,6 +22,34 @@ fn fake_payloads_deserialize_with_serenity_types() {
         "id": "1", "channel_id": "2", "guild_id": "3", "author": human(4), "content": "edited"
     }))
     .expect("update");
+    let _: serenity::all::Guild =
+        serde_json::from_value(fake_discord::guild_create(3)).expect("GUILD_CREATE");
+    let invoked = fake_discord::Invoked {
+        command: "rtfm-admin".into(),
+        subcommand: Some("channels".into()),
+        options: serde_json::Map::from_iter([
+            ("action".to_string(), json!("exclude")),
+            ("channel".to_string(), json!("2")),
+        ]),
+        permissions: 32,
+    };
+    for guild in [Some(3), None] {
+        let interaction: serenity::all::Interaction = serde_json::from_value(
+            fake_discord::command_interaction(6, 2, guild, human(4), &invoked),
+        )
+        .expect("a moderator's command, in a guild and in a DM");
+        let serenity::all::Interaction::Command(command) = interaction else {
+            panic!("a command");
+        };
+        assert_eq!(
+            bot::commands::parse(&command.data.name, &command.data.options),
+            bot::commands::Invocation::Channels {
+                action: bot::commands::ChannelAction::Exclude,
+                channel: Some(2)
+            }
+        );
+        assert_eq!(command.guild_id.is_some(), guild.is_some());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

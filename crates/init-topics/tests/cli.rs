@@ -37,11 +37,17 @@ fn create_is_idempotent_and_list_and_delete_see_the_same_topics() {
     let text = stdout(&first);
     assert_eq!(
         text.lines().count(),
-        6,
-        "three topics and three DLQs:\n{text}"
+        8,
+        "four topics and four DLQs:\n{text}"
     );
     let messages = format!("discord-messages{suffix}");
     assert!(line_for(&text, &messages).ends_with("created"), "{text}");
+    // The community's choices: compacted, kept for ever, one partition.
+    let control = line_for(&text, &format!("rtfm-control{suffix}"));
+    assert!(
+        control.contains("partitions=1") && control.contains("retention.ms=-1"),
+        "{text}"
+    );
 
     let second = init_topics(&bootstrap, &suffix, &["--action", "create"]);
     assert!(second.status.success(), "{second:?}");

@@ -12,7 +12,7 @@ pub use rtfm_core::{
 };
 pub use serde_json::{json, Map, Value};
 pub use test_support::app::{self, Running};
-pub use test_support::fake_discord::{self, Failure, FakeDiscord, FakeOptions, BOT_ID};
+pub use test_support::fake_discord::{self, Failure, FakeDiscord, FakeOptions, PostKind, BOT_ID};
 pub use test_support::topic::TopicReader;
 pub use test_support::{eventually, services};
 pub use tokio_util::sync::CancellationToken;

@@ -113,7 +113,8 @@ use gateway::gateway_socket;
 use interactions::{edit_original, followup, interaction_callback};
 use listing::*;
 pub use payloads::{
-    command_interaction, message, message_now, role_overwrite, slash_command, user, Invoked,
+    command_interaction, guild_create, message, message_now, role_overwrite, slash_command, user,
+    Invoked,
 };
 pub use posts::{Failure, FakeOptions, PostKind, Posted, RateLimits};
 use rest::*;

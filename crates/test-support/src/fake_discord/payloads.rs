@@ -175,3 +175,35 @@ pub fn command_interaction(
     }
     interaction
 }
+
+/// A GUILD_CREATE payload: the guild object with the event's extra fields, empty lists.
+pub fn guild_create(guild_id: u64) -> Value {
+    let mut guild = json!({
+        "id": guild_id.to_string(), "name": format!("guild-{guild_id}"), "icon": null,
+        "icon_hash": null, "splash": null, "discovery_splash": null, "owner_id": "1",
+        "afk_channel_id": null, "afk_timeout": 300, "widget_enabled": false,
+        "widget_channel_id": null, "verification_level": 0, "default_message_notifications": 0,
+        "explicit_content_filter": 0, "roles": [], "emojis": [], "features": [], "mfa_level": 0,
+        "application_id": null, "system_channel_id": null, "system_channel_flags": 0,
+        "rules_channel_id": null, "max_presences": null, "max_members": 500000,
+    });
+    let more = json!({
+        "vanity_url_code": null, "description": null, "banner": null, "premium_tier": 0,
+        "premium_subscription_count": 0, "preferred_locale": "en-US",
+        "public_updates_channel_id": null, "max_video_channel_users": 25,
+        "max_stage_video_channel_users": 50, "nsfw_level": 0, "stickers": [],
+        "premium_progress_bar_enabled": false, "safety_alerts_channel_id": null,
+    });
+    let event = json!({
+        "joined_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+        "large": false, "unavailable": false, "member_count": 2, "voice_states": [],
+        "members": [], "channels": [], "threads": [], "presences": [], "stage_instances": [],
+        "guild_scheduled_events": [],
+    });
+    for extra in [more, event] {
+        if let (Some(guild), Value::Object(extra)) = (guild.as_object_mut(), extra) {
+            guild.extend(extra);
+        }
+    }
+    guild
+}

@@ -75,6 +75,54 @@ impl FakeDiscord {
             .everyone_permissions
             .insert(guild_id, permissions);
     }
+    /// Deletes a channel (with its threads) or a thread, as Discord tells the bot (developer
+    /// documentation, "Gateway Events"): CHANNEL_DELETE with the channel object, or
+    /// THREAD_DELETE with `id`, `guild_id`, `parent_id` and `type`. Its history goes with it.
+    pub fn delete_channel(&self, channel_id: u64) {
+        let event = {
+            let mut inner = self.lock();
+            let Some((Some(guild), name)) = inner.channels.get(&channel_id).cloned() else {
+                return;
+            };
+            let json = guild_channel_json(&inner, channel_id, guild, &name);
+            let event = match inner.threads.get(&channel_id) {
+                Some(_) => (
+                    "THREAD_DELETE",
+                    json!({"id": json["id"], "guild_id": json["guild_id"], "parent_id": json["parent_id"], "type": json["type"]}),
+                ),
+                None => ("CHANNEL_DELETE", json),
+            };
+            let threads: Vec<u64> = inner
+                .threads
+                .iter()
+                .filter(|(_, (parent, _))| *parent == channel_id)
+                .map(|(thread, _)| *thread)
+                .collect();
+            for gone in threads.into_iter().chain([channel_id]) {
+                inner.channels.remove(&gone);
+                inner.threads.remove(&gone);
+                inner.history.remove(&gone);
+            }
+            event
+        };
+        self.dispatch(event.0, event.1);
+    }
+    /// The bot is removed from `guild_id` (kicked, or the guild deleted): GUILD_DELETE without
+    /// `unavailable`, which is how Discord tells that from an outage (`unavailable: true`).
+    pub fn remove_from_guild(&self, guild_id: u64) {
+        self.dispatch("GUILD_DELETE", json!({"id": guild_id.to_string()}));
+    }
+    /// A guild outage: GUILD_DELETE with `unavailable: true` (the bot is still a member).
+    pub fn guild_outage(&self, guild_id: u64) {
+        self.dispatch(
+            "GUILD_DELETE",
+            json!({"id": guild_id.to_string(), "unavailable": true}),
+        );
+    }
+    /// The bot is added to `guild_id` (again): GUILD_CREATE with the guild object.
+    pub fn add_to_guild(&self, guild_id: u64) {
+        self.dispatch("GUILD_CREATE", payloads::guild_create(guild_id));
+    }
     /// Stores history served by `GET /channels/{id}/messages`.
     pub fn add_history(&self, channel_id: u64, messages: Vec<Value>) {
         self.lock()
