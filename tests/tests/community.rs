@@ -72,6 +72,16 @@ fn member(subcommand: &str) -> Invoked {
     }
 }
 
+/// `/rtfm-admin <subcommand>` by someone with `permissions`.
+fn admin(subcommand: &str, permissions: u64) -> Invoked {
+    Invoked {
+        command: "rtfm-admin".into(),
+        subcommand: Some(subcommand.into()),
+        permissions,
+        ..Invoked::default()
+    }
+}
+
 /// `/rtfm-admin channels` by someone with `permissions`.
 fn channels(action: &str, channel: Option<u64>, permissions: u64) -> Invoked {
     let mut options = Map::from_iter([("action".to_string(), json!(action))]);
@@ -562,4 +572,77 @@ async fn deleted_threads_and_channels_and_a_server_rtfm_left_leave_the_index() {
         "an outage removes nothing"
     );
     assert_eq!(stored(&store, by(Field::Channel, OPS)).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn status_shows_moderators_what_rtfm_knows_and_what_it_could_not_answer() {
+    let fake = FakeDiscord::start().await;
+    world(&fake);
+    let (_kafka, chroma, collection, _processor, _bot) = services(&fake, None).await;
+    say(
+        &fake,
+        GENERAL,
+        OTHER,
+        "the deploy key is rotated with vaultctl rotate --key deploy",
+    );
+    say(
+        &fake,
+        GENERAL,
+        OTHER,
+        "vaultctl needs the ops role to rotate keys",
+    );
+    say(
+        &fake,
+        HELP,
+        MODERATOR,
+        "the staging database is reset every sunday night",
+    );
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "three messages indexed", || async {
+        (store.count().await.ok()? == 3).then_some(())
+    })
+    .await;
+    let answered = say(
+        &fake,
+        GENERAL,
+        MEMBER,
+        "rtfm how do I rotate the deploy key?",
+    );
+    assert!(reply_to(&fake, answered).await.contains("vaultctl"));
+    let open = say(
+        &fake,
+        GENERAL,
+        MEMBER,
+        "rtfm who won the chess olympiad held in elista in 1998?",
+    );
+    assert!(reply_to(&fake, open).await.contains("couldn't find"));
+
+    let refused = invoke(&fake, Some(GUILD), GENERAL, MEMBER, admin("status", 0));
+    until_shown(&fake, refused, "the refusal", "Only members who can manage").await;
+    let status = invoke(
+        &fake,
+        Some(GUILD),
+        GENERAL,
+        MODERATOR,
+        admin("status", MANAGE_GUILD),
+    );
+    let shown = until_shown(&fake, status, "the status", "RTFM in this server").await;
+    assert!(shown.ephemeral, "only the moderator sees it");
+    let text = shown.content();
+    assert!(
+        text.contains(&format!(
+            "Indexed: 3 messages — <#{GENERAL}> 2 · <#{HELP}> 1"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("2 questions, 1 answered (50 %), 1 not found"),
+        "{text}"
+    );
+    assert!(
+        text.contains("“who won the chess olympiad held in elista in 1998?”"),
+        "{text}"
+    );
+    assert!(text.contains("closest earlier answers by human"), "{text}");
+    assert!(!text.contains("<@"), "nobody is pinged: {text}");
 }

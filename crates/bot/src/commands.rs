@@ -5,7 +5,8 @@
 //! its subcommands. So there are two commands (decision 0026):
 //! - `/rtfm` for every member: `ask question:…`, `forget-me`, `remember-me`;
 //! - `/rtfm-admin` for moderators (Manage Server by default; Discord lets a server change
-//!   that, so the bot checks the permission again on every use): `channels action:… channel:…`.
+//!   that, so the bot checks the permission again on every use): `channels action:… channel:…`
+//!   and `status`.
 //!
 //! `/rtfm question:…` (the command as the Python bot and earlier versions registered it, which a
 //! Discord client may still send for a while after the new registration) still asks.
@@ -40,6 +41,8 @@ pub enum Invocation {
         action: ChannelAction,
         channel: Option<u64>,
     },
+    /// Moderators: what RTFM knows of the server, and what it could not answer.
+    Status,
     /// Nothing RTFM knows (an old client, another application's command name).
     Unknown(String),
 }
@@ -47,7 +50,7 @@ pub enum Invocation {
 impl Invocation {
     /// Whether only moderators may run it.
     pub fn is_admin(&self) -> bool {
-        matches!(self, Invocation::Channels { .. })
+        matches!(self, Invocation::Channels { .. } | Invocation::Status)
     }
 }
 
@@ -83,7 +86,7 @@ pub fn definitions() -> Vec<CreateCommand> {
             "Let RTFM index your new messages in this server again",
         ));
     let admin = CreateCommand::new(ADMIN_COMMAND)
-        .description("Moderators: choose which channels RTFM reads")
+        .description("Moderators: choose which channels RTFM reads, and see what it knows")
         .default_member_permissions(Permissions::MANAGE_GUILD)
         .contexts(vec![InteractionContext::Guild])
         .add_option(
@@ -114,7 +117,12 @@ pub fn definitions() -> Vec<CreateCommand> {
                     ChannelType::NewsThread,
                 ]),
             ),
-        );
+        )
+        .add_option(CreateCommandOption::new(
+            CommandOptionType::SubCommand,
+            "status",
+            "Messages indexed per channel, questions of the last 7 days, what RTFM could not answer",
+        ));
     vec![member, admin]
 }
 
@@ -156,6 +164,7 @@ pub fn parse(command: &str, options: &[CommandDataOption]) -> Invocation {
     match name {
         "ask" => Invocation::Ask(find(inner, "question").and_then(text).unwrap_or_default()),
         "forget-me" => Invocation::ForgetMe,
+        "status" => Invocation::Status,
         "remember-me" => Invocation::RememberMe,
         "channels" => {
             let action = match find(inner, "action").and_then(text).as_deref() {

@@ -270,6 +270,33 @@ impl Community {
                     self.record(http, command, &record, true, &text).await;
                 }
             }
+            Invocation::Status => {
+                if !self.defer(http, command).await {
+                    return;
+                }
+                let incoming = crate::records::Incoming {
+                    message_id: command.id.get(),
+                    channel_id: command.channel_id.get(),
+                    guild_id: Some(guild),
+                    content: "/rtfm-admin status".into(),
+                    timestamp: rtfm_core::schema::now_timestamp(),
+                    is_trigger: true,
+                    ..crate::view::authored_by(&command.user)
+                };
+                let target = crate::outbox::Target {
+                    channel_id: command.channel_id.get(),
+                    reply_to: None,
+                    interaction_token: Some(command.token.clone()),
+                };
+                let outbox = crate::outbox::Outbox::Discord(Arc::clone(http));
+                if let Err(err) = self
+                    .pipeline
+                    .ask_command(&incoming, "status", target, &outbox, &self.shutdown)
+                    .await
+                {
+                    error!(error = %format!("{err:#}"), "could not ask for the status");
+                }
+            }
             Invocation::Ask(_) | Invocation::Unknown(_) => {
                 reply_now(http, command, "RTFM does not know this command.").await;
             }

@@ -195,6 +195,37 @@ impl Pipeline {
                     .await,
             );
         }
+        self.send_question(query, incoming, &target, outbox, shutdown)
+            .await?;
+        outbox.typing(target.channel_id).await;
+        Ok(())
+    }
+
+    /// Asks the processor for a command's answer (`command`: `status`), which comes back like
+    /// an answer, as the interaction's follow-up.
+    pub async fn ask_command(
+        &self,
+        incoming: &Incoming,
+        command: &str,
+        target: Target,
+        outbox: &Outbox,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut query = records::query(incoming, &incoming.content, Via::Slash.as_str());
+        query.context.insert("command".into(), command.into());
+        self.send_question(query, incoming, &target, outbox, shutdown)
+            .await
+    }
+
+    /// Publishes `query` (with its interaction, if any) and registers it as asked.
+    async fn send_question(
+        &self,
+        mut query: rtfm_core::BotQuery,
+        incoming: &Incoming,
+        target: &Target,
+        outbox: &Outbox,
+        shutdown: &CancellationToken,
+    ) -> anyhow::Result<()> {
         if let Some(token) = &target.interaction_token {
             // Carried durably with the question (and echoed in the response), so a restarted
             // bot can still finish the interaction while its token lives.
@@ -223,9 +254,8 @@ impl Pipeline {
             );
         }
         metrics::PUBLISHED.with_label_values(&["query"]).inc();
-        info!(query_id = %query.query_id, message_id = incoming.message_id, via = via.as_str(), "question published");
-        self.questions.asked(&query.query_id, &target);
-        outbox.typing(target.channel_id).await;
+        info!(query_id = %query.query_id, message_id = incoming.message_id, "question published");
+        self.questions.asked(&query.query_id, target);
         Ok(())
     }
 

@@ -120,7 +120,16 @@ impl Answerer {
             info!(query_id = %query.query_id, waited_secs = waited, "skipping a stale query");
             return None;
         }
-        let mut answer = self.answer(query).await;
+        let status = query
+            .context
+            .get("command")
+            .and_then(serde_json::Value::as_str)
+            == Some("status");
+        let mut answer = if status {
+            self.status(query).await
+        } else {
+            self.answer(query).await
+        };
         if let Staleness::Late(waited) = staleness {
             answer.text = format!("{}{}", prompt::late_notice(waited), answer.text);
         }
@@ -181,20 +190,51 @@ impl Answerer {
                 return compose(Outcome::IndexDown);
             }
         };
+        let now = Utc::now().timestamp_millis() as f64 / 1000.0;
         if retrieved.is_empty() {
+            // Kept for the moderators: a question someone could answer once, and RTFM next time.
+            if let Some(asked_before) = &self.asked_before {
+                asked_before.remember(query, embedding, now, false).await;
+            }
             return compose(Outcome::NothingRelevant);
         }
         let mut answer = self.explain(query, &retrieved).await;
         if let Some(asked_before) = &self.asked_before {
-            let now = Utc::now().timestamp_millis() as f64 / 1000.0;
             if let Some(link) = asked_before.find(query, &embedding, now).await {
                 answer
                     .text
                     .push_str(&format!("\n\n{} <{link}>", prompt::ASKED_BEFORE));
             }
-            asked_before.remember(query, embedding, now).await;
+            asked_before.remember(query, embedding, now, true).await;
         }
         answer
+    }
+
+    /// `/rtfm-admin status` for the query's guild (the bot checked the asker may see it).
+    async fn status(&self, query: &BotQuery) -> Answer {
+        let (Some(guild), Some(asked_before)) = (&query.guild_id, &self.asked_before) else {
+            return Answer::plain(crate::prompt::STATUS_UNAVAILABLE, "status", true);
+        };
+        if let Err(err) = self.retriever.gate.barrier().await {
+            warn!(error = %err, "the community's choices are not known to be current");
+        }
+        let overview = crate::status::Overview {
+            messages: self.retriever.store.as_ref(),
+            questions: asked_before.store.as_ref(),
+            embedder: &self.retriever.embedder,
+            gate: &self.retriever.gate,
+        };
+        let now = Utc::now().timestamp_millis() as f64 / 1000.0;
+        match overview.report(guild, now).await {
+            Ok(report) => {
+                info!(query_id = %query.query_id, counts = ?crate::status::counts(&report), "status reported");
+                Answer::plain(&crate::status::render(&report), "status", false)
+            }
+            Err(err) => {
+                warn!(query_id = %query.query_id, error = %err, "the status could not be read");
+                Answer::plain(crate::prompt::STATUS_UNAVAILABLE, "status", true)
+            }
+        }
     }
 
     /// The answer from the evidence: the model's, or the extractive one.

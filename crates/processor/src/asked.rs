@@ -1,11 +1,14 @@
-//! Asked before? A question that nearly repeats one answered lately, where the asker can see
-//! it, also links to that earlier question (the thread where it was answered).
+//! The questions asked, and "asked before?": a question that nearly repeats one answered lately,
+//! where the asker can see it, also links to that earlier question (the thread where it was
+//! answered).
 //!
-//! Answered questions asked by a message are kept in a collection of their own (the messages'
-//! collection name + `_questions`): the question, its embedding, and where it was asked. A new
-//! question is looked up there within its own reach ([`Reach`]: the same guild and channels as
-//! its sources) and the last [`AskedBefore::within_days`] days; a match at
-//! [`NEAR_REPEAT`] or above is linked.
+//! Every question is kept in a collection of its own (the messages' collection name +
+//! `_questions`): its text, its embedding, where and by whom it was asked, and whether RTFM
+//! found an answer — what the moderators' `/rtfm-admin status` reads ([`crate::status`]), for
+//! [`QUESTION_DAYS`] or [`AskedBefore::within_days`], whichever is longer. A new question is
+//! looked up there within its own reach ([`Reach`]: the same guild and channels as its
+//! sources) and the last [`AskedBefore::within_days`] days; an answered question asked by a
+//! message, at [`NEAR_REPEAT`] or above, is linked.
 
 use std::sync::Arc;
 
@@ -24,6 +27,8 @@ use crate::store::{Field, Filter, StoredMessage, VectorStore};
 /// 3 486 pairs of different dev questions at most 0.62 (99.9 % below 0.49). 0.75 links half the
 /// rewordings and no different question (docs/retrieval.md).
 pub const NEAR_REPEAT: f32 = 0.75;
+/// Questions are kept at least this many days (the moderators' overview covers a week).
+pub const QUESTION_DAYS: u64 = 7;
 
 /// The answered questions, and how far back a repeat is looked for.
 pub struct AskedBefore {
@@ -44,14 +49,26 @@ impl AskedBefore {
             reach.filter(),
             Filter::Between(Field::Epoch, since, now + 86_400.0),
         ]);
-        let hits = match self.store.query(embedding, &filter, 3).await {
+        if self.within_days == 0 {
+            return None;
+        }
+        let hits = match self.store.query(embedding, &filter, 10).await {
             Ok(hits) => hits,
             Err(err) => {
                 warn!(error = %err, "could not look for the question asked before");
                 return None;
             }
         };
+        // Kept before the question log existed: answered, asked by a message.
+        let flag = |hit: &crate::store::Hit, field: Field| {
+            hit.message
+                .metadata
+                .get(field.key())
+                .and_then(serde_json::Value::as_bool)
+                != Some(false)
+        };
         hits.into_iter()
+            .filter(|hit| flag(hit, Field::Answered) && flag(hit, Field::Linkable))
             .filter(|hit| hit.similarity >= NEAR_REPEAT && hit.message.id != query.query_id)
             .map(|hit| IndexedMessage::from_stored(&hit.message))
             .find(|earlier| {
@@ -68,12 +85,13 @@ impl AskedBefore {
             })
     }
 
-    /// Keeps `query` as answered, if it was asked by a message (a slash command has no message
-    /// to link to).
-    pub async fn remember(&self, query: &BotQuery, embedding: Vec<f32>, now: f64) {
+    /// Keeps `query` (`answered`: RTFM found an answer) unless its asker chose forget-me.
+    /// Asked by a message, it is stored under the message's id (an answer can link to it); by a
+    /// slash command, under the query's id.
+    pub async fn remember(&self, query: &BotQuery, embedding: Vec<f32>, now: f64, answered: bool) {
         let asked_by_message = !query.context.contains_key("interaction")
             && query.original_message_id.parse::<u64>().is_ok();
-        if !asked_by_message || !self.gate.admits_query(query) {
+        if !self.gate.admits_query(query) {
             return;
         }
         let mut metadata = Map::new();
@@ -86,9 +104,16 @@ impl AskedBefore {
         metadata.insert(Field::Author.key().into(), json!(query.user_id));
         metadata.insert(Field::Epoch.key().into(), json!(now));
         metadata.insert(Field::Timestamp.key().into(), json!(query.timestamp));
-        // Stored under the question's message id, so a hit reads back as that message.
+        metadata.insert(Field::Answered.key().into(), json!(answered));
+        metadata.insert(Field::Linkable.key().into(), json!(asked_by_message));
+        metadata.insert(Field::Username.key().into(), json!(query.username));
+        // Asked by a message: under its id, so a hit reads back as that message.
         let question = StoredMessage {
-            id: query.original_message_id.clone(),
+            id: if asked_by_message {
+                query.original_message_id.clone()
+            } else {
+                query.query_id.clone()
+            },
             document: query.question.clone(),
             metadata,
         };
@@ -129,7 +154,12 @@ mod tests {
     async fn a_near_repeat_in_the_same_channel_links_the_earlier_question() {
         let asked_before = asked_before();
         asked_before
-            .remember(&asked(100, Some("1"), "5"), vec![1.0, 0.0], NOW - 3_600.0)
+            .remember(
+                &asked(100, Some("1"), "5"),
+                vec![1.0, 0.0],
+                NOW - 3_600.0,
+                true,
+            )
             .await;
         let link = asked_before
             .find(&asked(200, Some("1"), "5"), &[0.99, 0.05], NOW)
@@ -151,13 +181,19 @@ mod tests {
     async fn nothing_is_linked_across_reach_age_or_wording() {
         let asked_before = asked_before();
         asked_before
-            .remember(&asked(100, Some("1"), "5"), vec![1.0, 0.0], NOW - 3_600.0)
+            .remember(
+                &asked(100, Some("1"), "5"),
+                vec![1.0, 0.0],
+                NOW - 3_600.0,
+                true,
+            )
             .await;
         asked_before
             .remember(
                 &asked(101, Some("1"), "5"),
                 vec![0.0, 1.0],
                 NOW - 40.0 * 86_400.0,
+                true,
             )
             .await;
         for (query, embedding) in [
@@ -176,13 +212,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_slash_command_is_not_kept_having_no_message_to_link() {
+    async fn only_answered_questions_asked_by_a_message_are_linked() {
         let asked_before = asked_before();
         let mut slash = asked(100, Some("1"), "5");
         slash
             .context
             .insert("interaction".into(), json!({"token": "t"}));
-        asked_before.remember(&slash, vec![1.0, 0.0], NOW).await;
-        assert_eq!(asked_before.store.count().await.expect("count"), 0);
+        asked_before
+            .remember(&slash, vec![1.0, 0.0], NOW, true)
+            .await;
+        asked_before
+            .remember(&asked(101, Some("1"), "5"), vec![1.0, 0.0], NOW, false)
+            .await;
+        assert_eq!(
+            asked_before.store.count().await.expect("count"),
+            2,
+            "both kept"
+        );
+        assert_eq!(
+            asked_before
+                .find(&asked(200, Some("1"), "5"), &[1.0, 0.0], NOW)
+                .await,
+            None,
+            "a slash command has no message to link, a question not answered no answer"
+        );
     }
 }

@@ -40,6 +40,7 @@ pub mod removal;
 pub mod retention;
 pub mod retrieval;
 mod startup;
+pub mod status;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -186,6 +187,8 @@ pub struct App {
     ingest: IngestSettings,
     /// `INDEX_RETENTION_DAYS`, when set.
     retention_days: Option<u64>,
+    /// The question log, and how many days it keeps.
+    questions: (Arc<dyn VectorStore>, u64),
     /// Held while the app lives: the slot lock keeps the instance id ours.
     _instance: Instance,
 }
@@ -287,15 +290,17 @@ impl App {
                 .await
                 .context("while opening the collection of answered questions")?,
         );
-        let asked_before = (config.asked_before_days > 0).then(|| AskedBefore {
+        // Every question is kept (the moderators' status); linking repeats is the option.
+        let asked_before = Some(AskedBefore {
             store: Arc::clone(&questions),
             within_days: config.asked_before_days,
             scope: config.retrieval.scope,
             gate: gate.clone(),
         });
+        let question_days = config.asked_before_days.max(asked::QUESTION_DAYS);
         let removal = removal::Removal {
             messages: Arc::clone(&store),
-            others: vec![questions],
+            others: vec![Arc::clone(&questions)],
             producer: producer.clone(),
             follower,
             settle: Duration::from_secs(5),
@@ -333,6 +338,7 @@ impl App {
             indexer,
             ingest: config.ingest,
             retention_days: config.index_retention_days.filter(|days| *days > 0),
+            questions: (questions, question_days),
             _instance: instance,
         }))
     }
@@ -371,6 +377,8 @@ impl App {
             (self.guild_grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(600)),
             stop.clone(),
         ));
+        let (questions, question_days) = self.questions;
+        tasks.spawn(retention::run(questions, question_days, stop.clone()));
         if let Some(days) = self.retention_days {
             tasks.spawn(retention::run(Arc::clone(&self.store), days, stop.clone()));
         }

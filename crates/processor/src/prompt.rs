@@ -24,6 +24,7 @@ pub const DEGRADED_LABEL: &str = "⚠️ The language model is unavailable right
 /// Label of an extractive answer by configuration.
 pub const EXTRACTIVE_LABEL: &str = "Here's what the chat history says:";
 /// Reply when the index itself cannot be searched.
+pub const STATUS_UNAVAILABLE: &str = "⚠️ RTFM cannot read its index right now, so it cannot show this server's status. Please try again in a minute.";
 pub const INDEX_DOWN: &str = "⚠️ I can't search the chat history right now (the index is unavailable). Please ask again in a minute.";
 
 /// Longest model text we pass on (the wire limit is 16 000; sources are appended).

@@ -150,8 +150,8 @@ impl Removal {
     async fn count(&self, filter: &Filter, stop: &CancellationToken) -> Option<u64> {
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
         loop {
-            match self.messages.get(filter, &[], None).await {
-                Ok(found) => return Some(found.len() as u64),
+            match self.messages.tally(filter, Field::Guild).await {
+                Ok(found) => return Some(found.values().sum::<usize>() as u64),
                 Err(err) => {
                     warn!(error = %err, "could not count what to remove; retrying");
                     if !backoff.wait(stop).await {

@@ -681,3 +681,44 @@ async fn a_question_asked_again_links_to_where_it_was_answered_before() {
     );
     processor.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tally_reads_every_page_of_chroma_and_counts_by_field() {
+    use processor::store::{ChromaStore, Field, Scalar, StoreConfig, StoredMessage};
+    let collection = format!("tally_{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let store = ChromaStore::connect(&StoreConfig::new(&services::chroma_url(), &collection))
+        .await
+        .expect("Chroma reachable (scripts/chroma.sh start)");
+    let messages: Vec<StoredMessage> = (0..10)
+        .map(|n| StoredMessage {
+            id: format!("{n}"),
+            document: format!("text {n}"),
+            metadata: serde_json::json!({
+                "guild_id": if n < 9 { "1" } else { "2" },
+                "channel_id": if n % 3 == 0 { "a" } else { "b" },
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        })
+        .collect();
+    let vectors: Vec<Vec<f32>> = (0..10).map(|n| vec![1.0, n as f32, 0.5]).collect();
+    store.upsert(&messages, &vectors).await.expect("upsert");
+    let guild = Filter::Eq(Field::Guild, Scalar::Text("1".into()));
+    // Pages of 2: five requests, the last one short.
+    let counts = store
+        .tally_paged(&guild, Field::Channel, 2)
+        .await
+        .expect("tally");
+    assert_eq!(counts.get("a"), Some(&3));
+    assert_eq!(counts.get("b"), Some(&6));
+    assert_eq!(
+        store
+            .tally(&Filter::All, Field::Guild)
+            .await
+            .expect("tally")
+            .get("2"),
+        Some(&1)
+    );
+    store.drop_collection().await.expect("cleanup");
+}

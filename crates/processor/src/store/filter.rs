@@ -27,6 +27,10 @@ pub enum Field {
     Mentions,
     ThreadParent,
     ThreadStarter,
+    /// Questions: RTFM found an answer (`false`: "not found").
+    Answered,
+    /// Questions: asked by a message, which an answer can link to.
+    Linkable,
 }
 
 impl Field {
@@ -49,6 +53,8 @@ impl Field {
             Field::Mentions => "mentions",
             Field::ThreadParent => "thread_parent_channel_id",
             Field::ThreadStarter => "thread_starter_message_id",
+            Field::Answered => "answered",
+            Field::Linkable => "linkable",
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod chroma;
 mod filter;
 pub mod memory;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -82,6 +82,22 @@ pub trait VectorStore: Send + Sync {
         limit: Option<usize>,
     ) -> Result<Vec<StoredMessage>, StoreError>;
     async fn count(&self) -> Result<usize, StoreError>;
+    /// How many messages `filter` selects, by their value of `field` (absent: `""`); ids and
+    /// metadata only, read in pages (a moderator's overview, a removal's count).
+    async fn tally(
+        &self,
+        filter: &Filter,
+        field: Field,
+    ) -> Result<BTreeMap<String, usize>, StoreError>;
+}
+
+/// The value of `field` in `metadata`, as text (`""` when absent).
+fn tally_key(metadata: &Map<String, Value>, field: Field) -> String {
+    match metadata.get(field.key()) {
+        Some(Value::String(text)) => text.clone(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    }
 }
 
 /// What every adapter refuses in an upsert: vectors not one per message, an id twice.

@@ -66,10 +66,13 @@
 //! # Control API
 //! - `POST /_fake/messages` `{channel_id, guild_id, author_id, username, content,
 //!   reply_to_message_id?}` → dispatches MESSAGE_CREATE → `{message_id}`;
-//! - `POST /_fake/interactions` `{channel_id, guild_id, user_id, username, question}` →
-//!   dispatches a `/rtfm` INTERACTION_CREATE → `{interaction_id, token}`;
-//! - `GET /_fake/posts` → every message-creating call, in order: `[{kind: "message"|"followup",
-//!   channel_id, content, nonce, message_reference, interaction_token, deduplicated}]`;
+//! - `POST /_fake/interactions` `{channel_id, guild_id?, user_id, username, question?,
+//!   command?, subcommand?, options?, permissions?}` → dispatches an INTERACTION_CREATE (no
+//!   `guild_id`: in a DM; `question` alone: the ask command as the bot registered it) →
+//!   `{interaction_id, token}`;
+//! - `GET /_fake/posts` → every message-creating call, in order: `[{kind: "message"|"followup"|
+//!   "response"|"edit", channel_id, message_id, content, nonce, message_reference,
+//!   interaction_token, interaction_id, ephemeral, deduplicated}]`;
 //! - `GET /_fake/ready` → 200 once a bot has identified on the gateway (503 before).
 
 use std::collections::{HashMap, HashSet, VecDeque};

@@ -18,7 +18,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use super::{
-    check_delete_where, check_upsert, Filter, Hit, StoreError, StoredMessage, VectorStore,
+    check_delete_where, check_upsert, tally_key, Field, Filter, Hit, StoreError, StoredMessage,
+    VectorStore,
 };
 use wire::{
     classify_status, first_row, nth, to_where, transport_error, Collection, GetAnswer, Identity,
@@ -422,5 +423,48 @@ impl VectorStore for ChromaStore {
             None,
         )
         .await
+    }
+
+    async fn tally(
+        &self,
+        filter: &Filter,
+        field: Field,
+    ) -> Result<std::collections::BTreeMap<String, usize>, StoreError> {
+        self.tally_paged(filter, field, 5_000).await
+    }
+}
+
+impl ChromaStore {
+    /// [`VectorStore::tally`] reading `page` records per request.
+    pub async fn tally_paged(
+        &self,
+        filter: &Filter,
+        field: Field,
+        page_size: usize,
+    ) -> Result<std::collections::BTreeMap<String, usize>, StoreError> {
+        let page_size = page_size.max(1);
+        let mut counts = std::collections::BTreeMap::new();
+        let mut offset = 0;
+        loop {
+            let mut body = json!({"include": ["metadatas"], "limit": page_size, "offset": offset});
+            if let Some(filter) = to_where(filter) {
+                body["where"] = filter;
+            }
+            let page: GetAnswer = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("{}/get", self.collection_url),
+                    Some(body),
+                )
+                .await?;
+            for index in 0..page.ids.len() {
+                let metadata = nth(&page.metadatas, index);
+                *counts.entry(tally_key(&metadata, field)).or_insert(0) += 1;
+            }
+            if page.ids.len() < page_size {
+                return Ok(counts);
+            }
+            offset += page_size;
+        }
     }
 }

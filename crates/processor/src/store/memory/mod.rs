@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::{
-    check_delete_where, check_upsert, Filter, Hit, StoreError, StoredMessage, VectorStore,
+    check_delete_where, check_upsert, tally_key, Field, Filter, Hit, StoreError, StoredMessage,
+    VectorStore,
 };
 
 /// Messages and their vectors, by id.
@@ -115,6 +116,22 @@ impl VectorStore for MemoryStore {
 
     async fn count(&self) -> Result<usize, StoreError> {
         Ok(self.records().len())
+    }
+
+    async fn tally(
+        &self,
+        filter: &Filter,
+        field: Field,
+    ) -> Result<BTreeMap<String, usize>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for (message, _) in self.records().values() {
+            if filter.matches(&message.metadata) {
+                *counts
+                    .entry(tally_key(&message.metadata, field))
+                    .or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
     }
 }
 
