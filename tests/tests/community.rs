@@ -165,7 +165,7 @@ async fn forget_me_removes_a_member_everywhere_with_an_exact_receipt_and_remembe
     world(&fake);
     // Deletions can be held back: the answers must not wait for them.
     let proxy = ChromaProxy::start(&services::chroma_url()).await;
-    let (_kafka, chroma, collection, _processor, _bot) = services(&fake, Some(&proxy)).await;
+    let (kafka, chroma, collection, _processor, _bot) = services(&fake, Some(&proxy)).await;
     // The commands as Discord shows them: the moderators' one is for Manage Server only.
     let registered = fake.commands();
     let admin = registered
@@ -254,6 +254,37 @@ async fn forget_me_removes_a_member_everywhere_with_an_exact_receipt_and_remembe
     })
     .await;
     assert_eq!(stored(&store, by(Field::Author, MEMBER)).await, 0);
+    // Their records still in discord-messages, read again (a consumer-group reset, a backfill
+    // publishing the history again), are not indexed again.
+    let mut topic: TopicReader<DiscordMessage> = TopicReader::new(&kafka);
+    let theirs: Vec<DiscordMessage> = topic
+        .until("the member's records", WAIT, |seen| {
+            seen.iter()
+                .filter(|received| received.record.user_id == MEMBER.to_string())
+                .count()
+                >= 5
+        })
+        .await
+        .iter()
+        .map(|received| received.record.clone())
+        .filter(|record| record.user_id == MEMBER.to_string())
+        .collect();
+    let producer = Producer::new(&kafka, "replay").expect("producer");
+    for record in &theirs {
+        producer.send(record).await.expect("acked");
+    }
+    services::until_group_passed_all::<DiscordMessage>(
+        &kafka,
+        rtfm_core::topics::GROUP_MESSAGE_PROCESSOR,
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        stored(&store, by(Field::Author, MEMBER)).await,
+        0,
+        "{} records of theirs read again, none indexed",
+        theirs.len()
+    );
 
     // Twice is harmless: nothing is left to remove.
     let again = invoke(&fake, Some(GUILD), HELP, MEMBER, member("forget-me"));
