@@ -677,3 +677,113 @@ async fn status_shows_moderators_what_rtfm_knows_and_what_it_could_not_answer() 
     assert!(text.contains("closest earlier answers by human"), "{text}");
     assert!(!text.contains("<@"), "nobody is pinged: {text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_askers_check_mark_and_a_solved_tag_mark_the_answer_and_rank_it_higher() {
+    const FORUM: u64 = 7110;
+    const POST: u64 = 7111;
+    const ASKER: u64 = 8810;
+    const HELPER_A: u64 = 8811;
+    const HELPER_B: u64 = 8812;
+    let fake = FakeDiscord::start().await;
+    world(&fake);
+    fake.add_forum(FORUM, GUILD, "support");
+    fake.set_forum_tags(FORUM, &[(1, "Solved"), (2, "bug")]);
+    fake.add_thread(POST, FORUM, true, "staging after the migration");
+    fake.set_thread_owner(POST, ASKER);
+    let (kafka, chroma, collection, _processor, _bot) = services(&fake, None).await;
+    say(
+        &fake,
+        POST,
+        ASKER,
+        "staging has been broken since the migration, any ideas?",
+    );
+    let a = say(
+        &fake,
+        POST,
+        HELPER_A,
+        "to reset the staging database run db-reset --env staging",
+    );
+    let b = say(
+        &fake,
+        POST,
+        HELPER_B,
+        "resetting the staging database also works from the admin console",
+    );
+    let store = store(&chroma, &collection).await;
+    eventually(WAIT, "three messages indexed", || async {
+        (store.count().await.ok()? == 3).then_some(())
+    })
+    .await;
+    // Which of the two answers comes first: `true` for A's.
+    let a_first = |text: &str| {
+        let (a, b) = (text.find("db-reset"), text.find("admin console"));
+        assert!(a.is_some() && b.is_some(), "both quoted: {text}");
+        a < b
+    };
+    let ask = || {
+        say(
+            &fake,
+            POST,
+            OTHER,
+            "rtfm how do I reset the staging database?",
+        )
+    };
+    let before = a_first(&reply_to(&fake, ask()).await);
+    // The one that came second is what the asker marks.
+    let (marked, marked_is_a) = if before { (b, false) } else { (a, true) };
+
+    let mut control: TopicReader<ControlRecord> = TopicReader::new(&kafka);
+    // Not marks: a ✅ by someone who did not ask, and by the author on their own message.
+    let author = if marked_is_a { HELPER_A } else { HELPER_B };
+    fake.react(POST, marked, OTHER, "✅", true);
+    fake.react(POST, marked, author, "✅", true);
+    // The asker's ✅ (it is their forum post) marks it.
+    fake.react(POST, marked, ASKER, "✅", true);
+    let marks = control
+        .until("the asker's mark", WAIT, |seen| !seen.is_empty())
+        .await;
+    assert_eq!(marks.len(), 1, "only the asker's ✅ counts: {marks:?}");
+    assert_eq!(marks[0].record.message_id, Some(marked.to_string()));
+    assert_eq!(marks[0].record.solved, Some(true));
+    let text = reply_to(&fake, ask()).await;
+    assert_eq!(
+        a_first(&text),
+        marked_is_a,
+        "the marked answer first: {text}"
+    );
+    // Taken back: the order returns.
+    fake.react(POST, marked, ASKER, "✅", false);
+    let marks = control
+        .until("the mark taken back", WAIT, |seen| seen.len() >= 2)
+        .await;
+    assert_eq!(
+        marks[1].record.solved,
+        Some(false),
+        "nothing else recorded: {marks:?}"
+    );
+    assert_eq!(a_first(&reply_to(&fake, ask()).await), before);
+
+    // A forum post tagged Solved (and untagged).
+    fake.tag_thread(POST, &[2]);
+    fake.tag_thread(POST, &[2, 1]);
+    let tagged = control
+        .until("the post tagged solved", WAIT, |seen| seen.len() >= 3)
+        .await;
+    let record = &tagged[2].record;
+    assert_eq!(
+        (
+            record.channel_id.clone(),
+            record.message_id.clone(),
+            record.solved
+        ),
+        (Some(POST.to_string()), None, Some(true)),
+        "a tag other than solved records nothing; Solved marks the post"
+    );
+    fake.tag_thread(POST, &[2]);
+    control
+        .until("the tag taken off", WAIT, |seen| {
+            seen.len() >= 4 && seen[3].record.solved == Some(false)
+        })
+        .await;
+}

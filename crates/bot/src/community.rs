@@ -22,7 +22,7 @@ use rtfm_core::ControlRecord;
 use serenity::all::{
     Channel, ChannelId, CommandInteraction, CreateAllowedMentions, CreateInteractionResponse,
     CreateInteractionResponseFollowup, CreateInteractionResponseMessage, EditInteractionResponse,
-    Http,
+    GuildChannel, Http, Reaction, ReactionType,
 };
 use serenity::builder::Builder as _;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,20 @@ use crate::commands::{may_moderate, ChannelAction, Invocation};
 use crate::interactions::{Deferred, Waiting};
 use crate::pipeline::Pipeline;
 use crate::walk::Watcher;
+
+/// Reactions that mark an answer.
+const SOLVED_EMOJI: [&str; 3] = ["✅", "✔️", "☑️"];
+
+/// Whether a forum tag says the post is solved.
+pub fn is_solved_tag(name: &str) -> bool {
+    let name = name.to_lowercase();
+    ["solved", "answered", "resolved", "fixed"]
+        .iter()
+        .any(|word| name.contains(word))
+        && !name.contains("unsolved")
+        && !name.contains("unanswered")
+        && !name.contains("unresolved")
+}
 
 /// Discord's limit on a message's content.
 const CONTENT_LIMIT: usize = 2000;
@@ -318,6 +332,61 @@ impl Community {
         }
     }
 
+    /// A ✅ added (or taken back) on a message: recorded as the answer when the one who
+    /// reacted asked — it replies to their message, or it is in their thread or forum post —
+    /// and is not its author.
+    pub async fn reacted(&self, http: &Http, reaction: &Reaction, added: bool) {
+        let solved_emoji = matches!(&reaction.emoji, ReactionType::Unicode(emoji) if SOLVED_EMOJI.contains(&emoji.as_str()));
+        let (Some(guild), Some(user), true) = (reaction.guild_id, reaction.user_id, solved_emoji)
+        else {
+            return;
+        };
+        let (channel, message_id) = (reaction.channel_id, reaction.message_id);
+        let message = match http.get_message(channel, message_id).await {
+            Ok(message) => message,
+            Err(err) => {
+                warn!(message_id = message_id.get(), error = %err, "could not read the message marked ✅");
+                return;
+            }
+        };
+        if message.author.id == user {
+            return; // nobody marks their own message as the answer
+        }
+        let replies_to_them = message
+            .referenced_message
+            .as_ref()
+            .is_some_and(|asked| asked.author.id == user);
+        let their_thread = !replies_to_them
+            && matches!(http.get_channel(channel).await, Ok(Channel::Guild(thread)) if thread.owner_id == Some(user) && thread.thread_metadata.is_some());
+        if !(replies_to_them || their_thread) {
+            return;
+        }
+        let record =
+            ControlRecord::solved(guild.get(), channel.get(), Some(message_id.get()), added);
+        self.note(record).await;
+    }
+
+    /// A thread changed: a forum post tagged solved (or answered, resolved) is recorded as
+    /// solved, and as not solved once the tag is taken off.
+    pub async fn thread_changed(&self, http: &Http, thread: &GuildChannel) {
+        let Some(parent) = thread.parent_id else {
+            return;
+        };
+        let Ok(Channel::Guild(forum)) = http.get_channel(parent).await else {
+            return;
+        };
+        let solved = forum
+            .available_tags
+            .iter()
+            .any(|tag| thread.applied_tags.contains(&tag.id) && is_solved_tag(&tag.name));
+        let (guild, id) = (thread.guild_id.get(), thread.id.get());
+        if self.follower.state().thread_solved(guild, id) == solved {
+            return; // a thread update about something else
+        }
+        self.note(ControlRecord::solved(guild, id, None, solved))
+            .await;
+    }
+
     /// RTFM is in `guilds` (a new gateway session lists them): any of them recorded as left
     /// is marked present again, before its grace period ends and its data goes.
     pub async fn present_in(&self, guilds: &[u64]) {
@@ -540,6 +609,12 @@ mod tests {
                 .contains("No channel chosen yet")
         );
         assert_eq!(group_digits(1_234_567), "1 234 567");
+        for tag in ["Solved", "✅ answered", "Resolved!"] {
+            assert!(is_solved_tag(tag), "{tag}");
+        }
+        for tag in ["unsolved", "Unanswered", "question", "bug"] {
+            assert!(!is_solved_tag(tag), "{tag}");
+        }
         assert_eq!(group_digits(999), "999");
         assert_eq!(clip(&"x".repeat(3000)).chars().count(), CONTENT_LIMIT);
     }

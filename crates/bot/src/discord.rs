@@ -11,8 +11,8 @@ use rtfm_core::{ControlRecord, MessageEvent};
 use serenity::all::{
     ChannelId, Command, Context, CreateInteractionResponse, CreateInteractionResponseMessage,
     EventHandler, GatewayIntents, Guild, GuildChannel, GuildId, Http, Interaction, Message,
-    MessageId, MessageUpdateEvent, PartialGuildChannel, Ready, ResumedEvent, UnavailableGuild,
-    User,
+    MessageId, MessageUpdateEvent, PartialGuildChannel, Reaction, Ready, ResumedEvent,
+    UnavailableGuild, User,
 };
 use serenity::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -33,9 +33,11 @@ pub fn intents() -> GatewayIntents {
     GatewayIntents::GUILD_MESSAGES
         | GatewayIntents::DIRECT_MESSAGES
         | GatewayIntents::MESSAGE_CONTENT
-        // Channel and thread deletions, and RTFM removed from or added to a server (not
-        // privileged).
+        // Channel and thread deletions, forum tags, and RTFM removed from or added to a server
+        // (not privileged).
         | GatewayIntents::GUILDS
+        // An asker's ✅ on the answer (not privileged).
+        | GatewayIntents::GUILD_MESSAGE_REACTIONS
 }
 
 pub struct Handler {
@@ -257,6 +259,24 @@ impl EventHandler for Handler {
                 "RTFM was removed from the server",
             );
             community.note(record).await;
+        }
+    }
+
+    async fn reaction_add(&self, ctx: Context, reaction: Reaction) {
+        if let Some(community) = &self.community {
+            community.reacted(&ctx.http, &reaction, true).await;
+        }
+    }
+
+    async fn reaction_remove(&self, ctx: Context, reaction: Reaction) {
+        if let Some(community) = &self.community {
+            community.reacted(&ctx.http, &reaction, false).await;
+        }
+    }
+
+    async fn thread_update(&self, ctx: Context, _old: Option<GuildChannel>, new: GuildChannel) {
+        if let Some(community) = &self.community {
+            community.thread_changed(&ctx.http, &new).await;
         }
     }
 

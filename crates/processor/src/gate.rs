@@ -91,6 +91,18 @@ impl Gate {
         .is_ok()
     }
 
+    /// Whether a stored message was marked as an answer (its asker's ✅, a forum post tagged
+    /// solved).
+    pub fn solved(&self, message: &IndexedMessage) -> bool {
+        let (Some((follower, _)), Some(guild)) = (&self.following, message.guild_id.as_deref())
+        else {
+            return false;
+        };
+        follower
+            .state()
+            .is_solved(id(guild), id(&message.channel_id), id(&message.id))
+    }
+
     /// Whether a stored message may be quoted (or linked).
     pub fn admits_indexed(&self, message: &IndexedMessage) -> bool {
         let at = DateTime::<Utc>::from_timestamp_millis((message.epoch * 1000.0) as i64)

@@ -73,7 +73,7 @@ pub fn asked(record: &ControlRecord) -> Option<(u64, Subject, String)> {
     let subject = match record.kind {
         ControlKind::Member | ControlKind::Channel => record.subject()?,
         // After the grace period ([`sweep_removed_guilds`]), not at once.
-        ControlKind::Guild | ControlKind::Receipt => return None,
+        ControlKind::Guild | ControlKind::Receipt | ControlKind::Solved => return None,
     };
     let request = record
         .request_id

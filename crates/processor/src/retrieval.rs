@@ -211,6 +211,10 @@ pub enum RetrieveError {
     Store(#[from] StoreError),
 }
 
+/// Added to the similarity of a relevant message marked as an answer (its asker's ✅, a forum
+/// post tagged solved): enough to pass near equals, not a clearly better match.
+pub const SOLVED_BONUS: f32 = 0.1;
+
 /// Keeps hits above the threshold, never the triggering message, best first, at most `max`.
 pub fn select_hits(
     mut hits: Vec<Hit>,
@@ -283,6 +287,15 @@ impl Search<'_> {
             .await?;
         let searched = started.elapsed();
         hits.retain(|hit| self.admits(&reach, &IndexedMessage::from_stored(&hit.message)));
+        // What its asker marked as the answer ranks higher among the relevant (a relevant hit
+        // stays relevant; an irrelevant one is not made so).
+        for hit in &mut hits {
+            if hit.similarity >= self.settings.min_similarity
+                && self.gate.solved(&IndexedMessage::from_stored(&hit.message))
+            {
+                hit.similarity = (hit.similarity + SOLVED_BONUS).min(1.0);
+            }
+        }
         let hits = select_hits(hits, &query.original_message_id, self.settings);
         let hits: Vec<(IndexedMessage, f32)> = hits
             .iter()

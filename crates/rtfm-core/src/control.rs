@@ -13,7 +13,7 @@
 //!
 //! Direct messages have no guild and no moderators: always yes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
@@ -112,6 +112,10 @@ pub struct ControlState {
     channels: HashMap<(u64, u64), Choice>,
     guilds: HashMap<u64, Choice>,
     receipts: HashMap<(u64, ReceiptSubject), Receipt>,
+    /// Threads (forum posts) tagged solved, by guild.
+    solved_threads: HashSet<(u64, u64)>,
+    /// Messages their asker marked as the answer, by guild.
+    solved_messages: HashSet<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,6 +165,22 @@ impl ControlState {
             ControlKind::Guild => {
                 self.guilds.insert(guild, choice());
             }
+            ControlKind::Solved => {
+                let (Some(channel), solved) =
+                    (number(&record.channel_id), record.solved == Some(true))
+                else {
+                    return;
+                };
+                let set = match number(&record.message_id) {
+                    Some(message) => (&mut self.solved_messages, (guild, message)),
+                    None => (&mut self.solved_threads, (guild, channel)),
+                };
+                if solved {
+                    set.0.insert(set.1);
+                } else {
+                    set.0.remove(&set.1);
+                }
+            }
             ControlKind::Receipt => {
                 if let Some(subject) = record.subject() {
                     self.receipts.insert(
@@ -191,6 +211,15 @@ impl ControlState {
             (Some("guild"), Some(guild)) => {
                 self.guilds.remove(&guild);
             }
+            (Some("solved"), Some(guild)) => match (id(2), id(3)) {
+                (_, Some(message)) => {
+                    self.solved_messages.remove(&(guild, message));
+                }
+                (Some(channel), None) => {
+                    self.solved_threads.remove(&(guild, channel));
+                }
+                _ => {}
+            },
             (Some("receipt"), Some(guild)) => {
                 let subject = match (parts.get(2).copied(), id(3)) {
                     (Some("member"), Some(user)) => ReceiptSubject::Member(user),
@@ -232,6 +261,18 @@ impl ControlState {
             return Err(Refusal::Channel);
         }
         Ok(())
+    }
+
+    /// Whether a message was marked as an answer: by its asker (✅), or as part of a forum
+    /// post (thread) tagged solved.
+    pub fn is_solved(&self, guild: u64, channel: u64, message: u64) -> bool {
+        self.solved_messages.contains(&(guild, message))
+            || self.solved_threads.contains(&(guild, channel))
+    }
+
+    /// Whether a thread (forum post) is tagged solved.
+    pub fn thread_solved(&self, guild: u64, thread: u64) -> bool {
+        self.solved_threads.contains(&(guild, thread))
     }
 
     /// A member's latest choice in a guild.
@@ -407,6 +448,21 @@ mod tests {
         );
         assert_eq!(state.removed_guilds().len(), 1);
         assert_eq!(state.channels_of(1).len(), 2);
+    }
+
+    #[test]
+    fn solved_marks_come_and_go() {
+        let mut state = ControlState::default();
+        state.apply(&ControlRecord::solved(1, 20, None, true));
+        state.apply(&ControlRecord::solved(1, 10, Some(99), true));
+        assert!(state.is_solved(1, 20, 5), "every message of a solved post");
+        assert!(state.is_solved(1, 10, 99));
+        assert!(!state.is_solved(1, 10, 98));
+        assert!(!state.is_solved(2, 20, 5), "another guild");
+        state.apply(&ControlRecord::solved(1, 20, None, false));
+        assert!(!state.thread_solved(1, 20));
+        state.forget_key("solved:1:10:99");
+        assert!(!state.is_solved(1, 10, 99));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! | `channel` | `channel:<guild>:<channel>` | `indexed` as a moderator chose, `false` when the channel or thread was deleted |
 //! | `guild` | `guild:<guild>` | `indexed: false` when RTFM was removed from the guild, `true` when it came back |
 //! | `receipt` | `receipt:<guild>:member:<user>`, `receipt:<guild>:channel:<channel>`, `receipt:<guild>:guild` | what a removal deleted: `removed` messages, `done` once finished, for the request `request_id` |
+//! | `solved` | `solved:<guild>:<channel>`, `solved:<guild>:<channel>:<message>` | `solved: true` when a forum post was tagged solved (or answered, resolved), or the asker marked a message ✅; `false` when that was undone |
 //!
 //! Ids only, never message content.
 
@@ -25,6 +26,7 @@ pub enum ControlKind {
     Channel,
     Guild,
     Receipt,
+    Solved,
 }
 
 /// One choice (or one receipt) on `rtfm-control`.
@@ -57,6 +59,12 @@ pub struct ControlRecord {
     /// `receipt`: the removal has finished (`false`: counted, still deleting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<bool>,
+    /// `solved`: the message marked as the answer (absent: the whole thread, a forum post).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// `solved`: whether it is marked solved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub solved: Option<bool>,
     /// When it was chosen (or, for a receipt, written): ISO 8601.
     pub at: String,
     #[serde(flatten)]
@@ -89,6 +97,8 @@ impl ControlRecord {
             request_id: None,
             removed: None,
             done: None,
+            message_id: None,
+            solved: None,
             at: super::now_timestamp(),
             extra: Map::new(),
             key: String::new(),
@@ -157,6 +167,17 @@ impl ControlRecord {
         .keyed()
     }
 
+    /// A thread (forum post) or one message of a channel marked as solved, or no longer.
+    pub fn solved(guild_id: u64, channel_id: u64, message_id: Option<u64>, solved: bool) -> Self {
+        Self {
+            channel_id: Some(channel_id.to_string()),
+            message_id: message_id.map(|id| id.to_string()),
+            solved: Some(solved),
+            ..Self::new(ControlKind::Solved, guild_id)
+        }
+        .keyed()
+    }
+
     /// Who chose, and with which request.
     pub fn requested(mut self, by: u64, request_id: &str) -> Self {
         self.by = Some(by.to_string());
@@ -177,6 +198,10 @@ impl ControlRecord {
             ControlKind::Member => format!("member:{guild}:{user}"),
             ControlKind::Channel => format!("channel:{guild}:{channel}"),
             ControlKind::Guild => format!("guild:{guild}"),
+            ControlKind::Solved => match &self.message_id {
+                Some(message) => format!("solved:{guild}:{channel}:{message}"),
+                None => format!("solved:{guild}:{channel}"),
+            },
             ControlKind::Receipt => match self.subject() {
                 Some(Subject::Member(user)) => format!("receipt:{guild}:member:{user}"),
                 Some(Subject::Channel(channel)) => format!("receipt:{guild}:channel:{channel}"),
@@ -212,6 +237,7 @@ impl Record for ControlRecord {
             ("user_id", &self.user_id),
             ("channel_id", &self.channel_id),
             ("by", &self.by),
+            ("message_id", &self.message_id),
         ] {
             if let Some(id) = id {
                 snowflake(field, id)?;
@@ -244,6 +270,10 @@ impl Record for ControlRecord {
                 needs("indexed", self.indexed.is_some(), "channel")?;
             }
             ControlKind::Guild => needs("indexed", self.indexed.is_some(), "guild")?,
+            ControlKind::Solved => {
+                needs("channel_id", self.channel_id.is_some(), "solved mark")?;
+                needs("solved", self.solved.is_some(), "solved mark")?;
+            }
             ControlKind::Receipt => {
                 needs("request_id", self.request_id.is_some(), "receipt")?;
                 needs("removed", self.removed.is_some(), "receipt")?;
@@ -293,6 +323,16 @@ mod tests {
         assert_eq!(
             ControlRecord::receipt(1, Subject::Channel(3), "78", 5, false).compaction_key(),
             "receipt:1:channel:3"
+        );
+        assert_eq!(
+            ControlRecord::solved(1, 3, None, true).compaction_key(),
+            "solved:1:3"
+        );
+        let marked = ControlRecord::solved(1, 3, Some(9), true);
+        assert_eq!(marked.compaction_key(), "solved:1:3:9");
+        assert_eq!(
+            ControlRecord::decode(&marked.encode()).expect("decodes"),
+            marked
         );
     }
 

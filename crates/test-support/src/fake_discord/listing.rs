@@ -91,6 +91,19 @@ pub(super) fn guild_channel_json(inner: &Inner, channel: u64, guild: u64, name: 
             .and_then(|messages| messages.iter().map(|message| id_field(message, "id")).max())
             .map(|id| id.to_string()),
     });
+    if let Some(tags) = inner.forum_tags.get(&channel) {
+        json["available_tags"] = Value::Array(
+            tags.iter()
+                .map(|(id, name)| json!({"id": id.to_string(), "name": name, "moderated": false, "emoji_id": null, "emoji_name": null}))
+                .collect(),
+        );
+    }
+    if let Some(tags) = inner.applied_tags.get(&channel) {
+        json["applied_tags"] = json!(tags.iter().map(u64::to_string).collect::<Vec<_>>());
+    }
+    if let Some(owner) = inner.owners.get(&channel) {
+        json["owner_id"] = json!(owner.to_string());
+    }
     if inner.threads.contains_key(&channel) {
         let archived = inner.archived.get(&channel);
         json["thread_metadata"] = json!({

@@ -176,6 +176,11 @@ struct Inner {
     archived: HashMap<u64, String>,
     /// Channel types other than text (forums).
     kinds: HashMap<u64, u8>,
+    /// A forum's tags (`available_tags`): forum → (tag id, name).
+    forum_tags: HashMap<u64, Vec<(u64, String)>>,
+    /// A thread's tags (`applied_tags`) and owner (`owner_id`, who started it).
+    applied_tags: HashMap<u64, Vec<u64>>,
+    owners: HashMap<u64, u64>,
     /// A channel's `permission_overwrites` (none unless set).
     overwrites: HashMap<u64, Vec<Value>>,
     /// A guild's `@everyone` permissions, when not [`DEFAULT_EVERYONE_PERMISSIONS`].
@@ -267,6 +272,10 @@ impl FakeDiscord {
             .route("/api/v10/channels/{channel}/typing", post(typing))
             .route("/api/v10/users/@me", get(current_user))
             .route("/api/v10/channels/{channel}", get(get_channel))
+            .route(
+                "/api/v10/channels/{channel}/messages/{message}",
+                get(get_message),
+            )
             .route("/api/v10/guilds/{guild}/channels", get(guild_channels))
             .route("/api/v10/guilds/{guild}/roles", get(guild_roles))
             .route(

@@ -452,6 +452,29 @@ pub(super) async fn get_channel(
     }
 }
 
+/// `GET /channels/{id}/messages/{id}`: one message, with `referenced_message` (the message it
+/// replies to, or null) as Discord includes it for replies; 404 Unknown Message (10008).
+pub(super) async fn get_message(
+    State(fake): State<FakeDiscord>,
+    Path((channel, message)): Path<(u64, u64)>,
+) -> Response {
+    let inner = fake.lock();
+    let history = inner.history.get(&channel);
+    let find = |id: u64| {
+        history.and_then(|messages| messages.iter().find(|m| id_field(m, "id") == id).cloned())
+    };
+    let Some(mut found) = find(message) else {
+        return error_response(StatusCode::NOT_FOUND, 10008, "Unknown Message");
+    };
+    if let Some(reference) = found["message_reference"]["message_id"]
+        .as_str()
+        .and_then(|id| id.parse::<u64>().ok())
+    {
+        found["referenced_message"] = find(reference).unwrap_or(Value::Null);
+    }
+    Json(found).into_response()
+}
+
 /// Discord's answer about a guild the bot is not in.
 pub(super) fn unknown_guild() -> Response {
     error_response(StatusCode::NOT_FOUND, 10004, "Unknown Guild")

@@ -107,6 +107,63 @@ impl FakeDiscord {
         };
         self.dispatch(event.0, event.1);
     }
+    /// A forum's tags, as moderators set them up (`available_tags`).
+    pub fn set_forum_tags(&self, forum: u64, tags: &[(u64, &str)]) {
+        self.lock().forum_tags.insert(
+            forum,
+            tags.iter()
+                .map(|(id, name)| (*id, name.to_string()))
+                .collect(),
+        );
+    }
+    /// Who started a thread or forum post (`owner_id`).
+    pub fn set_thread_owner(&self, thread: u64, owner: u64) {
+        self.lock().owners.insert(thread, owner);
+    }
+    /// Applies tags to a forum post, as its owner or a moderator does: THREAD_UPDATE with the
+    /// thread object and its `applied_tags`.
+    pub fn tag_thread(&self, thread: u64, tags: &[u64]) {
+        let json = {
+            let mut inner = self.lock();
+            inner.applied_tags.insert(thread, tags.to_vec());
+            let Some((Some(guild), name)) = inner.channels.get(&thread).cloned() else {
+                return;
+            };
+            guild_channel_json(&inner, thread, guild, &name)
+        };
+        self.dispatch("THREAD_UPDATE", json);
+    }
+    /// `user` reacts to a message with `emoji` (MESSAGE_REACTION_ADD), or takes the reaction
+    /// back (`added: false`, MESSAGE_REACTION_REMOVE).
+    pub fn react(&self, channel: u64, message: u64, user: u64, emoji: &str, added: bool) {
+        let (guild, author) = {
+            let inner = self.lock();
+            let guild = inner.channels.get(&channel).and_then(|(guild, _)| *guild);
+            let author = inner
+                .history
+                .get(&channel)
+                .and_then(|messages| messages.iter().find(|m| id_field(m, "id") == message))
+                .map(|found| found["author"]["id"].clone());
+            (guild, author)
+        };
+        let mut event = json!({
+            "user_id": user.to_string(), "channel_id": channel.to_string(),
+            "message_id": message.to_string(), "emoji": {"id": null, "name": emoji},
+            "burst": false, "type": 0,
+        });
+        if let Some(guild) = guild {
+            event["guild_id"] = json!(guild.to_string());
+        }
+        if let (true, Some(author)) = (added, author) {
+            event["message_author_id"] = author;
+        }
+        let kind = if added {
+            "MESSAGE_REACTION_ADD"
+        } else {
+            "MESSAGE_REACTION_REMOVE"
+        };
+        self.dispatch(kind, event);
+    }
     /// The bot is removed from `guild_id` (kicked, or the guild deleted): GUILD_DELETE without
     /// `unavailable`, which is how Discord tells that from an outage (`unavailable: true`).
     pub fn remove_from_guild(&self, guild_id: u64) {
