@@ -370,6 +370,27 @@ async fn moderators_exclude_and_include_channels_and_everyone_else_changes_nothi
         "not a channel of this server",
     )
     .await;
+    let unseen = invoke(
+        &fake,
+        Some(GUILD),
+        HELP,
+        MODERATOR,
+        channels("exclude", Some(7_999), MANAGE_GUILD),
+    );
+    until_shown(
+        &fake,
+        unseen,
+        "a channel RTFM cannot see",
+        "cannot see that channel",
+    )
+    .await;
+    let before = say(
+        &fake,
+        HELP,
+        OTHER,
+        "rtfm which postgres does the atlas cluster run?",
+    );
+    assert!(reply_to(&fake, before).await.contains("postgres 16"));
     let mut control: TopicReader<ControlRecord> = TopicReader::new(&kafka);
 
     // A moderator excludes #help: its messages leave Chroma and answers, with a receipt.
@@ -390,6 +411,14 @@ async fn moderators_exclude_and_include_channels_and_everyone_else_changes_nothi
     );
     assert_eq!(stored(&store, by(Field::Channel, HELP)).await, 0);
     assert_eq!(stored(&store, by(Field::Channel, GENERAL)).await, 1);
+    let after = say(
+        &fake,
+        HELP,
+        OTHER,
+        "rtfm which postgres does the atlas cluster run?",
+    );
+    let answer = reply_to(&fake, after).await;
+    assert!(!answer.contains("postgres 16"), "{answer}");
     let records = control
         .until("the exclusion and its receipts", WAIT, |seen| {
             seen.len() >= 3
