@@ -18,6 +18,7 @@ use chrono::Utc;
 use rtfm_core::control::{ChannelPolicy, ControlState};
 use rtfm_core::kafka::Follower;
 use rtfm_core::schema::Subject;
+use rtfm_core::text::group_digits;
 use rtfm_core::ControlRecord;
 use serenity::all::{
     Channel, ChannelId, CommandInteraction, CreateAllowedMentions, CreateInteractionResponse,
@@ -555,19 +556,6 @@ impl Community {
     }
 }
 
-/// `12345` → `12 345`.
-fn group_digits(number: usize) -> String {
-    let digits = number.to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push(' ');
-        }
-        grouped.push(digit);
-    }
-    grouped
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,14 +596,12 @@ mod tests {
             channel_list(&ControlState::default(), ChannelPolicy::OptIn, 1)
                 .contains("No channel chosen yet")
         );
-        assert_eq!(group_digits(1_234_567), "1 234 567");
         for tag in ["Solved", "✅ answered", "Resolved!"] {
             assert!(is_solved_tag(tag), "{tag}");
         }
         for tag in ["unsolved", "Unanswered", "question", "bug"] {
             assert!(!is_solved_tag(tag), "{tag}");
         }
-        assert_eq!(group_digits(999), "999");
         assert_eq!(clip(&"x".repeat(3000)).chars().count(), CONTENT_LIMIT);
     }
 }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use rtfm_core::text::group_digits;
 use serde_json::Value;
 
 use crate::embedding::Embedder;
@@ -155,18 +156,6 @@ impl Overview<'_> {
         }
         names
     }
-}
-
-fn group_digits(number: usize) -> String {
-    let digits = number.to_string();
-    let mut grouped = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            grouped.push(' ');
-        }
-        grouped.push(digit);
-    }
-    grouped
 }
 
 /// A quoted question on one line, at most 150 characters.

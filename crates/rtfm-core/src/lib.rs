@@ -12,6 +12,7 @@
 //! - [`config`]: `.env` loading and secret handling helpers for the binaries' clap structs;
 //! - [`backoff`]: the one capped, jittered backoff every retry loop uses;
 //! - [`redact`]: credentials replaced before anything is published, embedded or stored;
+//! - [`text`]: numbers as replies show them;
 //! - [`supervise`]: running a service: its bound HTTP endpoint and stop token ([`supervise::Service`]),
 //!   its tasks (fail together, stop within a grace period), periodic checks ([`supervise::every`]).
 
@@ -23,6 +24,7 @@ pub mod redact;
 pub mod schema;
 pub mod supervise;
 pub mod telemetry;
+pub mod text;
 pub mod topics;
 
 pub use schema::{

@@ -70,24 +70,39 @@ pub(super) async fn interaction_callback(
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// What Discord checks first on a webhook call with an interaction token: the token lives (its
+/// 15 minutes: else 401 50027) and the content fits (else 400 50035). The interaction and its
+/// channel.
+fn webhook_call(inner: &Inner, token: &str, body: &Value) -> Result<(u64, u64), Box<Response>> {
+    let ttl = inner.options.token_ttl;
+    let Some((interaction, channel, _)) = inner
+        .tokens
+        .get(token)
+        .filter(|(_, _, issued)| issued.elapsed() < ttl)
+        .copied()
+    else {
+        return Err(Box::new(error_response(
+            StatusCode::UNAUTHORIZED,
+            50027,
+            "Invalid Webhook Token",
+        )));
+    };
+    if let Some(refusal) = content_refusal(body) {
+        return Err(Box::new(refusal));
+    }
+    Ok((interaction, channel))
+}
+
 pub(super) async fn followup(
     State(fake): State<FakeDiscord>,
     Path((_app, token)): Path<(u64, String)>,
     Json(body): Json<Value>,
 ) -> Response {
     let mut inner = fake.lock();
-    let ttl = inner.options.token_ttl;
-    let Some((interaction, channel, _)) = inner
-        .tokens
-        .get(&token)
-        .filter(|(_, _, issued)| issued.elapsed() < ttl)
-        .copied()
-    else {
-        return error_response(StatusCode::UNAUTHORIZED, 50027, "Invalid Webhook Token");
+    let (interaction, channel) = match webhook_call(&inner, &token, &body) {
+        Ok(found) => found,
+        Err(refusal) => return *refusal,
     };
-    if let Some(refusal) = content_refusal(&body) {
-        return refusal;
-    }
     let Some(ack) = inner.acks.get(&token).copied() else {
         return error_response(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
     };
@@ -145,18 +160,10 @@ pub(super) async fn edit_original(
     Json(body): Json<Value>,
 ) -> Response {
     let mut inner = fake.lock();
-    let ttl = inner.options.token_ttl;
-    let Some((interaction, channel, _)) = inner
-        .tokens
-        .get(&token)
-        .filter(|(_, _, issued)| issued.elapsed() < ttl)
-        .copied()
-    else {
-        return error_response(StatusCode::UNAUTHORIZED, 50027, "Invalid Webhook Token");
+    let (interaction, channel) = match webhook_call(&inner, &token, &body) {
+        Ok(found) => found,
+        Err(refusal) => return *refusal,
     };
-    if let Some(refusal) = content_refusal(&body) {
-        return refusal;
-    }
     let Some(ack) = inner.acks.get_mut(&token) else {
         return error_response(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
     };
