@@ -72,8 +72,12 @@ pub(super) async fn interaction_callback(
 
 /// What Discord checks first on a webhook call with an interaction token: the token lives (its
 /// 15 minutes: else 401 50027) and the content fits (else 400 50035). The interaction and its
-/// channel.
-fn webhook_call(inner: &Inner, token: &str, body: &Value) -> Result<(u64, u64), Box<Response>> {
+/// channel, and how it was acknowledged (no acknowledgement yet: 404 10015 Unknown Webhook).
+fn webhook_call(
+    inner: &Inner,
+    token: &str,
+    body: &Value,
+) -> Result<(u64, u64, Ack), Box<Response>> {
     let ttl = inner.options.token_ttl;
     let Some((interaction, channel, _)) = inner
         .tokens
@@ -90,7 +94,14 @@ fn webhook_call(inner: &Inner, token: &str, body: &Value) -> Result<(u64, u64), 
     if let Some(refusal) = content_refusal(body) {
         return Err(Box::new(refusal));
     }
-    Ok((interaction, channel))
+    let Some(ack) = inner.acks.get(token).copied() else {
+        return Err(Box::new(error_response(
+            StatusCode::NOT_FOUND,
+            10015,
+            "Unknown Webhook",
+        )));
+    };
+    Ok((interaction, channel, ack))
 }
 
 pub(super) async fn followup(
@@ -99,12 +110,9 @@ pub(super) async fn followup(
     Json(body): Json<Value>,
 ) -> Response {
     let mut inner = fake.lock();
-    let (interaction, channel) = match webhook_call(&inner, &token, &body) {
+    let (interaction, channel, ack) = match webhook_call(&inner, &token, &body) {
         Ok(found) => found,
         Err(refusal) => return *refusal,
-    };
-    let Some(ack) = inner.acks.get(&token).copied() else {
-        return error_response(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
     };
     let rate_headers = match take_token(&mut inner, &format!("webhook-{interaction}")) {
         Ok(headers) => headers,
@@ -160,14 +168,13 @@ pub(super) async fn edit_original(
     Json(body): Json<Value>,
 ) -> Response {
     let mut inner = fake.lock();
-    let (interaction, channel) = match webhook_call(&inner, &token, &body) {
+    let (interaction, channel, ack) = match webhook_call(&inner, &token, &body) {
         Ok(found) => found,
         Err(refusal) => return *refusal,
     };
-    let Some(ack) = inner.acks.get_mut(&token) else {
-        return error_response(StatusCode::NOT_FOUND, 10015, "Unknown Webhook");
-    };
-    ack.replaced = true;
+    if let Some(ack) = inner.acks.get_mut(&token) {
+        ack.replaced = true;
+    }
     let ephemeral = ack.ephemeral;
     let guild = inner.channels.get(&channel).and_then(|(guild, _)| *guild);
     let (id, mut edited) = new_bot_message(&mut inner, channel, guild, &body);
