@@ -476,7 +476,9 @@ async fn moderators_exclude_and_include_channels_and_everyone_else_changes_nothi
 async fn a_processor_killed_in_the_middle_of_a_removal_finishes_it_with_the_same_count() {
     let fake = FakeDiscord::start().await;
     world(&fake);
-    let (kafka, chroma, collection, mut processor, _bot) = services(&fake, None).await;
+    // Deletions held back: the processor dies after counting, before deleting everything.
+    let proxy = ChromaProxy::start(&services::chroma_url()).await;
+    let (kafka, chroma, collection, mut processor, _bot) = services(&fake, Some(&proxy)).await;
     let producer = Producer::new(&kafka, "community-test").expect("producer");
     const MESSAGES: u64 = 600;
     let records: Vec<DiscordMessage> = (0..MESSAGES)
@@ -502,8 +504,9 @@ async fn a_processor_killed_in_the_middle_of_a_removal_finishes_it_with_the_same
     })
     .await;
 
+    proxy.refuse_deletes(true);
     let forget = invoke(&fake, Some(GUILD), HELP, MEMBER, member("forget-me"));
-    // The count is recorded before anything is deleted; the processor dies right after.
+    // The count is recorded before anything is deleted; the processor dies while deleting.
     let mut control: TopicReader<ControlRecord> = TopicReader::new(&kafka);
     control
         .until("the counted receipt", WAIT, |seen| {
@@ -511,14 +514,24 @@ async fn a_processor_killed_in_the_middle_of_a_removal_finishes_it_with_the_same
                 .any(|received| received.record.done == Some(false))
         })
         .await;
+    eventually(WAIT, "the deletion tried", || async {
+        (proxy.refused() > 0).then_some(())
+    })
+    .await;
     processor.kill_9();
-    let (_again, _) = common::processor(&kafka, &chroma, &collection, &[]);
+    // Half of it went before the crash.
+    let half: Vec<String> = (0..MESSAGES / 2)
+        .map(|n| (9_000_000 + n).to_string())
+        .collect();
+    store.delete(&half).await.expect("delete");
+    proxy.refuse_deletes(false);
+    let (_again, _) = common::processor(&kafka, &proxy.url(), &collection, &[]);
     let receipt = until_shown(&fake, forget, "the receipt", "Receipt").await;
     assert!(
         receipt
             .content()
             .contains(&format!("removed {MESSAGES} of your messages")),
-        "{}",
+        "the count recorded before the crash, not what was left after it: {}",
         receipt.content()
     );
     assert_eq!(stored(&store, by(Field::Author, MEMBER)).await, 0);

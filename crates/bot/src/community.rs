@@ -391,9 +391,15 @@ impl Community {
     /// RTFM is in `guilds` (a new gateway session lists them): any of them recorded as left
     /// is marked present again, before its grace period ends and its data goes.
     pub async fn present_in(&self, guilds: &[u64]) {
-        // What was recorded before this process started must be read first.
-        if let Err(err) = self.follower.caught_up(Duration::from_secs(30)).await {
-            warn!(error = %err, "could not check whether RTFM was recorded as removed from these servers");
+        // What was recorded before this process started must be read first: a server RTFM
+        // is back in, still recorded as left, would lose its data after the grace period.
+        let mut backoff =
+            rtfm_core::backoff::Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        while let Err(err) = self.follower.caught_up(Duration::from_secs(30)).await {
+            warn!(error = %err, "waiting for the community's choices to check the servers RTFM is in");
+            if !backoff.wait(&self.shutdown).await {
+                return;
+            }
         }
         let returned: Vec<u64> = {
             let state = self.follower.state();

@@ -334,6 +334,9 @@ async fn apply(
         .await;
         match result {
             Ok(()) => {
+                if recheck(indexer, &records, &plan, shutdown).await.is_none() {
+                    return Err(Interrupted::Shutdown);
+                }
                 readiness.set("chroma", true);
                 readiness.set("ingest", true);
                 metrics::CHROMA_UP.set(1);
@@ -389,6 +392,43 @@ async fn apply(
             }
         }
     }
+}
+
+/// After a batch was written: a choice made while it was embedded or written (a forget-me, a
+/// channel excluded) takes out again what it refuses, before the offsets are stored. `None` on
+/// shutdown.
+async fn recheck(
+    indexer: &Indexer,
+    records: &[&DiscordMessage],
+    written: &Plan,
+    shutdown: &CancellationToken,
+) -> Option<()> {
+    if written.upserts.is_empty() || indexer.gate.barrier().await.is_err() {
+        // Not knowing is covered by the removal's second sweep and the filter at query time.
+        return Some(());
+    }
+    let now = indexer.plan(records);
+    let late: Vec<String> = written
+        .upserts
+        .iter()
+        .map(|&index| records[index].message_id.clone())
+        .filter(|id| now.deletes.contains(id))
+        .collect();
+    if late.is_empty() {
+        return Some(());
+    }
+    info!(
+        records = late.len(),
+        "a choice arrived while the batch was written; taking those out again"
+    );
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    while let Err(err) = indexer.store.delete(&late).await {
+        warn!(error = %err, "could not take out what a choice refuses; retrying");
+        if !backoff.wait(shutdown).await {
+            return None;
+        }
+    }
+    Some(())
 }
 
 /// Retries a rejected batch record by record; each one Chroma still rejects goes to the DLQ.

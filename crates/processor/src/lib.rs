@@ -332,7 +332,12 @@ impl App {
             query_consumer,
             control_consumer,
             removal,
-            guild_grace: Duration::from_secs_f64(config.index_guild_grace_hours.max(0.0) * 3600.0),
+            // At most about a century; NaN or negative: none (a value clap accepts must not
+            // stop the start).
+            guild_grace: Duration::try_from_secs_f64(
+                config.index_guild_grace_hours.clamp(0.0, 876_000.0) * 3600.0,
+            )
+            .unwrap_or(Duration::from_secs(168 * 3600)),
             responses,
             answerer,
             indexer,
@@ -373,6 +378,7 @@ impl App {
         ));
         tasks.spawn(removal::sweep_removed_guilds(
             self.removal,
+            Arc::clone(&self.control_consumer),
             self.guild_grace,
             (self.guild_grace / 4).clamp(Duration::from_secs(1), Duration::from_secs(600)),
             stop.clone(),

@@ -14,10 +14,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rtfm_core::backoff::Backoff;
 use rtfm_core::kafka::{Consumer, Follower, Producer};
-use rtfm_core::schema::{ControlKind, Subject};
+use rtfm_core::schema::{parse_timestamp, ControlKind, Subject};
 use rtfm_core::ControlRecord;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -65,8 +65,17 @@ fn label(subject: Subject) -> &'static str {
     }
 }
 
+/// A removal asked for: of what, by which request, chosen when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Asked {
+    pub guild: u64,
+    pub subject: Subject,
+    pub request: String,
+    pub at: DateTime<Utc>,
+}
+
 /// What a control record asks to remove, if anything.
-pub fn asked(record: &ControlRecord) -> Option<(u64, Subject, String)> {
+pub fn asked(record: &ControlRecord) -> Option<Asked> {
     if record.indexed != Some(false) {
         return None;
     }
@@ -79,43 +88,105 @@ pub fn asked(record: &ControlRecord) -> Option<(u64, Subject, String)> {
         .request_id
         .clone()
         .unwrap_or_else(|| format!("{}@{}", record.compaction_key(), record.at));
-    Some((record.guild(), subject, request))
+    Some(Asked {
+        guild: record.guild(),
+        subject,
+        request,
+        at: parse_timestamp(&record.at).unwrap_or_default(),
+    })
 }
 
+/// Slack on a member's removal: what they wrote up to this long after the choice (by Discord's
+/// clock, against the bot's) is taken too; what they write after a later remember-me is not.
+const CLOCK_SLACK_SECS: f64 = 60.0;
+
 impl Removal {
-    /// Removes what `subject` of `guild` has stored, with receipts; `None` on shutdown.
-    pub async fn remove(
-        &self,
-        guild: u64,
-        subject: Subject,
-        request: &str,
-        stop: &CancellationToken,
-    ) -> Option<u64> {
+    /// Waits, through outages, until the state holds every choice written so far; `None` on
+    /// shutdown.
+    async fn current(&self, stop: &CancellationToken) -> Option<()> {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+        loop {
+            match self.follower.caught_up(Duration::from_secs(10)).await {
+                Ok(()) => return Some(()),
+                Err(err) => {
+                    warn!(error = %err, "waiting for the community's choices before removing anything");
+                    if !backoff.wait(stop).await {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the choice behind `asked` still holds: no later remember-me, inclusion or
+    /// return to the server took it back (a later choice to the same effect keeps it).
+    fn still_chosen(&self, asked: &Asked) -> bool {
+        let state = self.follower.state();
+        let choice = match asked.subject {
+            Subject::Member(user) => state.member(asked.guild, user),
+            Subject::Channel(channel) => state.channel(asked.guild, channel),
+            Subject::Guild => state.guild(asked.guild),
+        };
+        choice.is_some_and(|choice| !choice.indexed && choice.at >= asked.at)
+    }
+
+    /// Removes what `asked` names, with receipts; `None` on shutdown. Each deletion happens
+    /// only while the choice still holds, after the state was read to its end.
+    pub async fn remove(&self, asked: &Asked, stop: &CancellationToken) -> Option<u64> {
+        let Asked {
+            guild,
+            subject,
+            request,
+            ..
+        } = asked;
+        let (guild, subject) = (*guild, *subject);
+        self.current(stop).await?;
         let recorded = self
             .follower
             .state()
             .receipt(guild, subject)
-            .filter(|receipt| receipt.request_id == request)
+            .filter(|receipt| receipt.request_id == *request)
             .cloned();
         if recorded.as_ref().is_some_and(|receipt| receipt.done) {
             return recorded.map(|receipt| receipt.removed);
         }
-        let filter = filter_of(guild, subject);
+        let mut removed = recorded.map_or(0, |receipt| receipt.removed);
+        if !self.still_chosen(asked) {
+            info!(
+                guild_id = guild,
+                subject = label(subject),
+                "the choice was taken back before its removal; nothing removed"
+            );
+            self.receipt(guild, subject, request, removed, true, stop)
+                .await?;
+            return Some(removed);
+        }
+        let mut filter = filter_of(guild, subject);
+        if let Subject::Member(_) = subject {
+            let until = asked.at.timestamp_millis() as f64 / 1000.0 + CLOCK_SLACK_SECS;
+            filter = Filter::all_of([filter, Filter::Between(Field::Epoch, f64::MIN, until)]);
+        }
         let started = std::time::Instant::now();
-        let found = self.count(&filter, stop).await?;
         // Killed after counting before: what is left is part of the recorded count.
-        let mut removed = found.max(recorded.map_or(0, |receipt| receipt.removed));
+        removed = removed.max(self.count(&filter, stop).await?);
         self.receipt(guild, subject, request, removed, false, stop)
             .await?;
-        self.delete(&filter, stop).await?;
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            _ = tokio::time::sleep(self.settle) => {}
-        }
-        let late = self.count(&filter, stop).await?;
-        if late > 0 {
+        for sweep in 0..2 {
+            if sweep == 1 {
+                tokio::select! {
+                    _ = stop.cancelled() => return None,
+                    _ = tokio::time::sleep(self.settle) => {}
+                }
+            }
+            self.current(stop).await?;
+            if !self.still_chosen(asked) {
+                break;
+            }
+            if sweep == 1 {
+                // What a batch being indexed as the choice arrived still wrote.
+                removed += self.count(&filter, stop).await?;
+            }
             self.delete(&filter, stop).await?;
-            removed += late;
         }
         self.receipt(guild, subject, request, removed, true, stop)
             .await?;
@@ -184,12 +255,8 @@ pub async fn run(
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     while let Some(received) = consumer.recv(&stop).await? {
-        if let Some((guild, subject, request)) = asked(&received.record) {
-            if removal
-                .remove(guild, subject, &request, &stop)
-                .await
-                .is_none()
-            {
+        if let Some(asked) = asked(&received.record) {
+            if removal.remove(&asked, &stop).await.is_none() {
                 break; // shutdown half-way: the choice is read again after a restart
             }
         }
@@ -202,41 +269,47 @@ pub async fn run(
     Ok(())
 }
 
-/// Removes the data of guilds RTFM left more than `grace` ago, checked every `every`. Every
-/// processor may run it: a removal already done is not done again.
+/// Removes the data of guilds RTFM left more than `grace` ago, checked every `every`, on the
+/// processor that holds `rtfm-control` in the applier group (one at a time, so receipts do not
+/// race); a removal already done is not done again.
 pub async fn sweep_removed_guilds(
     removal: Removal,
+    applier: Arc<Consumer<ControlRecord>>,
     grace: Duration,
     every: Duration,
     stop: CancellationToken,
 ) -> anyhow::Result<()> {
     loop {
-        let due: Vec<(u64, String)> = {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(every) => {}
+        }
+        if applier.assigned_partitions().is_empty() || removal.current(&stop).await.is_none() {
+            continue;
+        }
+        let due: Vec<Asked> = {
             let state = removal.follower.state();
             state
                 .removed_guilds()
                 .into_iter()
                 .filter(|(_, left)| (Utc::now() - *left).to_std().unwrap_or_default() >= grace)
-                .map(|(guild, left)| (guild, format!("guild:{guild}@{}", left.to_rfc3339())))
-                .filter(|(guild, request)| {
+                .map(|(guild, left)| Asked {
+                    guild,
+                    subject: Subject::Guild,
+                    request: format!("guild:{guild}@{}", left.to_rfc3339()),
+                    at: left,
+                })
+                .filter(|asked| {
                     state
-                        .receipt(*guild, Subject::Guild)
-                        .is_none_or(|receipt| receipt.request_id != *request || !receipt.done)
+                        .receipt(asked.guild, Subject::Guild)
+                        .is_none_or(|receipt| receipt.request_id != asked.request || !receipt.done)
                 })
                 .collect()
         };
-        for (guild, request) in due {
-            if removal
-                .remove(guild, Subject::Guild, &request, &stop)
-                .await
-                .is_none()
-            {
+        for asked in due {
+            if removal.remove(&asked, &stop).await.is_none() {
                 return Ok(());
             }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return Ok(()),
-            _ = tokio::time::sleep(every) => {}
         }
     }
 }
@@ -248,15 +321,16 @@ mod tests {
     #[test]
     fn only_a_choice_to_stop_indexing_asks_for_a_removal() {
         let forget = ControlRecord::member(1, 2, false).requested(2, "i-1");
+        let removal = asked(&forget).expect("a removal");
         assert_eq!(
-            asked(&forget),
-            Some((1, Subject::Member(2), "i-1".to_string()))
+            (removal.guild, removal.subject, removal.request.as_str()),
+            (1, Subject::Member(2), "i-1")
         );
         assert_eq!(asked(&ControlRecord::member(1, 2, true)), None);
         let deleted = ControlRecord::channel(1, 3, false, "channel deleted");
-        let (_, subject, request) = asked(&deleted).expect("a removal");
-        assert_eq!(subject, Subject::Channel(3));
-        assert!(request.starts_with("channel:1:3@"));
+        let removal = asked(&deleted).expect("a removal");
+        assert_eq!(removal.subject, Subject::Channel(3));
+        assert!(removal.request.starts_with("channel:1:3@"));
         assert_eq!(asked(&ControlRecord::presence(1, false, "removed")), None);
         assert_eq!(
             asked(&ControlRecord::receipt(

@@ -75,7 +75,17 @@ impl Overview<'_> {
             in_guild(guild),
             Filter::Between(Field::Epoch, now - WEEK, now + 86_400.0),
         ]);
-        let questions = self.questions.get(&week, &[], None).await?;
+        // A forgotten member's question is not shown, even while its removal runs.
+        let questions: Vec<crate::store::StoredMessage> = self
+            .questions
+            .get(&week, &[], None)
+            .await?
+            .into_iter()
+            .filter(|question| {
+                self.gate
+                    .admits_indexed(&IndexedMessage::from_stored(question))
+            })
+            .collect();
         let answered_flag = |metadata: &serde_json::Map<String, Value>| {
             metadata.get(Field::Answered.key()).and_then(Value::as_bool) != Some(false)
         };
@@ -168,7 +178,13 @@ fn quoted(text: &str) -> String {
     format!("“{short}”")
 }
 
-/// The reply (Discord markdown, plain names, channel mentions that ping nobody).
+/// The most a reply may hold and still be one Discord message: the command's reply is
+/// ephemeral, and only its first message takes the reply's visibility, so the overview must
+/// never be split.
+pub const REPLY_LIMIT: usize = 1_900;
+
+/// The reply (Discord markdown, plain names, channel mentions that ping nobody), at most
+/// [`REPLY_LIMIT`] characters: unanswered questions that would not fit are counted instead.
 pub fn render(report: &Report) -> String {
     let total: usize = report.channels.iter().map(|(_, count)| count).sum();
     let mut text = String::from("**RTFM in this server**\n");
@@ -204,7 +220,7 @@ pub fn render(report: &Report) -> String {
     ));
     if !report.unanswered.is_empty() {
         text.push_str("\n**Not answered** — answer one once, and RTFM will the next time:");
-        for open in &report.unanswered {
+        for (shown, open) in report.unanswered.iter().enumerate() {
             let when = DateTime::<Utc>::from_timestamp(open.epoch as i64, 0)
                 .map(|at| at.format("%Y-%m-%d").to_string())
                 .unwrap_or_default();
@@ -218,6 +234,11 @@ pub fn render(report: &Report) -> String {
                     "; closest earlier answers by {}",
                     open.closest.join(", ")
                 ));
+            }
+            let more = format!("\n… and {} more", report.unanswered.len() - shown);
+            if text.chars().count() + line.chars().count() + more.chars().count() > REPLY_LIMIT {
+                text.push_str(&more);
+                break;
             }
             text.push_str(&line);
         }
@@ -282,5 +303,27 @@ mod tests {
             "{empty}"
         );
         assert_eq!(counts(&report)["indexed"], 12_352);
+        // The longest overview still fits one message.
+        let long = Report {
+            channels: (0..40)
+                .map(|n| (format!("1234567890123456{n:03}"), 99_999))
+                .collect(),
+            unanswered: (0..5)
+                .map(|_| Unanswered {
+                    question: "x".repeat(400),
+                    channel_id: "12345678901234567890".into(),
+                    epoch: 1_796_600_000.0,
+                    closest: vec!["a".repeat(32), "b".repeat(32), "c".repeat(32)],
+                })
+                .collect(),
+            ..report
+        };
+        let text = render(&long);
+        assert!(
+            text.chars().count() <= REPLY_LIMIT,
+            "{} characters",
+            text.chars().count()
+        );
+        assert!(text.contains("more"), "{text}");
     }
 }
