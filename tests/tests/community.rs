@@ -17,6 +17,8 @@ const GENERAL: u64 = 7101;
 const HELP: u64 = 7102;
 const OPS: u64 = 7103;
 const THREAD: u64 = 7104;
+/// A private thread of #help.
+const PRIVATE: u64 = 7105;
 const ELSEWHERE: u64 = 7201;
 const MEMBER: u64 = 8801;
 const OTHER: u64 = 8802;
@@ -29,6 +31,7 @@ fn world(fake: &FakeDiscord) {
     fake.add_channel(HELP, Some(GUILD), "help");
     fake.add_channel(OPS, Some(GUILD), "ops");
     fake.add_thread(THREAD, GENERAL, true, "deploys");
+    fake.add_thread(PRIVATE, HELP, false, "escalations");
     fake.add_channel(ELSEWHERE, Some(OTHER_GUILD), "elsewhere");
 }
 
@@ -336,9 +339,15 @@ async fn moderators_exclude_and_include_channels_and_everyone_else_changes_nothi
     let (kafka, chroma, collection, _processor, _bot) = services(&fake, None).await;
     say(&fake, HELP, OTHER, "the atlas cluster runs postgres 16");
     say(&fake, GENERAL, OTHER, "the atlas cluster backs up nightly");
+    say(
+        &fake,
+        PRIVATE,
+        OTHER,
+        "atlas escalations go to the database team",
+    );
     let store = store(&chroma, &collection).await;
-    eventually(WAIT, "two messages indexed", || async {
-        (store.count().await.ok()? == 2).then_some(())
+    eventually(WAIT, "three messages indexed", || async {
+        (store.count().await.ok()? == 3).then_some(())
     })
     .await;
 
@@ -405,11 +414,16 @@ async fn moderators_exclude_and_include_channels_and_everyone_else_changes_nothi
     assert!(
         receipt
             .content()
-            .contains(&format!("removed 1 message of <#{HELP}>")),
+            .contains(&format!("removed 2 messages of <#{HELP}>")),
         "{}",
         receipt.content()
     );
     assert_eq!(stored(&store, by(Field::Channel, HELP)).await, 0);
+    assert_eq!(
+        stored(&store, by(Field::Channel, PRIVATE)).await,
+        0,
+        "its private thread too"
+    );
     assert_eq!(stored(&store, by(Field::Channel, GENERAL)).await, 1);
     let after = say(
         &fake,

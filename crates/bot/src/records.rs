@@ -28,6 +28,8 @@ pub struct Incoming {
     pub author_nickname: Option<String>,
     /// In a public thread: the channel it belongs to; its starter message has the thread's id.
     pub thread_parent: Option<u64>,
+    /// In a private thread: the channel it belongs to (for the community's choices only).
+    pub private_thread_parent: Option<u64>,
     /// It asks the bot: published for completeness, never indexed as evidence.
     pub is_trigger: bool,
 }
@@ -69,6 +71,7 @@ pub fn discord_message(incoming: &Incoming, event: MessageEvent) -> DiscordMessa
         author_display_name: incoming.author_display_name.clone(),
         author_nickname: incoming.author_nickname.clone(),
         thread_parent_channel_id: incoming.thread_parent.map(|id| id.to_string()),
+        private_thread_parent_channel_id: incoming.private_thread_parent.map(|id| id.to_string()),
         // A thread's id is the id of the message it was started from.
         thread_starter_message_id: incoming
             .thread_parent

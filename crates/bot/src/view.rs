@@ -54,6 +54,8 @@ pub struct ChannelInfo {
     /// For a public thread, the channel it belongs to. Private threads are left alone: their
     /// messages must stay out of the parent channel's answers.
     pub public_thread_parent: Option<u64>,
+    /// For a private thread, the channel it belongs to: only for the community's choices.
+    pub private_thread_parent: Option<u64>,
 }
 
 impl ChannelInfo {
@@ -68,6 +70,10 @@ impl ChannelInfo {
             .then_some(channel.parent_id)
             .flatten()
             .map(ChannelId::get),
+            private_thread_parent: (channel.kind == ChannelType::PrivateThread)
+                .then_some(channel.parent_id)
+                .flatten()
+                .map(ChannelId::get),
         }
     }
 }
@@ -109,6 +115,7 @@ pub fn incoming_from(message: &Message, guild_id: Option<u64>, channel: &Channel
             .as_ref()
             .and_then(|member| member.nick.clone()),
         thread_parent: channel.public_thread_parent,
+        private_thread_parent: channel.private_thread_parent,
         is_trigger: false,
         ..authored_by(&message.author)
     }
@@ -122,6 +129,7 @@ mod tests {
         ChannelInfo {
             name: Some("thread".into()),
             public_thread_parent: Some(parent),
+            private_thread_parent: None,
         }
     }
 

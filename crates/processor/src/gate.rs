@@ -72,7 +72,11 @@ impl Gate {
         self.admits(&Subjected {
             guild: message.guild_id.as_deref().map(id),
             channel: id(&message.channel_id),
-            parent: message.thread_parent_channel_id.as_deref().map(id),
+            parent: message
+                .thread_parent_channel_id
+                .as_deref()
+                .or(message.private_thread_parent_channel_id.as_deref())
+                .map(id),
             author: id(&message.user_id),
             at: parse_timestamp(&message.timestamp),
         })
@@ -110,7 +114,11 @@ impl Gate {
         self.admits(&Subjected {
             guild: message.guild_id.as_deref().map(id),
             channel: id(&message.channel_id),
-            parent: message.thread_parent.as_deref().map(id),
+            parent: message
+                .thread_parent
+                .as_deref()
+                .or(message.private_thread_parent.as_deref())
+                .map(id),
             author: id(&message.user_id),
             at,
         })

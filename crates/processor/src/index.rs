@@ -31,6 +31,7 @@ mod key {
     pub const MENTIONS: &str = Field::Mentions.key();
     pub const THREAD_PARENT: &str = Field::ThreadParent.key();
     pub const THREAD_STARTER: &str = Field::ThreadStarter.key();
+    pub const PRIVATE_THREAD_PARENT: &str = Field::PrivateThreadParent.key();
 }
 
 /// Seconds per `time_bucket`: neighbourhoods are fetched with an integer `$in` on buckets
@@ -62,6 +63,8 @@ pub struct IndexedMessage {
     pub mentions: Vec<String>,
     pub thread_parent: Option<String>,
     pub thread_starter: Option<String>,
+    /// A private thread's parent (for the community's choices only).
+    pub private_thread_parent: Option<String>,
     /// Cosine similarity to the question being answered, when retrieval computed it.
     pub relevance: Option<f32>,
 }
@@ -107,6 +110,7 @@ impl IndexedMessage {
                 .unwrap_or_default(),
             thread_parent: text(key::THREAD_PARENT),
             thread_starter: text(key::THREAD_STARTER),
+            private_thread_parent: text(key::PRIVATE_THREAD_PARENT),
             relevance: None,
         }
     }
@@ -163,6 +167,9 @@ pub fn metadata_for(message: &DiscordMessage) -> Map<String, Value> {
     }
     if let Some(starter) = &message.thread_starter_message_id {
         metadata.insert(key::THREAD_STARTER.into(), json!(starter));
+    }
+    if let Some(parent) = &message.private_thread_parent_channel_id {
+        metadata.insert(key::PRIVATE_THREAD_PARENT.into(), json!(parent));
     }
     metadata
 }

@@ -51,6 +51,10 @@ pub fn filter_of(guild: u64, subject: Subject) -> Filter {
             Filter::either([
                 Filter::Eq(Field::Channel, Scalar::Text(channel.to_string())),
                 Filter::Eq(Field::ThreadParent, Scalar::Text(channel.to_string())),
+                Filter::Eq(
+                    Field::PrivateThreadParent,
+                    Scalar::Text(channel.to_string()),
+                ),
             ]),
         ]),
         Subject::Guild => guild_filter,

@@ -151,6 +151,11 @@ pub struct DiscordMessage {
     pub thread_parent_channel_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread_starter_message_id: Option<String>,
+    /// Additive: for a message in a *private* thread, the channel the thread belongs to. Used
+    /// only for the community's choices (excluding or deleting a channel takes its private
+    /// threads too); never to widen a question's reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_thread_parent_channel_id: Option<String>,
     /// Additive: the message asks the bot (a trigger phrase or a mention of the bot). It is
     /// never indexed as evidence.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -267,6 +272,9 @@ impl Record for DiscordMessage {
         }
         for user in &self.mentioned_user_ids {
             snowflake("mentioned_user_ids", user)?;
+        }
+        if let Some(parent) = &self.private_thread_parent_channel_id {
+            snowflake("private_thread_parent_channel_id", parent)?;
         }
         if let Some(parent) = &self.thread_parent_channel_id {
             snowflake("thread_parent_channel_id", parent)?;

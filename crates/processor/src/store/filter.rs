@@ -27,6 +27,8 @@ pub enum Field {
     Mentions,
     ThreadParent,
     ThreadStarter,
+    /// A private thread's parent: for the community's choices only, never for reach.
+    PrivateThreadParent,
     /// Questions: RTFM found an answer (`false`: "not found").
     Answered,
     /// Questions: asked by a message, which an answer can link to.
@@ -53,6 +55,7 @@ impl Field {
             Field::Mentions => "mentions",
             Field::ThreadParent => "thread_parent_channel_id",
             Field::ThreadStarter => "thread_starter_message_id",
+            Field::PrivateThreadParent => "private_thread_parent_channel_id",
             Field::Answered => "answered",
             Field::Linkable => "linkable",
         }
