@@ -843,3 +843,94 @@ async fn an_askers_check_mark_and_a_solved_tag_mark_the_answer_and_rank_it_highe
         })
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_opt_in_only_the_channels_a_moderator_included_are_read() {
+    let fake = FakeDiscord::start().await;
+    world(&fake);
+    let kafka = services::kafka_with_topics().await;
+    let chroma = services::chroma_url();
+    let collection = collection();
+    let (_processor, _) = processor(
+        &kafka,
+        &chroma,
+        &collection,
+        &[("INDEX_CHANNELS", "opt-in")],
+    );
+    let _bot = spawn_bot(
+        &kafka,
+        &fake.base_url(),
+        "fault-token",
+        &[
+            ("INDEX_CHANNELS", "opt-in"),
+            ("RATE_LIMIT_PER_MINUTE", "1000"),
+        ],
+    )
+    .0;
+    eventually(WAIT, "the bot on the gateway", || async {
+        (fake.identifies() >= 1 && !fake.commands().is_empty()).then_some(())
+    })
+    .await;
+    say(
+        &fake,
+        GENERAL,
+        OTHER,
+        "the nebula service runs on port 6100",
+    );
+    say(&fake, HELP, OTHER, "nebula logs rotate daily");
+    services::until_group_passed_all::<DiscordMessage>(
+        &kafka,
+        rtfm_core::topics::GROUP_MESSAGE_PROCESSOR,
+        WAIT,
+    )
+    .await;
+    let store = store(&chroma, &collection).await;
+    assert_eq!(
+        store.count().await.expect("count"),
+        0,
+        "nothing included, nothing read"
+    );
+    let list = invoke(
+        &fake,
+        Some(GUILD),
+        GENERAL,
+        MODERATOR,
+        channels("list", None, MANAGE_GUILD),
+    );
+    until_shown(
+        &fake,
+        list,
+        "the policy",
+        "only the channels a moderator included",
+    )
+    .await;
+    let include = invoke(
+        &fake,
+        Some(GUILD),
+        GENERAL,
+        MODERATOR,
+        channels("include", Some(GENERAL), MANAGE_GUILD),
+    );
+    until_shown(&fake, include, "the inclusion done", "read its history").await;
+    eventually(WAIT, "#general read back", || async {
+        (stored(&store, by(Field::Channel, GENERAL)).await == 1).then_some(())
+    })
+    .await;
+    say(&fake, GENERAL, OTHER, "nebula deploys on fridays");
+    say(&fake, HELP, OTHER, "nebula alerts go to #ops");
+    eventually(WAIT, "the new #general message indexed", || async {
+        (stored(&store, by(Field::Channel, GENERAL)).await == 2).then_some(())
+    })
+    .await;
+    services::until_group_passed_all::<DiscordMessage>(
+        &kafka,
+        rtfm_core::topics::GROUP_MESSAGE_PROCESSOR,
+        WAIT,
+    )
+    .await;
+    assert_eq!(
+        stored(&store, by(Field::Channel, HELP)).await,
+        0,
+        "#help was never included"
+    );
+}

@@ -343,9 +343,12 @@ impl EventHandler for Handler {
             guild_id: event.guild_id.map(GuildId::get),
             channel_name: channel.name.clone(),
             content,
+            // When it was written (the edit keeps it): the event's, else the id's own time — not
+            // now, or an old message edited later would count as new (a member's remember-me).
             timestamp: event
                 .timestamp
                 .and_then(|t| t.to_rfc3339())
+                .or_else(|| event.id.created_at().to_rfc3339())
                 .unwrap_or_else(rtfm_core::schema::now_timestamp),
             // An edit keeps what it replied to: from the event, else from the cached message.
             reply_to: event

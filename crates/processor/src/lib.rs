@@ -274,8 +274,11 @@ impl App {
         let control_consumer: Arc<Consumer<ControlRecord>> = Arc::new(Consumer::new(
             &config.kafka,
             &ConsumerOptions::new(GROUP_CONTROL_APPLIER, "control")
-                .offset_reset(OffsetReset::Earliest)
-                .static_member(instance.id()),
+                // Not a static member: closing a static member that is still joining its group
+                // blocked for tens of seconds (a processor stopped right after it started);
+                // a dynamic one leaves at once. After a kill, its removals wait for the
+                // session timeout (10 s) to move to another processor.
+                .offset_reset(OffsetReset::Earliest),
             producer.clone(),
         )?);
         readiness.set("kafka", true);

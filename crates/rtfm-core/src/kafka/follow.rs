@@ -78,6 +78,7 @@ impl Follower {
             .set("group.id", format!("rtfm-follow-{}", uuid::Uuid::new_v4()))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .create_with_context(LoggingContext::new(format!("{role}-control")))?;
         let follower = Arc::new(Self {
@@ -185,9 +186,13 @@ impl Follower {
                 warn!(topic = %self.topic, error = %err, "could not follow a partition");
             }
         }
-        if let Err(err) = self.consumer.assign(&assignment) {
-            warn!(topic = %self.topic, error = %ClientError::from(err), "could not follow the community's choices");
-            return;
+        let mut backoff =
+            crate::backoff::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        while let Err(err) = self.consumer.assign(&assignment) {
+            warn!(topic = %self.topic, error = %ClientError::from(err), "could not follow the community's choices; trying again");
+            if !backoff.wait(&shutdown).await {
+                return;
+            }
         }
         self.progress
             .send_modify(|progress| progress.partitions = partitions);
