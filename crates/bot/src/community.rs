@@ -15,17 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rtfm_core::control::{ChannelPolicy, ControlState};
+use rtfm_core::control::ChannelPolicy;
 use rtfm_core::kafka::Follower;
-use rtfm_core::schema::Subject;
 use rtfm_core::text::group_digits;
 use rtfm_core::ControlRecord;
 use serenity::all::{
-    Channel, ChannelId, CommandInteraction, CreateAllowedMentions, CreateInteractionResponse,
-    CreateInteractionResponseFollowup, CreateInteractionResponseMessage, EditInteractionResponse,
-    GuildChannel, Http, Reaction, ReactionType,
+    Channel, ChannelId, CommandInteraction, GuildChannel, Http, Reaction, ReactionType,
 };
-use serenity::builder::Builder as _;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -35,30 +31,14 @@ use crate::interactions::{Deferred, Waiting};
 use crate::pipeline::Pipeline;
 use crate::walk::Watcher;
 
-/// Reactions that mark an answer.
-const SOLVED_EMOJI: [&str; 3] = ["✅", "✔️", "☑️"];
-
-/// Whether a forum tag says the post is solved.
-pub fn is_solved_tag(name: &str) -> bool {
-    let name = name.to_lowercase();
-    ["solved", "answered", "resolved", "fixed"]
-        .iter()
-        .any(|word| name.contains(word))
-        && !name.contains("unsolved")
-        && !name.contains("unanswered")
-        && !name.contains("unresolved")
-}
-
-/// Discord's limit on a message's content.
-const CONTENT_LIMIT: usize = 2000;
-
-pub const IN_A_SERVER: &str =
-    "This command works in a server: run it there (RTFM keeps its choices per server).";
-pub const NOT_A_MODERATOR: &str =
-    "Only members who can manage this server choose which channels RTFM reads. Nothing changed.";
-pub const NOT_RECORDED: &str = "Your choice could not be recorded just now (RTFM's message bus is unreachable). Nothing changed; please try again in a few minutes.";
-pub const NAME_A_CHANNEL: &str =
-    "Name the channel: `/rtfm-admin channels action:exclude channel:#…`. Nothing changed.";
+mod text;
+use text::SOLVED_EMOJI;
+pub use text::{
+    channel_list, is_solved_tag, receipt_text, IN_A_SERVER, NAME_A_CHANNEL, NOT_A_MODERATOR,
+    NOT_RECORDED,
+};
+mod respond;
+use respond::{edit_response, follow_up, reply_now};
 
 /// The members' and moderators' choices.
 pub struct Community {
@@ -71,115 +51,6 @@ pub struct Community {
     /// Where an inclusion's backfill keeps its checkpoints.
     pub state_dir: PathBuf,
     pub shutdown: CancellationToken,
-}
-
-fn mentions_none() -> CreateAllowedMentions {
-    CreateAllowedMentions::new()
-        .empty_users()
-        .empty_roles()
-        .everyone(false)
-}
-
-fn clip(text: &str) -> String {
-    if text.chars().count() <= CONTENT_LIMIT {
-        return text.to_string();
-    }
-    let mut clipped: String = text.chars().take(CONTENT_LIMIT - 1).collect();
-    clipped.push('…');
-    clipped
-}
-
-/// Answers at once, seen by the asker only.
-async fn reply_now(http: &Http, command: &CommandInteraction, text: &str) {
-    let response = CreateInteractionResponse::Message(
-        CreateInteractionResponseMessage::new()
-            .content(clip(text))
-            .ephemeral(true)
-            .allowed_mentions(mentions_none()),
-    );
-    if let Err(err) = command.create_response(http, response).await {
-        error!(error = %err, "could not answer a command");
-    }
-}
-
-/// A follow-up seen by the asker only (the first one replaces an ephemeral deferral).
-async fn follow_up(http: &Http, token: &str, text: &str) -> bool {
-    let followup = CreateInteractionResponseFollowup::new()
-        .content(clip(text))
-        .ephemeral(true)
-        .allowed_mentions(mentions_none());
-    match followup.execute(http, (None, token)).await {
-        Ok(_) => true,
-        Err(err) => {
-            warn!(error = %err, "could not send a command's follow-up");
-            false
-        }
-    }
-}
-
-/// Replaces the command's response.
-async fn edit_response(http: &Http, token: &str, text: &str) {
-    let edit = EditInteractionResponse::new()
-        .content(clip(text))
-        .allowed_mentions(mentions_none());
-    if let Err(err) = edit.execute(http, token).await {
-        warn!(error = %err, "could not update a command's response");
-    }
-}
-
-/// The receipt's text.
-pub fn receipt_text(subject: Subject, removed: u64, at: chrono::DateTime<Utc>) -> String {
-    let when = at.format("%Y-%m-%d %H:%M UTC");
-    let messages = if removed == 1 { "message" } else { "messages" };
-    match subject {
-        Subject::Member(_) => format!(
-            "🧾 Receipt: RTFM removed {removed} of your {messages} from its index of this server ({when}). \
-             It neither indexes nor quotes your messages here from now on; `/rtfm remember-me` resumes for new ones."
-        ),
-        Subject::Channel(channel) => format!(
-            "🧾 Receipt: RTFM removed {removed} {messages} of <#{channel}> (and its threads) from its index ({when})."
-        ),
-        Subject::Guild => format!("🧾 Receipt: RTFM removed {removed} {messages} of this server ({when})."),
-    }
-}
-
-/// `/rtfm-admin channels action:list`.
-pub fn channel_list(state: &ControlState, policy: ChannelPolicy, guild: u64) -> String {
-    let mut text = match policy {
-        ChannelPolicy::All => {
-            "RTFM reads every channel it can see, except those excluded (`INDEX_CHANNELS=all`)."
-                .to_string()
-        }
-        ChannelPolicy::OptIn => {
-            "RTFM reads only the channels a moderator included (`INDEX_CHANNELS=opt-in`)."
-                .to_string()
-        }
-    };
-    let chosen = state.channels_of(guild);
-    let line = |indexed: bool| {
-        chosen
-            .iter()
-            .filter(|(_, choice)| choice.indexed == indexed)
-            .map(|(channel, choice)| {
-                format!(
-                    "<#{channel}> ({}, {})",
-                    choice.reason.as_deref().unwrap_or("chosen"),
-                    choice.at.format("%Y-%m-%d")
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    for (label, indexed) in [("Included", true), ("Excluded", false)] {
-        let listed = line(indexed);
-        if !listed.is_empty() {
-            text.push_str(&format!("\n**{label}:** {listed}"));
-        }
-    }
-    if chosen.is_empty() {
-        text.push_str("\nNo channel chosen yet.");
-    }
-    text
 }
 
 impl Community {
@@ -559,55 +430,5 @@ impl Community {
                 _ = tokio::time::sleep(Duration::from_secs(2)) => {}
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn receipts_and_lists_say_what_happened_in_plain_words() {
-        let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T22:41:00Z")
-            .expect("time")
-            .to_utc();
-        let receipt = receipt_text(Subject::Member(7), 37, at);
-        assert!(receipt.contains("removed 37 of your messages"), "{receipt}");
-        assert!(receipt.contains("2026-12-07 22:41 UTC"), "{receipt}");
-        assert!(receipt_text(Subject::Channel(9), 1, at).contains("1 message of <#9>"));
-        let mut state = ControlState::default();
-        state.apply(&ControlRecord::channel(
-            1,
-            10,
-            false,
-            "excluded by a moderator",
-        ));
-        state.apply(&ControlRecord::channel(
-            1,
-            11,
-            true,
-            "included by a moderator",
-        ));
-        state.apply(&ControlRecord::channel(
-            2,
-            12,
-            false,
-            "excluded by a moderator",
-        ));
-        let list = channel_list(&state, ChannelPolicy::All, 1);
-        assert!(list.contains("**Excluded:** <#10>"), "{list}");
-        assert!(list.contains("**Included:** <#11>"), "{list}");
-        assert!(!list.contains("<#12>"), "another guild's choice: {list}");
-        assert!(
-            channel_list(&ControlState::default(), ChannelPolicy::OptIn, 1)
-                .contains("No channel chosen yet")
-        );
-        for tag in ["Solved", "✅ answered", "Resolved!"] {
-            assert!(is_solved_tag(tag), "{tag}");
-        }
-        for tag in ["unsolved", "Unanswered", "question", "bug"] {
-            assert!(!is_solved_tag(tag), "{tag}");
-        }
-        assert_eq!(clip(&"x".repeat(3000)).chars().count(), CONTENT_LIMIT);
     }
 }

@@ -34,6 +34,7 @@ pub mod ingest;
 pub mod instance;
 pub mod metrics;
 pub mod model;
+mod monitor;
 pub mod prompt;
 pub mod queries;
 pub mod removal;
@@ -52,7 +53,6 @@ use rtfm_core::control::ControlSettings;
 use rtfm_core::kafka::Follower;
 use rtfm_core::kafka::{Consumer, ConsumerOptions, KafkaConfig, OffsetReset, Producer};
 use rtfm_core::supervise::{every, Service};
-use rtfm_core::telemetry::Readiness;
 use rtfm_core::topics::{GROUP_CONTROL_APPLIER, GROUP_MESSAGE_PROCESSOR, GROUP_QUERY_PROCESSOR};
 use rtfm_core::{BotQuery, ControlRecord, DiscordMessage};
 use tokio::task::JoinSet;
@@ -391,7 +391,7 @@ impl App {
         if let Some(days) = self.retention_days {
             tasks.spawn(retention::run(Arc::clone(&self.store), days, stop.clone()));
         }
-        let monitor = Monitor {
+        let monitor = monitor::Monitor {
             producer: self.producer.clone(),
             store: self.store,
             ingest_consumer: self.ingest_consumer,
@@ -404,54 +404,5 @@ impl App {
             every(Duration::from_secs(2), &monitor_stop, || monitor.check()).await
         });
         self.service.run(tasks, &self.producer).await
-    }
-}
-
-/// What the processor checks every few seconds: Kafka reachability, Chroma heartbeat, breaker
-/// state, assigned partitions, consumer lag.
-struct Monitor {
-    producer: Producer,
-    store: Arc<dyn VectorStore>,
-    ingest_consumer: Arc<Consumer<DiscordMessage>>,
-    query_consumer: Arc<Consumer<BotQuery>>,
-    answerer: Arc<Answerer>,
-    readiness: Readiness,
-}
-
-impl Monitor {
-    async fn check(&self) {
-        let kafka_up = self.producer.reachable(Duration::from_secs(3)).await;
-        self.readiness.set("kafka", kafka_up);
-        let chroma_up = self.store.heartbeat().await;
-        self.readiness.set("chroma", chroma_up);
-        metrics::CHROMA_UP.set(i64::from(chroma_up));
-        if let Some(model) = &self.answerer.model {
-            self.readiness
-                .set("model", model.breaker_state() != model::BreakerState::Open);
-        }
-        metrics::ASSIGNED_PARTITIONS
-            .with_label_values(&[GROUP_MESSAGE_PROCESSOR])
-            .set(self.ingest_consumer.assigned_partitions().len() as i64);
-        metrics::ASSIGNED_PARTITIONS
-            .with_label_values(&[GROUP_QUERY_PROCESSOR])
-            .set(self.query_consumer.assigned_partitions().len() as i64);
-        let ingest = Arc::clone(&self.ingest_consumer);
-        let queries = Arc::clone(&self.query_consumer);
-        let lags = tokio::task::spawn_blocking(move || {
-            (
-                ingest.lag(Duration::from_secs(2)),
-                queries.lag(Duration::from_secs(2)),
-            )
-        })
-        .await
-        .unwrap_or((None, None));
-        for (group, lag) in [
-            (GROUP_MESSAGE_PROCESSOR, lags.0),
-            (GROUP_QUERY_PROCESSOR, lags.1),
-        ] {
-            if let Some(lag) = lag {
-                metrics::CONSUMER_LAG.with_label_values(&[group]).set(lag);
-            }
-        }
     }
 }

@@ -101,6 +101,7 @@ pub const READ_MESSAGE_HISTORY: u64 = 1 << 16;
 pub const DEFAULT_EVERYONE_PERMISSIONS: u64 =
     VIEW_CHANNEL | (1 << 11) | (1 << 6) | (1 << 14) | (1 << 15) | READ_MESSAGE_HISTORY | (1 << 31);
 
+mod commands;
 mod control;
 mod gateway;
 mod interactions;
@@ -112,6 +113,7 @@ mod rest;
 mod tls;
 mod world;
 
+use commands::{register_commands, register_guild_commands};
 use gateway::gateway_socket;
 use interactions::{edit_original, followup, interaction_callback};
 use listing::*;
