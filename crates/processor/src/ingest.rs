@@ -445,7 +445,11 @@ async fn isolate(
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
         loop {
             match indexer.upsert(&[&received.record]).await {
-                Ok(()) => break,
+                Ok(()) => {
+                    // Counted like a batch's: the record is in the index.
+                    metrics::INGESTED.with_label_values(&["upserted"]).inc();
+                    break;
+                }
                 Err(err) if err.is_rejection() => {
                     if !consumer
                         .dead_letter_record(received, &err.to_string(), shutdown)
