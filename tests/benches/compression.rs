@@ -23,14 +23,14 @@ use test_support::services;
 
 fn message(i: usize, text: &str) -> DiscordMessage {
     DiscordMessage {
-        message_id: (70_000_000 + i).to_string(),
+        message_id: (70_000_000 + i as u64).into(),
         content: text.to_string(),
         username: format!("user{}", i % 40),
-        user_id: (9_000 + i % 40).to_string(),
-        channel_id: (100 + i % 3).to_string(),
+        user_id: (9_000 + i as u64 % 40).into(),
+        channel_id: (100 + i as u64 % 3).into(),
         timestamp: now_timestamp(),
         metadata: Map::from_iter([("channel_name".to_string(), json!("ubuntu"))]),
-        guild_id: Some("10".into()),
+        guild_id: Some(10.into()),
         ..DiscordMessage::default()
     }
 }

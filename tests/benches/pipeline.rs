@@ -46,14 +46,14 @@ fn message(i: u64, channel: u64) -> DiscordMessage {
     // A lively channel: a message every 20 s.
     let at = chrono::Utc::now() - chrono::Duration::seconds(20 * (20_000 - i as i64));
     DiscordMessage {
-        message_id: (50_000_000 + i).to_string(),
+        message_id: (50_000_000 + i).into(),
         content: sentence(i),
         username: format!("user{}", i % 50),
-        user_id: (1_000 + i % 50).to_string(),
-        channel_id: channel.to_string(),
+        user_id: (1_000 + i % 50).into(),
+        channel_id: channel.into(),
         timestamp: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         metadata: Map::from_iter([("channel_name".to_string(), json!("bench"))]),
-        guild_id: Some("77".into()),
+        guild_id: Some(77.into()),
         event: MessageEvent::Create,
         reply_to_message_id: None,
         extra: Map::new(),
@@ -676,7 +676,7 @@ async fn answer_under_load(
                 asked
                     .lock()
                     .expect("asked")
-                    .insert(query.query_id.clone(), Instant::now());
+                    .insert(query.query_id.to_string(), Instant::now());
                 asker_producer.send(&query).await.expect("acked");
             }
         })
@@ -690,7 +690,7 @@ async fn answer_under_load(
                 if let Some(started) = asked
                     .lock()
                     .expect("asked")
-                    .remove(&received.record.query_id)
+                    .remove(received.record.query_id.as_str())
                 {
                     answer_latencies.push(at.duration_since(started).as_secs_f64() * 1e3);
                 }
@@ -748,15 +748,15 @@ const WARM_UP_QUESTIONS: usize = 5;
 /// Question `i` of the question → answer phase, in the channel of the indexed history.
 fn bench_question(i: u64) -> BotQuery {
     BotQuery {
-        query_id: uuid::Uuid::new_v4().to_string(),
-        original_message_id: (70_000_000 + i).to_string(),
+        query_id: rtfm_core::ids::QueryId::random(),
+        original_message_id: (70_000_000 + i).into(),
         question: sentence(i * 13),
         username: "bench".into(),
-        user_id: "1".into(),
-        channel_id: "20".into(),
+        user_id: 1.into(),
+        channel_id: 20.into(),
         timestamp: rtfm_core::schema::now_timestamp(),
         context: Map::new(),
-        guild_id: Some("77".into()),
+        guild_id: Some(77.into()),
         visible_channel_ids: None,
         extra: Map::new(),
     }

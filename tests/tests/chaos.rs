@@ -119,10 +119,7 @@ async fn chaos_every_trigger_gets_exactly_one_reply_and_every_message_is_indexed
             .iter()
             .filter(|(partition, offset, response)| {
                 *offset >= committed.get(partition).copied().unwrap_or(0)
-                    && response
-                        .original_message_id
-                        .parse()
-                        .is_ok_and(|id: u64| answered.contains(&id))
+                    && answered.contains(&response.original_message_id.get())
             })
             .count()
     };
@@ -177,7 +174,7 @@ async fn chaos_every_trigger_gets_exactly_one_reply_and_every_message_is_indexed
             .unwrap_or_default();
             let asked: BTreeSet<u64> = queries
                 .iter()
-                .filter_map(|q| q.original_message_id.parse().ok())
+                .map(|q| q.original_message_id.get())
                 .collect();
             let unasked: Vec<_> = missing.iter().filter(|id| !asked.contains(id)).collect();
             panic!(
@@ -211,9 +208,9 @@ async fn chaos_every_trigger_gets_exactly_one_reply_and_every_message_is_indexed
     let doubled: Vec<_> = per_trigger.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "answered twice: {doubled:?}");
     assert_eq!(per_trigger.len() as u64, triggers, "none missing");
-    let plain: Vec<String> = pushed
+    let plain: Vec<rtfm_core::ids::MessageId> = pushed
         .iter()
-        .map(|(_, plain, ..)| plain.to_string())
+        .map(|(_, plain, ..)| (*plain).into())
         .collect();
     let indexed = eventually(WAIT, "every plain message indexed", || async {
         let found = store.get(&Filter::All, &plain, None).await.ok()?;

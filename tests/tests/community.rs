@@ -439,9 +439,9 @@ async fn moderators_exclude_and_include_channels_and_everyone_else_changes_nothi
         })
         .await;
     assert!(
-        records.iter().all(|received| {
-            received.record.channel_id.as_deref() == Some(HELP.to_string().as_str())
-        }),
+        records
+            .iter()
+            .all(|received| { received.record.channel_id == Some(HELP.into()) }),
         "nothing recorded for the refused commands: {:?}",
         records
             .iter()
@@ -497,8 +497,8 @@ async fn a_processor_killed_in_the_middle_of_a_removal_finishes_it_with_the_same
     const MESSAGES: u64 = 600;
     let records: Vec<DiscordMessage> = (0..MESSAGES)
         .map(|n| DiscordMessage {
-            user_id: MEMBER.to_string(),
-            guild_id: Some(GUILD.to_string()),
+            user_id: MEMBER.into(),
+            guild_id: Some(GUILD.into()),
             ..message(
                 9_000_000 + n,
                 [GENERAL, HELP, OPS][n as usize % 3],
@@ -534,9 +534,8 @@ async fn a_processor_killed_in_the_middle_of_a_removal_finishes_it_with_the_same
     .await;
     processor.kill_9();
     // Half of it went before the crash.
-    let half: Vec<String> = (0..MESSAGES / 2)
-        .map(|n| (9_000_000 + n).to_string())
-        .collect();
+    let half: Vec<rtfm_core::ids::MessageId> =
+        (0..MESSAGES / 2).map(|n| (9_000_000 + n).into()).collect();
     store.delete(&half).await.expect("delete");
     proxy.refuse_deletes(false);
     let (_again, _) = common::processor(&kafka, &proxy.url(), &collection, &[]);
@@ -800,7 +799,7 @@ async fn an_askers_check_mark_and_a_solved_tag_mark_the_answer_and_rank_it_highe
         .until("the asker's mark", WAIT, |seen| !seen.is_empty())
         .await;
     assert_eq!(marks.len(), 1, "only the asker's ✅ counts: {marks:?}");
-    assert_eq!(marks[0].record.message_id, Some(marked.to_string()));
+    assert_eq!(marks[0].record.message_id, Some(marked.into()));
     assert_eq!(marks[0].record.solved, Some(true));
     let text = reply_to(&fake, ask()).await;
     assert_eq!(
@@ -828,12 +827,8 @@ async fn an_askers_check_mark_and_a_solved_tag_mark_the_answer_and_rank_it_highe
         .await;
     let record = &tagged[2].record;
     assert_eq!(
-        (
-            record.channel_id.clone(),
-            record.message_id.clone(),
-            record.solved
-        ),
-        (Some(POST.to_string()), None, Some(true)),
+        (record.channel_id, record.message_id, record.solved),
+        (Some(POST.into()), None, Some(true)),
         "a tag other than solved records nothing; Solved marks the post"
     );
     fake.tag_thread(POST, &[2]);

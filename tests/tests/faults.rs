@@ -101,7 +101,7 @@ async fn a_processor_killed_again_and_again_while_indexing_still_indexes_every_m
         (store.count().await.ok()? as u64 == total).then_some(())
     })
     .await;
-    let ids: BTreeSet<String> = store
+    let ids: BTreeSet<_> = store
         .get(&Filter::All, &[], Some(total as usize + 10))
         .await
         .expect("get")

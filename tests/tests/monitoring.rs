@@ -37,11 +37,11 @@ fn kafka_sh(bootstrap: &str, args: &[&str]) -> String {
 
 fn message(id: u64) -> DiscordMessage {
     DiscordMessage {
-        message_id: id.to_string(),
+        message_id: id.into(),
         content: format!("message {id}"),
         username: "ann".into(),
-        user_id: "42".into(),
-        channel_id: "20".into(),
+        user_id: 42.into(),
+        channel_id: 20.into(),
         timestamp: now_timestamp(),
         metadata: Map::new(),
         ..DiscordMessage::default()

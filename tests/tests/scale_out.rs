@@ -20,18 +20,18 @@ const WAIT: Duration = Duration::from_secs(300);
 
 fn message(i: u64) -> DiscordMessage {
     DiscordMessage {
-        message_id: (40_000_000 + i).to_string(),
+        message_id: (40_000_000 + i).into(),
         content: format!(
             "scale-out fact {i}: service {} listens on port {}",
             i % 40,
             9000 + i % 40
         ),
         username: format!("user{}", i % 11),
-        user_id: (600 + i % 11).to_string(),
-        channel_id: (70 + i % 5).to_string(),
+        user_id: (600 + i % 11).into(),
+        channel_id: (70 + i % 5).into(),
         timestamp: now_timestamp(),
         metadata: Map::new(),
-        guild_id: Some("7".into()),
+        guild_id: Some(7.into()),
         event: MessageEvent::Create,
         reply_to_message_id: None,
         extra: Map::new(),
@@ -41,15 +41,15 @@ fn message(i: u64) -> DiscordMessage {
 
 fn question(i: u64) -> BotQuery {
     BotQuery {
-        query_id: format!("scale-{i}"),
-        original_message_id: (41_000_000 + i).to_string(),
+        query_id: format!("scale-{i}").parse().expect("a query id"),
+        original_message_id: (41_000_000 + i).into(),
         question: format!("which port does service {} listen on?", i % 40),
         username: "asker".into(),
-        user_id: "4242".into(),
-        channel_id: (70 + i % 5).to_string(),
+        user_id: 4242.into(),
+        channel_id: (70 + i % 5).into(),
         timestamp: now_timestamp(),
         context: Map::new(),
-        guild_id: Some("7".into()),
+        guild_id: Some(7.into()),
         visible_channel_ids: None,
         extra: Map::new(),
     }
@@ -61,7 +61,7 @@ async fn answers_per_query(
 ) -> Result<BTreeMap<String, usize>, rtfm_core::kafka::dead_letters::DeadLetterReadError> {
     let mut per_query: BTreeMap<String, usize> = BTreeMap::new();
     for (_, _, response) in read_records::<BotResponse>(kafka, WAIT).await? {
-        *per_query.entry(response.query_id).or_default() += 1;
+        *per_query.entry(response.query_id.to_string()).or_default() += 1;
     }
     Ok(per_query)
 }

@@ -193,23 +193,23 @@ async fn the_seeds_processor_reads_what_our_bot_writes_and_our_bot_reads_its_ans
     let kafka = services::kafka_with_topics().await;
     let producer = Producer::new(&kafka, "bot").expect("producer");
     let message = DiscordMessage {
-        message_id: "9100000000000000001".into(),
+        message_id: 9100000000000000001.into(),
         content: "the deploy key rotates monthly".into(),
         username: "ann".into(),
-        user_id: "42".into(),
-        channel_id: CHANNEL.into(),
+        user_id: 42.into(),
+        channel_id: CHANNEL.parse().expect("an id"),
         timestamp: now_timestamp(),
         metadata: Map::new(),
-        guild_id: Some("10".into()),
+        guild_id: Some(10.into()),
         ..DiscordMessage::default()
     };
     let query = BotQuery {
-        query_id: uuid::Uuid::new_v4().to_string(),
-        original_message_id: "9100000000000000002".into(),
+        query_id: rtfm_core::ids::QueryId::random(),
+        original_message_id: 9100000000000000002.into(),
         question: "when does the deploy key rotate?".into(),
         username: "bob".into(),
-        user_id: "43".into(),
-        channel_id: CHANNEL.into(),
+        user_id: 43.into(),
+        channel_id: CHANNEL.parse().expect("an id"),
         timestamp: now_timestamp(),
         ..BotQuery::default()
     };
@@ -229,8 +229,8 @@ async fn the_seeds_processor_reads_what_our_bot_writes_and_our_bot_reads_its_ans
         &kafka,
         &[
             "produce-response",
-            &query.query_id,
-            &query.original_message_id,
+            query.query_id.as_str(),
+            &query.original_message_id.to_string(),
             CHANNEL,
             "Monthly, says ann.",
         ],

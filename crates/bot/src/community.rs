@@ -90,7 +90,8 @@ impl Community {
                 if !self.defer(http, command).await {
                     return;
                 }
-                let record = ControlRecord::member(guild, user, !forget).requested(user, &request);
+                let record = ControlRecord::member(guild.into(), user.into(), !forget)
+                    .requested(user.into(), &request);
                 let text = if forget {
                     "Done: from now on RTFM neither indexes nor quotes your messages in this server. \
                      It is removing what it stored; the receipt with the count follows here."
@@ -142,8 +143,8 @@ impl Community {
                 } else {
                     "excluded by a moderator"
                 };
-                let record = ControlRecord::channel(guild, channel, include, reason)
-                    .requested(user, &request);
+                let record = ControlRecord::channel(guild.into(), channel.into(), include, reason)
+                    .requested(user.into(), &request);
                 if include {
                     let text = format!("Included <#{channel}>: reading its history…");
                     if self.record(http, command, &record, false, &text).await {
@@ -233,8 +234,12 @@ impl Community {
         if !(replies_to_them || their_thread) {
             return;
         }
-        let record =
-            ControlRecord::solved(guild.get(), channel.get(), Some(message_id.get()), added);
+        let record = ControlRecord::solved(
+            guild.get().into(),
+            channel.get().into(),
+            Some(message_id.get().into()),
+            added,
+        );
         self.note(record).await;
     }
 
@@ -251,7 +256,7 @@ impl Community {
             .available_tags
             .iter()
             .any(|tag| thread.applied_tags.contains(&tag.id) && is_solved_tag(&tag.name));
-        let (guild, id) = (thread.guild_id.get(), thread.id.get());
+        let (guild, id) = (thread.guild_id.get().into(), thread.id.get().into());
         if self.follower.state().thread_solved(guild, id) == solved {
             return; // a thread update about something else
         }
@@ -277,12 +282,16 @@ impl Community {
             guilds
                 .iter()
                 .copied()
-                .filter(|guild| state.guild(*guild).is_some_and(|choice| !choice.indexed))
+                .filter(|guild| {
+                    state
+                        .guild((*guild).into())
+                        .is_some_and(|choice| !choice.indexed)
+                })
                 .collect()
         };
         for guild in returned {
             self.note(ControlRecord::presence(
-                guild,
+                guild.into(),
                 true,
                 "RTFM is in the server again",
             ))

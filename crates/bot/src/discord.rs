@@ -216,8 +216,8 @@ impl EventHandler for Handler {
     ) {
         if let Some(community) = &self.community {
             let record = ControlRecord::channel(
-                channel.guild_id.get(),
-                channel.id.get(),
+                channel.guild_id.get().into(),
+                channel.id.get().into(),
                 false,
                 "channel deleted",
             );
@@ -233,8 +233,8 @@ impl EventHandler for Handler {
     ) {
         if let Some(community) = &self.community {
             let record = ControlRecord::channel(
-                thread.guild_id.get(),
-                thread.id.get(),
+                thread.guild_id.get().into(),
+                thread.id.get().into(),
                 false,
                 "thread deleted",
             );
@@ -254,7 +254,7 @@ impl EventHandler for Handler {
         }
         if let Some(community) = &self.community {
             let record = ControlRecord::presence(
-                incomplete.id.get(),
+                incomplete.id.get().into(),
                 false,
                 "RTFM was removed from the server",
             );

@@ -255,7 +255,7 @@ impl Pipeline {
         }
         metrics::PUBLISHED.with_label_values(&["query"]).inc();
         info!(query_id = %query.query_id, message_id = incoming.message_id, "question published");
-        self.questions.asked(&query.query_id, target);
+        self.questions.asked(query.query_id.as_str(), target);
         Ok(())
     }
 

@@ -1,6 +1,7 @@
 //! Discord events → wire records (pure): the seed schema plus `guild_id`, the event kind and
 //! the replied-to message.
 
+use rtfm_core::ids::{ChannelId, GuildId, MessageId, QueryId, UserId};
 use rtfm_core::redact::redact;
 use rtfm_core::schema::now_timestamp;
 use rtfm_core::{BotQuery, DiscordMessage, MessageEvent};
@@ -49,33 +50,32 @@ pub fn discord_message(incoming: &Incoming, event: MessageEvent) -> DiscordMessa
         (None, Some(_)) => incoming.channel_id.to_string(),
     };
     DiscordMessage {
-        message_id: incoming.message_id.to_string(),
+        message_id: incoming.message_id.into(),
         // Credentials never leave the bot: nothing downstream can store or quote them.
         content: truncate_chars(
             &redact(&incoming.content),
             rtfm_core::schema::MAX_CONTENT_CHARS,
         ),
         username: display_username(&incoming.author_name, incoming.author_discriminator),
-        user_id: incoming.author_id.to_string(),
-        channel_id: incoming.channel_id.to_string(),
+        user_id: incoming.author_id.into(),
+        channel_id: incoming.channel_id.into(),
         timestamp: incoming.timestamp.clone(),
         metadata: Map::from_iter([("channel_name".to_string(), json!(channel_name))]),
-        guild_id: incoming.guild_id.map(|id| id.to_string()),
+        guild_id: incoming.guild_id.map(GuildId::new),
         event,
-        reply_to_message_id: incoming.reply_to.map(|id| id.to_string()),
+        reply_to_message_id: incoming.reply_to.map(MessageId::new),
         mentioned_user_ids: incoming
             .mentioned_user_ids
             .iter()
-            .map(u64::to_string)
+            .copied()
+            .map(UserId::new)
             .collect(),
         author_display_name: incoming.author_display_name.clone(),
         author_nickname: incoming.author_nickname.clone(),
-        thread_parent_channel_id: incoming.thread_parent.map(|id| id.to_string()),
-        private_thread_parent_channel_id: incoming.private_thread_parent.map(|id| id.to_string()),
+        thread_parent_channel_id: incoming.thread_parent.map(ChannelId::new),
+        private_thread_parent_channel_id: incoming.private_thread_parent.map(ChannelId::new),
         // A thread's id is the id of the message it was started from.
-        thread_starter_message_id: incoming
-            .thread_parent
-            .map(|_| incoming.channel_id.to_string()),
+        thread_starter_message_id: incoming.thread_parent.map(|_| incoming.channel_id.into()),
         is_trigger: incoming.is_trigger,
         edited_content: None,
         extra: Map::new(),
@@ -85,14 +85,14 @@ pub fn discord_message(incoming: &Incoming, event: MessageEvent) -> DiscordMessa
 /// A delete event: only the ids matter.
 pub fn deletion(message_id: u64, channel_id: u64, guild_id: Option<u64>) -> DiscordMessage {
     DiscordMessage {
-        message_id: message_id.to_string(),
+        message_id: message_id.into(),
         content: String::new(),
         username: String::new(),
-        user_id: "0".into(),
-        channel_id: channel_id.to_string(),
+        user_id: 0.into(),
+        channel_id: channel_id.into(),
         timestamp: now_timestamp(),
         metadata: Map::new(),
-        guild_id: guild_id.map(|id| id.to_string()),
+        guild_id: guild_id.map(GuildId::new),
         event: MessageEvent::Delete,
         reply_to_message_id: None,
         extra: Map::new(),
@@ -104,15 +104,15 @@ pub fn deletion(message_id: u64, channel_id: u64, guild_id: Option<u64>) -> Disc
 /// processor never widens retrieval beyond it).
 pub fn query(incoming: &Incoming, question: &str, source: &str) -> BotQuery {
     BotQuery {
-        query_id: uuid::Uuid::new_v4().to_string(),
-        original_message_id: incoming.message_id.to_string(),
+        query_id: QueryId::random(),
+        original_message_id: incoming.message_id.into(),
         question: truncate_chars(&redact(question), rtfm_core::schema::MAX_CONTENT_CHARS),
         username: display_username(&incoming.author_name, incoming.author_discriminator),
-        user_id: incoming.author_id.to_string(),
-        channel_id: incoming.channel_id.to_string(),
+        user_id: incoming.author_id.into(),
+        channel_id: incoming.channel_id.into(),
         timestamp: now_timestamp(),
         context: Map::from_iter([("source".to_string(), json!(source))]),
-        guild_id: incoming.guild_id.map(|id| id.to_string()),
+        guild_id: incoming.guild_id.map(GuildId::new),
         visible_channel_ids: None,
         extra: Map::new(),
     }
@@ -120,13 +120,13 @@ pub fn query(incoming: &Incoming, question: &str, source: &str) -> BotQuery {
 
 /// The question id of a message's trigger: the same for the same message, always (a UUID v5
 /// of its id), so a question asked again after a crash is recognised as the same question.
-pub fn message_query_id(message_id: u64) -> String {
+pub fn message_query_id(message_id: u64) -> QueryId {
     const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6b1c_7f1e_52b4_4b8e_9a0e_2f6d_0c3a_9e11);
-    uuid::Uuid::new_v5(
+    let id = uuid::Uuid::new_v5(
         &NAMESPACE,
         format!("discord-message:{message_id}").as_bytes(),
-    )
-    .to_string()
+    );
+    QueryId::of_uuid(id)
 }
 
 /// `bot-queries.context.interaction` (echoed in `bot-responses.metadata.interaction`): what a
@@ -235,13 +235,13 @@ mod tests {
         let first = query(&incoming(), "how?", "message");
         let second = query(&incoming(), "how?", "message");
         assert_ne!(first.query_id, second.query_id);
-        assert!(uuid::Uuid::parse_str(&first.query_id).is_ok());
-        assert_eq!(first.guild_id.as_deref(), Some("444"));
+        assert!(uuid::Uuid::parse_str(first.query_id.as_str()).is_ok());
+        assert_eq!(first.guild_id, Some(444.into()));
         assert_eq!(first.original_message_id, "1234567890");
         assert!(first.validate().is_ok());
         assert_eq!(message_query_id(7), message_query_id(7));
         assert_ne!(message_query_id(7), message_query_id(8));
-        assert!(uuid::Uuid::parse_str(&message_query_id(7)).is_ok());
+        assert!(uuid::Uuid::parse_str(message_query_id(7).as_str()).is_ok());
     }
 
     #[test]

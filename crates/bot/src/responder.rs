@@ -45,8 +45,9 @@ pub const MAX_IN_FLIGHT: usize = 2048;
 /// A channel's worker ends after this long without work (a new response starts another).
 const IDLE_WORKER: Duration = Duration::from_secs(300);
 
-fn parse_id(text: &str) -> Option<u64> {
-    text.parse().ok().filter(|id| *id != 0)
+/// An id Discord can be sent (0 is what a record without one carries).
+fn sendable(id: impl Into<u64>) -> Option<u64> {
+    Some(id.into()).filter(|id| *id != 0)
 }
 
 /// Per partition, the offsets read and whether they are done. The offset to store is the last
@@ -180,13 +181,13 @@ pub async fn run(
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .begin(&received.topic, received.partition, received.offset);
         let response = &received.record;
-        if shared.is_answered(&response.query_id) {
+        if shared.is_answered(response.query_id.as_str()) {
             metrics::DUPLICATES_SUPPRESSED.inc();
             info!(query_id = %response.query_id, "duplicate response suppressed");
             shared.done(&received);
             continue;
         }
-        let target = match questions.take(&response.query_id) {
+        let target = match questions.take(response.query_id.as_str()) {
             Some(pending) => pending.target,
             None if only_pending => {
                 shared.done(&received);
@@ -241,7 +242,7 @@ pub async fn run(
 /// restart): the follow-up of its slash command while the interaction's token lives, else a
 /// reply to the original message in its channel.
 fn response_target(response: &BotResponse) -> Option<Target> {
-    let channel_id = parse_id(&response.channel_id)?;
+    let channel_id = sendable(response.channel_id)?;
     if let Some(token) =
         crate::records::live_interaction_token(&response.metadata, chrono::Duration::seconds(30))
     {
@@ -253,7 +254,7 @@ fn response_target(response: &BotResponse) -> Option<Target> {
     }
     Some(Target {
         channel_id,
-        reply_to: parse_id(&response.original_message_id),
+        reply_to: sendable(response.original_message_id),
         ..Target::default()
     })
 }
@@ -290,7 +291,7 @@ async fn channel_worker(mut jobs: mpsc::UnboundedReceiver<Job>, shared: Shared) 
             }
         };
         let Some(job) = job else { return };
-        if shared.is_answered(&job.received.record.query_id) {
+        if shared.is_answered(job.received.record.query_id.as_str()) {
             // A copy of a response this worker posted moments ago (queued behind it).
             metrics::DUPLICATES_SUPPRESSED.inc();
             info!(query_id = %job.received.record.query_id, "duplicate response suppressed");
@@ -316,14 +317,14 @@ async fn post_one(job: &Job, shared: &Shared) -> bool {
     // few minutes; the channel itself says so for as long as it keeps history.
     let mut first_part = 0;
     if received.maybe_redelivered {
-        let original = parse_id(&response.original_message_id).unwrap_or_default();
+        let original = sendable(response.original_message_id).unwrap_or_default();
         match shared
             .outbox
             .already_posted(target, original, &parts, shutdown)
             .await
         {
             Ok(posted) if posted == parts.len() => {
-                shared.mark_answered(&response.query_id);
+                shared.mark_answered(response.query_id.as_str());
                 metrics::DUPLICATES_SUPPRESSED.inc();
                 info!(query_id = %response.query_id, "answer already in the channel (posted before a restart); not posting it again");
                 shared.done(received);
@@ -344,14 +345,14 @@ async fn post_one(job: &Job, shared: &Shared) -> bool {
             target,
             &parts,
             first_part,
-            &response.query_id,
-            parse_id(&response.original_message_id),
+            response.query_id.as_str(),
+            sendable(response.original_message_id),
             shutdown,
         )
         .await
     {
         Ok(()) => {
-            shared.mark_answered(&response.query_id);
+            shared.mark_answered(response.query_id.as_str());
             metrics::REPLIES_POSTED.inc();
             info!(query_id = %response.query_id, parts = parts.len(), "answer posted");
         }
@@ -369,7 +370,7 @@ async fn post_one(job: &Job, shared: &Shared) -> bool {
                 return false;
             }
             // Refused for good: nothing more will be sent for this command.
-            shared.deferred.remove(&response.query_id);
+            shared.deferred.remove(response.query_id.as_str());
         }
     }
     shared.done(received);

@@ -88,7 +88,7 @@ pub fn visible_from(
     channel_id: u64,
     thread_parent: Option<u64>,
     everyone_reads: &[u64],
-) -> Vec<String> {
+) -> Vec<rtfm_core::ids::ChannelId> {
     let mut visible: Vec<u64> = thread_parent.into_iter().collect();
     visible.extend(
         everyone_reads
@@ -97,7 +97,7 @@ pub fn visible_from(
             .filter(|id| *id != channel_id && Some(*id) != thread_parent),
     );
     visible.truncate(rtfm_core::schema::MAX_VISIBLE_CHANNELS);
-    visible.iter().map(u64::to_string).collect()
+    visible.into_iter().map(Into::into).collect()
 }
 
 /// The per-guild lookups, kept for `ttl` (permission changes apply within it).
@@ -129,12 +129,12 @@ impl Visibility {
         guild_id: u64,
         channel_id: u64,
         thread_parent: Option<u64>,
-    ) -> Vec<String> {
+    ) -> Vec<rtfm_core::ids::ChannelId> {
         match self.everyone_reads(http, guild_id).await {
             Ok(channels) => visible_from(channel_id, thread_parent, &channels),
             Err(err) => {
                 warn!(guild_id, channel_id, error = %err, "could not read the guild's channel permissions; the question searches its own channel only");
-                thread_parent.iter().map(u64::to_string).collect()
+                thread_parent.into_iter().map(Into::into).collect()
             }
         }
     }

@@ -65,16 +65,14 @@ fn args(guild: Vec<u64>, channel: Vec<u64>) -> bot::backfill::BackfillArgs {
 async fn published(
     reader: &mut TopicReader<DiscordMessage>,
     count: usize,
-) -> BTreeMap<String, (usize, DiscordMessage)> {
-    let mut seen: BTreeMap<String, (usize, DiscordMessage)> = BTreeMap::new();
+) -> BTreeMap<rtfm_core::ids::MessageId, (usize, DiscordMessage)> {
+    let mut seen: BTreeMap<rtfm_core::ids::MessageId, (usize, DiscordMessage)> = BTreeMap::new();
     while seen.len() < count {
         let message = reader.next(WAIT).await;
-        seen.entry(message.message_id.clone())
-            .or_insert((0, message))
-            .0 += 1;
+        seen.entry(message.message_id).or_insert((0, message)).0 += 1;
     }
     if let Some(extra) = reader.nothing_within(Duration::from_secs(2)).await {
-        seen.entry(extra.message_id.clone()).or_insert((0, extra)).0 += 1;
+        seen.entry(extra.message_id).or_insert((0, extra)).0 += 1;
     }
     seen
 }
@@ -115,7 +113,7 @@ async fn backfill_publishes_history_and_resumes_after_an_interruption() {
     assert_eq!(seen.len(), 250);
     assert!(
         seen.values()
-            .all(|(times, message)| *times == 1 && message.guild_id.as_deref() == Some("10")),
+            .all(|(times, message)| *times == 1 && message.guild_id == Some(10.into())),
         "the resumed run started where the first stopped"
     );
 }
@@ -190,17 +188,20 @@ async fn backfill_of_a_guild_reads_every_channel_thread_and_forum_post_within_th
         "every message of the guild, and none of another guild"
     );
     assert!(seen.values().all(|(times, _)| *times == 1), "each once");
-    let channels: BTreeSet<&str> = seen.values().map(|(_, m)| m.channel_id.as_str()).collect();
+    let channels: BTreeSet<String> = seen
+        .values()
+        .map(|(_, m)| m.channel_id.to_string())
+        .collect();
     // The newest and the oldest archived thread: both pages of the archived listing.
     for id in ["300000", "400000", "401090", "500000", "600000", "700000"] {
         assert!(channels.contains(id), "thread {id} read: {channels:?}");
     }
-    let trigger = &seen["100900"].1;
+    let trigger = &seen[&100900.into()].1;
     assert!(
         trigger.is_trigger,
         "a question to the bot is flagged, never evidence"
     );
-    assert!(!seen["100001"].1.is_trigger);
+    assert!(!seen[&100001.into()].1.is_trigger);
     let (route_429s, global_429s) = fake.rate_limited();
     println!("429s answered while backfilling: {route_429s} per route, {global_429s} global");
 }

@@ -87,11 +87,7 @@ async fn what_was_said_while_the_bot_was_down_is_published_and_its_questions_ask
     messages.nothing_within(Duration::from_secs(2)).await;
     second.stop().await;
 
-    let published: Vec<&str> = messages
-        .records()
-        .iter()
-        .map(|m| m.message_id.as_str())
-        .collect();
+    let published: Vec<_> = messages.records().iter().map(|m| m.message_id).collect();
     let mut sorted = published.clone();
     sorted.sort();
     assert_eq!(
@@ -105,14 +101,14 @@ async fn what_was_said_while_the_bot_was_down_is_published_and_its_questions_ask
         .find(|m| m.message_id == "109")
         .expect("the thread's message");
     assert_eq!(
-        thread_message.thread_parent_channel_id.as_deref(),
-        Some("20"),
+        thread_message.thread_parent_channel_id,
+        Some(20.into()),
         "a public thread's message is scoped through its parent"
     );
-    let mut asked: Vec<&str> = queries
+    let mut asked: Vec<_> = queries
         .records()
         .iter()
-        .map(|q| q.original_message_id.as_str())
+        .map(|q| q.original_message_id)
         .collect();
     asked.sort();
     assert_eq!(
@@ -154,11 +150,7 @@ async fn after_a_catch_up_a_restart_publishes_nothing_again() {
         .await;
     messages.nothing_within(Duration::from_secs(2)).await;
     third.stop().await;
-    let mut published: Vec<&str> = messages
-        .records()
-        .iter()
-        .map(|m| m.message_id.as_str())
-        .collect();
+    let mut published: Vec<_> = messages.records().iter().map(|m| m.message_id).collect();
     published.sort();
     assert_eq!(published, ["201", "202", "203"], "nothing published twice");
 }

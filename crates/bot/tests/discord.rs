@@ -133,8 +133,8 @@ async fn every_trigger_form_publishes_one_question_and_lookalikes_do_not() {
         let query = queries.next(WAIT).await;
         assert_eq!(query.question, expected);
         assert_eq!(query.original_message_id, id.to_string());
-        assert_eq!(query.guild_id.as_deref(), Some("10"));
-        assert!(uuid::Uuid::parse_str(&query.query_id).is_ok());
+        assert_eq!(query.guild_id, Some(10.into()));
+        assert!(uuid::Uuid::parse_str(query.query_id.as_str()).is_ok());
     }
     fake.push_message(fake_discord::message(
         205,
@@ -168,7 +168,7 @@ async fn every_trigger_form_publishes_one_question_and_lookalikes_do_not() {
     // Its answer arrives as the interaction's follow-up.
     publish(
         &kafka,
-        &response(&query.query_id, 206, "Deploy with `make deploy`."),
+        &response(query.query_id.as_str(), 206, "Deploy with `make deploy`."),
     )
     .await;
     eventually(WAIT, "the follow-up", || async {
@@ -208,22 +208,19 @@ async fn a_question_carries_the_channels_its_readers_may_read_and_fails_closed()
     };
     ask(301, CHANNEL, GUILD);
     let query = queries.next(WAIT).await;
-    assert_eq!(
-        query.visible_channel_ids,
-        Some(vec![(CHANNEL + 1).to_string()])
-    );
+    assert_eq!(query.visible_channel_ids, Some(vec![(CHANNEL + 1).into()]));
     ask(302, CHANNEL + 2, GUILD);
     let query = queries.next(WAIT).await;
     assert_eq!(
         query.visible_channel_ids,
-        Some(vec![CHANNEL.to_string(), (CHANNEL + 1).to_string()]),
+        Some(vec![CHANNEL.into(), (CHANNEL + 1).into()]),
         "a private channel's readers may read the public ones"
     );
     assert_eq!(fake.guild_lookups(), 2, "one lookup per guild, reused");
     // A guild the fake does not know answers 404 Unknown Guild.
     ask(303, 77, 99);
     let query = queries.next(WAIT).await;
-    assert_eq!(query.guild_id.as_deref(), Some("99"));
+    assert_eq!(query.guild_id, Some(99.into()));
     assert_eq!(query.visible_channel_ids, Some(vec![]));
     bot.stop().await;
 }
@@ -283,21 +280,22 @@ async fn edits_republish_and_deletes_publish_delete_events() {
     fake.push_update(json!({"id": "701", "channel_id": CHANNEL.to_string(), "guild_id": GUILD.to_string(), "author": human(42), "content": "fixed typo", "edited_timestamp": "2025-11-02T12:40:00.000000+00:00"}));
     let edit = messages.next(WAIT).await;
     assert_eq!(
-        (edit.event, edit.message_id.as_str(), edit.content.as_str()),
-        (MessageEvent::Edit, "701", "fixed typo")
+        (edit.event, edit.message_id, edit.content.as_str()),
+        (MessageEvent::Edit, 701.into(), "fixed typo")
     );
     fake.push_delete(702, CHANNEL, Some(GUILD));
     let delete = messages.next(WAIT).await;
     assert_eq!(
-        (delete.event, delete.message_id.as_str()),
-        (MessageEvent::Delete, "702")
+        (delete.event, delete.message_id),
+        (MessageEvent::Delete, 702.into())
     );
     fake.push_delete_bulk(&[703, 704], CHANNEL, Some(GUILD));
-    let ids: BTreeSet<String> = [messages.next(WAIT).await, messages.next(WAIT).await]
-        .into_iter()
-        .map(|m| m.message_id)
-        .collect();
-    assert_eq!(ids, BTreeSet::from(["703".to_string(), "704".to_string()]));
+    let ids: BTreeSet<rtfm_core::ids::MessageId> =
+        [messages.next(WAIT).await, messages.next(WAIT).await]
+            .into_iter()
+            .map(|m| m.message_id)
+            .collect();
+    assert_eq!(ids, BTreeSet::from([703.into(), 704.into()]));
     bot.stop().await;
 }
 
@@ -372,11 +370,7 @@ async fn the_bot_resumes_after_a_gateway_reconnect_and_keeps_working() {
         .await;
     messages.nothing_within(Duration::from_secs(1)).await;
     bot.stop().await;
-    let mut ids: Vec<&str> = messages
-        .records()
-        .iter()
-        .map(|m| m.message_id.as_str())
-        .collect();
+    let mut ids: Vec<_> = messages.records().iter().map(|m| m.message_id).collect();
     ids.sort();
     assert_eq!(ids, ["890", "891", "892", "893", "894", "901"], "each once");
     assert_eq!(

@@ -182,7 +182,7 @@ async fn a_reply_and_a_follow_up_created_while_the_client_timed_out_are_found_no
     let hang = Failure::CreatedThenHang(Duration::from_secs(32));
     fake.fail_next_posts(&[hang, hang]);
     let mut reply = response("query-timed-out", 604, "posted once");
-    reply.channel_id = other.to_string();
+    reply.channel_id = other.into();
     let answer = slash_answer(&query, 906, "deploy with make deploy");
     let (first, second) = tokio::join!(publish(&kafka, &reply), publish(&kafka, &answer));
     services::until_group_passed(
@@ -219,7 +219,7 @@ async fn a_refused_or_rate_limited_channel_never_holds_up_another_channel() {
     let producer = Producer::new(&kafka, "test").expect("producer");
     let to = |channel: u64, query: &str, text: &str| {
         let mut answer = response(query, 950, text);
-        answer.channel_id = channel.to_string();
+        answer.channel_id = channel.into();
         answer
     };
     // Same key order as Discord would see them: the stuck channels first.
@@ -278,7 +278,7 @@ async fn a_slow_channels_backlog_never_stops_the_replies_of_the_others() {
     let producer = Producer::new(&kafka, "test").expect("producer");
     let to = |channel: u64, query: String, text: String| {
         let mut answer = response(&query, 950, &text);
-        answer.channel_id = channel.to_string();
+        answer.channel_id = channel.into();
         answer
     };
     for n in 0..100 {

@@ -49,7 +49,11 @@ async fn a_slash_command_without_an_answer_in_time_gets_one_notice_and_the_late_
         (!fake.followups().is_empty()).then_some(())
     })
     .await;
-    publish(&kafka, &response(&query.query_id, 903, "late answer")).await;
+    publish(
+        &kafka,
+        &response(query.query_id.as_str(), 903, "late answer"),
+    )
+    .await;
     fake.until_posted("the late answer in the channel", WAIT, |p| {
         p.content() == "late answer"
     })

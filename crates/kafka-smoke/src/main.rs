@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Parser;
+use rtfm_core::ids::{MessageId, QueryId};
 use rtfm_core::kafka::{fetch_at, KafkaConfig, Producer};
 use rtfm_core::schema::{now_timestamp, Record};
 use rtfm_core::{BotQuery, BotResponse, DiscordMessage, ResponseMetadata};
@@ -115,12 +116,12 @@ async fn round_trip<T: Record + PartialEq + std::fmt::Debug>(
 }
 
 /// A snowflake-shaped id unique enough for a smoke test.
-fn unique_id() -> String {
+fn unique_id() -> MessageId {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_nanos())
         .unwrap_or_default();
-    (nanos % 10u128.pow(19)).to_string()
+    MessageId::new((nanos % 10u128.pow(19)) as u64)
 }
 
 fn discord_message() -> DiscordMessage {
@@ -130,8 +131,8 @@ fn discord_message() -> DiscordMessage {
         message_id: unique_id(),
         content: format!("kafka-smoke {}", uuid::Uuid::new_v4()),
         username: "kafka-smoke".into(),
-        user_id: "1".into(),
-        channel_id: "1".into(),
+        user_id: 1.into(),
+        channel_id: 1.into(),
         timestamp: now_timestamp(),
         metadata,
         guild_id: None,
@@ -144,12 +145,12 @@ fn discord_message() -> DiscordMessage {
 
 fn bot_query() -> BotQuery {
     BotQuery {
-        query_id: uuid::Uuid::new_v4().to_string(),
+        query_id: QueryId::random(),
         original_message_id: unique_id(),
         question: "kafka-smoke: is the pipeline alive?".into(),
         username: "kafka-smoke".into(),
-        user_id: "1".into(),
-        channel_id: "1".into(),
+        user_id: 1.into(),
+        channel_id: 1.into(),
         timestamp: now_timestamp(),
         context: Map::new(),
         guild_id: None,
@@ -161,10 +162,10 @@ fn bot_query() -> BotQuery {
 fn bot_response() -> BotResponse {
     BotResponse {
         response_id: uuid::Uuid::new_v4().to_string(),
-        query_id: uuid::Uuid::new_v4().to_string(),
+        query_id: QueryId::random(),
         original_message_id: unique_id(),
         response_text: "kafka-smoke: yes".into(),
-        channel_id: "1".into(),
+        channel_id: 1.into(),
         timestamp: now_timestamp(),
         metadata: ResponseMetadata {
             model: "kafka-smoke".into(),

@@ -40,7 +40,7 @@ fn arg(name: &str) -> Option<String> {
 fn messages(first: u64, count: u64, author: u64) -> Vec<StoredMessage> {
     (first..first + count)
         .map(|id| StoredMessage {
-            id: id.to_string(),
+            id: id.into(),
             document: format!("message {id}"),
             metadata: json!({
                 "guild_id": GUILD.to_string(),
@@ -60,7 +60,7 @@ async fn store_all(store: &ChromaStore, messages: &[StoredMessage]) {
         let vectors: Vec<Vec<f32>> = chunk
             .iter()
             .map(|message| {
-                let id: f32 = message.id.parse::<u64>().unwrap_or_default() as f32;
+                let id: f32 = message.id.get() as f32;
                 let mut vector = vec![0.01f32; 384];
                 vector[(id as usize) % 384] = 1.0;
                 vector[0] = id.sin();
@@ -126,14 +126,17 @@ async fn main() {
         let started = Instant::now();
         let request = format!("bench-{size}");
         producer
-            .send(&ControlRecord::member(GUILD, MEMBER, false).requested(MEMBER, &request))
+            .send(
+                &ControlRecord::member(GUILD.into(), MEMBER.into(), false)
+                    .requested(MEMBER.into(), &request),
+            )
             .await
             .expect("acked");
         let (mut counted, mut gone) = (None, None);
         let done = loop {
             let receipt = follower
                 .state()
-                .receipt(GUILD, Subject::Member(MEMBER))
+                .receipt(GUILD.into(), Subject::Member(MEMBER.into()))
                 .filter(|receipt| receipt.request_id == request)
                 .cloned();
             if counted.is_none() && receipt.is_some() {

@@ -125,8 +125,8 @@ async fn main() {
         while indexed < size {
             let original = &corpus[(copy as usize) % corpus.len()];
             let mut message = original.clone();
-            message.message_id = (9_000_000_000 + copy).to_string();
-            message.channel_id = (800_000_000_000_000_000 + copy % 50).to_string();
+            message.message_id = (9_000_000_000 + copy).into();
+            message.channel_id = (800_000_000_000_000_000 + copy % 50).into();
             message.content = format!("{} #{copy}", original.content);
             batch.push(message);
             copy += 1;
@@ -150,10 +150,18 @@ async fn main() {
                 .map(|ids| ids.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             let asked = BotQuery {
-                query_id: query["query_id"].as_str().unwrap_or_default().into(),
-                original_message_id: "1".into(),
+                query_id: query["query_id"]
+                    .as_str()
+                    .unwrap_or("q")
+                    .parse()
+                    .expect("a query id"),
+                original_message_id: 1.into(),
                 question: query["question"].as_str().unwrap_or_default().into(),
-                channel_id: query["channel_id"].as_str().unwrap_or_default().into(),
+                channel_id: query["channel_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .expect("a channel id"),
                 ..Default::default()
             };
             let started = Instant::now();
@@ -162,7 +170,7 @@ async fn main() {
             let top: Vec<String> = retrieved
                 .ranked()
                 .into_iter()
-                .map(|message| message.message_id.clone())
+                .map(|message| message.message_id.to_string())
                 .filter(|id| !source.contains(id.as_str()))
                 .take(10)
                 .collect();

@@ -3,6 +3,7 @@
 //! every query gets a response, labelled when degraded.
 
 use chrono::Utc;
+use rtfm_core::ids::MessageId;
 use rtfm_core::schema::now_timestamp;
 use rtfm_core::{BotQuery, BotResponse, ResponseMetadata};
 use serde_json::Map;
@@ -150,9 +151,9 @@ impl Answerer {
         Some(BotResponse {
             response_id: uuid::Uuid::new_v4().to_string(),
             query_id: query.query_id.clone(),
-            original_message_id: query.original_message_id.clone(),
+            original_message_id: query.original_message_id,
             response_text: answer.text,
-            channel_id: query.channel_id.clone(),
+            channel_id: query.channel_id,
             timestamp: now_timestamp(),
             metadata: ResponseMetadata {
                 model: answer.model,
@@ -170,7 +171,7 @@ impl Answerer {
                     })
                     .unwrap_or_default(),
             },
-            guild_id: query.guild_id.clone(),
+            guild_id: query.guild_id,
             extra: Map::new(),
         })
     }
@@ -212,7 +213,7 @@ impl Answerer {
 
     /// `/rtfm-admin status` for the query's guild (the bot checked the asker may see it).
     async fn status(&self, query: &BotQuery) -> Answer {
-        let (Some(guild), Some(asked_before)) = (&query.guild_id, &self.asked_before) else {
+        let (Some(guild), Some(asked_before)) = (query.guild_id, &self.asked_before) else {
             return Answer::plain(crate::prompt::STATUS_UNAVAILABLE, "status", true);
         };
         if let Err(err) = self.retriever.gate.barrier().await {
@@ -268,7 +269,7 @@ impl Answerer {
 
 struct Answer {
     text: String,
-    cited_ids: Vec<String>,
+    cited_ids: Vec<MessageId>,
     provider: &'static str,
     model: String,
     degraded: bool,
@@ -314,14 +315,14 @@ mod tests {
     fn message(id: &str, content: &str, role: Role) -> SourceMessage {
         SourceMessage {
             content: content.into(),
-            ..SourceMessage::sample(id, role)
+            ..SourceMessage::sample(id.parse().expect("an id"), role)
         }
     }
 
     fn evidence() -> Retrieved {
         Retrieved {
             groups: vec![SourceGroup {
-                hit_id: "2".into(),
+                hit_id: 2.into(),
                 similarity: 0.8,
                 messages: vec![
                     message("2", "how do I rotate the deploy key?", Role::Hit),
@@ -358,7 +359,7 @@ mod tests {
         let answer = compose(Outcome::NoModel(&retrieved));
         assert_eq!((answer.provider, answer.degraded), ("extractive", false));
         assert!(answer.text.contains("vaultctl"), "{}", answer.text);
-        assert_eq!(answer.cited_ids, vec!["2".to_string(), "3".to_string()]);
+        assert_eq!(answer.cited_ids, vec!["2", "3"]);
         assert!((answer.confidence - 0.8).abs() < 1e-6);
     }
 
@@ -390,7 +391,7 @@ mod tests {
             (answer.provider, answer.model.as_str(), answer.degraded),
             ("gemini", "gemini-2.5-flash", false)
         );
-        assert_eq!(answer.cited_ids, vec!["3".to_string()]);
+        assert_eq!(answer.cited_ids, vec!["3"]);
     }
 
     #[test]

@@ -69,28 +69,21 @@ impl AskedBefore {
         };
         hits.into_iter()
             .filter(|hit| flag(hit, Field::Answered) && flag(hit, Field::Linkable))
-            .filter(|hit| hit.similarity >= NEAR_REPEAT && hit.message.id != query.query_id)
+            .filter(|hit| hit.similarity >= NEAR_REPEAT)
             .map(|hit| IndexedMessage::from_stored(&hit.message))
             .find(|earlier| {
                 reach.admits(earlier)
                     && self.gate.admits_indexed(earlier)
                     && earlier.id != query.original_message_id
             })
-            .map(|earlier| {
-                jump_link(
-                    earlier.guild_id.as_deref(),
-                    &earlier.channel_id,
-                    &earlier.id,
-                )
-            })
+            .map(|earlier| jump_link(earlier.guild_id, earlier.channel_id, earlier.id))
     }
 
-    /// Keeps `query` (`answered`: RTFM found an answer) unless its asker chose forget-me.
-    /// Asked by a message, it is stored under the message's id (an answer can link to it); by a
-    /// slash command, under the query's id.
+    /// Keeps `query` (`answered`: RTFM found an answer) unless its asker chose forget-me,
+    /// under its `original_message_id`: the message that asked (an answer can link to it) or
+    /// the slash command's interaction (not linkable).
     pub async fn remember(&self, query: &BotQuery, embedding: Vec<f32>, now: f64, answered: bool) {
-        let asked_by_message = !query.context.contains_key("interaction")
-            && query.original_message_id.parse::<u64>().is_ok();
+        let asked_by_message = !query.context.contains_key("interaction");
         if !self.gate.admits_query(query) {
             return;
         }
@@ -109,11 +102,7 @@ impl AskedBefore {
         metadata.insert(Field::Username.key().into(), json!(query.username));
         // Asked by a message: under its id, so a hit reads back as that message.
         let question = StoredMessage {
-            id: if asked_by_message {
-                query.original_message_id.clone()
-            } else {
-                query.query_id.clone()
-            },
+            id: query.original_message_id,
             document: query.question.clone(),
             metadata,
         };
@@ -130,11 +119,11 @@ mod tests {
 
     fn asked(id: u64, guild: Option<&str>, channel: &str) -> BotQuery {
         BotQuery {
-            query_id: format!("q{id}"),
-            original_message_id: id.to_string(),
+            query_id: format!("q{id}").parse().expect("a query id"),
+            original_message_id: id.into(),
             question: "how do I rotate the deploy key?".into(),
-            channel_id: channel.into(),
-            guild_id: guild.map(str::to_string),
+            channel_id: channel.parse().expect("an id"),
+            guild_id: guild.map(|id| id.parse().expect("an id")),
             ..Default::default()
         }
     }

@@ -11,6 +11,8 @@
 
 use std::collections::HashSet;
 
+use rtfm_core::ids::MessageId;
+
 use crate::index::IndexedMessage;
 
 /// Similarity to the question above which a nearby unaddressed message counts as part of the
@@ -54,39 +56,40 @@ pub fn conversation(
     hit: &IndexedMessage,
     candidates: &[IndexedMessage],
     expansion: Expansion,
-    excluded: &str,
+    excluded: MessageId,
 ) -> Vec<(IndexedMessage, Role)> {
     let mut seen = HashSet::new();
     let mut messages: Vec<&IndexedMessage> = std::iter::once(hit)
         .chain(candidates.iter())
-        .filter(|message| message.id != excluded && seen.insert(message.id.as_str()))
+        .filter(|message| message.id != excluded && seen.insert(message.id))
         .collect();
     messages.sort_by(|a, b| {
         a.epoch
             .total_cmp(&b.epoch)
-            .then_with(|| snowflake_order(&a.id, &b.id))
+            // Snowflakes grow with time.
+            .then_with(|| a.id.cmp(&b.id))
     });
     let Some(position) = messages.iter().position(|message| message.id == hit.id) else {
         return Vec::new();
     };
     let within =
         |message: &IndexedMessage| (message.epoch - hit.epoch).abs() <= expansion.window_secs;
-    let replies_to = |id: &str| -> HashSet<String> {
+    let replies_to = |id: MessageId| -> HashSet<MessageId> {
         messages
             .iter()
-            .filter(|message| message.reply_to.as_deref() == Some(id))
-            .map(|message| message.id.clone())
+            .filter(|message| message.reply_to == Some(id))
+            .map(|message| message.id)
             .collect()
     };
-    let direct = replies_to(&hit.id);
-    let second: HashSet<String> = direct.iter().flat_map(|id| replies_to(id)).collect();
+    let direct = replies_to(hit.id);
+    let second: HashSet<MessageId> = direct.iter().flat_map(|id| replies_to(*id)).collect();
     let names = hit.names();
     // Messages by the hit's author near it: a reply to any of them is addressed to the author
     // (Discord's "nick: …" — people reply to whichever of the asker's messages is handy).
-    let by_author: HashSet<&str> = messages
+    let by_author: HashSet<MessageId> = messages
         .iter()
         .filter(|message| message.user_id == hit.user_id && within(message))
-        .map(|message| message.id.as_str())
+        .map(|message| message.id)
         .collect();
     let max_answers = 3 * expansion.neighbors.max(1) + 3;
     let mut roles: Vec<Option<Role>> = vec![None; messages.len()];
@@ -97,13 +100,11 @@ pub fn conversation(
             continue;
         }
         let after = index > position;
-        let role = if hit.reply_to.as_deref() == Some(message.id.as_str())
-            || hit.thread_starter.as_deref() == Some(message.id.as_str())
-        {
+        let role = if hit.reply_to == Some(message.id) || hit.thread_starter == Some(message.id) {
             Some(Role::Question)
         } else if direct.contains(&message.id)
             || second.contains(&message.id)
-            || message.thread_starter.as_deref() == Some(hit.id.as_str())
+            || message.thread_starter == Some(hit.id)
             || (hit.reply_to.is_some() && message.reply_to == hit.reply_to)
             || (after
                 && hit.thread_starter.is_some()
@@ -114,8 +115,7 @@ pub fn conversation(
                 && (message.mentions.contains(&hit.user_id)
                     || message
                         .reply_to
-                        .as_deref()
-                        .is_some_and(|parent| by_author.contains(parent))
+                        .is_some_and(|parent| by_author.contains(&parent))
                     || names
                         .iter()
                         .any(|name| mentions_name(&message.content, name))))
@@ -175,20 +175,15 @@ pub fn mentions_name(text: &str, name: &str) -> bool {
     })
 }
 
-/// Snowflakes grow with time; compare them as numbers (longer = larger).
-fn snowflake_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn message(id: &str, epoch: f64, user: &str, content: &str) -> IndexedMessage {
+    fn message(id: u64, epoch: f64, user: u64, content: &str) -> IndexedMessage {
         IndexedMessage {
             id: id.into(),
             content: content.into(),
-            channel_id: "5".into(),
+            channel_id: 5.into(),
             user_id: user.into(),
             username: format!("user{user}"),
             epoch,
@@ -201,125 +196,128 @@ mod tests {
         window_secs: 600.0,
     };
 
-    fn roles(members: &[(IndexedMessage, Role)]) -> Vec<(&str, Role)> {
-        members.iter().map(|(m, r)| (m.id.as_str(), *r)).collect()
+    fn roles(members: &[(IndexedMessage, Role)]) -> Vec<(u64, Role)> {
+        members.iter().map(|(m, r)| (m.id.get(), *r)).collect()
     }
 
     #[test]
     fn time_neighbours_are_context_and_the_question_being_asked_is_never_included() {
-        let candidates: Vec<_> = (1..=9)
-            .map(|i| message(&i.to_string(), i as f64, "9", "chat"))
-            .collect();
-        let members = conversation(&candidates[4], &candidates, NARROW, "6");
+        let candidates: Vec<_> = (1..=9).map(|i| message(i, i as f64, 9, "chat")).collect();
+        let members = conversation(&candidates[4], &candidates, NARROW, MessageId::new(6));
         assert_eq!(
             roles(&members),
-            vec![("4", Role::Context), ("5", Role::Hit), ("7", Role::Context)]
+            vec![(4, Role::Context), (5, Role::Hit), (7, Role::Context)]
         );
     }
 
     #[test]
     fn replies_are_followed_both_ways_two_hops_deep_with_no_time_window() {
-        let mut question = message("1", 0.0, "1", "how do I unpack a rar?");
+        let mut question = message(1, 0.0, 1, "how do I unpack a rar?");
         question.reply_to = None;
-        let mut hit = message("2", 10.0, "2", "unrar x file.rar");
-        hit.reply_to = Some("1".into());
-        let mut thanks = message("3", 2.0 * 86_400.0, "1", "it works");
-        thanks.reply_to = Some("2".into());
-        let mut follow_up = message("4", 3.0 * 86_400.0, "2", "great");
-        follow_up.reply_to = Some("3".into());
-        let mut other_answer = message("5", 50_000.0, "3", "or use 7z");
-        other_answer.reply_to = Some("1".into());
-        let unrelated = message("6", 20.0, "4", "lunch?");
+        let mut hit = message(2, 10.0, 2, "unrar x file.rar");
+        hit.reply_to = Some(1.into());
+        let mut thanks = message(3, 2.0 * 86_400.0, 1, "it works");
+        thanks.reply_to = Some(2.into());
+        let mut follow_up = message(4, 3.0 * 86_400.0, 2, "great");
+        follow_up.reply_to = Some(3.into());
+        let mut other_answer = message(5, 50_000.0, 3, "or use 7z");
+        other_answer.reply_to = Some(1.into());
+        let unrelated = message(6, 20.0, 4, "lunch?");
         let candidates = vec![question, thanks, follow_up, other_answer, unrelated];
-        let members = conversation(&hit, &candidates, NARROW, "x");
+        let members = conversation(&hit, &candidates, NARROW, MessageId::new(0));
         assert_eq!(
             roles(&members),
             vec![
-                ("1", Role::Question),
-                ("2", Role::Hit),
-                ("6", Role::Context),
-                ("5", Role::Answer),
-                ("3", Role::Answer),
-                ("4", Role::Answer),
+                (1, Role::Question),
+                (2, Role::Hit),
+                (6, Role::Context),
+                (5, Role::Answer),
+                (3, Role::Answer),
+                (4, Role::Answer),
             ]
         );
     }
 
     #[test]
     fn a_later_mention_or_typed_name_of_the_author_answers_within_the_window() {
-        let mut hit = message("1", 0.0, "7", "my wifi drops");
+        let mut hit = message(1, 0.0, 7, "my wifi drops");
         hit.display_name = Some("Yohannes".into());
-        let mentioning = |id: &str, epoch: f64, text: &str| IndexedMessage {
-            mentions: vec!["7".into()],
-            ..message(id, epoch, "8", text)
+        let mentioning = |id: u64, epoch: f64, text: &str| IndexedMessage {
+            mentions: vec![7.into()],
+            ..message(id, epoch, 8, text)
         };
         let candidates = vec![
-            mentioning("2", 30.0, "<@7> try a newer kernel"),
-            message("3", 40.0, "9", "yohannes: check dmesg"),
-            mentioning("4", 5_000.0, "<@7> too late to count"),
-            message("5", 50.0, "7", "I, user7, mention myself"),
+            mentioning(2, 30.0, "<@7> try a newer kernel"),
+            message(3, 40.0, 9, "yohannes: check dmesg"),
+            mentioning(4, 5_000.0, "<@7> too late to count"),
+            message(5, 50.0, 7, "I, user7, mention myself"),
         ];
-        let members = conversation(&hit, &candidates, NARROW, "x");
+        let members = conversation(&hit, &candidates, NARROW, MessageId::new(0));
         let answers: Vec<_> = members
             .iter()
             .filter(|(_, role)| *role == Role::Answer)
-            .map(|(m, _)| m.id.as_str())
+            .map(|(m, _)| m.id.get())
             .collect();
-        assert_eq!(answers, vec!["2", "3"]);
+        assert_eq!(answers, vec![2, 3]);
     }
 
     #[test]
     fn a_reply_to_another_message_of_the_author_nearby_is_addressed_to_the_author() {
-        let hit = message("1", 0.0, "7", "my wifi drops");
-        let follow_up = message("2", 20.0, "7", "on ubuntu 24.04");
-        let mut reply = message("3", 60.0, "8", "try a newer kernel");
-        reply.reply_to = Some("2".into());
-        let members = conversation(&hit, &[follow_up, reply], NARROW, "x");
+        let hit = message(1, 0.0, 7, "my wifi drops");
+        let follow_up = message(2, 20.0, 7, "on ubuntu 24.04");
+        let mut reply = message(3, 60.0, 8, "try a newer kernel");
+        reply.reply_to = Some(2.into());
+        let members = conversation(&hit, &[follow_up, reply], NARROW, MessageId::new(0));
         assert!(
             members
                 .iter()
-                .any(|(m, role)| m.id == "3" && *role == Role::Answer),
+                .any(|(m, role)| m.id.get() == 3 && *role == Role::Answer),
             "{members:?}"
         );
     }
 
     #[test]
     fn a_nearby_message_about_the_question_answers_it_and_small_talk_does_not() {
-        let hit = message("1", 0.0, "7", "how do I rotate the deploy key?");
+        let hit = message(1, 0.0, 7, "how do I rotate the deploy key?");
         let answer = IndexedMessage {
             relevance: Some(0.62),
-            ..message("2", 60.0, "8", "run vaultctl rotate --key deploy")
+            ..message(2, 60.0, 8, "run vaultctl rotate --key deploy")
         };
         let lunch = IndexedMessage {
             relevance: Some(0.04),
-            ..message("3", 70.0, "9", "lunch anyone?")
+            ..message(3, 70.0, 9, "lunch anyone?")
         };
         let wide = Expansion {
             neighbors: 3,
             ..NARROW
         };
-        let members = conversation(&hit, &[answer, lunch], wide, "x");
+        let members = conversation(&hit, &[answer, lunch], wide, MessageId::new(0));
         assert_eq!(
             roles(&members),
-            vec![("1", Role::Hit), ("2", Role::Answer), ("3", Role::Context)]
+            vec![(1, Role::Hit), (2, Role::Answer), (3, Role::Context)]
         );
     }
 
     #[test]
     fn a_thread_belongs_to_the_message_it_was_started_from() {
-        let starter = message("1", 0.0, "1", "deploys fail on friday");
-        let mut in_thread = message("2", 7_200.0, "2", "the cron job locks the db");
-        in_thread.thread_starter = Some("1".into());
-        in_thread.channel_id = "1".into();
-        let from_starter = conversation(&starter, std::slice::from_ref(&in_thread), NARROW, "x");
+        let starter = message(1, 0.0, 1, "deploys fail on friday");
+        let mut in_thread = message(2, 7_200.0, 2, "the cron job locks the db");
+        in_thread.thread_starter = Some(1.into());
+        in_thread.channel_id = 1.into();
+        let from_starter = conversation(
+            &starter,
+            std::slice::from_ref(&in_thread),
+            NARROW,
+            MessageId::new(0),
+        );
         assert_eq!(
             roles(&from_starter),
-            vec![("1", Role::Hit), ("2", Role::Answer)]
+            vec![(1, Role::Hit), (2, Role::Answer)]
         );
-        let from_thread = conversation(&in_thread, &[starter], NARROW, "x");
+        let from_thread = conversation(&in_thread, &[starter], NARROW, MessageId::new(0));
         assert_eq!(
             roles(&from_thread),
-            vec![("1", Role::Question), ("2", Role::Hit)]
+            vec![(1, Role::Question), (2, Role::Hit)]
         );
     }
 

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use rtfm_core::ids::{ChannelId, MessageId, QueryId};
 use rtfm_core::{BotQuery, DiscordMessage, Record};
 use serde::Deserialize;
 use serde_json::{json, Map};
@@ -47,15 +48,15 @@ pub struct EvalArgs {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct EvalQuery {
-    pub query_id: String,
+    pub query_id: QueryId,
     pub question: String,
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     #[serde(default)]
-    pub relevant_message_ids: Vec<String>,
+    pub relevant_message_ids: Vec<MessageId>,
     #[serde(default)]
-    pub source_message_ids: Vec<String>,
+    pub source_message_ids: Vec<MessageId>,
     #[serde(default)]
-    pub thread_message_ids: Vec<String>,
+    pub thread_message_ids: Vec<MessageId>,
     /// `paraphrase`: an answerable question asked in other words than the corpus' own (scored
     /// apart, so the dev metrics stay comparable across runs).
     #[serde(default)]
@@ -82,16 +83,16 @@ pub struct Metrics {
 }
 
 /// Scores one ranking like `evaluate.py`: the question's own messages are dropped first.
-pub fn score(queries: &[(EvalQuery, Vec<String>)]) -> Metrics {
+pub fn score(queries: &[(EvalQuery, Vec<MessageId>)]) -> Metrics {
     let mut metrics = Metrics::default();
     for (query, ranked) in queries {
         if query.relevant_message_ids.is_empty() {
             continue;
         }
-        let own: HashSet<&String> = query.source_message_ids.iter().collect();
-        let ranked: Vec<&String> = ranked.iter().filter(|id| !own.contains(id)).collect();
-        let relevant: HashSet<&String> = query.relevant_message_ids.iter().collect();
-        let thread: HashSet<&String> = query
+        let own: HashSet<&MessageId> = query.source_message_ids.iter().collect();
+        let ranked: Vec<&MessageId> = ranked.iter().filter(|id| !own.contains(id)).collect();
+        let relevant: HashSet<&MessageId> = query.relevant_message_ids.iter().collect();
+        let thread: HashSet<&MessageId> = query
             .thread_message_ids
             .iter()
             .chain(&query.relevant_message_ids)
@@ -159,8 +160,8 @@ pub struct Quoting {
 }
 
 pub fn quoted_precision(
-    results: &[(EvalQuery, Vec<String>)],
-    shown: &[(Vec<String>, f32)],
+    results: &[(EvalQuery, Vec<MessageId>)],
+    shown: &[(Vec<MessageId>, f32)],
 ) -> Quoting {
     let mut quoting = Quoting::default();
     let mut total_shown = 0usize;
@@ -168,7 +169,7 @@ pub fn quoted_precision(
         if query.relevant_message_ids.is_empty() || quoted.is_empty() {
             continue;
         }
-        let conversation: HashSet<&String> = query
+        let conversation: HashSet<&MessageId> = query
             .relevant_message_ids
             .iter()
             .chain(&query.thread_message_ids)
@@ -186,11 +187,11 @@ pub fn quoted_precision(
     quoting
 }
 
-pub fn ranked_ids(retrieved: &Retrieved) -> Vec<String> {
+pub fn ranked_ids(retrieved: &Retrieved) -> Vec<MessageId> {
     retrieved
         .ranked()
         .into_iter()
-        .map(|message| message.message_id.clone())
+        .map(|message| message.message_id)
         .collect()
 }
 
@@ -311,7 +312,7 @@ async fn run_corpus(
     let bar = progress(queries.len() as u64, "questions");
     let mut results = Vec::with_capacity(queries.len());
     // Per question: the ids the extractive answer quotes, and the best hit's similarity.
-    let mut shown: Vec<(Vec<String>, f32)> = Vec::with_capacity(queries.len());
+    let mut shown: Vec<(Vec<MessageId>, f32)> = Vec::with_capacity(queries.len());
     let mut out = std::fs::File::create(out_path)
         .with_context(|| format!("while creating {}", out_path.display()))?;
     for query in &queries {
@@ -319,11 +320,11 @@ async fn run_corpus(
             query_id: query.query_id.clone(),
             // The corpus holds the earlier occurrence of the question (`source_message_ids`);
             // the trigger itself is a new message, not indexed. The scorer drops the source.
-            original_message_id: "1".to_string(),
+            original_message_id: 1.into(),
             question: query.question.clone(),
             username: "eval".into(),
-            user_id: "1".into(),
-            channel_id: query.channel_id.clone(),
+            user_id: 1.into(),
+            channel_id: query.channel_id,
             timestamp: rtfm_core::schema::now_timestamp(),
             context: Map::new(),
             guild_id: None,

@@ -33,10 +33,6 @@ impl std::fmt::Debug for Gate {
     }
 }
 
-fn id(text: &str) -> u64 {
-    text.parse().unwrap_or_default()
-}
-
 impl Gate {
     pub fn open() -> Self {
         Self::default()
@@ -70,14 +66,12 @@ impl Gate {
     /// Whether a record of `discord-messages` may be indexed.
     pub fn admits_record(&self, message: &DiscordMessage) -> Result<(), Refusal> {
         self.admits(&Subjected {
-            guild: message.guild_id.as_deref().map(id),
-            channel: id(&message.channel_id),
+            guild: message.guild_id,
+            channel: message.channel_id,
             parent: message
                 .thread_parent_channel_id
-                .as_deref()
-                .or(message.private_thread_parent_channel_id.as_deref())
-                .map(id),
-            author: id(&message.user_id),
+                .or(message.private_thread_parent_channel_id),
+            author: message.user_id,
             at: parse_timestamp(&message.timestamp),
         })
     }
@@ -86,10 +80,10 @@ impl Gate {
     /// "asked before?").
     pub fn admits_query(&self, query: &BotQuery) -> bool {
         self.admits(&Subjected {
-            guild: query.guild_id.as_deref().map(id),
-            channel: id(&query.channel_id),
+            guild: query.guild_id,
+            channel: query.channel_id,
             parent: None,
-            author: id(&query.user_id),
+            author: query.user_id,
             at: Some(Utc::now()),
         })
         .is_ok()
@@ -98,13 +92,12 @@ impl Gate {
     /// Whether a stored message was marked as an answer (its asker's ✅, a forum post tagged
     /// solved).
     pub fn solved(&self, message: &IndexedMessage) -> bool {
-        let (Some((follower, _)), Some(guild)) = (&self.following, message.guild_id.as_deref())
-        else {
+        let (Some((follower, _)), Some(guild)) = (&self.following, message.guild_id) else {
             return false;
         };
         follower
             .state()
-            .is_solved(id(guild), id(&message.channel_id), id(&message.id))
+            .is_solved(guild, message.channel_id, message.id)
     }
 
     /// Whether a stored message may be quoted (or linked).
@@ -112,14 +105,10 @@ impl Gate {
         let at = DateTime::<Utc>::from_timestamp_millis((message.epoch * 1000.0) as i64)
             .filter(|_| message.epoch > 0.0);
         self.admits(&Subjected {
-            guild: message.guild_id.as_deref().map(id),
-            channel: id(&message.channel_id),
-            parent: message
-                .thread_parent
-                .as_deref()
-                .or(message.private_thread_parent.as_deref())
-                .map(id),
-            author: id(&message.user_id),
+            guild: message.guild_id,
+            channel: message.channel_id,
+            parent: message.thread_parent.or(message.private_thread_parent),
+            author: message.user_id,
             at,
         })
         .is_ok()

@@ -6,6 +6,7 @@
 //! reads it ([`IndexedMessage::from_stored`]) is here, under the keys of [`Field`]. Messages
 //! indexed by older versions lack the newer keys and read back with those fields empty.
 
+use rtfm_core::ids::{ChannelId, GuildId, MessageId, UserId};
 use rtfm_core::DiscordMessage;
 use serde_json::{json, Map, Value};
 
@@ -45,26 +46,26 @@ pub fn time_bucket(epoch: f64) -> i64 {
 /// One message as the index knows it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IndexedMessage {
-    pub id: String,
+    pub id: MessageId,
     pub content: String,
-    pub guild_id: Option<String>,
+    pub guild_id: Option<GuildId>,
     /// Stored as a DM (`is_dm`).
     pub is_dm: bool,
-    pub channel_id: String,
-    pub user_id: String,
+    pub channel_id: ChannelId,
+    pub user_id: UserId,
     pub username: String,
     pub display_name: Option<String>,
     pub nickname: Option<String>,
     pub timestamp: String,
     /// Seconds since the epoch (0 when unknown).
     pub epoch: f64,
-    pub reply_to: Option<String>,
+    pub reply_to: Option<MessageId>,
     /// Users it `@mentions`.
-    pub mentions: Vec<String>,
-    pub thread_parent: Option<String>,
-    pub thread_starter: Option<String>,
+    pub mentions: Vec<UserId>,
+    pub thread_parent: Option<ChannelId>,
+    pub thread_starter: Option<MessageId>,
     /// A private thread's parent (for the community's choices only).
-    pub private_thread_parent: Option<String>,
+    pub private_thread_parent: Option<ChannelId>,
     /// Cosine similarity to the question being answered, when retrieval computed it.
     pub relevance: Option<f32>,
 }
@@ -79,17 +80,22 @@ impl IndexedMessage {
                 .filter(|value| !value.is_empty())
                 .map(str::to_string)
         };
+        // Ids were written from typed records; one that does not read back (a store edited by
+        // hand) reads as absent, or as 0 where one is required.
+        fn id<T: std::str::FromStr>(text: Option<String>) -> Option<T> {
+            text.and_then(|text| text.parse().ok())
+        }
         Self {
-            id: stored.id.clone(),
+            id: stored.id,
             content: stored.document.clone(),
-            guild_id: text(key::GUILD),
+            guild_id: id(text(key::GUILD)),
             is_dm: stored
                 .metadata
                 .get(key::IS_DM)
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
-            channel_id: text(key::CHANNEL).unwrap_or_default(),
-            user_id: text(key::USER).unwrap_or_default(),
+            channel_id: id(text(key::CHANNEL)).unwrap_or_default(),
+            user_id: id(text(key::USER)).unwrap_or_default(),
             username: text(key::USERNAME).unwrap_or_else(|| "someone".to_string()),
             display_name: text(key::DISPLAY_NAME),
             nickname: text(key::NICKNAME),
@@ -99,18 +105,13 @@ impl IndexedMessage {
                 .get(key::EPOCH)
                 .and_then(Value::as_f64)
                 .unwrap_or_default(),
-            reply_to: text(key::REPLY_TO),
+            reply_to: id(text(key::REPLY_TO)),
             mentions: text(key::MENTIONS)
-                .map(|list| {
-                    list.split(',')
-                        .filter(|id| !id.is_empty())
-                        .map(str::to_string)
-                        .collect()
-                })
+                .map(|list| list.split(',').filter_map(|id| id.parse().ok()).collect())
                 .unwrap_or_default(),
-            thread_parent: text(key::THREAD_PARENT),
-            thread_starter: text(key::THREAD_STARTER),
-            private_thread_parent: text(key::PRIVATE_THREAD_PARENT),
+            thread_parent: id(text(key::THREAD_PARENT)),
+            thread_starter: id(text(key::THREAD_STARTER)),
+            private_thread_parent: id(text(key::PRIVATE_THREAD_PARENT)),
             relevance: None,
         }
     }
@@ -157,6 +158,7 @@ pub fn metadata_for(message: &DiscordMessage) -> Map<String, Value> {
     }
     let mentions = message.mentioned_users();
     if !mentions.is_empty() {
+        let mentions: Vec<String> = mentions.iter().map(UserId::to_string).collect();
         metadata.insert(
             key::MENTIONS.into(),
             json!(format!(",{},", mentions.join(","))),
@@ -175,7 +177,7 @@ pub fn metadata_for(message: &DiscordMessage) -> Map<String, Value> {
 }
 
 /// Messages of `channel_id` in the time buckets `from..=to`.
-pub fn window_filter(channel_id: &str, from_bucket: i64, to_bucket: i64) -> Filter {
+pub fn window_filter(channel_id: ChannelId, from_bucket: i64, to_bucket: i64) -> Filter {
     Filter::all_of([
         Filter::any_of(Field::Channel, [channel_id]),
         Filter::any_of(Field::TimeBucket, from_bucket..=to_bucket),
@@ -184,7 +186,7 @@ pub fn window_filter(channel_id: &str, from_bucket: i64, to_bucket: i64) -> Filt
 
 /// Messages that reply to one of `ids`, are one of `ids`, or belong to a thread started from
 /// one of `ids`: the conversation links, followed without a time window.
-pub fn linked_filter(ids: &[String]) -> Filter {
+pub fn linked_filter(ids: &[MessageId]) -> Filter {
     Filter::either([
         Filter::In(Field::ReplyTo, ids.iter().map(Into::into).collect()),
         Filter::In(Field::Message, ids.iter().map(Into::into).collect()),
@@ -199,45 +201,49 @@ mod tests {
     #[test]
     fn a_message_round_trips_through_the_index_format() {
         let message = DiscordMessage {
-            message_id: "10".into(),
+            message_id: 10.into(),
             content: "<@42> try <@!43>, not <@&7> or <#8>".into(),
             username: "ann#0001".into(),
-            user_id: "5".into(),
-            channel_id: "20".into(),
+            user_id: 5.into(),
+            channel_id: 20.into(),
             timestamp: "2025-11-02T12:34:56Z".into(),
-            guild_id: Some("1".into()),
-            reply_to_message_id: Some("9".into()),
+            guild_id: Some(1.into()),
+            reply_to_message_id: Some(9.into()),
             author_display_name: Some("Ann".into()),
             author_nickname: Some("annie".into()),
-            thread_parent_channel_id: Some("2".into()),
-            thread_starter_message_id: Some("20".into()),
+            thread_parent_channel_id: Some(2.into()),
+            thread_starter_message_id: Some(20.into()),
             ..Default::default()
         };
         let stored = StoredMessage {
-            id: "10".into(),
+            id: 10.into(),
             document: message.content.clone(),
             metadata: metadata_for(&message),
         };
         let indexed = IndexedMessage::from_stored(&stored);
-        assert_eq!(indexed.mentions, vec!["42", "43"], "users only, by id");
-        assert_eq!(indexed.reply_to.as_deref(), Some("9"));
+        assert_eq!(
+            indexed.mentions,
+            vec![UserId::new(42), UserId::new(43)],
+            "users only, by id"
+        );
+        assert_eq!(indexed.reply_to, Some(MessageId::new(9)));
         assert_eq!(indexed.names(), vec!["ann", "Ann", "annie"]);
-        assert_eq!(indexed.thread_starter.as_deref(), Some("20"));
-        assert_eq!(indexed.guild_id.as_deref(), Some("1"));
+        assert_eq!(indexed.thread_starter, Some(MessageId::new(20)));
+        assert_eq!(indexed.guild_id, Some(GuildId::new(1)));
         assert!((indexed.epoch - 1_762_086_896.0).abs() < 1.0);
     }
 
     #[test]
     fn is_dm_round_trips_through_the_index_format() {
-        for guild in [None, Some("1".to_string())] {
+        for guild in [None, Some(GuildId::new(1))] {
             let message = DiscordMessage {
-                message_id: "10".into(),
-                channel_id: "20".into(),
-                guild_id: guild.clone(),
+                message_id: 10.into(),
+                channel_id: 20.into(),
+                guild_id: guild,
                 ..Default::default()
             };
             let stored = StoredMessage {
-                id: "10".into(),
+                id: 10.into(),
                 document: String::new(),
                 metadata: metadata_for(&message),
             };

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rtfm_core::backoff::Backoff;
+use rtfm_core::ids::MessageId;
 use rtfm_core::kafka::{Consumer, Received};
 use rtfm_core::redact::redact;
 use rtfm_core::telemetry::Readiness;
@@ -78,7 +79,7 @@ impl Default for IngestSettings {
 
 pub fn stored_message(message: &DiscordMessage) -> StoredMessage {
     StoredMessage {
-        id: message.message_id.clone(),
+        id: message.message_id,
         // Again here: records published by anything but our bot (or before it redacted).
         document: redact(&message.content).into_owned(),
         metadata: metadata_for(message),
@@ -408,10 +409,10 @@ async fn recheck(
         return Some(());
     }
     let now = indexer.plan(records);
-    let late: Vec<String> = written
+    let late: Vec<MessageId> = written
         .upserts
         .iter()
-        .map(|&index| records[index].message_id.clone())
+        .map(|&index| records[index].message_id)
         .filter(|id| now.deletes.contains(id))
         .collect();
     if late.is_empty() {

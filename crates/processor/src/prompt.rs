@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use regex::Regex;
+use rtfm_core::ids::MessageId;
 use rtfm_core::redact::redact;
 
 use crate::conversation::Role;
@@ -93,7 +94,7 @@ pub fn cited_numbers(text: &str, available: usize) -> Vec<usize> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
     pub text: String,
-    pub cited_ids: Vec<String>,
+    pub cited_ids: Vec<MessageId>,
 }
 
 /// The model's answer followed by the jump links of the sources it cited (or of the best hits
@@ -133,7 +134,7 @@ pub fn render_model_answer(
         text,
         cited_ids: cited
             .iter()
-            .map(|number| sources[number - 1].message_id.clone())
+            .map(|number| sources[number - 1].message_id)
             .collect(),
     }
 }
@@ -185,7 +186,7 @@ pub fn render_extractive(retrieved: &Retrieved, label: &str) -> Rendered {
             .into_iter()
             .filter(|message| matches!(message.role, Role::Hit | Role::Answer))
             .take(3)
-            .filter(|message| shown.insert(message.message_id.clone()))
+            .filter(|message| shown.insert(message.message_id))
             .collect();
         if excerpt.is_empty() {
             continue;
@@ -199,7 +200,7 @@ pub fn render_extractive(retrieved: &Retrieved, label: &str) -> Rendered {
                 truncate_chars(&message.content, MAX_QUOTE).replace('\n', "\n> "),
                 message.jump_link()
             ));
-            cited.push(message.message_id.clone());
+            cited.push(message.message_id);
         }
     }
     Rendered {
@@ -238,18 +239,18 @@ mod tests {
 
     fn source(id: &str, user: &str, content: &str, role: Role) -> SourceMessage {
         SourceMessage {
-            channel_id: "20".into(),
-            guild_id: Some("10".into()),
+            channel_id: 20.into(),
+            guild_id: Some(10.into()),
             username: user.into(),
             content: content.into(),
-            ..SourceMessage::sample(id, role)
+            ..SourceMessage::sample(id.parse().expect("an id"), role)
         }
     }
 
     fn retrieved() -> Retrieved {
         Retrieved {
             groups: vec![SourceGroup {
-                hit_id: "2".into(),
+                hit_id: 2.into(),
                 similarity: 0.8,
                 messages: vec![
                     source("0", "dave", "lunch at noon?", Role::Context),
@@ -335,9 +336,13 @@ mod tests {
         assert!(rendered
             .text
             .contains("[3] bob — <https://discord.com/channels/10/20/3>"));
-        assert_eq!(rendered.cited_ids, vec!["3"]);
+        assert_eq!(rendered.cited_ids, vec![MessageId::new(3)]);
         let uncited = render_model_answer("Use vaultctl.", &sources, &retrieved);
-        assert_eq!(uncited.cited_ids, vec!["2"], "falls back to the best hit");
+        assert_eq!(
+            uncited.cited_ids,
+            vec![MessageId::new(2)],
+            "falls back to the best hit"
+        );
     }
 
     #[test]
@@ -371,7 +376,10 @@ mod tests {
             !rendered.text.contains("lunch") && !rendered.text.contains("VPN"),
             "what is merely nearby is never quoted"
         );
-        assert_eq!(rendered.cited_ids, vec!["2", "3"]);
+        assert_eq!(
+            rendered.cited_ids,
+            vec![MessageId::new(2), MessageId::new(3)]
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rtfm_core::backoff::Backoff;
+use rtfm_core::ids::GuildId;
 use rtfm_core::kafka::{Consumer, Follower, Producer};
 use rtfm_core::schema::{parse_timestamp, ControlKind, Subject};
 use rtfm_core::ControlRecord;
@@ -23,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::metrics;
-use crate::store::{Field, Filter, Scalar, VectorStore};
+use crate::store::{Field, Filter, VectorStore};
 
 /// What removals need.
 #[derive(Clone)]
@@ -39,22 +40,18 @@ pub struct Removal {
 }
 
 /// The store filter of what a removal takes.
-pub fn filter_of(guild: u64, subject: Subject) -> Filter {
-    let guild_filter = Filter::Eq(Field::Guild, Scalar::Text(guild.to_string()));
+pub fn filter_of(guild: GuildId, subject: Subject) -> Filter {
+    let guild_filter = Filter::Eq(Field::Guild, guild.into());
     match subject {
-        Subject::Member(user) => Filter::all_of([
-            guild_filter,
-            Filter::Eq(Field::Author, Scalar::Text(user.to_string())),
-        ]),
+        Subject::Member(user) => {
+            Filter::all_of([guild_filter, Filter::Eq(Field::Author, user.into())])
+        }
         Subject::Channel(channel) => Filter::all_of([
             guild_filter,
             Filter::either([
-                Filter::Eq(Field::Channel, Scalar::Text(channel.to_string())),
-                Filter::Eq(Field::ThreadParent, Scalar::Text(channel.to_string())),
-                Filter::Eq(
-                    Field::PrivateThreadParent,
-                    Scalar::Text(channel.to_string()),
-                ),
+                Filter::Eq(Field::Channel, channel.into()),
+                Filter::Eq(Field::ThreadParent, channel.into()),
+                Filter::Eq(Field::PrivateThreadParent, channel.into()),
             ]),
         ]),
         Subject::Guild => guild_filter,
@@ -72,7 +69,7 @@ fn label(subject: Subject) -> &'static str {
 /// A removal asked for: of what, by which request, chosen when.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Asked {
-    pub guild: u64,
+    pub guild: GuildId,
     pub subject: Subject,
     pub request: String,
     pub at: DateTime<Utc>,
@@ -93,7 +90,7 @@ pub fn asked(record: &ControlRecord) -> Option<Asked> {
         .clone()
         .unwrap_or_else(|| format!("{}@{}", record.compaction_key(), record.at));
     Some(Asked {
-        guild: record.guild(),
+        guild: record.guild_id,
         subject,
         request,
         at: parse_timestamp(&record.at).unwrap_or_default(),
@@ -157,7 +154,7 @@ impl Removal {
         let mut removed = recorded.map_or(0, |receipt| receipt.removed);
         if !self.still_chosen(asked) {
             info!(
-                guild_id = guild,
+                guild_id = %guild,
                 subject = label(subject),
                 "the choice was taken back before its removal; nothing removed"
             );
@@ -198,7 +195,7 @@ impl Removal {
             .with_label_values(&[label(subject)])
             .inc_by(removed);
         info!(
-            guild_id = guild,
+            guild_id = %guild,
             subject = label(subject),
             removed,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -209,7 +206,7 @@ impl Removal {
 
     async fn receipt(
         &self,
-        guild: u64,
+        guild: GuildId,
         subject: Subject,
         request: &str,
         removed: u64,
@@ -324,22 +321,28 @@ mod tests {
 
     #[test]
     fn only_a_choice_to_stop_indexing_asks_for_a_removal() {
-        let forget = ControlRecord::member(1, 2, false).requested(2, "i-1");
+        let forget = ControlRecord::member(1.into(), 2.into(), false).requested(2.into(), "i-1");
         let removal = asked(&forget).expect("a removal");
         assert_eq!(
             (removal.guild, removal.subject, removal.request.as_str()),
-            (1, Subject::Member(2), "i-1")
+            (GuildId::new(1), Subject::Member(2.into()), "i-1")
         );
-        assert_eq!(asked(&ControlRecord::member(1, 2, true)), None);
-        let deleted = ControlRecord::channel(1, 3, false, "channel deleted");
+        assert_eq!(
+            asked(&ControlRecord::member(1.into(), 2.into(), true)),
+            None
+        );
+        let deleted = ControlRecord::channel(1.into(), 3.into(), false, "channel deleted");
         let removal = asked(&deleted).expect("a removal");
-        assert_eq!(removal.subject, Subject::Channel(3));
+        assert_eq!(removal.subject, Subject::Channel(3.into()));
         assert!(removal.request.starts_with("channel:1:3@"));
-        assert_eq!(asked(&ControlRecord::presence(1, false, "removed")), None);
+        assert_eq!(
+            asked(&ControlRecord::presence(1.into(), false, "removed")),
+            None
+        );
         assert_eq!(
             asked(&ControlRecord::receipt(
-                1,
-                Subject::Member(2),
+                1.into(),
+                Subject::Member(2.into()),
                 "i-1",
                 3,
                 true

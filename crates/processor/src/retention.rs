@@ -53,7 +53,7 @@ mod tests {
     use super::*;
     use crate::store::{MemoryStore, StoredMessage};
 
-    fn at(id: &str, epoch: f64) -> StoredMessage {
+    fn at(id: u64, epoch: f64) -> StoredMessage {
         StoredMessage {
             id: id.into(),
             document: String::new(),
@@ -69,9 +69,9 @@ mod tests {
         let now = 100.0 * 86_400.0;
         let store = MemoryStore::new();
         let messages = [
-            at("old", 10.0 * 86_400.0),
-            at("recent", 95.0 * 86_400.0),
-            at("undated", 0.0),
+            at(1, 10.0 * 86_400.0), // old
+            at(2, 95.0 * 86_400.0), // recent
+            at(3, 0.0),             // undated
         ];
         store
             .upsert(&messages, &[vec![1.0], vec![1.0], vec![1.0]])
@@ -81,13 +81,13 @@ mod tests {
             .delete_where(&older_than(30, now))
             .await
             .expect("delete");
-        let left: Vec<String> = store
+        let left: Vec<u64> = store
             .get(&Filter::All, &[], None)
             .await
             .expect("get")
             .into_iter()
-            .map(|message| message.id)
+            .map(|message| message.id.get())
             .collect();
-        assert_eq!(left, ["recent", "undated"]);
+        assert_eq!(left, [2, 3], "the recent and the undated message");
     }
 }

@@ -19,6 +19,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use rtfm_core::ids::{ChannelId, GuildId, MessageId};
 use rtfm_core::BotQuery;
 
 use crate::conversation::{self, Expansion, Role};
@@ -35,16 +36,16 @@ pub use settings::{defaults, RetrievalSettings, Scope};
 /// One message shown to the model or quoted to the user.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceMessage {
-    pub message_id: String,
-    pub channel_id: String,
-    pub guild_id: Option<String>,
+    pub message_id: MessageId,
+    pub channel_id: ChannelId,
+    pub guild_id: Option<GuildId>,
     pub username: String,
     pub timestamp: String,
     pub content: String,
     /// Similarity to the question if this message was itself a hit.
     pub similarity: Option<f32>,
     /// The message this one replies to, when known.
-    pub reply_to: Option<String>,
+    pub reply_to: Option<MessageId>,
     /// Its part in the hit's conversation.
     pub role: Role,
 }
@@ -52,11 +53,11 @@ pub struct SourceMessage {
 impl SourceMessage {
     /// A message of channel 11 in guild 1 by alice, for tests; override what a test needs.
     #[doc(hidden)]
-    pub fn sample(id: &str, role: Role) -> Self {
+    pub fn sample(id: u64, role: Role) -> Self {
         Self {
             message_id: id.into(),
-            channel_id: "11".into(),
-            guild_id: Some("1".into()),
+            channel_id: 11.into(),
+            guild_id: Some(1.into()),
             username: "alice".into(),
             timestamp: "2025-11-02T12:34:56.789Z".into(),
             content: format!("message {id}"),
@@ -82,21 +83,23 @@ impl SourceMessage {
 
     /// `https://discord.com/channels/{guild|@me}/{channel}/{message}`.
     pub fn jump_link(&self) -> String {
-        jump_link(self.guild_id.as_deref(), &self.channel_id, &self.message_id)
+        jump_link(self.guild_id, self.channel_id, self.message_id)
     }
 }
 
-pub fn jump_link(guild_id: Option<&str>, channel_id: &str, message_id: &str) -> String {
-    format!(
-        "https://discord.com/channels/{}/{channel_id}/{message_id}",
-        guild_id.unwrap_or("@me")
-    )
+pub fn jump_link(
+    guild_id: Option<GuildId>,
+    channel_id: ChannelId,
+    message_id: MessageId,
+) -> String {
+    let guild = guild_id.map_or_else(|| "@me".to_string(), |guild| guild.to_string());
+    format!("https://discord.com/channels/{guild}/{channel_id}/{message_id}")
 }
 
 /// A hit with its conversation around it, in time order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceGroup {
-    pub hit_id: String,
+    pub hit_id: MessageId,
     pub similarity: f32,
     pub messages: Vec<SourceMessage>,
 }
@@ -179,7 +182,7 @@ impl Retrieved {
         for level in 0..4 {
             for (group, ranked) in self.groups.iter().zip(&tiers) {
                 for message in ranked {
-                    if tier(group, message) == level && seen.insert(message.message_id.as_str()) {
+                    if tier(group, message) == level && seen.insert(message.message_id) {
                         out.push(*message);
                     }
                 }
@@ -197,7 +200,7 @@ impl Retrieved {
             .iter()
             .flat_map(|group| group.messages.iter())
             .filter(|message| message.role.is_conversation())
-            .filter(|message| seen.insert(message.message_id.clone()))
+            .filter(|message| seen.insert(message.message_id))
             .cloned()
             .collect()
     }
@@ -218,13 +221,13 @@ pub const SOLVED_BONUS: f32 = 0.1;
 /// Keeps hits above the threshold, never the triggering message, best first, at most `max`.
 pub fn select_hits(
     mut hits: Vec<Hit>,
-    excluded_id: &str,
+    excluded_id: MessageId,
     settings: &RetrievalSettings,
 ) -> Vec<Hit> {
     hits.retain(|hit| hit.similarity >= settings.min_similarity && hit.message.id != excluded_id);
     hits.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
     let mut seen = HashSet::new();
-    hits.retain(|hit| seen.insert(hit.message.id.clone()));
+    hits.retain(|hit| seen.insert(hit.message.id));
     hits.truncate(settings.max_sources);
     hits
 }
@@ -296,7 +299,7 @@ impl Search<'_> {
                 hit.similarity = (hit.similarity + SOLVED_BONUS).min(1.0);
             }
         }
-        let hits = select_hits(hits, &query.original_message_id, self.settings);
+        let hits = select_hits(hits, query.original_message_id, self.settings);
         let hits: Vec<(IndexedMessage, f32)> = hits
             .iter()
             .map(|hit| (IndexedMessage::from_stored(&hit.message), hit.similarity))
@@ -316,10 +319,10 @@ impl Search<'_> {
                 let members = if self.settings.neighbors == 0 {
                     vec![(hit.clone(), Role::Hit)]
                 } else {
-                    conversation::conversation(&hit, &around, expansion, &query.original_message_id)
+                    conversation::conversation(&hit, &around, expansion, query.original_message_id)
                 };
                 SourceGroup {
-                    hit_id: hit.id.clone(),
+                    hit_id: hit.id,
                     similarity,
                     messages: members
                         .into_iter()
@@ -367,31 +370,30 @@ impl Search<'_> {
             .iter()
             .map(|(hit, _)| {
                 index::window_filter(
-                    &hit.channel_id,
+                    hit.channel_id,
                     index::time_bucket(hit.epoch - window),
                     index::time_bucket(hit.epoch + window),
                 )
             })
             .collect();
-        let mut linked: Vec<String> = Vec::new();
+        let mut linked: Vec<MessageId> = Vec::new();
         for (hit, _) in hits {
-            linked.push(hit.id.clone());
-            linked.extend(hit.reply_to.iter().cloned());
-            linked.extend(hit.thread_starter.iter().cloned());
+            linked.push(hit.id);
+            linked.extend(hit.reply_to);
+            linked.extend(hit.thread_starter);
         }
         alternatives.push(index::linked_filter(&linked));
         let first = self.get_within(question, reach, alternatives).await?;
         // Second hop: replies to the replies of the hits.
-        let hit_ids: HashSet<&str> = hits.iter().map(|(hit, _)| hit.id.as_str()).collect();
-        let replies: Vec<String> = first
+        let hit_ids: HashSet<MessageId> = hits.iter().map(|(hit, _)| hit.id).collect();
+        let replies: Vec<MessageId> = first
             .iter()
             .filter(|message| {
                 message
                     .reply_to
-                    .as_deref()
-                    .is_some_and(|parent| hit_ids.contains(parent))
+                    .is_some_and(|parent| hit_ids.contains(&parent))
             })
-            .map(|message| message.id.clone())
+            .map(|message| message.id)
             .collect();
         let mut all = first;
         if !replies.is_empty() {

@@ -9,13 +9,14 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use rtfm_core::ids::{ChannelId, GuildId, UserId};
 use rtfm_core::text::group_digits;
 use serde_json::Value;
 
 use crate::embedding::Embedder;
 use crate::gate::Gate;
 use crate::index::IndexedMessage;
-use crate::store::{Field, Filter, Scalar, StoreError, VectorStore};
+use crate::store::{Field, Filter, StoreError, VectorStore};
 
 /// The period the overview covers, in seconds.
 pub const WEEK: f64 = 7.0 * 86_400.0;
@@ -30,7 +31,7 @@ const CLOSEST_SHOWN: usize = 3;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Unanswered {
     pub question: String,
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     pub epoch: f64,
     /// Authors of the messages nearest to it (display names), nearest first.
     pub closest: Vec<String>,
@@ -57,13 +58,13 @@ pub struct Overview<'a> {
     pub gate: &'a Gate,
 }
 
-fn in_guild(guild: &str) -> Filter {
-    Filter::Eq(Field::Guild, Scalar::Text(guild.to_string()))
+fn in_guild(guild: GuildId) -> Filter {
+    Filter::Eq(Field::Guild, guild.into())
 }
 
 impl Overview<'_> {
     /// The report for `guild` at `now` (seconds since the epoch).
-    pub async fn report(&self, guild: &str, now: f64) -> Result<Report, StoreError> {
+    pub async fn report(&self, guild: GuildId, now: f64) -> Result<Report, StoreError> {
         let mut channels: Vec<(String, usize)> = self
             .messages
             .tally(&in_guild(guild), Field::Channel)
@@ -107,28 +108,18 @@ impl Overview<'_> {
         open.sort_by(|a, b| epoch(b).total_cmp(&epoch(a)));
         let mut unanswered = Vec::new();
         for question in open.into_iter().take(UNANSWERED_SHOWN) {
-            let asker = question
-                .metadata
-                .get(Field::Author.key())
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
+            let asked = IndexedMessage::from_stored(question);
             unanswered.push(Unanswered {
                 question: question.document.clone(),
-                channel_id: question
-                    .metadata
-                    .get(Field::Channel.key())
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
+                channel_id: asked.channel_id,
                 epoch: epoch(question),
-                closest: self.closest(guild, &question.document, &asker).await,
+                closest: self.closest(guild, &question.document, asked.user_id).await,
             });
         }
-        let forgotten = match (self.gate.follower(), guild.parse::<u64>()) {
-            (Some(follower), Ok(guild)) => follower.state().forgotten_members(guild),
-            _ => 0,
-        };
+        let forgotten = self
+            .gate
+            .follower()
+            .map_or(0, |follower| follower.state().forgotten_members(guild));
         Ok(Report {
             channels,
             asked: questions.len(),
@@ -140,7 +131,7 @@ impl Overview<'_> {
 
     /// Authors of the messages nearest to `question` in the guild (not its asker, nobody the
     /// community's choices keep out), nearest first. Best effort: empty if it cannot tell.
-    async fn closest(&self, guild: &str, question: &str, asker: &str) -> Vec<String> {
+    async fn closest(&self, guild: GuildId, question: &str, asker: UserId) -> Vec<String> {
         let Ok(embedding) = self.embedder.embed_one(question).await else {
             return Vec::new();
         };
@@ -271,7 +262,7 @@ mod tests {
             answered: 3,
             unanswered: vec![Unanswered {
                 question: "how do I rotate\nthe staging cert?".into(),
-                channel_id: "11".into(),
+                channel_id: 11.into(),
                 epoch: 1_796_600_000.0,
                 closest: vec!["ann".into(), "bob".into()],
             }],
@@ -311,7 +302,7 @@ mod tests {
             unanswered: (0..5)
                 .map(|_| Unanswered {
                     question: "x".repeat(400),
-                    channel_id: "12345678901234567890".into(),
+                    channel_id: 12345678901234567890.into(),
                     epoch: 1_796_600_000.0,
                     closest: vec!["a".repeat(32), "b".repeat(32), "c".repeat(32)],
                 })

@@ -146,7 +146,7 @@ async fn a_processor_killed_mid_query_still_yields_exactly_one_response() {
         .until("the response after the restart", |seen| !seen.is_empty())
         .await;
     reader.drain(Duration::from_secs(8)).await;
-    let responses = reader.for_query(&question.query_id);
+    let responses = reader.for_query(question.query_id.as_str());
     assert_eq!(responses.len(), 1, "exactly one response: {responses:#?}");
     assert!(responses[0].response_text.starts_with("Use vaultctl [2]."));
     assert_eq!(
@@ -315,7 +315,7 @@ async fn records_chroma_rejects_for_good_are_dead_lettered_with_the_reason() {
     store
         .upsert(
             &[processor::store::StoredMessage {
-                id: "1".into(),
+                id: 1.into(),
                 document: "tiny".into(),
                 metadata: serde_json::Map::new(),
             }],

@@ -32,7 +32,7 @@ async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
     let (producer, store) = (&processor.producer, &processor.store);
 
     let stored = store
-        .get(&Filter::All, &["5000007".into()], None)
+        .get(&Filter::All, &[5000007.into()], None)
         .await
         .expect("get");
     assert_eq!(stored.len(), 1);
@@ -40,7 +40,7 @@ async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
     assert_eq!(stored[0].document, "message 7 about topic 7");
     assert_eq!(metadata["guild_id"], "77");
     assert_eq!(metadata["channel_id"], "103");
-    assert_eq!(metadata["user_id"], messages[7].user_id.as_str());
+    assert_eq!(metadata["user_id"], messages[7].user_id.to_string());
     assert_eq!(metadata["username"], messages[7].username.as_str());
     assert_eq!(metadata["message_id"], "5000007");
     assert_eq!(metadata["channel_name"], "general");
@@ -65,11 +65,11 @@ async fn a_thousand_messages_are_indexed_once_and_edits_and_deletes_apply() {
     publish(producer, &[edit, delete]).await;
     eventually(WAIT, "the edit and the delete", || async {
         let edited = store
-            .get(&Filter::All, &["5000007".into()], None)
+            .get(&Filter::All, &[5000007.into()], None)
             .await
             .ok()?;
         let deleted = store
-            .get(&Filter::All, &["5000008".into()], None)
+            .get(&Filter::All, &[5000008.into()], None)
             .await
             .ok()?;
         (edited.first()?.document == "message 7, edited" && deleted.is_empty()).then_some(())
@@ -135,7 +135,7 @@ async fn answers_cite_their_source_and_never_cross_a_guild_or_channel() {
     }
     let mut reader = ResponseReader::new(&processor.kafka);
     reader.until("six responses", |seen| seen.len() >= 6).await;
-    let late_answer = reader.for_query(&late.query_id)[0];
+    let late_answer = reader.for_query(late.query_id.as_str())[0];
     assert!(
         late_answer
             .response_text
@@ -145,7 +145,7 @@ async fn answers_cite_their_source_and_never_cross_a_guild_or_channel() {
     );
     assert!(late_answer.response_text.contains("vaultctl"));
 
-    let answer = reader.for_query(&same_channel.query_id)[0];
+    let answer = reader.for_query(same_channel.query_id.as_str())[0];
     assert!(
         answer.response_text.contains("vaultctl rotate"),
         "{}",
@@ -158,10 +158,7 @@ async fn answers_cite_their_source_and_never_cross_a_guild_or_channel() {
         "{}",
         answer.response_text
     );
-    assert!(answer
-        .metadata
-        .source_message_ids
-        .contains(&"7000002".to_string()));
+    assert!(answer.metadata.source_message_ids.contains(&7000002.into()));
     assert_eq!(answer.metadata.provider.as_deref(), Some("extractive"));
     assert!(!answer.metadata.degraded);
     assert!(answer.metadata.confidence > 0.5);
@@ -170,10 +167,10 @@ async fn answers_cite_their_source_and_never_cross_a_guild_or_channel() {
         answer.metadata.source_message_ids.len()
     );
     assert_eq!(answer.original_message_id, "7100001");
-    assert_eq!(answer.guild_id.as_deref(), Some("1"));
+    assert_eq!(answer.guild_id, Some(1.into()));
 
     for query in &queries[1..] {
-        let response = reader.for_query(&query.query_id)[0];
+        let response = reader.for_query(query.query_id.as_str())[0];
         assert!(
             response.response_text.starts_with("I couldn't find this"),
             "{query:?} → {}",
@@ -436,7 +433,7 @@ async fn hosted_embeddings_keep_to_the_batch_limit_and_a_refused_record_is_dead_
     processor.stop().await;
     assert_eq!(dead.len(), 1, "only the refused record: {dead:#?}");
     let record = DiscordMessage::decode(&dead[0].payload).expect("the original record");
-    assert_eq!(record.message_id, poisoned.to_string());
+    assert_eq!(record.message_id.get(), poisoned);
     assert!(
         dead[0].error.contains("content policy"),
         "the provider's own message: {}",
@@ -533,7 +530,7 @@ async fn a_pasted_key_is_never_stored_embedded_or_quoted() {
     processor.until_indexed(2).await;
     let stored = processor
         .store
-        .get(&Filter::All, &["7600002".into()], None)
+        .get(&Filter::All, &[7600002.into()], None)
         .await
         .expect("get");
     let trace = format!("{:?} {:?}", stored[0].document, stored[0].metadata);
@@ -691,7 +688,7 @@ async fn a_tally_reads_every_page_of_chroma_and_counts_by_field() {
         .expect("Chroma reachable (scripts/chroma.sh start)");
     let messages: Vec<StoredMessage> = (0..10)
         .map(|n| StoredMessage {
-            id: format!("{n}"),
+            id: n.into(),
             document: format!("text {n}"),
             metadata: serde_json::json!({
                 "guild_id": if n < 9 { "1" } else { "2" },

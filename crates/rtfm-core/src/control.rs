@@ -17,6 +17,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use crate::ids::{ChannelId, GuildId, MessageId, UserId};
 use crate::schema::{parse_timestamp, ControlKind, ControlRecord, Subject};
 
 /// `INDEX_CHANNELS`: which channels RTFM reads when no moderator chose.
@@ -58,7 +59,7 @@ pub struct ControlSettings {
 pub struct Choice {
     pub indexed: bool,
     pub at: DateTime<Utc>,
-    pub by: Option<u64>,
+    pub by: Option<UserId>,
     pub reason: Option<String>,
     pub request_id: Option<String>,
 }
@@ -96,11 +97,11 @@ impl Refusal {
 /// A message as the rule sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Subjected {
-    pub guild: Option<u64>,
-    pub channel: u64,
+    pub guild: Option<GuildId>,
+    pub channel: ChannelId,
     /// The parent channel of a thread or forum post.
-    pub parent: Option<u64>,
-    pub author: u64,
+    pub parent: Option<ChannelId>,
+    pub author: UserId,
     /// When it was written (unknown: treated as old).
     pub at: Option<DateTime<Utc>>,
 }
@@ -108,57 +109,36 @@ pub struct Subjected {
 /// Every choice made, by key.
 #[derive(Debug, Clone, Default)]
 pub struct ControlState {
-    members: HashMap<(u64, u64), Choice>,
-    channels: HashMap<(u64, u64), Choice>,
-    guilds: HashMap<u64, Choice>,
-    receipts: HashMap<(u64, ReceiptSubject), Receipt>,
+    members: HashMap<(GuildId, UserId), Choice>,
+    channels: HashMap<(GuildId, ChannelId), Choice>,
+    guilds: HashMap<GuildId, Choice>,
+    receipts: HashMap<(GuildId, Subject), Receipt>,
     /// Threads (forum posts) tagged solved, by guild.
-    solved_threads: HashSet<(u64, u64)>,
+    solved_threads: HashSet<(GuildId, ChannelId)>,
     /// Messages their asker marked as the answer, by guild.
-    solved_messages: HashSet<(u64, u64)>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum ReceiptSubject {
-    Member(u64),
-    Channel(u64),
-    Guild,
-}
-
-impl From<Subject> for ReceiptSubject {
-    fn from(subject: Subject) -> Self {
-        match subject {
-            Subject::Member(user) => ReceiptSubject::Member(user),
-            Subject::Channel(channel) => ReceiptSubject::Channel(channel),
-            Subject::Guild => ReceiptSubject::Guild,
-        }
-    }
-}
-
-fn number(text: &Option<String>) -> Option<u64> {
-    text.as_deref().and_then(|id| id.parse().ok())
+    solved_messages: HashSet<(GuildId, MessageId)>,
 }
 
 impl ControlState {
     /// Folds one record in (a later record of the same key replaces the earlier one).
     pub fn apply(&mut self, record: &ControlRecord) {
-        let guild = record.guild();
+        let guild = record.guild_id;
         let at = parse_timestamp(&record.at).unwrap_or_default();
         let choice = || Choice {
             indexed: record.indexed.unwrap_or(true),
             at,
-            by: number(&record.by),
+            by: record.by,
             reason: record.reason.clone(),
             request_id: record.request_id.clone(),
         };
         match record.kind {
             ControlKind::Member => {
-                if let Some(user) = number(&record.user_id) {
+                if let Some(user) = record.user_id {
                     self.members.insert((guild, user), choice());
                 }
             }
             ControlKind::Channel => {
-                if let Some(channel) = number(&record.channel_id) {
+                if let Some(channel) = record.channel_id {
                     self.channels.insert((guild, channel), choice());
                 }
             }
@@ -166,25 +146,21 @@ impl ControlState {
                 self.guilds.insert(guild, choice());
             }
             ControlKind::Solved => {
-                let (Some(channel), solved) =
-                    (number(&record.channel_id), record.solved == Some(true))
+                let (Some(channel), solved) = (record.channel_id, record.solved == Some(true))
                 else {
                     return;
                 };
-                let set = match number(&record.message_id) {
-                    Some(message) => (&mut self.solved_messages, (guild, message)),
-                    None => (&mut self.solved_threads, (guild, channel)),
+                match (record.message_id, solved) {
+                    (Some(message), true) => self.solved_messages.insert((guild, message)),
+                    (Some(message), false) => self.solved_messages.remove(&(guild, message)),
+                    (None, true) => self.solved_threads.insert((guild, channel)),
+                    (None, false) => self.solved_threads.remove(&(guild, channel)),
                 };
-                if solved {
-                    set.0.insert(set.1);
-                } else {
-                    set.0.remove(&set.1);
-                }
             }
             ControlKind::Receipt => {
                 if let Some(subject) = record.subject() {
                     self.receipts.insert(
-                        (guild, subject.into()),
+                        (guild, subject),
                         Receipt {
                             request_id: record.request_id.clone().unwrap_or_default(),
                             removed: record.removed.unwrap_or_default(),
@@ -201,30 +177,30 @@ impl ControlState {
     pub fn forget_key(&mut self, key: &str) {
         let parts: Vec<&str> = key.split(':').collect();
         let id = |index: usize| parts.get(index).and_then(|id| id.parse::<u64>().ok());
-        match (parts.first().copied(), id(1)) {
+        match (parts.first().copied(), id(1).map(GuildId::new)) {
             (Some("member"), Some(guild)) => {
-                id(2).map(|user| self.members.remove(&(guild, user)));
+                id(2).map(|user| self.members.remove(&(guild, user.into())));
             }
             (Some("channel"), Some(guild)) => {
-                id(2).map(|channel| self.channels.remove(&(guild, channel)));
+                id(2).map(|channel| self.channels.remove(&(guild, channel.into())));
             }
             (Some("guild"), Some(guild)) => {
                 self.guilds.remove(&guild);
             }
             (Some("solved"), Some(guild)) => match (id(2), id(3)) {
                 (_, Some(message)) => {
-                    self.solved_messages.remove(&(guild, message));
+                    self.solved_messages.remove(&(guild, message.into()));
                 }
                 (Some(channel), None) => {
-                    self.solved_threads.remove(&(guild, channel));
+                    self.solved_threads.remove(&(guild, channel.into()));
                 }
                 _ => {}
             },
             (Some("receipt"), Some(guild)) => {
                 let subject = match (parts.get(2).copied(), id(3)) {
-                    (Some("member"), Some(user)) => ReceiptSubject::Member(user),
-                    (Some("channel"), Some(channel)) => ReceiptSubject::Channel(channel),
-                    _ => ReceiptSubject::Guild,
+                    (Some("member"), Some(user)) => Subject::Member(user.into()),
+                    (Some("channel"), Some(channel)) => Subject::Channel(channel.into()),
+                    _ => Subject::Guild,
                 };
                 self.receipts.remove(&(guild, subject));
             }
@@ -265,29 +241,29 @@ impl ControlState {
 
     /// Whether a message was marked as an answer: by its asker (✅), or as part of a forum
     /// post (thread) tagged solved.
-    pub fn is_solved(&self, guild: u64, channel: u64, message: u64) -> bool {
+    pub fn is_solved(&self, guild: GuildId, channel: ChannelId, message: MessageId) -> bool {
         self.solved_messages.contains(&(guild, message))
             || self.solved_threads.contains(&(guild, channel))
     }
 
     /// Whether a thread (forum post) is tagged solved.
-    pub fn thread_solved(&self, guild: u64, thread: u64) -> bool {
+    pub fn thread_solved(&self, guild: GuildId, thread: ChannelId) -> bool {
         self.solved_threads.contains(&(guild, thread))
     }
 
     /// A member's latest choice in a guild.
-    pub fn member(&self, guild: u64, user: u64) -> Option<&Choice> {
+    pub fn member(&self, guild: GuildId, user: UserId) -> Option<&Choice> {
         self.members.get(&(guild, user))
     }
 
     /// A channel's latest state in a guild.
-    pub fn channel(&self, guild: u64, channel: u64) -> Option<&Choice> {
+    pub fn channel(&self, guild: GuildId, channel: ChannelId) -> Option<&Choice> {
         self.channels.get(&(guild, channel))
     }
 
     /// Every channel of a guild with a choice, by id.
-    pub fn channels_of(&self, guild: u64) -> Vec<(u64, &Choice)> {
-        let mut channels: Vec<(u64, &Choice)> = self
+    pub fn channels_of(&self, guild: GuildId) -> Vec<(ChannelId, &Choice)> {
+        let mut channels: Vec<(ChannelId, &Choice)> = self
             .channels
             .iter()
             .filter(|((of, _), _)| *of == guild)
@@ -298,12 +274,12 @@ impl ControlState {
     }
 
     /// RTFM's presence in a guild, when it changed.
-    pub fn guild(&self, guild: u64) -> Option<&Choice> {
+    pub fn guild(&self, guild: GuildId) -> Option<&Choice> {
         self.guilds.get(&guild)
     }
 
     /// Guilds RTFM was removed from, with when.
-    pub fn removed_guilds(&self) -> Vec<(u64, DateTime<Utc>)> {
+    pub fn removed_guilds(&self) -> Vec<(GuildId, DateTime<Utc>)> {
         self.guilds
             .iter()
             .filter(|(_, choice)| !choice.indexed)
@@ -312,27 +288,20 @@ impl ControlState {
     }
 
     /// The latest receipt about a subject in a guild.
-    pub fn receipt(&self, guild: u64, subject: Subject) -> Option<&Receipt> {
-        self.receipts.get(&(guild, subject.into()))
+    pub fn receipt(&self, guild: GuildId, subject: Subject) -> Option<&Receipt> {
+        self.receipts.get(&(guild, subject))
     }
 
     /// The receipt answering `request_id`, with its guild and subject.
-    pub fn receipt_for(&self, request_id: &str) -> Option<(u64, Subject, &Receipt)> {
+    pub fn receipt_for(&self, request_id: &str) -> Option<(GuildId, Subject, &Receipt)> {
         self.receipts
             .iter()
             .find(|(_, receipt)| receipt.request_id == request_id)
-            .map(|((guild, subject), receipt)| {
-                let subject = match subject {
-                    ReceiptSubject::Member(user) => Subject::Member(*user),
-                    ReceiptSubject::Channel(channel) => Subject::Channel(*channel),
-                    ReceiptSubject::Guild => Subject::Guild,
-                };
-                (*guild, subject, receipt)
-            })
+            .map(|((guild, subject), receipt)| (*guild, *subject, receipt))
     }
 
     /// Members who chose forget-me, per guild (for counts; never shown by name).
-    pub fn forgotten_members(&self, guild: u64) -> usize {
+    pub fn forgotten_members(&self, guild: GuildId) -> usize {
         self.members
             .iter()
             .filter(|((of, _), choice)| *of == guild && !choice.indexed)
@@ -350,10 +319,10 @@ mod tests {
 
     fn message(channel: u64, parent: Option<u64>, author: u64, when: &str) -> Subjected {
         Subjected {
-            guild: Some(1),
-            channel,
-            parent,
-            author,
+            guild: Some(1.into()),
+            channel: channel.into(),
+            parent: parent.map(ChannelId::new),
+            author: author.into(),
             at: Some(at(when)),
         }
     }
@@ -369,7 +338,7 @@ mod tests {
         let before = message(10, None, 7, "2025-01-01T00:00:00Z");
         assert_eq!(state.admits(ChannelPolicy::All, &before), Ok(()));
         state.apply(&record(
-            ControlRecord::member(1, 7, false),
+            ControlRecord::member(1.into(), 7.into(), false),
             "2025-02-01T00:00:00Z",
         ));
         assert_eq!(
@@ -382,7 +351,7 @@ mod tests {
             Err(Refusal::Member)
         );
         state.apply(&record(
-            ControlRecord::member(1, 7, true),
+            ControlRecord::member(1.into(), 7.into(), true),
             "2025-03-01T00:00:00Z",
         ));
         assert_eq!(
@@ -401,7 +370,7 @@ mod tests {
             Ok(())
         );
         let elsewhere = Subjected {
-            guild: Some(2),
+            guild: Some(2.into()),
             ..while_forgotten
         };
         assert_eq!(state.admits(ChannelPolicy::All, &elsewhere), Ok(()));
@@ -423,14 +392,29 @@ mod tests {
             state.admits(ChannelPolicy::OptIn, &in_thread),
             Err(Refusal::Channel)
         );
-        state.apply(&ControlRecord::channel(1, 10, true, "included"));
+        state.apply(&ControlRecord::channel(
+            1.into(),
+            10.into(),
+            true,
+            "included",
+        ));
         assert_eq!(state.admits(ChannelPolicy::OptIn, &in_thread), Ok(()));
-        state.apply(&ControlRecord::channel(1, 11, false, "thread deleted"));
+        state.apply(&ControlRecord::channel(
+            1.into(),
+            11.into(),
+            false,
+            "thread deleted",
+        ));
         assert_eq!(
             state.admits(ChannelPolicy::OptIn, &in_thread),
             Err(Refusal::Channel)
         );
-        state.apply(&ControlRecord::channel(1, 10, false, "excluded"));
+        state.apply(&ControlRecord::channel(
+            1.into(),
+            10.into(),
+            false,
+            "excluded",
+        ));
         assert_eq!(
             state.admits(
                 ChannelPolicy::All,
@@ -438,7 +422,7 @@ mod tests {
             ),
             Err(Refusal::Channel)
         );
-        state.apply(&ControlRecord::presence(1, false, "removed"));
+        state.apply(&ControlRecord::presence(1.into(), false, "removed"));
         assert_eq!(
             state.admits(
                 ChannelPolicy::All,
@@ -447,45 +431,60 @@ mod tests {
             Err(Refusal::Guild)
         );
         assert_eq!(state.removed_guilds().len(), 1);
-        assert_eq!(state.channels_of(1).len(), 2);
+        assert_eq!(state.channels_of(1.into()).len(), 2);
     }
 
     #[test]
     fn solved_marks_come_and_go() {
         let mut state = ControlState::default();
-        state.apply(&ControlRecord::solved(1, 20, None, true));
-        state.apply(&ControlRecord::solved(1, 10, Some(99), true));
-        assert!(state.is_solved(1, 20, 5), "every message of a solved post");
-        assert!(state.is_solved(1, 10, 99));
-        assert!(!state.is_solved(1, 10, 98));
-        assert!(!state.is_solved(2, 20, 5), "another guild");
-        state.apply(&ControlRecord::solved(1, 20, None, false));
-        assert!(!state.thread_solved(1, 20));
+        state.apply(&ControlRecord::solved(1.into(), 20.into(), None, true));
+        state.apply(&ControlRecord::solved(
+            1.into(),
+            10.into(),
+            Some(99.into()),
+            true,
+        ));
+        assert!(
+            state.is_solved(1.into(), 20.into(), 5.into()),
+            "every message of a solved post"
+        );
+        assert!(state.is_solved(1.into(), 10.into(), 99.into()));
+        assert!(!state.is_solved(1.into(), 10.into(), 98.into()));
+        assert!(
+            !state.is_solved(2.into(), 20.into(), 5.into()),
+            "another guild"
+        );
+        state.apply(&ControlRecord::solved(1.into(), 20.into(), None, false));
+        assert!(!state.thread_solved(1.into(), 20.into()));
         state.forget_key("solved:1:10:99");
-        assert!(!state.is_solved(1, 10, 99));
+        assert!(!state.is_solved(1.into(), 10.into(), 99.into()));
     }
 
     #[test]
     fn receipts_are_kept_per_subject() {
         let mut state = ControlState::default();
         state.apply(&ControlRecord::receipt(
-            1,
-            Subject::Member(7),
+            1.into(),
+            Subject::Member(7.into()),
             "r1",
             3,
             false,
         ));
         state.apply(&ControlRecord::receipt(
-            1,
-            Subject::Member(7),
+            1.into(),
+            Subject::Member(7.into()),
             "r1",
             5,
             true,
         ));
-        let receipt = state.receipt(1, Subject::Member(7)).expect("receipt");
+        let receipt = state
+            .receipt(1.into(), Subject::Member(7.into()))
+            .expect("receipt");
         assert_eq!((receipt.removed, receipt.done), (5, true));
-        assert!(state.receipt(1, Subject::Channel(7)).is_none());
+        assert!(state
+            .receipt(1.into(), Subject::Channel(7.into()))
+            .is_none());
         state.forget_key("receipt:1:member:7");
-        assert!(state.receipt(1, Subject::Member(7)).is_none());
+        assert!(state.receipt(1.into(), Subject::Member(7.into())).is_none());
     }
 }

@@ -4,6 +4,8 @@
 //!   (the contract with the Python bot), with validation;
 //! - [`control`]: the community's choices (`rtfm-control`) folded into one state, and the rule
 //!   that decides whether a message may be indexed or quoted;
+//! - [`ids`]: Discord's ids as types (`GuildId`, `ChannelId`, `MessageId`, `UserId`) and the
+//!   question's `QueryId`, parsed once where records and events come in;
 //! - [`topics`]: the topic table — names, partitions, retention, dead-letter topics, groups;
 //! - [`kafka`]: typed producer, at-least-once consumer with dead-lettering, transactions,
 //!   topic administration (the only module that uses `rdkafka`);
@@ -19,6 +21,7 @@
 pub mod backoff;
 pub mod config;
 pub mod control;
+pub mod ids;
 pub mod kafka;
 pub mod redact;
 pub mod schema;

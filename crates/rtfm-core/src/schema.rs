@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::ids::{ChannelId, GuildId, MessageId, QueryId, UserId};
 use crate::topics::TopicKind;
 
 /// Discord's maximum message length, in characters.
@@ -56,7 +57,7 @@ pub trait Record: Serialize + DeserializeOwned + JsonSchema + Send + Sync + 'sta
     fn validate(&self) -> Result<(), SchemaError>;
 
     /// The partitioning key: the channel, so one channel's records stay in order.
-    fn key(&self) -> &str;
+    fn key(&self) -> String;
 
     /// Decodes and validates one record.
     fn decode(bytes: &[u8]) -> Result<Self, SchemaError> {
@@ -111,7 +112,7 @@ impl MessageEvent {
 // it first, which BACKWARD allows for an optional field (`Record::wire_schema`).
 #[schemars(deny_unknown_fields)]
 pub struct DiscordMessage {
-    pub message_id: String,
+    pub message_id: MessageId,
     /// The text of a created message. Left out of edit and delete events on the wire (an edit
     /// carries its text in `edited_content`): the seed's processor stores the `content` of
     /// every record it reads as a new message, and skips a record without one. Required for a
@@ -120,25 +121,25 @@ pub struct DiscordMessage {
     #[schemars(default)]
     pub content: String,
     pub username: String,
-    pub user_id: String,
-    pub channel_id: String,
+    pub user_id: UserId,
+    pub channel_id: ChannelId,
     pub timestamp: String,
     /// `channel_name` and anything else the producer wants to attach.
     #[serde(default)]
     pub metadata: Map<String, Value>,
     /// Additive: the guild, absent for DMs. Scopes retrieval and builds jump links.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub guild_id: Option<String>,
+    pub guild_id: Option<GuildId>,
     /// Additive: create (default), edit or delete.
     #[serde(default, skip_serializing_if = "MessageEvent::is_create")]
     pub event: MessageEvent,
     /// Additive: the message this one replies to (Discord's `message_reference`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reply_to_message_id: Option<String>,
+    pub reply_to_message_id: Option<MessageId>,
     /// Additive: the users this message `@mentions` (Discord's `mentions`; roles, channels and
     /// `@everyone` are not users). Retrieval matches them by id, not by text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub mentioned_user_ids: Vec<String>,
+    pub mentioned_user_ids: Vec<UserId>,
     /// Additive: the author's display name (`global_name`) and server nickname, besides the
     /// `username`; people type these when they address each other.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -148,14 +149,14 @@ pub struct DiscordMessage {
     /// Additive: for a message in a thread (`channel_id` is the thread), the channel the
     /// thread belongs to and the message it was started from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thread_parent_channel_id: Option<String>,
+    pub thread_parent_channel_id: Option<ChannelId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thread_starter_message_id: Option<String>,
+    pub thread_starter_message_id: Option<MessageId>,
     /// Additive: for a message in a *private* thread, the channel the thread belongs to. Used
     /// only for the community's choices (excluding or deleting a channel takes its private
     /// threads too); never to widen a question's reach.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_thread_parent_channel_id: Option<String>,
+    pub private_thread_parent_channel_id: Option<ChannelId>,
     /// Additive: the message asks the bot (a trigger phrase or a mention of the bot). It is
     /// never indexed as evidence.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -198,7 +199,7 @@ impl DiscordMessage {
 
     /// Mentioned users: the wire field, else `<@id>` / `<@!id>` in the text (role `<@&id>`
     /// and channel `<#id>` mentions are not users).
-    pub fn mentioned_users(&self) -> Vec<String> {
+    pub fn mentioned_users(&self) -> Vec<UserId> {
         if !self.mentioned_user_ids.is_empty() {
             return self.mentioned_user_ids.clone();
         }
@@ -208,11 +209,10 @@ impl DiscordMessage {
             rest = &rest[start + 2..];
             let id_text = rest.strip_prefix('!').unwrap_or(rest);
             let digits: String = id_text.chars().take_while(char::is_ascii_digit).collect();
-            if !digits.is_empty()
-                && id_text[digits.len()..].starts_with('>')
-                && !users.contains(&digits)
-            {
-                users.push(digits);
+            if let Ok(user) = digits.parse::<UserId>() {
+                if id_text[digits.len()..].starts_with('>') && !users.contains(&user) {
+                    users.push(user);
+                }
             }
         }
         users
@@ -261,27 +261,7 @@ impl Record for DiscordMessage {
     }
 
     fn validate(&self) -> Result<(), SchemaError> {
-        snowflake("message_id", &self.message_id)?;
-        snowflake("user_id", &self.user_id)?;
-        snowflake("channel_id", &self.channel_id)?;
-        if let Some(guild_id) = &self.guild_id {
-            snowflake("guild_id", guild_id)?;
-        }
-        if let Some(reply_to) = &self.reply_to_message_id {
-            snowflake("reply_to_message_id", reply_to)?;
-        }
-        for user in &self.mentioned_user_ids {
-            snowflake("mentioned_user_ids", user)?;
-        }
-        if let Some(parent) = &self.private_thread_parent_channel_id {
-            snowflake("private_thread_parent_channel_id", parent)?;
-        }
-        if let Some(parent) = &self.thread_parent_channel_id {
-            snowflake("thread_parent_channel_id", parent)?;
-        }
-        if let Some(starter) = &self.thread_starter_message_id {
-            snowflake("thread_starter_message_id", starter)?;
-        }
+        // The ids were read as ids (`crate::ids`): a malformed one fails decoding itself.
         timestamp("timestamp", &self.timestamp)?;
         if is_absent_content(&self.content) {
             return Err(SchemaError::invalid(
@@ -304,8 +284,8 @@ impl Record for DiscordMessage {
         Ok(())
     }
 
-    fn key(&self) -> &str {
-        &self.channel_id
+    fn key(&self) -> String {
+        self.channel_id.to_string()
     }
 }
 
@@ -315,25 +295,25 @@ impl Record for DiscordMessage {
 // it first, which BACKWARD allows for an optional field (`Record::wire_schema`).
 #[schemars(deny_unknown_fields)]
 pub struct BotQuery {
-    pub query_id: String,
-    pub original_message_id: String,
+    pub query_id: QueryId,
+    pub original_message_id: MessageId,
     pub question: String,
     pub username: String,
-    pub user_id: String,
-    pub channel_id: String,
+    pub user_id: UserId,
+    pub channel_id: ChannelId,
     pub timestamp: String,
     #[serde(default)]
     pub context: Map<String, Value>,
     /// Additive: the guild the bot saw the trigger in (absent for DMs). The processor never
     /// retrieves outside it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub guild_id: Option<String>,
+    pub guild_id: Option<GuildId>,
     /// Additive: the other channels of the guild whose messages everyone who can read the
     /// question's channel may read too, as the bot computed them from Discord's permissions.
     /// Guild-wide retrieval (`RETRIEVAL_SCOPE=guild`) searches only the question's channel
     /// and these; without the field it searches only the question's channel.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub visible_channel_ids: Option<Vec<String>>,
+    pub visible_channel_ids: Option<Vec<ChannelId>>,
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Map<String, Value>,
@@ -349,13 +329,6 @@ impl Record for BotQuery {
     const TOPIC: TopicKind = TopicKind::BotQueries;
 
     fn validate(&self) -> Result<(), SchemaError> {
-        non_empty("query_id", &self.query_id)?;
-        snowflake("original_message_id", &self.original_message_id)?;
-        snowflake("user_id", &self.user_id)?;
-        snowflake("channel_id", &self.channel_id)?;
-        if let Some(guild_id) = &self.guild_id {
-            snowflake("guild_id", guild_id)?;
-        }
         if let Some(channels) = &self.visible_channel_ids {
             if channels.len() > MAX_VISIBLE_CHANNELS {
                 return Err(SchemaError::invalid(
@@ -363,17 +336,14 @@ impl Record for BotQuery {
                     format!("lists more than {MAX_VISIBLE_CHANNELS} channels"),
                 ));
             }
-            for channel in channels {
-                snowflake("visible_channel_ids", channel)?;
-            }
         }
         timestamp("timestamp", &self.timestamp)?;
         max_chars("question", &self.question, MAX_CONTENT_CHARS)?;
         Ok(())
     }
 
-    fn key(&self) -> &str {
-        &self.channel_id
+    fn key(&self) -> String {
+        self.channel_id.to_string()
     }
 }
 
@@ -384,16 +354,16 @@ impl Record for BotQuery {
 #[schemars(deny_unknown_fields)]
 pub struct BotResponse {
     pub response_id: String,
-    pub query_id: String,
-    pub original_message_id: String,
+    pub query_id: QueryId,
+    pub original_message_id: MessageId,
     pub response_text: String,
-    pub channel_id: String,
+    pub channel_id: ChannelId,
     pub timestamp: String,
     #[serde(default)]
     pub metadata: ResponseMetadata,
     /// Additive: the guild of the original message (absent for DMs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub guild_id: Option<String>,
+    pub guild_id: Option<GuildId>,
     #[serde(flatten)]
     #[schemars(skip)]
     pub extra: Map<String, Value>,
@@ -404,22 +374,13 @@ impl Record for BotResponse {
 
     fn validate(&self) -> Result<(), SchemaError> {
         non_empty("response_id", &self.response_id)?;
-        non_empty("query_id", &self.query_id)?;
-        snowflake("original_message_id", &self.original_message_id)?;
-        snowflake("channel_id", &self.channel_id)?;
-        if let Some(guild_id) = &self.guild_id {
-            snowflake("guild_id", guild_id)?;
-        }
         timestamp("timestamp", &self.timestamp)?;
         max_chars("response_text", &self.response_text, MAX_RESPONSE_CHARS)?;
-        for id in &self.metadata.source_message_ids {
-            snowflake("metadata.source_message_ids", id)?;
-        }
         Ok(())
     }
 
-    fn key(&self) -> &str {
-        &self.channel_id
+    fn key(&self) -> String {
+        self.channel_id.to_string()
     }
 }
 
@@ -436,7 +397,7 @@ pub struct ResponseMetadata {
     pub sources_count: u32,
     /// Additive: the message ids the answer cites, in citation order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub source_message_ids: Vec<String>,
+    pub source_message_ids: Vec<MessageId>,
     /// Additive: `gemini`, `openai`, `extractive` or `none`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<String>,
@@ -449,7 +410,7 @@ pub struct ResponseMetadata {
 
 mod check;
 mod control;
-use check::{max_chars, non_empty, snowflake, timestamp};
+use check::{max_chars, non_empty, timestamp};
 pub use check::{now_timestamp, parse_timestamp, SchemaError};
 pub use control::{ControlKind, ControlRecord, Subject};
 

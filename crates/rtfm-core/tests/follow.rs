@@ -32,10 +32,10 @@ async fn a_follower_reads_the_choices_to_their_end_and_says_when_it_cannot() {
     .await;
     // Written, then read before the barrier returns: the next call sees every choice.
     let producer = Producer::new(&config, "test").expect("producer");
-    let member = |indexed| ControlRecord::member(1, 2, indexed);
+    let member = |indexed| ControlRecord::member(1.into(), 2.into(), indexed);
     for record in [
         member(false),
-        ControlRecord::channel(1, 3, false, "excluded"),
+        ControlRecord::channel(1.into(), 3.into(), false, "excluded"),
         member(true),
     ] {
         producer.send(&record).await.expect("acked");
@@ -45,16 +45,16 @@ async fn a_follower_reads_the_choices_to_their_end_and_says_when_it_cannot() {
         .await
         .expect("caught up");
     let in_channel_3 = Subjected {
-        guild: Some(1),
-        channel: 3,
+        guild: Some(1.into()),
+        channel: 3.into(),
         parent: None,
-        author: 9,
+        author: 9.into(),
         at: None,
     };
     assert!(
         follower
             .state()
-            .member(1, 2)
+            .member(1.into(), 2.into())
             .is_some_and(|choice| choice.indexed),
         "the latest choice wins"
     );
@@ -73,7 +73,12 @@ async fn a_follower_reads_the_choices_to_their_end_and_says_when_it_cannot() {
         .await
         .expect("acked");
     producer
-        .send(&ControlRecord::channel(1, 3, true, "included"))
+        .send(&ControlRecord::channel(
+            1.into(),
+            3.into(),
+            true,
+            "included",
+        ))
         .await
         .expect("acked");
     follower

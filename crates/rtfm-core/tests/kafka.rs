@@ -20,14 +20,14 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn message(id: u64, channel: u64) -> DiscordMessage {
     DiscordMessage {
-        message_id: id.to_string(),
+        message_id: id.into(),
         content: format!("message number {id}"),
         username: "tester".into(),
-        user_id: "42".into(),
-        channel_id: channel.to_string(),
+        user_id: 42.into(),
+        channel_id: channel.into(),
         timestamp: now_timestamp(),
         metadata: Map::from_iter([("channel_name".to_string(), json!("general"))]),
-        guild_id: Some("7".into()),
+        guild_id: Some(7.into()),
         event: Default::default(),
         reply_to_message_id: None,
         extra: Map::new(),
@@ -37,15 +37,15 @@ fn message(id: u64, channel: u64) -> DiscordMessage {
 
 fn query(id: u64) -> BotQuery {
     BotQuery {
-        query_id: format!("query-{id}"),
-        original_message_id: id.to_string(),
+        query_id: format!("query-{id}").parse().expect("a query id"),
+        original_message_id: id.into(),
         question: "how do I rotate the API key?".into(),
         username: "tester".into(),
-        user_id: "42".into(),
-        channel_id: "5".into(),
+        user_id: 42.into(),
+        channel_id: 5.into(),
         timestamp: now_timestamp(),
         context: Map::new(),
-        guild_id: Some("7".into()),
+        guild_id: Some(7.into()),
         visible_channel_ids: None,
         extra: Map::new(),
     }
@@ -55,15 +55,15 @@ fn response_for(query: &BotQuery) -> BotResponse {
     BotResponse {
         response_id: format!("response-{}", query.query_id),
         query_id: query.query_id.clone(),
-        original_message_id: query.original_message_id.clone(),
+        original_message_id: query.original_message_id,
         response_text: "rotate it in the settings".into(),
-        channel_id: query.channel_id.clone(),
+        channel_id: query.channel_id,
         timestamp: now_timestamp(),
         metadata: ResponseMetadata {
             model: "test".into(),
             ..Default::default()
         },
-        guild_id: query.guild_id.clone(),
+        guild_id: query.guild_id,
         extra: Map::new(),
     }
 }
@@ -246,24 +246,21 @@ async fn a_restarted_consumer_resumes_exactly_after_its_stored_offsets() {
         let consumer: Consumer<DiscordMessage> =
             Consumer::new(&config, &options, producer.clone()).expect("consumer");
         let first_six = receive_n(&consumer, 6, true).await;
-        assert_eq!(
-            first_six.last().map(|m| m.message_id.as_str()),
-            Some("20005")
-        );
+        assert_eq!(first_six.last().map(|m| m.message_id.get()), Some(20005));
         // Read two more without storing them: their effect was "not durable".
         receive_n(&consumer, 2, false).await;
         consumer.commit().await.expect("commit stored offsets");
     }
     let consumer: Consumer<DiscordMessage> =
         Consumer::new(&config, &options, producer).expect("consumer");
-    let rest: Vec<String> = receive_n(&consumer, 4, true)
+    let rest: Vec<u64> = receive_n(&consumer, 4, true)
         .await
         .into_iter()
-        .map(|m| m.message_id)
+        .map(|m| m.message_id.get())
         .collect();
     assert_eq!(
         rest,
-        vec!["20006", "20007", "20008", "20009"],
+        vec![20006, 20007, 20008, 20009],
         "nothing re-read, nothing skipped"
     );
 }
@@ -349,7 +346,7 @@ async fn malformed_records_go_to_the_dead_letter_topic_and_valid_ones_still_arri
             .await
             .expect("acked");
         let valid = message(30_000 + i as u64, 1);
-        valid_ids.insert(valid.message_id.clone());
+        valid_ids.insert(valid.message_id);
         producer.send(&valid).await.expect("acked");
     }
 
@@ -359,7 +356,7 @@ async fn malformed_records_go_to_the_dead_letter_topic_and_valid_ones_still_arri
         producer.clone(),
     )
     .expect("consumer");
-    let received: BTreeSet<String> = receive_n(&consumer, 100, true)
+    let received: BTreeSet<_> = receive_n(&consumer, 100, true)
         .await
         .into_iter()
         .map(|m| m.message_id)

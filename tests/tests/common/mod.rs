@@ -30,14 +30,14 @@ pub async fn store(chroma: &str, collection: &str) -> ChromaStore {
 
 pub fn message(id: u64, channel: u64, text: String) -> DiscordMessage {
     DiscordMessage {
-        message_id: id.to_string(),
+        message_id: id.into(),
         content: text,
         username: format!("user{}", id % 9),
-        user_id: (500 + id % 9).to_string(),
-        channel_id: channel.to_string(),
+        user_id: (500 + id % 9).into(),
+        channel_id: channel.into(),
         timestamp: rtfm_core::schema::now_timestamp(),
         metadata: Map::from_iter([("channel_name".to_string(), json!("faults"))]),
-        guild_id: Some("3".into()),
+        guild_id: Some(3.into()),
         event: MessageEvent::Create,
         reply_to_message_id: None,
         extra: Map::new(),
@@ -72,7 +72,7 @@ pub async fn until_bot_passed_every_response(kafka: &KafkaConfig, triggers: u64)
     responses
         .until("a response per trigger", WAIT, |seen| {
             seen.iter()
-                .map(|r| r.record.original_message_id.as_str())
+                .map(|r| r.record.original_message_id)
                 .collect::<BTreeSet<_>>()
                 .len() as u64
                 >= triggers

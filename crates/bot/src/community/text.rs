@@ -67,7 +67,7 @@ pub fn channel_list(state: &ControlState, policy: ChannelPolicy, guild: u64) -> 
                 .to_string()
         }
     };
-    let chosen = state.channels_of(guild);
+    let chosen = state.channels_of(guild.into());
     let line = |indexed: bool| {
         chosen
             .iter()
@@ -104,26 +104,26 @@ mod tests {
         let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T22:41:00Z")
             .expect("time")
             .to_utc();
-        let receipt = receipt_text(Subject::Member(7), 37, at);
+        let receipt = receipt_text(Subject::Member(7.into()), 37, at);
         assert!(receipt.contains("removed 37 of your messages"), "{receipt}");
         assert!(receipt.contains("2026-12-07 22:41 UTC"), "{receipt}");
-        assert!(receipt_text(Subject::Channel(9), 1, at).contains("1 message of <#9>"));
+        assert!(receipt_text(Subject::Channel(9.into()), 1, at).contains("1 message of <#9>"));
         let mut state = ControlState::default();
         state.apply(&ControlRecord::channel(
-            1,
-            10,
+            1.into(),
+            10.into(),
             false,
             "excluded by a moderator",
         ));
         state.apply(&ControlRecord::channel(
-            1,
-            11,
+            1.into(),
+            11.into(),
             true,
             "included by a moderator",
         ));
         state.apply(&ControlRecord::channel(
-            2,
-            12,
+            2.into(),
+            12.into(),
             false,
             "excluded by a moderator",
         ));

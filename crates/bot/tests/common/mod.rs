@@ -128,7 +128,7 @@ pub fn slash_answer(query: &BotQuery, id: u64, text: &str) -> BotResponse {
         .get("interaction")
         .cloned()
         .expect("the question carries its interaction");
-    let mut answer = response(&query.query_id, id, text);
+    let mut answer = response(query.query_id.as_str(), id, text);
     answer
         .metadata
         .extra
@@ -148,16 +148,16 @@ pub fn human(id: u64) -> Value {
 pub fn response(query_id: &str, original: u64, text: &str) -> BotResponse {
     BotResponse {
         response_id: uuid::Uuid::new_v4().to_string(),
-        query_id: query_id.into(),
-        original_message_id: original.to_string(),
+        query_id: query_id.parse().expect("a query id"),
+        original_message_id: original.into(),
         response_text: text.into(),
-        channel_id: CHANNEL.to_string(),
+        channel_id: CHANNEL.into(),
         timestamp: now_timestamp(),
         metadata: ResponseMetadata {
             model: "test".into(),
             ..Default::default()
         },
-        guild_id: Some(GUILD.to_string()),
+        guild_id: Some(GUILD.into()),
         extra: Map::new(),
     }
 }

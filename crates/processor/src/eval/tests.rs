@@ -4,18 +4,25 @@ use processor::retrieval::{SourceGroup, SourceMessage};
 
 fn query(relevant: &[&str], source: &[&str], thread: &[&str]) -> EvalQuery {
     EvalQuery {
-        query_id: "q".into(),
+        query_id: "q".parse().expect("a query id"),
         question: "?".into(),
-        channel_id: "1".into(),
-        relevant_message_ids: relevant.iter().map(|s| s.to_string()).collect(),
-        source_message_ids: source.iter().map(|s| s.to_string()).collect(),
-        thread_message_ids: thread.iter().map(|s| s.to_string()).collect(),
+        channel_id: 1.into(),
+        relevant_message_ids: ids(relevant),
+        source_message_ids: ids(source),
+        thread_message_ids: ids(thread),
         split: String::new(),
     }
 }
 
-fn ids(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
+/// Ids named by short texts: digits as themselves, letters as their bytes.
+fn ids(list: &[&str]) -> Vec<MessageId> {
+    list.iter()
+        .map(|s| {
+            s.parse().unwrap_or_else(|_| {
+                MessageId::new(s.bytes().fold(0, |n, byte| n * 256 + u64::from(byte)))
+            })
+        })
+        .collect()
 }
 
 #[test]
@@ -75,17 +82,17 @@ fn rankings_put_every_hit_and_its_answers_before_any_context() {
             "4" => Role::Answer,
             _ => Role::Context,
         };
-        SourceMessage::sample(id, role)
+        SourceMessage::sample(id.parse().expect("an id"), role)
     };
     let retrieved = Retrieved {
         groups: vec![
             SourceGroup {
-                hit_id: "3".into(),
+                hit_id: 3.into(),
                 similarity: 0.9,
                 messages: ["1", "2", "3", "4", "5"].map(message).to_vec(),
             },
             SourceGroup {
-                hit_id: "9".into(),
+                hit_id: 9.into(),
                 similarity: 0.8,
                 messages: ["4", "9"].map(message).to_vec(),
             },

@@ -4,11 +4,11 @@ use serde_json::Map;
 
 fn message(id: &str, content: &str, event: MessageEvent) -> DiscordMessage {
     DiscordMessage {
-        message_id: id.into(),
+        message_id: id.parse().expect("an id"),
         content: content.into(),
         username: "u".into(),
-        user_id: "1".into(),
-        channel_id: "2".into(),
+        user_id: 1.into(),
+        channel_id: 2.into(),
         timestamp: "2025-11-02T12:34:56Z".into(),
         metadata: Map::new(),
         guild_id: None,
@@ -33,7 +33,7 @@ fn questions_to_the_bot_are_never_indexed() {
     let refs: Vec<&DiscordMessage> = batch.iter().collect();
     let plan = plan(&refs);
     assert_eq!(plan.upserts, vec![2]);
-    assert_eq!(plan.deletes, vec!["2".to_string()]);
+    assert_eq!(plan.deletes, vec!["2"]);
     assert_eq!(plan.skipped, 1);
 }
 
@@ -50,6 +50,6 @@ fn the_last_event_per_id_wins_and_empty_messages_are_skipped() {
     let refs: Vec<&DiscordMessage> = batch.iter().collect();
     let plan = plan(&refs);
     assert_eq!(plan.upserts, vec![2]);
-    assert_eq!(plan.deletes, vec!["3".to_string(), "4".to_string()]);
+    assert_eq!(plan.deletes, vec!["3", "4"]);
     assert_eq!(plan.skipped, 3);
 }

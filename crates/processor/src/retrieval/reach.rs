@@ -1,5 +1,6 @@
 //! What a question may see: its reach, from the query as the bot stamped it.
 
+use rtfm_core::ids::{ChannelId, GuildId};
 use rtfm_core::BotQuery;
 
 use super::Scope;
@@ -28,22 +29,22 @@ use crate::store::{Field, Filter};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reach {
     /// `None`: a DM.
-    guild: Option<String>,
-    channels: Vec<String>,
+    guild: Option<GuildId>,
+    channels: Vec<ChannelId>,
 }
 
 impl Reach {
     pub fn of(query: &BotQuery, scope: Scope) -> Self {
-        let mut channels = vec![query.channel_id.clone()];
+        let mut channels = vec![query.channel_id];
         if query.guild_id.is_some() && scope == Scope::Guild {
             for visible in query.visible_channel_ids.iter().flatten() {
                 if !channels.contains(visible) {
-                    channels.push(visible.clone());
+                    channels.push(*visible);
                 }
             }
         }
         Self {
-            guild: query.guild_id.clone(),
+            guild: query.guild_id,
             channels,
         }
     }
@@ -62,17 +63,13 @@ impl Reach {
 
     /// Whether `message` is inside the reach: the whole rule, guild or DM included.
     pub fn admits(&self, message: &IndexedMessage) -> bool {
-        let listed = |channel: Option<&str>| {
-            channel.is_some_and(|channel| self.channels.iter().any(|listed| listed == channel))
-        };
-        match &self.guild {
-            None => {
-                message.is_dm && message.guild_id.is_none() && listed(Some(&message.channel_id))
-            }
+        let listed =
+            |channel: Option<ChannelId>| channel.is_some_and(|id| self.channels.contains(&id));
+        match self.guild {
+            None => message.is_dm && message.guild_id.is_none() && listed(Some(message.channel_id)),
             Some(guild) => {
-                message.guild_id.as_ref() == Some(guild)
-                    && (listed(Some(&message.channel_id))
-                        || listed(message.thread_parent.as_deref()))
+                message.guild_id == Some(guild)
+                    && (listed(Some(message.channel_id)) || listed(message.thread_parent))
             }
         }
     }
@@ -84,10 +81,14 @@ mod tests {
 
     fn asked(guild: Option<&str>, channel: &str, visible: Option<&[&str]>) -> BotQuery {
         BotQuery {
-            guild_id: guild.map(str::to_string),
-            channel_id: channel.into(),
-            visible_channel_ids: visible
-                .map(|channels| channels.iter().map(|id| id.to_string()).collect()),
+            guild_id: guild.map(|id| id.parse().expect("an id")),
+            channel_id: channel.parse().expect("an id"),
+            visible_channel_ids: visible.map(|channels| {
+                channels
+                    .iter()
+                    .map(|id| id.parse().expect("an id"))
+                    .collect()
+            }),
             ..Default::default()
         }
     }
@@ -96,11 +97,11 @@ mod tests {
     /// `parent`.
     fn stored_in(guild: Option<&str>, channel: &str, parent: Option<&str>) -> IndexedMessage {
         IndexedMessage {
-            id: "100".into(),
-            guild_id: guild.map(str::to_string),
+            id: 100.into(),
+            guild_id: guild.map(|id| id.parse().expect("an id")),
             is_dm: guild.is_none(),
-            channel_id: channel.into(),
-            thread_parent: parent.map(str::to_string),
+            channel_id: channel.parse().expect("an id"),
+            thread_parent: parent.map(|id| id.parse().expect("an id")),
             ..Default::default()
         }
     }

@@ -1,4 +1,5 @@
 use super::*;
+use rtfm_core::ids::MessageId;
 use serde_json::json;
 
 use crate::store::{StoredMessage, VectorStore};
@@ -8,7 +9,7 @@ fn stored(id: &str, epoch: f64) -> crate::store::StoredMessage {
     metadata.insert("timestamp_epoch".into(), json!(epoch));
     metadata.insert("channel_id".into(), json!("5"));
     crate::store::StoredMessage {
-        id: id.into(),
+        id: id.parse().expect("an id"),
         document: format!("text {id}"),
         metadata,
     }
@@ -35,18 +36,18 @@ fn hits_below_threshold_and_the_trigger_itself_are_dropped() {
             hit("4", 0.7),
             hit("2", 0.9),
         ],
-        "4",
+        MessageId::new(4),
         &settings,
     );
-    let ids: Vec<_> = kept.iter().map(|hit| hit.message.id.as_str()).collect();
+    let ids: Vec<_> = kept.iter().map(|hit| hit.message.id).collect();
     assert_eq!(ids, vec!["2", "3"]);
 }
 
 #[test]
 fn a_group_ranks_the_hit_then_answers_then_the_rest() {
-    let message = SourceMessage::sample;
+    let message = |id: &str, role| SourceMessage::sample(id.parse().expect("an id"), role);
     let group = SourceGroup {
-        hit_id: "2".into(),
+        hit_id: 2.into(),
         similarity: 0.9,
         messages: vec![
             message("0", Role::Context),
@@ -56,22 +57,18 @@ fn a_group_ranks_the_hit_then_answers_then_the_rest() {
             message("4", Role::Answer),
         ],
     };
-    let ids: Vec<_> = group
-        .ranked()
-        .into_iter()
-        .map(|m| m.message_id.as_str())
-        .collect();
+    let ids: Vec<_> = group.ranked().into_iter().map(|m| m.message_id).collect();
     assert_eq!(ids, vec!["2", "4", "1", "3", "0"]);
 }
 
 #[test]
 fn jump_links_use_me_for_dms() {
     assert_eq!(
-        jump_link(Some("1"), "2", "3"),
+        jump_link(Some(1.into()), 2.into(), 3.into()),
         "https://discord.com/channels/1/2/3"
     );
     assert_eq!(
-        jump_link(None, "2", "3"),
+        jump_link(None, 2.into(), 3.into()),
         "https://discord.com/channels/@me/2/3"
     );
 }
@@ -80,7 +77,7 @@ fn jump_links_use_me_for_dms() {
 fn numbered_sources_list_each_message_once() {
     let message = |id: &str| {
         SourceMessage::sample(
-            id,
+            id.parse().expect("an id"),
             if id == "1" {
                 Role::Context
             } else {
@@ -91,12 +88,12 @@ fn numbered_sources_list_each_message_once() {
     let retrieved = Retrieved {
         groups: vec![
             SourceGroup {
-                hit_id: "2".into(),
+                hit_id: 2.into(),
                 similarity: 0.9,
                 messages: vec![message("1"), message("2"), message("3")],
             },
             SourceGroup {
-                hit_id: "3".into(),
+                hit_id: 3.into(),
                 similarity: 0.8,
                 messages: vec![message("2"), message("3"), message("4")],
             },
@@ -120,18 +117,18 @@ fn indexed(
     reply_to: Option<&str>,
 ) -> StoredMessage {
     let message = rtfm_core::DiscordMessage {
-        message_id: id.into(),
-        channel_id: channel.into(),
-        guild_id: Some(guild.into()),
-        user_id: format!("u{id}"),
+        message_id: id.parse().expect("an id"),
+        channel_id: channel.parse().expect("an id"),
+        guild_id: Some(guild.parse().expect("an id")),
+        user_id: format!("9{id}").parse().expect("an id"),
         username: format!("user{id}"),
         content: format!("message {id}"),
         timestamp: format!("2025-11-02T12:{minute:02}:00Z"),
-        reply_to_message_id: reply_to.map(str::to_string),
+        reply_to_message_id: reply_to.map(|id| id.parse().expect("an id")),
         ..Default::default()
     };
     StoredMessage {
-        id: id.into(),
+        id: message.message_id,
         document: message.content.clone(),
         metadata: crate::index::metadata_for(&message),
     }
@@ -160,32 +157,28 @@ async fn search_over_the_in_memory_store_ranks_expands_and_keeps_to_the_reach() 
         gate: &crate::gate::Gate::open(),
     };
     let query = BotQuery {
-        guild_id: Some("1".into()),
-        channel_id: "5".into(),
-        original_message_id: "30".into(),
+        guild_id: Some(1.into()),
+        channel_id: 5.into(),
+        original_message_id: 30.into(),
         ..Default::default()
     };
     let found = search
         .run(&query, &[1.0, 0.0], std::time::Instant::now())
         .await
         .expect("search");
-    let hits: Vec<&str> = found
-        .groups
-        .iter()
-        .map(|group| group.hit_id.as_str())
-        .collect();
+    let hits: Vec<MessageId> = found.groups.iter().map(|group| group.hit_id).collect();
     assert_eq!(
         hits,
         ["10", "12"],
         "best first, never the question, never another guild"
     );
-    let first: Vec<(&str, Role)> = found.groups[0]
+    let first: Vec<(MessageId, Role)> = found.groups[0]
         .messages
         .iter()
-        .map(|message| (message.message_id.as_str(), message.role))
+        .map(|message| (message.message_id, message.role))
         .collect();
     assert!(
-        first.contains(&("11", Role::Answer)),
+        first.contains(&(11.into(), Role::Answer)),
         "the reply joins its hit: {first:?}"
     );
 }

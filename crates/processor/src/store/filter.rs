@@ -2,6 +2,7 @@
 //! translates it (Chroma's `where` lives only in [`super::chroma`]) or evaluates it
 //! ([`Filter::matches`], the in-memory adapter).
 
+use rtfm_core::ids::{ChannelId, GuildId, MessageId, UserId};
 use serde_json::{Map, Value};
 
 /// What is stored with a message besides its text and vector. Each field's key in the
@@ -87,6 +88,25 @@ impl From<String> for Scalar {
         Scalar::Text(text)
     }
 }
+
+/// Ids are stored as their decimal text, as the wire carries them.
+macro_rules! id_scalar {
+    ($($id:ty),*) => {$(
+        impl From<$id> for Scalar {
+            fn from(id: $id) -> Self {
+                Scalar::Text(id.to_string())
+            }
+        }
+
+        impl From<&$id> for Scalar {
+            fn from(id: &$id) -> Self {
+                Scalar::Text(id.to_string())
+            }
+        }
+    )*};
+}
+
+id_scalar!(ChannelId, GuildId, MessageId, UserId);
 
 impl From<i64> for Scalar {
     fn from(number: i64) -> Self {

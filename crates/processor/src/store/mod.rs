@@ -13,6 +13,7 @@ pub mod memory;
 
 use std::collections::{BTreeMap, HashSet};
 
+use rtfm_core::ids::MessageId;
 use serde_json::{Map, Value};
 
 pub use chroma::{ChromaStore, StoreConfig};
@@ -38,7 +39,7 @@ impl StoreError {
 /// One message as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredMessage {
-    pub id: String,
+    pub id: MessageId,
     pub document: String,
     pub metadata: Map<String, Value>,
 }
@@ -63,7 +64,7 @@ pub trait VectorStore: Send + Sync {
         messages: &[StoredMessage],
         embeddings: &[Vec<f32>],
     ) -> Result<(), StoreError>;
-    async fn delete(&self, ids: &[String]) -> Result<(), StoreError>;
+    async fn delete(&self, ids: &[MessageId]) -> Result<(), StoreError>;
     /// Deletes every message `filter` selects (refused for [`Filter::All`]).
     async fn delete_where(&self, filter: &Filter) -> Result<(), StoreError>;
     /// The `n` messages nearest to `embedding` among those `filter` selects, nearest first.
@@ -78,7 +79,7 @@ pub trait VectorStore: Send + Sync {
     async fn get(
         &self,
         filter: &Filter,
-        ids: &[String],
+        ids: &[MessageId],
         limit: Option<usize>,
     ) -> Result<Vec<StoredMessage>, StoreError>;
     async fn count(&self) -> Result<usize, StoreError>;

@@ -181,18 +181,18 @@ pub fn message(
     minute: u32,
 ) -> DiscordMessage {
     DiscordMessage {
-        message_id: id.to_string(),
+        message_id: id.into(),
         content: content.to_string(),
         username: format!("user{}", id % 7),
-        user_id: (1000 + id % 7).to_string(),
-        channel_id: channel.to_string(),
+        user_id: (1000 + id % 7).into(),
+        channel_id: channel.parse().expect("an id"),
         timestamp: (chrono::DateTime::parse_from_rfc3339("2025-11-02T10:00:00.000Z")
             .expect("base time")
             + chrono::Duration::minutes(i64::from(minute)))
         .to_utc()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         metadata: Map::from_iter([("channel_name".to_string(), json!("general"))]),
-        guild_id: guild.map(str::to_string),
+        guild_id: guild.map(|id| id.parse().expect("an id")),
         event: MessageEvent::Create,
         reply_to_message_id: None,
         extra: Map::new(),
@@ -202,15 +202,15 @@ pub fn message(
 
 pub fn query(id: u64, guild: Option<&str>, channel: &str, question: &str) -> BotQuery {
     BotQuery {
-        query_id: uuid::Uuid::new_v4().to_string(),
-        original_message_id: id.to_string(),
+        query_id: rtfm_core::ids::QueryId::random(),
+        original_message_id: id.into(),
         question: question.to_string(),
         username: "asker".into(),
-        user_id: "4242".into(),
-        channel_id: channel.to_string(),
+        user_id: 4242.into(),
+        channel_id: channel.parse().expect("an id"),
         timestamp: now_timestamp(),
         context: Map::new(),
-        guild_id: guild.map(str::to_string),
+        guild_id: guild.map(|id| id.parse().expect("an id")),
         visible_channel_ids: None,
         extra: Map::new(),
     }

@@ -87,7 +87,7 @@ impl Producer {
     /// Sends one record to its type's topic, keyed by channel, and waits for the broker's ack.
     pub async fn send<T: Record>(&self, record: &T) -> Result<Delivered, ProduceError> {
         let topic = self.topics.name(T::TOPIC);
-        self.send_raw(&topic, Some(record.key()), &record.encode(), None)
+        self.send_raw(&topic, Some(record.key().as_str()), &record.encode(), None)
             .await
     }
 

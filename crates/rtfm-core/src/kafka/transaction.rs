@@ -182,8 +182,9 @@ impl TransactionalProducer {
     pub async fn send<O: Record>(&self, output: &O) -> Result<(), ClientError> {
         let topic = self.topics.name(O::TOPIC);
         let payload = output.encode();
+        let key = output.key();
         let record = FutureRecord::<str, [u8]>::to(&topic)
-            .key(output.key())
+            .key(key.as_str())
             .payload(&payload);
         self.inner
             .send(record, Timeout::After(CALL_TIMEOUT))

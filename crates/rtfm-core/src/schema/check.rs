@@ -1,5 +1,5 @@
 //! How a record fails validation, and the field checks every record's validation shares:
-//! present, a snowflake, a timestamp, a length.
+//! present, a timestamp, a length (ids are typed: `crate::ids`).
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
@@ -44,27 +44,6 @@ pub fn now_timestamp() -> String {
 pub(super) fn non_empty(field: &'static str, value: &str) -> Result<(), SchemaError> {
     if value.trim().is_empty() {
         return Err(SchemaError::invalid(field, "must not be empty"));
-    }
-    Ok(())
-}
-
-pub(super) fn snowflake(field: &'static str, value: &str) -> Result<(), SchemaError> {
-    if value.is_empty() {
-        return Err(SchemaError::invalid(field, "must not be empty"));
-    }
-    if value.len() > 20 || !value.bytes().all(|byte| byte.is_ascii_digit()) {
-        return Err(SchemaError::invalid(
-            field,
-            "must be a decimal Discord id (up to 20 digits)",
-        ));
-    }
-    // Discord ids are 64-bit; a 20-digit number past 18446744073709551615 is no id, and the
-    // services, which read ids as numbers, would otherwise meet it deep inside.
-    if value.parse::<u64>().is_err() {
-        return Err(SchemaError::invalid(
-            field,
-            "is not a Discord id: larger than 18446744073709551615",
-        ));
     }
     Ok(())
 }

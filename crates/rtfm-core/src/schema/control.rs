@@ -15,7 +15,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{max_chars, non_empty, snowflake, timestamp, Record, SchemaError};
+use super::{max_chars, non_empty, timestamp, Record, SchemaError};
+use crate::ids::{ChannelId, GuildId, MessageId, UserId};
 use crate::topics::TopicKind;
 
 /// What a control record is about.
@@ -34,19 +35,19 @@ pub enum ControlKind {
 #[schemars(deny_unknown_fields)]
 pub struct ControlRecord {
     pub kind: ControlKind,
-    pub guild_id: String,
+    pub guild_id: GuildId,
     /// `member`, and a member's receipt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
+    pub user_id: Option<UserId>,
     /// `channel` (a channel, thread or forum), and a channel's receipt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel_id: Option<String>,
+    pub channel_id: Option<ChannelId>,
     /// `member`, `channel`, `guild`: whether RTFM indexes (and quotes) it from now on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub indexed: Option<bool>,
     /// Who chose: the member, or the moderator who ran the command.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub by: Option<String>,
+    pub by: Option<UserId>,
     /// Why, in a few words (`excluded by a moderator`, `channel deleted`, …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -61,7 +62,7 @@ pub struct ControlRecord {
     pub done: Option<bool>,
     /// `solved`: the message marked as the answer (absent: the whole thread, a forum post).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message_id: Option<String>,
+    pub message_id: Option<MessageId>,
     /// `solved`: whether it is marked solved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub solved: Option<bool>,
@@ -77,18 +78,18 @@ pub struct ControlRecord {
 }
 
 /// What a receipt is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Subject {
-    Member(u64),
-    Channel(u64),
+    Member(UserId),
+    Channel(ChannelId),
     Guild,
 }
 
 impl ControlRecord {
-    fn new(kind: ControlKind, guild_id: u64) -> Self {
+    fn new(kind: ControlKind, guild_id: GuildId) -> Self {
         Self {
             kind,
-            guild_id: guild_id.to_string(),
+            guild_id,
             user_id: None,
             channel_id: None,
             indexed: None,
@@ -112,20 +113,20 @@ impl ControlRecord {
     }
 
     /// A member's choice: `indexed: false` is forget-me.
-    pub fn member(guild_id: u64, user_id: u64, indexed: bool) -> Self {
+    pub fn member(guild_id: GuildId, user_id: UserId, indexed: bool) -> Self {
         Self {
-            user_id: Some(user_id.to_string()),
+            user_id: Some(user_id),
             indexed: Some(indexed),
-            by: Some(user_id.to_string()),
+            by: Some(user_id),
             ..Self::new(ControlKind::Member, guild_id)
         }
         .keyed()
     }
 
     /// A channel's (thread's, forum's) state.
-    pub fn channel(guild_id: u64, channel_id: u64, indexed: bool, reason: &str) -> Self {
+    pub fn channel(guild_id: GuildId, channel_id: ChannelId, indexed: bool, reason: &str) -> Self {
         Self {
-            channel_id: Some(channel_id.to_string()),
+            channel_id: Some(channel_id),
             indexed: Some(indexed),
             reason: Some(reason.to_string()),
             ..Self::new(ControlKind::Channel, guild_id)
@@ -134,7 +135,7 @@ impl ControlRecord {
     }
 
     /// RTFM's presence in a guild.
-    pub fn presence(guild_id: u64, indexed: bool, reason: &str) -> Self {
+    pub fn presence(guild_id: GuildId, indexed: bool, reason: &str) -> Self {
         Self {
             indexed: Some(indexed),
             reason: Some(reason.to_string()),
@@ -145,15 +146,15 @@ impl ControlRecord {
 
     /// What a removal came to.
     pub fn receipt(
-        guild_id: u64,
+        guild_id: GuildId,
         subject: Subject,
         request_id: &str,
         removed: u64,
         done: bool,
     ) -> Self {
         let (user_id, channel_id) = match subject {
-            Subject::Member(user) => (Some(user.to_string()), None),
-            Subject::Channel(channel) => (None, Some(channel.to_string())),
+            Subject::Member(user) => (Some(user), None),
+            Subject::Channel(channel) => (None, Some(channel)),
             Subject::Guild => (None, None),
         };
         Self {
@@ -168,10 +169,15 @@ impl ControlRecord {
     }
 
     /// A thread (forum post) or one message of a channel marked as solved, or no longer.
-    pub fn solved(guild_id: u64, channel_id: u64, message_id: Option<u64>, solved: bool) -> Self {
+    pub fn solved(
+        guild_id: GuildId,
+        channel_id: ChannelId,
+        message_id: Option<MessageId>,
+        solved: bool,
+    ) -> Self {
         Self {
-            channel_id: Some(channel_id.to_string()),
-            message_id: message_id.map(|id| id.to_string()),
+            channel_id: Some(channel_id),
+            message_id,
             solved: Some(solved),
             ..Self::new(ControlKind::Solved, guild_id)
         }
@@ -179,8 +185,8 @@ impl ControlRecord {
     }
 
     /// Who chose, and with which request.
-    pub fn requested(mut self, by: u64, request_id: &str) -> Self {
-        self.by = Some(by.to_string());
+    pub fn requested(mut self, by: UserId, request_id: &str) -> Self {
+        self.by = Some(by);
         self.request_id = Some(request_id.to_string());
         self
     }
@@ -191,9 +197,9 @@ impl ControlRecord {
     }
 
     fn derive_key(&self) -> String {
-        let guild = &self.guild_id;
-        let user = self.user_id.as_deref().unwrap_or_default();
-        let channel = self.channel_id.as_deref().unwrap_or_default();
+        let guild = self.guild_id;
+        let user = self.user_id.map(|id| id.to_string()).unwrap_or_default();
+        let channel = self.channel_id.map(|id| id.to_string()).unwrap_or_default();
         match self.kind {
             ControlKind::Member => format!("member:{guild}:{user}"),
             ControlKind::Channel => format!("channel:{guild}:{channel}"),
@@ -210,15 +216,9 @@ impl ControlRecord {
         }
     }
 
-    /// The guild, as a number (valid records only).
-    pub fn guild(&self) -> u64 {
-        self.guild_id.parse().unwrap_or_default()
-    }
-
     /// A receipt's (or a choice's) subject.
     pub fn subject(&self) -> Option<Subject> {
-        let id = |text: &Option<String>| text.as_deref().and_then(|id| id.parse().ok());
-        match (id(&self.user_id), id(&self.channel_id)) {
+        match (self.user_id, self.channel_id) {
             (Some(user), None) => Some(Subject::Member(user)),
             (None, Some(channel)) => Some(Subject::Channel(channel)),
             (None, None) => Some(Subject::Guild),
@@ -231,18 +231,7 @@ impl Record for ControlRecord {
     const TOPIC: TopicKind = TopicKind::Control;
 
     fn validate(&self) -> Result<(), SchemaError> {
-        snowflake("guild_id", &self.guild_id)?;
         timestamp("at", &self.at)?;
-        for (field, id) in [
-            ("user_id", &self.user_id),
-            ("channel_id", &self.channel_id),
-            ("by", &self.by),
-            ("message_id", &self.message_id),
-        ] {
-            if let Some(id) = id {
-                snowflake(field, id)?;
-            }
-        }
         if let Some(request_id) = &self.request_id {
             non_empty("request_id", request_id)?;
             max_chars("request_id", request_id, 100)?;
@@ -289,8 +278,8 @@ impl Record for ControlRecord {
         Ok(())
     }
 
-    fn key(&self) -> &str {
-        &self.key
+    fn key(&self) -> String {
+        self.key.clone()
     }
 
     fn normalize(&mut self) {
@@ -304,31 +293,34 @@ mod tests {
 
     #[test]
     fn each_choice_has_its_own_key_and_round_trips() {
-        let forget = ControlRecord::member(1, 2, false).requested(2, "77");
+        let forget = ControlRecord::member(GuildId::new(1), UserId::new(2), false)
+            .requested(UserId::new(2), "77");
         assert_eq!(forget.compaction_key(), "member:1:2");
         let decoded = ControlRecord::decode(&forget.encode()).expect("decodes");
         assert_eq!(decoded, forget);
         assert_eq!(
-            ControlRecord::channel(1, 3, false, "excluded").compaction_key(),
+            ControlRecord::channel(1.into(), 3.into(), false, "excluded").compaction_key(),
             "channel:1:3"
         );
         assert_eq!(
-            ControlRecord::presence(1, false, "removed").compaction_key(),
+            ControlRecord::presence(1.into(), false, "removed").compaction_key(),
             "guild:1"
         );
         assert_eq!(
-            ControlRecord::receipt(1, Subject::Member(2), "77", 5, true).compaction_key(),
+            ControlRecord::receipt(1.into(), Subject::Member(2.into()), "77", 5, true)
+                .compaction_key(),
             "receipt:1:member:2"
         );
         assert_eq!(
-            ControlRecord::receipt(1, Subject::Channel(3), "78", 5, false).compaction_key(),
+            ControlRecord::receipt(1.into(), Subject::Channel(3.into()), "78", 5, false)
+                .compaction_key(),
             "receipt:1:channel:3"
         );
         assert_eq!(
-            ControlRecord::solved(1, 3, None, true).compaction_key(),
+            ControlRecord::solved(1.into(), 3.into(), None, true).compaction_key(),
             "solved:1:3"
         );
-        let marked = ControlRecord::solved(1, 3, Some(9), true);
+        let marked = ControlRecord::solved(1.into(), 3.into(), Some(9.into()), true);
         assert_eq!(marked.compaction_key(), "solved:1:3:9");
         assert_eq!(
             ControlRecord::decode(&marked.encode()).expect("decodes"),
@@ -364,6 +356,7 @@ mod tests {
                 Err(SchemaError::Invalid { field: found, .. }) => {
                     assert_eq!(found, field, "{json}")
                 }
+                Err(SchemaError::Json { path, .. }) => assert_eq!(path, field, "{json}"),
                 other => panic!("{json}: expected an invalid {field}, got {other:?}"),
             }
         }

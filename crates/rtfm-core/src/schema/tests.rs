@@ -183,10 +183,7 @@ fn visible_channels_are_ids_and_at_most_a_guilds_worth() {
     let listed = with(example_query(), "visible_channel_ids", json!(["1", "22"]));
     assert_eq!(round_trip::<BotQuery>(listed.clone()), listed);
     let query = BotQuery::decode(&serde_json::to_vec(&listed).expect("json")).expect("ok");
-    assert_eq!(
-        query.visible_channel_ids,
-        Some(vec!["1".into(), "22".into()])
-    );
+    assert_eq!(query.visible_channel_ids, Some(vec![1.into(), 22.into()]));
     let err = decode_error::<BotQuery>(with(
         example_query(),
         "visible_channel_ids",

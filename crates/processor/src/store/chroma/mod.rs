@@ -13,6 +13,7 @@ mod wire;
 
 use std::time::Duration;
 
+use rtfm_core::ids::MessageId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
@@ -169,7 +170,7 @@ impl ChromaStore {
     async fn get_records(
         &self,
         filter: &Filter,
-        ids: &[String],
+        ids: &[MessageId],
         limit: Option<usize>,
         include: &[&str],
     ) -> Result<GetAnswer, StoreError> {
@@ -284,6 +285,19 @@ impl ChromaStore {
     }
 }
 
+/// A stored record's id as a message id. RTFM writes only message ids; a record another
+/// writer put in the collection under another id is no message of ours and is left out.
+fn stored_id(id: &str) -> Option<MessageId> {
+    let parsed = id.parse().ok();
+    if parsed.is_none() {
+        tracing::warn!(
+            id,
+            "a record in the collection is not a Discord message id; ignored"
+        );
+    }
+    parsed
+}
+
 #[async_trait::async_trait]
 impl VectorStore for ChromaStore {
     fn location(&self) -> &str {
@@ -320,7 +334,7 @@ impl VectorStore for ChromaStore {
         Ok(())
     }
 
-    async fn delete(&self, ids: &[String]) -> Result<(), StoreError> {
+    async fn delete(&self, ids: &[MessageId]) -> Result<(), StoreError> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -379,6 +393,7 @@ impl VectorStore for ChromaStore {
             .unwrap_or_default()
             .into_iter()
             .enumerate()
+            .filter_map(|(index, id)| Some((index, stored_id(&id)?)))
             .map(|(index, id)| Hit {
                 message: StoredMessage {
                     id,
@@ -398,7 +413,7 @@ impl VectorStore for ChromaStore {
     async fn get(
         &self,
         filter: &Filter,
-        ids: &[String],
+        ids: &[MessageId],
         limit: Option<usize>,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         let answer = self
@@ -408,8 +423,9 @@ impl VectorStore for ChromaStore {
             .ids
             .iter()
             .enumerate()
+            .filter_map(|(index, id)| Some((index, stored_id(id)?)))
             .map(|(index, id)| StoredMessage {
-                id: id.clone(),
+                id,
                 document: nth(&answer.documents, index),
                 metadata: nth(&answer.metadatas, index),
             })

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+use rtfm_core::ids::MessageId;
+
 use super::{
     check_delete_where, check_upsert, tally_key, Field, Filter, Hit, StoreError, StoredMessage,
     VectorStore,
@@ -12,7 +14,7 @@ use super::{
 /// Messages and their vectors, by id.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    records: Mutex<BTreeMap<String, (StoredMessage, Vec<f32>)>>,
+    records: Mutex<BTreeMap<MessageId, (StoredMessage, Vec<f32>)>>,
 }
 
 impl MemoryStore {
@@ -20,7 +22,7 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn records(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (StoredMessage, Vec<f32>)>> {
+    fn records(&self) -> std::sync::MutexGuard<'_, BTreeMap<MessageId, (StoredMessage, Vec<f32>)>> {
         self.records
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -57,12 +59,12 @@ impl VectorStore for MemoryStore {
         check_upsert(messages, embeddings)?;
         let mut records = self.records();
         for (message, embedding) in messages.iter().zip(embeddings) {
-            records.insert(message.id.clone(), (message.clone(), embedding.clone()));
+            records.insert(message.id, (message.clone(), embedding.clone()));
         }
         Ok(())
     }
 
-    async fn delete(&self, ids: &[String]) -> Result<(), StoreError> {
+    async fn delete(&self, ids: &[MessageId]) -> Result<(), StoreError> {
         let mut records = self.records();
         for id in ids {
             records.remove(id);
@@ -100,7 +102,7 @@ impl VectorStore for MemoryStore {
     async fn get(
         &self,
         filter: &Filter,
-        ids: &[String],
+        ids: &[MessageId],
         limit: Option<usize>,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         Ok(self
@@ -142,7 +144,7 @@ mod tests {
     use super::*;
     use crate::store::Field;
 
-    fn message(id: &str, channel: &str) -> StoredMessage {
+    fn message(id: u64, channel: &str) -> StoredMessage {
         StoredMessage {
             id: id.into(),
             document: format!("text {id}"),
@@ -158,15 +160,15 @@ mod tests {
         let store = MemoryStore::new();
         store
             .upsert(
-                &[message("1", "5"), message("2", "5"), message("3", "6")],
+                &[message(1, "5"), message(2, "5"), message(3, "6")],
                 &[vec![1.0, 0.0], vec![0.6, 0.8], vec![1.0, 0.0]],
             )
             .await
             .expect("upsert");
         let in_five = Filter::any_of(Field::Channel, ["5"]);
         let hits = store.query(&[1.0, 0.0], &in_five, 10).await.expect("query");
-        let ids: Vec<&str> = hits.iter().map(|hit| hit.message.id.as_str()).collect();
-        assert_eq!(ids, ["1", "2"]);
+        let ids: Vec<u64> = hits.iter().map(|hit| hit.message.id.get()).collect();
+        assert_eq!(ids, [1, 2]);
         assert!((hits[1].similarity - 0.6).abs() < 1e-6);
         assert!(
             store.delete_where(&Filter::All).await.is_err(),
@@ -174,6 +176,6 @@ mod tests {
         );
         store.delete_where(&in_five).await.expect("delete");
         assert_eq!(store.count().await.expect("count"), 1);
-        assert!(store.upsert(&[message("4", "5")], &[]).await.is_err());
+        assert!(store.upsert(&[message(4, "5")], &[]).await.is_err());
     }
 }

@@ -31,7 +31,7 @@ impl<T: Record> Consumer<T> {
         };
         self.write_dead_letter(
             origin,
-            Some(received.record.key()),
+            Some(received.record.key().as_str()),
             &payload,
             reason,
             shutdown,
