@@ -74,20 +74,8 @@ pub struct Config {
         default_value = "earliest"
     )]
     pub responses_offset_reset: OffsetReset,
-    /// /healthz, /readyz and /metrics.
-    #[arg(
-        long = "http-addr",
-        env = "HTTP_ADDR",
-        default_value = "127.0.0.1:8080"
-    )]
-    pub http_addr: SocketAddr,
-    /// Seconds the bot may take, after SIGTERM, to finish the replies in hand.
-    #[arg(
-        long = "shutdown-grace-secs",
-        env = "SHUTDOWN_GRACE_SECS",
-        default_value_t = 20
-    )]
-    pub shutdown_grace_secs: u64,
+    #[command(flatten)]
+    pub service: rtfm_core::supervise::ServiceArgs,
     /// Base URL of a fake Discord (tests); turns serenity's rate limiter off, as a proxy needs.
     #[arg(long = "discord-api-url", env = "DISCORD_API_URL", hide = true)]
     pub discord_api_url: Option<String>,

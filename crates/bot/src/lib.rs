@@ -114,10 +114,10 @@ impl App {
         let console = config.console_mode();
         let service = Service::bind(
             "bot",
-            config.http_addr,
+            &config.service,
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
             &["kafka", "discord"],
             &shutdown,
-            Duration::from_secs(config.shutdown_grace_secs),
         )
         .await?;
         info!(console, "front end");

@@ -128,21 +128,8 @@ pub struct Config {
         default_value = "earliest"
     )]
     pub ingest_offset_reset: OffsetReset,
-    /// /healthz, /readyz and /metrics.
-    #[arg(
-        long = "http-addr",
-        env = "HTTP_ADDR",
-        default_value = "127.0.0.1:8081"
-    )]
-    pub http_addr: SocketAddr,
-    /// Seconds the processor may take, after SIGTERM, to finish the batch or query in hand;
-    /// what is still running then is left uncommitted for the next owner.
-    #[arg(
-        long = "shutdown-grace-secs",
-        env = "SHUTDOWN_GRACE_SECS",
-        default_value_t = 20
-    )]
-    pub shutdown_grace_secs: u64,
+    #[command(flatten)]
+    pub service: rtfm_core::supervise::ServiceArgs,
     /// Id of this instance (its Kafka transactional id and static membership id). Default:
     /// `<host name>-<slot>`, unique per live process and stable across restarts (see
     /// `instance`). Set it only if you manage ids yourself; two live processes must never share one.
@@ -202,10 +189,10 @@ impl App {
     ) -> anyhow::Result<Option<Self>> {
         let service = Service::bind(
             "processor",
-            config.http_addr,
+            &config.service,
+            SocketAddr::from(([127, 0, 0, 1], 8081)),
             &["kafka", "chroma"],
             &shutdown,
-            Duration::from_secs(config.shutdown_grace_secs),
         )
         .await?;
         let (readiness, stop) = (&service.readiness, &service.stop);

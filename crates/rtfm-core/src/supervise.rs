@@ -101,6 +101,24 @@ pub async fn supervise(
     outcome
 }
 
+/// `HTTP_ADDR` and `SHUTDOWN_GRACE_SECS`: the flags every service has.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
+    /// /healthz, /readyz and /metrics [default: 127.0.0.1:8080 for the bot, 127.0.0.1:8081 for
+    /// the processor].
+    #[arg(long = "http-addr", env = "HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// Seconds the service may take, after SIGTERM, to finish the work in hand (the replies,
+    /// the batch or the question); what is still running then is left uncommitted for the next
+    /// owner.
+    #[arg(
+        long = "shutdown-grace-secs",
+        env = "SHUTDOWN_GRACE_SECS",
+        default_value_t = 20
+    )]
+    pub shutdown_grace_secs: u64,
+}
+
 /// What every service shares around its own tasks: the bound `/healthz` `/readyz` `/metrics`
 /// endpoint, the readiness it reports, the stop token its tasks watch, and the way it ends
 /// (supervised tasks, then the endpoint, then a producer flush).
@@ -117,15 +135,18 @@ pub struct Service {
 }
 
 impl Service {
-    /// Binds `http_addr` (port 0: any free port) with `not_ready_yet` reported as not ready.
-    /// The tasks get `grace` after a stop request, at least 1 s.
+    /// Binds `HTTP_ADDR` (else `default_addr`; port 0: any free port) with `not_ready_yet`
+    /// reported as not ready. The tasks get `SHUTDOWN_GRACE_SECS` after a stop request, at
+    /// least 1 s.
     pub async fn bind(
         name: &'static str,
-        http_addr: SocketAddr,
+        args: &ServiceArgs,
+        default_addr: SocketAddr,
         not_ready_yet: &[&str],
         shutdown: &CancellationToken,
-        grace: Duration,
     ) -> anyhow::Result<Self> {
+        let http_addr = args.http_addr.unwrap_or(default_addr);
+        let grace = Duration::from_secs(args.shutdown_grace_secs);
         let readiness = Readiness::new();
         for component in not_ready_yet {
             readiness.set(component, false);

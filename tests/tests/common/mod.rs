@@ -16,6 +16,8 @@ pub use test_support::services::PrivateKafka;
 pub use test_support::topic::TopicReader;
 pub use test_support::{eventually, http_get, metric_value, services};
 
+pub mod community;
+
 pub const WAIT: Duration = Duration::from_secs(300);
 
 pub fn collection() -> String {

@@ -5,8 +5,8 @@
 //! the attention mask, L2 normalisation; batches are padded to their longest sentence and
 //! truncated at 256 tokens. It runs on ONNX Runtime (`model.onnx`, written from the model's
 //! safetensors by `scripts/minilm_to_onnx.py`; the runtime library comes from the `onnxruntime`
-//! package on PyPI), which measured 2.7x faster than candle on the same CPU (README,
-//! "Benchmarks"). Texts are tokenized once, sorted by token count and embedded in small
+//! package on PyPI), faster than candle on the same CPU (decision 0001 and the benchmarks
+//! document have the figures). Texts are tokenized once, sorted by token count and embedded in small
 //! batches (little padding; see [`Batching`]), and the results put back in input order. A
 //! question stops the running batch and goes first ([`LocalModel::embed_question`]).
 //! Inference is CPU-bound, so it runs on the blocking thread pool, never on the async

@@ -20,9 +20,8 @@ use crate::store::{Field, Filter};
 /// The store is asked with the channel part only ([`Reach::filter`]) and every message it
 /// returns is checked against the whole rule ([`Reach::admits`]). What a `where` costs Chroma grows
 /// with the records each operand matches, so `guild_id == g` costs time in proportion to the
-/// whole guild (`scripts/probe_chroma_where.py`, Chroma 1.5.9: a 1 000-message channel's
-/// search takes 7.6 ms in a 10 000-message guild with the channel clause, 14.3 with the guild
-/// clause as well; 18.0 and 39.5 in a 30 000-message guild) while it can only remove
+/// whole guild (measured with `scripts/probe_chroma_where.py`; figures in decision 0007)
+/// while it can only remove
 /// messages whose stored guild contradicts their channel's: Discord's channel ids are unique
 /// across guilds. Checking it on the returned messages instead keeps the rule exact at a cost
 /// that does not grow with the guild.

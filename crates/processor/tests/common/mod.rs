@@ -284,3 +284,32 @@ pub fn hosted_embedding_flags<'a>(base: &'a str, extra: &[&'a str]) -> Vec<&'a s
     flags.extend_from_slice(extra);
     flags
 }
+
+/// A small conversation: a question in guild 1 / channel A and its answer right after it.
+pub fn conversation() -> Vec<DiscordMessage> {
+    vec![
+        message(
+            7_000_001,
+            Some("1"),
+            "11",
+            "hey all, how do I rotate the deploy key for the bot?",
+            0,
+        ),
+        message(
+            7_000_002,
+            Some("1"),
+            "11",
+            "run `vaultctl rotate --key deploy --force` and restart the bot",
+            1,
+        ),
+        message(7_000_003, Some("1"), "11", "thanks, that worked", 2),
+        message(7_000_004, Some("1"), "12", "lunch anyone?", 3),
+        message(
+            7_000_005,
+            Some("2"),
+            "21",
+            "our wiki moved to the new domain",
+            4,
+        ),
+    ]
+}

@@ -17,6 +17,10 @@ fn parse_id(raw: &str, field: &str) -> Result<u64, String> {
         .map_err(|_| format!("{field} must be a string of digits"))
 }
 
+fn parse_optional(raw: Option<&str>, field: &str) -> Result<Option<u64>, String> {
+    raw.map(|raw| parse_id(raw, field)).transpose()
+}
+
 fn bad_request(error: String) -> Response {
     (StatusCode::BAD_REQUEST, Json(json!({ "error": error }))).into_response()
 }
@@ -28,15 +32,9 @@ pub(super) async fn post_message(
     let ids = (|| {
         Ok::<_, String>((
             parse_id(&new.channel_id, "channel_id")?,
-            new.guild_id
-                .as_deref()
-                .map(|guild| parse_id(guild, "guild_id"))
-                .transpose()?,
+            parse_optional(new.guild_id.as_deref(), "guild_id")?,
             parse_id(&new.author_id, "author_id")?,
-            new.reply_to_message_id
-                .as_deref()
-                .map(|id| parse_id(id, "reply_to_message_id"))
-                .transpose()?,
+            parse_optional(new.reply_to_message_id.as_deref(), "reply_to_message_id")?,
         ))
     })();
     let (channel, guild, author, reply_to) = match ids {
@@ -107,16 +105,9 @@ pub(super) async fn post_interaction(
     let ids = (|| {
         Ok::<_, String>((
             parse_id(&new.channel_id, "channel_id")?,
-            new.guild_id
-                .as_deref()
-                .map(|guild| parse_id(guild, "guild_id"))
-                .transpose()?,
+            parse_optional(new.guild_id.as_deref(), "guild_id")?,
             parse_id(&new.user_id, "user_id")?,
-            new.permissions
-                .as_deref()
-                .map(|permissions| parse_id(permissions, "permissions"))
-                .transpose()?
-                .unwrap_or(0),
+            parse_optional(new.permissions.as_deref(), "permissions")?.unwrap_or(0),
         ))
     })();
     let (channel, guild, user_id, permissions) = match ids {

@@ -2,13 +2,14 @@
 //! Chroma 1.x serves), with one `reqwest` client: one connection pool, one set of TLS roots.
 //!
 //! This replaced the `chromadb` crate (2.3), whose client builds a pool of 128 HTTP clients at
-//! start (117 MiB of the processor's resident memory, measured), still calls the removed
+//! start (most of the processor's resident memory; decision 0002), still calls the removed
 //! `/api/v1` for its heartbeat, has no request timeouts and reports errors as strings. Here
 //! every call is bounded by `CHROMA_TIMEOUT_SECS`, and errors are sorted by their HTTP status
 //! into "Chroma is unavailable, retry" (transport, timeout, 408, 429, 5xx) and "Chroma
 //! rejected this request" (other 4xx, or an answer that is not what the API documents), which
 //! the ingestion loop handles differently. A [`Filter`] becomes a `where` here and nowhere
 //! else ([`wire::to_where`]).
+mod config;
 mod wire;
 
 use std::time::Duration;
@@ -22,78 +23,11 @@ use super::{
     check_delete_where, check_upsert, tally_key, Field, Filter, Hit, StoreError, StoredMessage,
     VectorStore,
 };
+pub use config::StoreConfig;
 use wire::{
     classify_status, first_row, nth, to_where, transport_error, Collection, GetAnswer, Identity,
     QueryAnswer,
 };
-
-/// How to reach Chroma.
-#[derive(Clone, clap::Args)]
-pub struct StoreConfig {
-    /// Chroma server URL.
-    #[arg(
-        long = "chroma-url",
-        env = "CHROMA_URL",
-        default_value = "http://localhost:8000"
-    )]
-    pub chroma_url: String,
-    /// Collection holding the messages (created with cosine distance if missing).
-    #[arg(
-        long = "chroma-collection",
-        env = "CHROMA_COLLECTION",
-        default_value = "rtfm_messages"
-    )]
-    pub chroma_collection: String,
-    /// Bearer token for a Chroma server with token auth.
-    #[arg(long = "chroma-auth-token", env = "CHROMA_AUTH_TOKEN", hide_env_values = true, value_parser = rtfm_core::config::parse_secret)]
-    pub chroma_auth_token: Option<SecretString>,
-    /// Database in the tenant (created if missing).
-    #[arg(
-        long = "chroma-database",
-        env = "CHROMA_DATABASE",
-        default_value = "default_database"
-    )]
-    pub chroma_database: String,
-    /// Tenant (default: the token's, or Chroma's `default_tenant` without a token). It must
-    /// exist: creating tenants is the Chroma operator's call.
-    #[arg(long = "chroma-tenant", env = "CHROMA_TENANT")]
-    pub chroma_tenant: Option<String>,
-    /// Upper bound for one Chroma request.
-    #[arg(
-        long = "chroma-timeout-secs",
-        env = "CHROMA_TIMEOUT_SECS",
-        default_value_t = 30
-    )]
-    pub chroma_timeout_secs: u64,
-}
-
-impl std::fmt::Debug for StoreConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreConfig")
-            .field("chroma_url", &self.chroma_url)
-            .field("chroma_collection", &self.chroma_collection)
-            .field(
-                "chroma_auth_token",
-                &self.chroma_auth_token.as_ref().map(|_| "[redacted]"),
-            )
-            .field("chroma_database", &self.chroma_database)
-            .field("chroma_tenant", &self.chroma_tenant)
-            .finish()
-    }
-}
-
-impl StoreConfig {
-    pub fn new(url: &str, collection: &str) -> Self {
-        Self {
-            chroma_url: url.to_string(),
-            chroma_collection: collection.to_string(),
-            chroma_auth_token: None,
-            chroma_database: "default_database".to_string(),
-            chroma_tenant: None,
-            chroma_timeout_secs: 30,
-        }
-    }
-}
 
 /// The collection of indexed messages in Chroma.
 pub struct ChromaStore {
@@ -360,7 +294,7 @@ impl VectorStore for ChromaStore {
 
     /// With `n` at least the number of matching messages this is every match with its
     /// similarity, which is how retrieval reads a hit's surroundings: a tenth of the time of a
-    /// `get` that returns the stored vectors (measured: 13 vs 28 ms for 315 messages), and
+    /// `get` that returns the stored vectors (decision 0015 has the figures), and
     /// exhaustive — the vector search stops early only once it holds `n` matches.
     async fn query(
         &self,
