@@ -9,10 +9,9 @@ use rtfm_core::kafka::Producer;
 use rtfm_core::telemetry::Readiness;
 use rtfm_core::{ControlRecord, MessageEvent};
 use serenity::all::{
-    ChannelId, Command, Context, CreateInteractionResponse, CreateInteractionResponseMessage,
-    EventHandler, GatewayIntents, Guild, GuildChannel, GuildId, Http, Interaction, Message,
-    MessageId, MessageUpdateEvent, PartialGuildChannel, Reaction, Ready, ResumedEvent,
-    UnavailableGuild, User,
+    ChannelId, Command, Context, EventHandler, GatewayIntents, Guild, GuildChannel, GuildId, Http,
+    Interaction, Message, MessageId, MessageUpdateEvent, PartialGuildChannel, Reaction, Ready,
+    ResumedEvent, UnavailableGuild, User,
 };
 use serenity::async_trait;
 use tokio_util::sync::CancellationToken;
@@ -20,10 +19,10 @@ use tracing::{error, info, warn};
 
 use crate::catchup::{self, CatchUp};
 pub use crate::client::{http_client, Endpoint};
-use crate::commands::{self, Invocation};
+use crate::commands;
 use crate::community::Community;
 use crate::metrics;
-use crate::outbox::{Outbox, Target};
+use crate::outbox::Outbox;
 use crate::pipeline::{Pipeline, Via};
 use crate::records::{self, Incoming};
 use crate::view::{authored_by, incoming_from, ChannelCache, ChannelInfo};

@@ -19,8 +19,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtfm_core::backoff::Backoff;
-use rtfm_core::ids::MessageId;
 use rtfm_core::kafka::{Consumer, Received};
 use rtfm_core::redact::redact;
 use rtfm_core::telemetry::Readiness;
@@ -275,8 +273,8 @@ pub async fn run(
 
 mod plan;
 mod write;
-use write::apply;
 pub use plan::{plan, plan_admitted, Plan};
+use write::apply;
 
 #[cfg(test)]
 mod tests;

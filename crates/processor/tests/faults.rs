@@ -298,11 +298,15 @@ async fn two_processors_in_one_group_share_the_partitions() {
     // A batch is counted once it is written and checked again against the community's
     // choices (which can take a moment after Chroma already holds it).
     let ingested = r#"rtfm_messages_ingested_total{outcome="upserted"}"#;
-    eventually(WAIT, "together they counted everything they indexed", || async {
-        let a = metric_value(&first.metrics().await, ingested).unwrap_or(0.0);
-        let b = metric_value(&second.metrics().await, ingested).unwrap_or(0.0);
-        (a + b >= 300.0).then_some(())
-    })
+    eventually(
+        WAIT,
+        "together they counted everything they indexed",
+        || async {
+            let a = metric_value(&first.metrics().await, ingested).unwrap_or(0.0);
+            let b = metric_value(&second.metrics().await, ingested).unwrap_or(0.0);
+            (a + b >= 300.0).then_some(())
+        },
+    )
     .await;
     store.drop_collection().await.expect("cleanup");
 }

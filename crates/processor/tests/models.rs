@@ -6,11 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use processor::store::{Filter, VectorStore};
-use rtfm_core::kafka::Producer;
-use rtfm_core::{DiscordMessage, MessageEvent, Record};
 use test_support::fake_model::{Behaviour, FakeModel};
-use test_support::{eventually, services};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn gemini_receives_key_model_and_quoted_sources_and_its_answer_is_published() {
@@ -238,4 +234,3 @@ fn breaker_flags<'a>(base: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     flags.extend_from_slice(extra);
     flags
 }
-

@@ -3,13 +3,11 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use processor::store::{Filter, VectorStore};
 use rtfm_core::kafka::Producer;
 use rtfm_core::{DiscordMessage, MessageEvent, Record};
-use test_support::fake_model::{Behaviour, FakeModel};
+use test_support::fake_model::FakeModel;
 use test_support::{eventually, services};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,7 +1,5 @@
 //! The bench's table, its Python reference and the measures it reads from `/proc`.
 
-use super::*;
-
 pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;

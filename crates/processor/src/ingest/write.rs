@@ -12,7 +12,7 @@ use rtfm_core::DiscordMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{IndexError, Indexer, IngestSettings, Interrupted};
+use super::{IndexError, Indexer, IngestSettings, Interrupted, Plan};
 use crate::metrics;
 use crate::store::StoreError;
 
