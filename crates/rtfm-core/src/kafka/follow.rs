@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer as _, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::util::Timeout;
 use rdkafka::{Offset, TopicPartitionList};
@@ -51,6 +51,10 @@ struct Progress {
 /// The folded state of `rtfm-control`, kept current by a background task.
 pub struct Follower {
     consumer: Arc<StreamConsumer<LoggingContext>>,
+    /// Asks for the topic's end on a connection of its own: on the reading consumer's, the
+    /// request would queue behind the fetch the broker holds open while there is nothing new
+    /// (`fetch.wait.max.ms`, 500 ms), and every barrier would take that long.
+    ends: Arc<BaseConsumer<LoggingContext>>,
     topic: String,
     state: RwLock<ControlState>,
     progress: watch::Sender<Progress>,
@@ -81,8 +85,18 @@ impl Follower {
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .create_with_context(LoggingContext::new(format!("{role}-control")))?;
+        let ends: BaseConsumer<LoggingContext> = config
+            .client_config(&format!("{role}-control-ends"))
+            .set(
+                "group.id",
+                format!("rtfm-follow-ends-{}", uuid::Uuid::new_v4()),
+            )
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create_with_context(LoggingContext::new(format!("{role}-control-ends")))?;
         let follower = Arc::new(Self {
             consumer: Arc::new(consumer),
+            ends: Arc::new(ends),
             topic,
             state: RwLock::new(ControlState::default()),
             progress: watch::Sender::new(Progress::default()),
@@ -136,7 +150,7 @@ impl Follower {
                 });
             }
         };
-        let consumer = Arc::clone(&self.consumer);
+        let consumer = Arc::clone(&self.ends);
         let (topic, timeout) = (self.topic.clone(), self.timeout.min(wait));
         let ends = tokio::task::spawn_blocking(move || {
             (0..partitions)
