@@ -12,9 +12,13 @@ use common::*;
 async fn deleted_threads_and_channels_and_a_server_rtfm_left_leave_the_index() {
     const BACK: u64 = 73;
     const BACK_CHANNEL: u64 = 7301;
+    // Removed and added back at once: the bot may handle the two events in either order.
+    const AT_ONCE: u64 = 74;
+    const AT_ONCE_CHANNEL: u64 = 7401;
     let fake = FakeDiscord::start().await;
     world(&fake);
     fake.add_channel(BACK_CHANNEL, Some(BACK), "back");
+    fake.add_channel(AT_ONCE_CHANNEL, Some(AT_ONCE), "at-once");
     let kafka = services::kafka_with_topics().await;
     let chroma = services::chroma_url();
     let collection = collection();
@@ -38,7 +42,11 @@ async fn deleted_threads_and_channels_and_a_server_rtfm_left_leave_the_index() {
     ] {
         say(&fake, channel, OTHER, text);
     }
-    for (channel, guild) in [(ELSEWHERE, OTHER_GUILD), (BACK_CHANNEL, BACK)] {
+    for (channel, guild) in [
+        (ELSEWHERE, OTHER_GUILD),
+        (BACK_CHANNEL, BACK),
+        (AT_ONCE_CHANNEL, AT_ONCE),
+    ] {
         let id = fake.next_message_id();
         fake.push_message(fake_discord::message_now(
             id,
@@ -49,7 +57,7 @@ async fn deleted_threads_and_channels_and_a_server_rtfm_left_leave_the_index() {
         ));
     }
     let store = store(&chroma, &collection).await;
-    until_indexed(&store, 6).await;
+    until_indexed(&store, 7).await;
 
     fake.delete_channel(THREAD);
     eventually(WAIT, "the deleted thread's messages gone", || async {
@@ -68,8 +76,18 @@ async fn deleted_threads_and_channels_and_a_server_rtfm_left_leave_the_index() {
     fake.guild_outage(GUILD);
     fake.remove_from_guild(OTHER_GUILD);
     fake.remove_from_guild(BACK);
-    fake.add_to_guild(BACK);
+    fake.remove_from_guild(AT_ONCE);
+    fake.add_to_guild(AT_ONCE);
     let mut control: TopicReader<ControlRecord> = TopicReader::new(&kafka);
+    control
+        .until("RTFM recorded as removed from a server", WAIT, |seen| {
+            seen.iter().any(|received| {
+                received.record.guild_id == BACK.to_string()
+                    && received.record.indexed == Some(false)
+            })
+        })
+        .await;
+    fake.add_to_guild(BACK);
     control
         .until("RTFM recorded as back in the server", WAIT, |seen| {
             seen.iter().any(|received| {
@@ -106,6 +124,29 @@ async fn deleted_threads_and_channels_and_a_server_rtfm_left_leave_the_index() {
         store.get(&back, &[], None).await.expect("chroma").len(),
         1,
         "the server RTFM came back to"
+    );
+    let at_once = Filter::Eq(Field::Guild, Scalar::Text(AT_ONCE.to_string()));
+    assert_eq!(
+        store.get(&at_once, &[], None).await.expect("chroma").len(),
+        1,
+        "the server RTFM was removed from and added back to at once"
+    );
+    // Long after both events were handled (the grace period passed), the latest word on that
+    // server, if any, is not that RTFM left it.
+    control.nothing_within(Duration::from_secs(2)).await;
+    let latest = control
+        .records()
+        .iter()
+        .rev()
+        .find(|record| {
+            record.guild_id == AT_ONCE.to_string()
+                && record.kind == rtfm_core::schema::ControlKind::Guild
+        })
+        .map(|record| record.indexed);
+    assert_ne!(
+        latest,
+        Some(Some(false)),
+        "recorded as gone although it is back"
     );
     assert_eq!(
         stored(&store, by(Field::Channel, GENERAL)).await,

@@ -241,17 +241,24 @@ impl EventHandler for Handler {
         }
     }
 
-    async fn guild_delete(
-        &self,
-        _ctx: Context,
-        incomplete: UnavailableGuild,
-        _full: Option<Guild>,
-    ) {
+    async fn guild_delete(&self, ctx: Context, incomplete: UnavailableGuild, _full: Option<Guild>) {
         // `unavailable` is an outage; without it, RTFM was removed from the server.
         if incomplete.unavailable {
             return;
         }
         if let Some(community) = &self.community {
+            // serenity handles each event in a task of its own, so a GUILD_DELETE can be
+            // handled after the GUILD_CREATE that followed it (RTFM removed and added back at
+            // once): Discord is asked whether RTFM is in the server now before recording that
+            // it left. Not knowing (Discord unreachable) records it; the grace period covers
+            // that.
+            if ctx.http.get_channels(incomplete.id).await.is_ok() {
+                info!(
+                    guild_id = incomplete.id.get(),
+                    "removed from a server and already back in it; nothing recorded"
+                );
+                return;
+            }
             let record = ControlRecord::presence(
                 incomplete.id.get().into(),
                 false,

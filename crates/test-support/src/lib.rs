@@ -74,8 +74,37 @@ pub async fn http_post_json(url: &str, body: &serde_json::Value) -> (u16, serde_
     (status, response.json().await.unwrap_or_default())
 }
 
-/// A TCP port on 127.0.0.1 that is free right now.
+/// A TCP port on 127.0.0.1 that is free right now, for a process started next to listen on.
+///
+/// Taken below the kernel's ephemeral range (`ip_local_port_range`), never handed out twice by
+/// this process: a port from that range can be taken, between this call and the listener's
+/// bind, by any outgoing connection (the Kafka clients of a parallel test open many), and the
+/// listener then fails to start.
 pub fn free_port() -> u16 {
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let (low, high) = (
+        ephemeral_from.saturating_sub(12_000).max(1_024),
+        ephemeral_from,
+    );
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    for _ in 0..1_000 {
+        // Random enough without a dependency: every `RandomState` has fresh keys.
+        let random = std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            std::time::Instant::now(),
+        );
+        let port = low + (random % u64::from(high - low)) as u16;
+        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.push(port);
+            return port;
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())

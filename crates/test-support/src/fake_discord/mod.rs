@@ -189,6 +189,8 @@ struct Inner {
     everyone_permissions: HashMap<u64, u64>,
     /// `GET /guilds/{id}/channels` and `/roles` calls.
     guild_lookups: usize,
+    /// Guilds the bot was removed from (and not added back to): Discord refuses their lookups.
+    left_guilds: std::collections::HashSet<u64>,
     identifies: usize,
     /// IDENTIFYs answered with a close code (bad token, disallowed intent).
     refused_identifies: usize,

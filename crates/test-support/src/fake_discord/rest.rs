@@ -394,7 +394,8 @@ pub(super) fn guild_lookup(fake: &FakeDiscord, guild: u64) -> Option<MutexGuard<
     let member = inner
         .channels
         .values()
-        .any(|(in_guild, _)| *in_guild == Some(guild));
+        .any(|(in_guild, _)| *in_guild == Some(guild))
+        && !inner.left_guilds.contains(&guild);
     member.then_some(inner)
 }
 

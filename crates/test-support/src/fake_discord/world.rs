@@ -167,6 +167,7 @@ impl FakeDiscord {
     /// The bot is removed from `guild_id` (kicked, or the guild deleted): GUILD_DELETE without
     /// `unavailable`, which is how Discord tells that from an outage (`unavailable: true`).
     pub fn remove_from_guild(&self, guild_id: u64) {
+        self.lock().left_guilds.insert(guild_id);
         self.dispatch("GUILD_DELETE", json!({"id": guild_id.to_string()}));
     }
     /// A guild outage: GUILD_DELETE with `unavailable: true` (the bot is still a member).
@@ -178,6 +179,7 @@ impl FakeDiscord {
     }
     /// The bot is added to `guild_id` (again): GUILD_CREATE with the guild object.
     pub fn add_to_guild(&self, guild_id: u64) {
+        self.lock().left_guilds.remove(&guild_id);
         self.dispatch("GUILD_CREATE", payloads::guild_create(guild_id));
     }
     /// Stores history served by `GET /channels/{id}/messages`.
