@@ -461,3 +461,48 @@ async fn a_tally_reads_every_page_of_chroma_and_counts_by_field() {
     );
     store.drop_collection().await.expect("cleanup");
 }
+
+/// The community's barrier failing is an outage, never a pass: with `rtfm-control` gone,
+/// nobody can say the choices were read to their end, so the processor holds its batch,
+/// commits nothing, says why on `/readyz` and answers that the index is unavailable. Once the
+/// topic is back (`init-topics`), everything goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn choices_that_cannot_be_read_to_their_end_hold_ingestion_and_answers() {
+    let processor = TestProcessor::start(&[], &[]).await;
+    let admin = rtfm_core::kafka::admin::Admin::connect(&processor.kafka)
+        .await
+        .expect("the broker");
+    admin
+        .delete_topic(rtfm_core::TopicKind::Control)
+        .await
+        .expect("rtfm-control deleted");
+    publish(&processor.producer, &conversation()).await;
+    eventually(WAIT, "/readyz saying the batch is held", || async {
+        let (status, body) = processor.readyz().await;
+        (status != 200 && body.contains("holding")).then_some(())
+    })
+    .await;
+    let answer = processor
+        .answer(7_100_001, "how do I rotate the deploy key?")
+        .await;
+    assert!(
+        answer.response_text.contains("index is unavailable"),
+        "{}",
+        answer.response_text
+    );
+    assert_eq!(
+        processor.store.count().await.expect("count"),
+        0,
+        "nothing indexed ahead of the choices"
+    );
+    admin
+        .create(1, false)
+        .await
+        .expect("rtfm-control created again");
+    processor.until_indexed(conversation().len()).await;
+    eventually(WAIT, "/readyz ready again", || async {
+        (processor.readyz().await.0 == 200).then_some(())
+    })
+    .await;
+    processor.stop().await;
+}

@@ -337,6 +337,27 @@ impl Admin {
             .collect())
     }
 
+    /// Deletes one of our topics, without its dead-letter topic (a test takes `rtfm-control`
+    /// away to see the services wait for it).
+    pub async fn delete_topic(&self, kind: crate::topics::TopicKind) -> Result<(), AdminError> {
+        self.delete_names(&[self.topics.name(kind).as_str()]).await
+    }
+
+    async fn delete_names(&self, names: &[&str]) -> Result<(), AdminError> {
+        let results = self
+            .client
+            .delete_topics(names, &self.options())
+            .await
+            .map_err(|source| self.request_error(source))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((topic, code)) => return Err(AdminError::Topic { topic, code }),
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes our topics (and only ours).
     pub async fn delete(&self) -> Result<Vec<TopicReport>, AdminError> {
         let existing = self.existing().await?;
@@ -352,17 +373,7 @@ impl Admin {
             .map(String::as_str)
             .collect();
         if !present.is_empty() {
-            let results = self
-                .client
-                .delete_topics(&present, &self.options())
-                .await
-                .map_err(|source| self.request_error(source))?;
-            for result in results {
-                match result {
-                    Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-                    Err((topic, code)) => return Err(AdminError::Topic { topic, code }),
-                }
-            }
+            self.delete_names(&present).await?;
         }
         Ok(ours
             .into_iter()
