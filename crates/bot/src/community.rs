@@ -37,6 +37,7 @@ pub use text::{
     channel_list, is_solved_tag, receipt_text, IN_A_SERVER, NAME_A_CHANNEL, NOT_A_MODERATOR,
     NOT_RECORDED,
 };
+mod presence;
 mod respond;
 use respond::{edit_response, follow_up, reply_now};
 
@@ -51,6 +52,9 @@ pub struct Community {
     /// Where an inclusion's backfill keeps its checkpoints.
     pub state_dir: PathBuf,
     pub shutdown: CancellationToken,
+    /// Held while a server's presence is checked and recorded (`presence`): serenity handles
+    /// each event in a task of its own, and a removal and a return must not interleave.
+    pub presence: tokio::sync::Mutex<()>,
 }
 
 impl Community {
@@ -262,41 +266,6 @@ impl Community {
         }
         self.note(ControlRecord::solved(guild, id, None, solved))
             .await;
-    }
-
-    /// RTFM is in `guilds` (a new gateway session lists them): any of them recorded as left
-    /// is marked present again, before its grace period ends and its data goes.
-    pub async fn present_in(&self, guilds: &[u64]) {
-        // What was recorded before this process started must be read first: a server RTFM
-        // is back in, still recorded as left, would lose its data after the grace period.
-        let mut backoff =
-            rtfm_core::backoff::Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-        while let Err(err) = self.follower.caught_up(Duration::from_secs(30)).await {
-            warn!(error = %err, "waiting for the community's choices to check the servers RTFM is in");
-            if !backoff.wait(&self.shutdown).await {
-                return;
-            }
-        }
-        let returned: Vec<u64> = {
-            let state = self.follower.state();
-            guilds
-                .iter()
-                .copied()
-                .filter(|guild| {
-                    state
-                        .guild((*guild).into())
-                        .is_some_and(|choice| !choice.indexed)
-                })
-                .collect()
-        };
-        for guild in returned {
-            self.note(ControlRecord::presence(
-                guild.into(),
-                true,
-                "RTFM is in the server again",
-            ))
-            .await;
-        }
     }
 
     /// Acknowledges within Discord's 3 s, privately.

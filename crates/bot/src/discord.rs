@@ -247,24 +247,7 @@ impl EventHandler for Handler {
             return;
         }
         if let Some(community) = &self.community {
-            // serenity handles each event in a task of its own, so a GUILD_DELETE can be
-            // handled after the GUILD_CREATE that followed it (RTFM removed and added back at
-            // once): Discord is asked whether RTFM is in the server now before recording that
-            // it left. Not knowing (Discord unreachable) records it; the grace period covers
-            // that.
-            if ctx.http.get_channels(incomplete.id).await.is_ok() {
-                info!(
-                    guild_id = incomplete.id.get(),
-                    "removed from a server and already back in it; nothing recorded"
-                );
-                return;
-            }
-            let record = ControlRecord::presence(
-                incomplete.id.get().into(),
-                false,
-                "RTFM was removed from the server",
-            );
-            community.note(record).await;
+            community.left(&ctx.http, incomplete.id).await;
         }
     }
 

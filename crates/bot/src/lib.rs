@@ -167,6 +167,7 @@ impl App {
                     .map(std::path::Path::to_path_buf)
                     .unwrap_or_default(),
                 shutdown: service.stop.clone(),
+                presence: Default::default(),
             });
             community = Some(Arc::clone(&chosen));
             let token = config

@@ -153,13 +153,17 @@ impl Follower {
         let consumer = Arc::clone(&self.ends);
         let (topic, timeout) = (self.topic.clone(), self.timeout.min(wait));
         let ends = tokio::task::spawn_blocking(move || {
-            (0..partitions)
+            let ends = (0..partitions)
                 .map(|partition| {
                     consumer
                         .fetch_watermarks(&topic, partition, Timeout::After(timeout))
                         .map(|(_, high)| (partition, high))
                 })
-                .collect::<Result<Vec<_>, _>>()
+                .collect::<Result<Vec<_>, _>>();
+            // Serve what this client queued meanwhile (its logs and errors go to its queue,
+            // which nothing else reads): nothing is assigned, so no message comes back.
+            while consumer.poll(Duration::ZERO).is_some() {}
+            ends
         })
         .await
         .map_err(|err| NotCaughtUp::Broker {
