@@ -47,8 +47,11 @@ start() {
   local port="${REGISTRY_PORT:-$(free_port)}"
   port_is_free "$port" || die "port $port is taken; set REGISTRY_PORT to a free port"
   log "starting Apicurio Registry $VERSION on 127.0.0.1:$port (log: $STATE/registry.log)"
-  (cd "$APP_DIR" && setsid java -Xmx384m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port" \
-    -jar "$JAR" >>"$STATE/registry.log" 2>&1 < /dev/null & echo $! > "$PIDFILE")
+  # `exec`: the pid written is the registry's own, so `stop` signals it and not a subshell
+  # whose end would leave it running.
+  (cd "$APP_DIR" && exec setsid java -Xmx384m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port" \
+    -jar "$JAR" >>"$STATE/registry.log" 2>&1 < /dev/null) &
+  echo $! > "$PIDFILE"
   local url="http://127.0.0.1:$port/apis/ccompat/v7"
   echo "SCHEMA_REGISTRY_URL=$url" > "$ENVFILE"
   wait_ready "$PIDFILE" "$STATE/registry.log" "the registry" curl -fsS "$url/subjects"
