@@ -48,11 +48,6 @@ macro_rules! discord_id {
             pub const fn get(self) -> u64 {
                 self.0
             }
-
-            /// From any id type that converts into a number (serenity's, for one).
-            pub fn of(id: impl Into<u64>) -> Self {
-                Self(id.into())
-            }
         }
 
         impl fmt::Display for $name {
